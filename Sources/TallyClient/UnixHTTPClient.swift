@@ -1,0 +1,207 @@
+import Glibc
+
+/// A failure talking to the daemon: what was attempted and the system error.
+public struct ClientError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// An HTTP response: status, headers (names lowercased) and body.
+public struct HTTPReply: Sendable {
+    public var status: Int
+    public var headers: [String: String]
+    public var body: [UInt8]
+
+    public var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A small blocking HTTP/1.1 client over a Unix stream socket, with keep-alive.
+///
+/// What the CLI, the tests and the load generators use to talk to the daemon: no event loop, no TLS, one
+/// connection, reconnecting when the server closed it. Not for concurrent use; give each thread its own.
+public final class UnixHTTPClient {
+    public let socketPath: String
+    private var fd: Int32 = -1
+    private var buffer: [UInt8] = []
+    private let timeoutSeconds: Int
+
+    public init(socketPath: String, timeoutSeconds: Int = 60) {
+        self.socketPath = socketPath
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    deinit { disconnect() }
+
+    public func disconnect() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+        buffer.removeAll()
+    }
+
+    private func connectIfNeeded() throws(ClientError) {
+        guard fd < 0 else { return }
+        let socketFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard socketFD >= 0 else { throw ClientError("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(socketPath.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(socketFD)
+            throw ClientError("socket path too long: \(socketPath)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard result == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(socketFD)
+            throw ClientError("cannot connect to \(socketPath): \(reason) (is `tally serve` running?)")
+        }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(socketFD, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        fd = socketFD
+    }
+
+    /// Sends one request and reads its response. Retries once on a fresh connection when a kept-alive
+    /// connection turns out to be closed before any byte of the response arrived.
+    public func request(
+        _ method: String, _ path: String, body: [UInt8] = [], contentType: String? = nil,
+        headers: [String: String] = [:]
+    ) throws(ClientError) -> HTTPReply {
+        let reused = fd >= 0
+        do {
+            return try exchange(method, path, body, contentType, headers)
+        } catch let error where reused && error.message.hasPrefix("connection closed before") {
+            disconnect()
+            return try exchange(method, path, body, contentType, headers)
+        }
+    }
+
+    private func exchange(
+        _ method: String, _ path: String, _ body: [UInt8], _ contentType: String?, _ headers: [String: String]
+    ) throws(ClientError) -> HTTPReply {
+        try connectIfNeeded()
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: tally\r\nContent-Length: \(body.count)\r\n"
+        if let contentType { head += "Content-Type: \(contentType)\r\n" }
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        head += "\r\n"
+        do throws(ClientError) {
+            try send(Array(head.utf8))
+            if !body.isEmpty { try send(body) }
+            return try readResponse()
+        } catch {
+            disconnect()
+            throw error
+        }
+    }
+
+    private func send(_ bytes: [UInt8]) throws(ClientError) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { raw in
+                Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw ClientError("connection closed before the request was sent: \(String(cString: strerror(errno)))")
+            }
+            offset += written
+        }
+    }
+
+    private func fill() throws(ClientError) -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0, errno == EINTR { continue }
+            if count < 0 { throw ClientError("receive failed: \(String(cString: strerror(errno)))") }
+            if count == 0 { return false }
+            buffer.append(contentsOf: chunk[0..<count])
+            return true
+        }
+    }
+
+    private func readResponse() throws(ClientError) -> HTTPReply {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        var headerEnd: Int?
+        while true {
+            if buffer.count >= 4 {
+                headerEnd = (0...(buffer.count - 4)).first { buffer[$0..<($0 + 4)].elementsEqual(separator) }
+            }
+            if headerEnd != nil { break }
+            guard try fill() else {
+                throw ClientError(
+                    buffer.isEmpty ? "connection closed before the response" : "connection closed mid-response")
+            }
+        }
+        guard let headerEnd else { throw ClientError("malformed response") }
+        let lines = String(decoding: buffer[0..<headerEnd], as: UTF8.self).split(separator: "\r\n")
+        guard let statusLine = lines.first, statusLine.split(separator: " ").count >= 2,
+            let status = Int(statusLine.split(separator: " ")[1])
+        else { throw ClientError("malformed status line") }
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: " ")
+        }
+        buffer.removeFirst(headerEnd + 4)
+        var body: [UInt8] = []
+        if headers["transfer-encoding"]?.lowercased() == "chunked" {
+            while true {
+                let size = try readLine()
+                guard let length = Int(size.split(separator: ";").first ?? "", radix: 16) else {
+                    throw ClientError("malformed chunk size")
+                }
+                if length == 0 {
+                    _ = try readLine()
+                    break
+                }
+                while buffer.count < length + 2 {
+                    guard try fill() else { throw ClientError("connection closed mid-response") }
+                }
+                body.append(contentsOf: buffer[0..<length])
+                buffer.removeFirst(length + 2)
+            }
+        } else {
+            let length = headers["content-length"].flatMap { Int($0) } ?? 0
+            while buffer.count < length {
+                guard try fill() else { throw ClientError("connection closed mid-response") }
+            }
+            body = Array(buffer[0..<length])
+            buffer.removeFirst(length)
+        }
+        if headers["connection"]?.lowercased() == "close" { disconnect() }
+        return HTTPReply(status: status, headers: headers, body: body)
+    }
+
+    private func readLine() throws(ClientError) -> String {
+        while true {
+            if let end = buffer.firstIndex(of: 10) {
+                let line = String(decoding: buffer[0..<end], as: UTF8.self).trimmingCharacters(in: "\r")
+                buffer.removeFirst(end + 1)
+                return line
+            }
+            guard try fill() else { throw ClientError("connection closed mid-response") }
+        }
+    }
+}
+
+extension StringProtocol {
+    fileprivate func trimmingCharacters(in set: Character) -> String {
+        var text = Substring(self)
+        while text.first == set { text = text.dropFirst() }
+        while text.last == set { text = text.dropLast() }
+        return String(text)
+    }
+}

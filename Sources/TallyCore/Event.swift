@@ -1,0 +1,94 @@
+/// The kinds of event the log holds.
+///
+/// Behaviour types arrive on the ingest socket; the others are administrative and enter only through the
+/// admin socket. The raw value is the type's code in the binary log encoding and must never change.
+public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    case assetDownload = 1
+    case emailSend = 2
+    case emailOpen = 3
+    case formSubmit = 4
+    case pageHit = 5
+    case urlHit = 6
+
+    /// The name used on the wire and in the rules file.
+    public var name: String {
+        switch self {
+        case .assetDownload: "asset.download"
+        case .emailSend: "email.send"
+        case .emailOpen: "email.open"
+        case .formSubmit: "form.submit"
+        case .pageHit: "page.hit"
+        case .urlHit: "url.hit"
+        }
+    }
+
+    public var description: String { name }
+
+    /// Looks a type up by its wire name.
+    public init?(name: some StringProtocol) {
+        guard let type = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = type
+    }
+
+    /// Whether events of this type name an `item` (asset, email, form or landing page id).
+    public var requiresItem: Bool {
+        switch self {
+        case .assetDownload, .emailSend, .emailOpen, .formSubmit, .pageHit: true
+        case .urlHit: false
+        }
+    }
+
+    /// Whether events of this type carry a `url`.
+    public var requiresURL: Bool { self == .urlHit }
+}
+
+/// One behaviour of one contact, as validated at ingest and stored in the log (SPEC §1).
+public struct Event: Sendable, Hashable {
+    public var type: EventType
+    /// The contact's id as the site knows it, 1–128 bytes.
+    public var contact: String
+    /// When it happened, in milliseconds since the Unix epoch (event time, never the wall clock of a replay).
+    public var at: Int64
+    /// Idempotency key: a second event with the same id is acknowledged and not applied again (S6).
+    public var id: String?
+    /// Asset, email, form or landing page id, for the item types.
+    public var item: String?
+    /// The visited URL, for `url.hit`.
+    public var url: String?
+    /// Browser session, used for time on page.
+    public var session: String?
+
+    public init(
+        type: EventType, contact: String, at: Int64, id: String? = nil, item: String? = nil, url: String? = nil,
+        session: String? = nil
+    ) {
+        self.type = type
+        self.contact = contact
+        self.at = at
+        self.id = id
+        self.item = item
+        self.url = url
+        self.session = session
+    }
+}
+
+/// An event together with its position in the log.
+public struct LoggedEvent: Sendable, Hashable {
+    /// The log sequence number, starting at 1.
+    public var seq: UInt64
+    public var event: Event
+
+    public init(seq: UInt64, event: Event) {
+        self.seq = seq
+        self.event = event
+    }
+}
+
+/// Size limits of event fields, in UTF-8 bytes (SPEC §1).
+public enum EventLimits {
+    public static let contact = 1...128
+    public static let id = 1...128
+    public static let item = 1...256
+    public static let url = 1...4096
+    public static let session = 1...128
+}

@@ -1,0 +1,198 @@
+/// Reads and validates a rules file (SPEC §2), reporting every problem with its line.
+public enum RulesParser {
+    /// Valid action, trigger, group and trigger-event ids: `[a-z0-9-_.]{1,64}`.
+    public static func isValidID(_ id: String) -> Bool {
+        (1...64).contains(id.utf8.count)
+            && id.utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || "-_.".utf8.contains($0) }
+    }
+
+    /// Parses `text`; `file` names it in error messages.
+    public static func parse(_ text: String, file: String = "rules.yaml") throws(YAMLValidationError) -> RuleSet {
+        let sink = YAMLIssueSink()
+        var rules = RuleSet()
+        if let root = sink.compose(text), let top = YAMLMapReader(root, context: "rules", sink: sink) {
+            rules = read(top, sink: sink)
+            top.finish()
+        } else if sink.issues.isEmpty {
+            // An empty file is a valid, empty rule set.
+        }
+        try sink.check(file: file)
+        return rules
+    }
+
+    private static func read(_ top: YAMLMapReader, sink: YAMLIssueSink) -> RuleSet {
+        var rules = RuleSet()
+        if let groupsNode = top.value("groups") {
+            rules.groups = top.stringList("groups") ?? []
+            var seen: Set<String> = []
+            for group in rules.groups {
+                if !isValidID(group) { top.report(groupsNode, "group \"\(group)\" must match [a-z0-9-_.]{1,64}") }
+                if !seen.insert(group).inserted { top.report(groupsNode, "group \"\(group)\" listed twice") }
+            }
+        }
+        let groups = Set(rules.groups)
+        var actionIDs: Set<String> = []
+        for (index, node) in (top.sequence("actions") ?? []).enumerated() {
+            guard let map = YAMLMapReader(node, context: "actions[\(index)]", sink: sink) else { continue }
+            if let action = action(map, groups: groups) {
+                if !actionIDs.insert(action.id).inserted {
+                    map.report(map.node, "action id \"\(action.id)\" is used twice")
+                }
+                rules.actions.append(action)
+            }
+            map.finish()
+        }
+        var triggerIDs: Set<String> = []
+        for (index, node) in (top.sequence("triggers") ?? []).enumerated() {
+            guard let map = YAMLMapReader(node, context: "triggers[\(index)]", sink: sink) else { continue }
+            if let trigger = trigger(map, groups: groups, sink: sink) {
+                if !triggerIDs.insert(trigger.id).inserted {
+                    map.report(map.node, "trigger id \"\(trigger.id)\" is used twice")
+                }
+                rules.triggers.append(trigger)
+            }
+            map.finish()
+        }
+        return rules
+    }
+
+    private static func id(_ map: YAMLMapReader) -> String? {
+        guard let id = map.string("id", required: true) else { return nil }
+        guard isValidID(id) else {
+            map.report(map.value("id"), "id \"\(id)\" must match [a-z0-9-_.]{1,64}")
+            return nil
+        }
+        return id
+    }
+
+    private static func group(_ map: YAMLMapReader, groups: Set<String>) -> String?? {
+        guard let group = map.string("group") else { return .some(nil) }
+        guard groups.contains(group) else {
+            map.report(map.value("group"), "group \"\(group)\" is not declared in \"groups\"")
+            return nil
+        }
+        return group
+    }
+
+    private static func window(_ map: YAMLMapReader) -> PublishWindow {
+        let window = PublishWindow(
+            published: map.bool("published") ?? true, up: map.timestamp("publish_up"),
+            down: map.timestamp("publish_down"))
+        if let up = window.up, let down = window.down, down <= up {
+            map.report(map.value("publish_down"), "\"publish_down\" must be after \"publish_up\"")
+        }
+        return window
+    }
+
+    private static func action(_ map: YAMLMapReader, groups: Set<String>) -> PointAction? {
+        let id = id(map)
+        let typeName = map.string("type", required: true)
+        let type = typeName.flatMap { EventType(name: $0) }
+        if let typeName, type == nil {
+            let names = EventType.allCases.map(\.name).joined(separator: ", ")
+            map.report(map.value("type"), "unknown type \"\(typeName)\" (one of \(names))")
+        }
+        let delta = map.integer("delta", in: Int64(Int32.min)...Int64(Int32.max), required: true)
+        let repeatable = map.bool("repeatable") ?? false
+        let group = group(map, groups: groups)
+        let window = window(map)
+        let name = map.string("name") ?? ""
+        let description = map.string("description") ?? ""
+        let category = map.string("category") ?? ""
+
+        var url: URLPattern?
+        var conditions = URLConditions()
+        var items: Set<String> = []
+        if type == .urlHit {
+            if let text = map.string("url", required: true) {
+                if text.isEmpty { map.report(map.value("url"), "\"url\" must not be empty") }
+                url = URLPattern(text)
+            }
+            conditions.pageHits = map.integer("page_hits", in: 1...Int64(Int32.max)).map { Int($0) }
+            conditions.returnsWithin = map.duration("returns_within")
+            conditions.returnsAfter = map.duration("returns_after")
+            conditions.timeSpent = map.duration("time_spent")
+            if map.value("items") != nil, !(map.stringList("items") ?? []).isEmpty {
+                map.report(map.value("items"), "\"items\" applies to item types, not url.hit")
+            }
+        } else if type != nil {
+            items = Set(map.stringList("items") ?? [])
+            for key in ["url", "page_hits", "returns_within", "returns_after", "time_spent"]
+            where map.value(key) != nil {
+                map.report(map.value(key), "\"\(key)\" applies to url.hit actions only")
+            }
+        } else {
+            // The type is already reported; mark the type-specific keys as read so they are not reported too.
+            for key in ["url", "page_hits", "returns_within", "returns_after", "time_spent", "items"] {
+                _ = map.value(key)
+            }
+        }
+        guard let id, let type, let delta, let group else { return nil }
+        return PointAction(
+            id: id, name: name, description: description, category: category, type: type, delta: delta,
+            repeatable: repeatable, url: url, conditions: conditions, items: items, group: group, window: window)
+    }
+
+    private static func trigger(_ map: YAMLMapReader, groups: Set<String>, sink: YAMLIssueSink) -> PointTrigger? {
+        let id = id(map)
+        let name = map.string("name") ?? ""
+        let minPoints = map.integer("min_points", in: Int64.min...Int64.max, required: true)
+        let group = group(map, groups: groups)
+        let triggerExisting = map.bool("trigger_existing") ?? false
+        let window = window(map)
+        var events: [TriggerEvent] = []
+        var eventIDs: Set<String> = []
+        for (index, node) in (map.sequence("events") ?? []).enumerated() {
+            guard let eventMap = YAMLMapReader(node, context: "\(map.context).events[\(index)]", sink: sink) else {
+                continue
+            }
+            if let event = triggerEvent(eventMap) {
+                if !eventIDs.insert(event.id).inserted {
+                    eventMap.report(eventMap.node, "trigger event id \"\(event.id)\" is used twice in this trigger")
+                }
+                events.append(event)
+            }
+            eventMap.finish()
+        }
+        guard let id, let minPoints, let group else { return nil }
+        return PointTrigger(
+            id: id, name: name, minPoints: minPoints, group: group, triggerExisting: triggerExisting, window: window,
+            events: events)
+    }
+
+    private static func triggerEvent(_ map: YAMLMapReader) -> TriggerEvent? {
+        let id = id(map)
+        guard let type = map.string("type", required: true) else { return nil }
+        let kind: TriggerEvent.Kind?
+        switch type {
+        case "tags.modify", "segments.modify", "campaigns.modify":
+            let add = map.stringList("add") ?? []
+            let remove = map.stringList("remove") ?? []
+            if add.isEmpty, remove.isEmpty { map.report(map.node, "\(type) needs \"add\" or \"remove\"") }
+            kind =
+                switch type {
+                case "tags.modify": .tags(add: add, remove: remove)
+                case "segments.modify": .segments(add: add, remove: remove)
+                default: .campaigns(add: add, remove: remove)
+                }
+        case "integration.push":
+            kind = map.string("integration", required: true).map { .integrationPush(integration: $0) }
+        case "email.send":
+            kind = map.string("email", required: true).map { .emailSend(email: $0) }
+        case "email.send_to_user":
+            let email = map.string("email", required: true)
+            let toOwner = map.bool("to_owner") ?? false
+            let to = map.stringList("to") ?? []
+            if !toOwner, to.isEmpty { map.report(map.node, "email.send_to_user needs \"to_owner: true\" or \"to\"") }
+            kind = email.map { .emailSendToUser(email: $0, toOwner: toOwner, to: to) }
+        default:
+            map.report(
+                map.value("type"),
+                "unknown trigger event type \"\(type)\" (one of tags.modify, segments.modify, campaigns.modify, "
+                    + "integration.push, email.send, email.send_to_user)")
+            kind = nil
+        }
+        guard let id, let kind else { return nil }
+        return TriggerEvent(id: id, kind: kind)
+    }
+}

@@ -1,0 +1,80 @@
+/// A `url.hit` pattern (U1): `*` matches any run of characters, everything else is literal, case is ignored.
+///
+/// When the pattern has no `?`, the URL's query string and fragment are dropped before matching, and a
+/// trailing `/` is ignored on both sides. The same matcher decides whether a hit is a *matching hit* for the
+/// gate and for counting (U2), unlike Mautic, whose two code paths disagree.
+public struct URLPattern: Sendable, Hashable, CustomStringConvertible {
+    /// The pattern as written in the rules file.
+    public let text: String
+    private let normalized: [UInt8]
+    private let keepsQuery: Bool
+
+    public init(_ text: String) {
+        self.text = text
+        self.keepsQuery = text.contains("?")
+        self.normalized = Self.normalize(text, dropQuery: false)
+    }
+
+    public var description: String { text }
+
+    /// Whether `url` matches this pattern.
+    public func matches(_ url: String) -> Bool {
+        let subject = Self.normalize(url, dropQuery: !keepsQuery)
+        return Self.glob(normalized, subject)
+    }
+
+    /// Whether the text starts with a URL scheme followed by `://`.
+    public static func isAbsolute(_ url: String) -> Bool {
+        var utf8 = url.utf8.makeIterator()
+        guard let first = utf8.next(), (0x41...0x5A).contains(first) || (0x61...0x7A).contains(first) else {
+            return false
+        }
+        var rest = url.utf8.dropFirst()
+        while let byte = rest.first {
+            switch byte {
+            case 0x41...0x5A, 0x61...0x7A, 0x30...0x39, 0x2B, 0x2D, 0x2E:
+                rest = rest.dropFirst()
+            case 0x3A:
+                return rest.starts(with: "://".utf8)
+            default:
+                return false
+            }
+        }
+        return false
+    }
+
+    private static func normalize(_ text: String, dropQuery: Bool) -> [UInt8] {
+        var bytes = Array(text.lowercased().utf8)
+        if dropQuery, let cut = bytes.firstIndex(where: { $0 == 0x3F || $0 == 0x23 }) {
+            bytes.removeSubrange(cut...)
+        }
+        if bytes.last == 0x2F { bytes.removeLast() }
+        return bytes
+    }
+
+    /// Wildcard matching with `*` only, linear in practice (classic single-backtrack algorithm).
+    private static func glob(_ pattern: [UInt8], _ subject: [UInt8]) -> Bool {
+        var p = 0
+        var s = 0
+        var star = -1
+        var starMatch = 0
+        while s < subject.count {
+            if p < pattern.count, pattern[p] == 0x2A {
+                star = p
+                starMatch = s
+                p += 1
+            } else if p < pattern.count, pattern[p] == subject[s] {
+                p += 1
+                s += 1
+            } else if star >= 0 {
+                p = star + 1
+                starMatch += 1
+                s = starMatch
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count, pattern[p] == 0x2A { p += 1 }
+        return p == pattern.count
+    }
+}

@@ -1,0 +1,166 @@
+public import Foundation
+import TallyCore
+import Yams
+
+/// The daemon's configuration (`config/tally.yaml`, SPEC §7), with a working default for every key.
+public struct Configuration: Sendable {
+    /// A webhook receiver named in `integrations`.
+    public struct Integration: Sendable, Equatable {
+        public var url: String
+        public var headers: [String: String]
+    }
+
+    /// The SMTP relay for outgoing email.
+    public struct SMTP: Sendable, Equatable {
+        public var host = "127.0.0.1"
+        public var port = 2525
+        public var from = "tally@example.com"
+    }
+
+    /// Delivery retries of the outbox.
+    public struct Outbox: Sendable, Equatable {
+        public var attempts = 8
+        /// Milliseconds before the first retry; doubles each time.
+        public var backoff: Int64 = 1000
+    }
+
+    /// Request size limits (SPEC §8).
+    public struct Limits: Sendable, Equatable {
+        public var maxBodyBytes = 16 << 20
+        public var maxLineBytes = 64 << 10
+        /// How long a `?after=SEQ` read waits for the projections, in milliseconds.
+        public var readAfterTimeout: Int64 = 5000
+    }
+
+    public var dataDirectory = "data"
+    public var ingestSocket = "run/ingest.sock"
+    public var adminSocket = "run/admin.sock"
+    public var rulesPath = "config/rules.yaml"
+    /// Cap of one hit's dwell (U5), milliseconds.
+    public var sessionTimeout: Int64 = 30 * 60_000
+    /// Initial LMDB map size of each environment, bytes; maps grow by themselves.
+    public var mapSize = 64 << 20
+    public var integrations: [String: Integration] = [:]
+    public var smtp = SMTP()
+    public var outbox = Outbox()
+    public var limits = Limits()
+    /// `info`, `debug`, `warning`, …
+    public var logLevel = "info"
+
+    public init() {}
+
+    /// The directory of the event log environment.
+    public var logDirectory: String { dataDirectory + "/log" }
+    /// The directory of the projections environment.
+    public var projectionDirectory: String { dataDirectory + "/projections" }
+
+    /// Loads `path`, then applies `TALLY_<KEY>` overrides from `environment`. A missing file gives the defaults
+    /// when `required` is false.
+    public static func load(
+        path: String, required: Bool, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> Configuration {
+        var text = ""
+        if FileManager.default.fileExists(atPath: path) {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } else if required {
+            throw YAMLValidationError(file: path, issues: [YAMLIssue(line: 0, message: "file not found")])
+        }
+        return try parse(text, file: path, environment: environment)
+    }
+
+    static let topLevelKeys = [
+        "data_dir", "ingest_socket", "admin_socket", "rules", "session_timeout", "map_size", "integrations", "smtp",
+        "outbox", "limits", "log_level",
+    ]
+
+    /// Parses configuration text; every problem is reported with its line.
+    public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws
+        -> Configuration
+    {
+        let sink = YAMLIssueSink()
+        var root: Node = .mapping([:])
+        if !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, let node = sink.compose(text) {
+            root = node
+        }
+        // TALLY_<KEY> overrides top-level scalar keys.
+        if case .mapping(var mapping) = root {
+            for key in topLevelKeys {
+                guard let value = environment["TALLY_" + key.uppercased()] else { continue }
+                mapping[Node(key)] = Node(value)
+            }
+            root = .mapping(mapping)
+        }
+        var config = Configuration()
+        if let top = YAMLMapReader(root, context: "config", sink: sink) {
+            config.read(top, sink: sink)
+            top.finish()
+        }
+        try sink.check(file: file)
+        return config
+    }
+
+    private mutating func read(_ top: YAMLMapReader, sink: YAMLIssueSink) {
+        dataDirectory = top.string("data_dir") ?? dataDirectory
+        ingestSocket = top.string("ingest_socket") ?? ingestSocket
+        adminSocket = top.string("admin_socket") ?? adminSocket
+        rulesPath = top.string("rules") ?? rulesPath
+        sessionTimeout = top.duration("session_timeout") ?? sessionTimeout
+        logLevel = top.string("log_level") ?? logLevel
+        if let node = top.value("map_size") {
+            if let text = node.scalar?.string, let bytes = Self.parseSize(text), bytes >= 1 << 16 {
+                mapSize = bytes
+            } else {
+                top.report(node, "\"map_size\" must be a size such as 64MiB or 1GiB (at least 64KiB)")
+            }
+        }
+        if let map = top.mapping("integrations") {
+            for (name, node) in map.entries {
+                guard let entry = YAMLMapReader(node, context: "integrations.\(name)", sink: sink) else { continue }
+                let url = entry.string("url", required: true) ?? ""
+                var headers: [String: String] = [:]
+                if let headerMap = entry.mapping("headers") {
+                    for (header, value) in headerMap.entries {
+                        headers[header] = value.scalar?.string ?? ""
+                    }
+                }
+                entry.finish()
+                integrations[name] = Integration(url: url, headers: headers)
+            }
+        }
+        if let map = top.mapping("smtp") {
+            smtp.host = map.string("host") ?? smtp.host
+            smtp.port = map.integer("port", in: 1...65535).map { Int($0) } ?? smtp.port
+            smtp.from = map.string("from") ?? smtp.from
+            map.finish()
+        }
+        if let map = top.mapping("outbox") {
+            outbox.attempts = map.integer("attempts", in: 1...1000).map { Int($0) } ?? outbox.attempts
+            outbox.backoff = map.duration("backoff") ?? outbox.backoff
+            map.finish()
+        }
+        if let map = top.mapping("limits") {
+            for (key, path) in [("max_body", \Limits.maxBodyBytes), ("max_line", \Limits.maxLineBytes)] {
+                guard let node = map.value(key) else { continue }
+                if let text = node.scalar?.string, let bytes = Self.parseSize(text), bytes > 0 {
+                    limits[keyPath: path] = bytes
+                } else {
+                    map.report(node, "\"\(key)\" must be a size such as 16MiB or 64KiB")
+                }
+            }
+            limits.readAfterTimeout = map.duration("read_after_timeout") ?? limits.readAfterTimeout
+            map.finish()
+        }
+    }
+
+    /// Parses `64MiB`, `1GiB`, `512KiB`, `1048576` (bytes).
+    public static func parseSize(_ text: String) -> Int? {
+        let units: [(String, Int)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40), ("B", 1)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            guard let value = Int(text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)),
+                value >= 0, value <= Int.max / factor
+            else { return nil }
+            return value * factor
+        }
+        return Int(text)
+    }
+}

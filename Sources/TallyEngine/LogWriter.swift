@@ -1,0 +1,147 @@
+import Foundation
+public import Logging
+import Synchronization
+public import TallyCore
+public import TallyStore
+
+/// Why events could not be appended.
+public enum AppendError: Error, Sendable, CustomStringConvertible {
+    /// The daemon is shutting down and takes no new events.
+    case shuttingDown
+    /// The disk or the map is full; nothing of the request was appended. Retrying later can succeed.
+    case outOfSpace(String)
+    /// Another storage failure; nothing of the request was appended.
+    case storage(String)
+
+    public var description: String {
+        switch self {
+        case .shuttingDown: "the daemon is shutting down"
+        case .outOfSpace(let detail): "the disk is full, nothing was appended; retry later (\(detail))"
+        case .storage(let detail): "the event log could not be written, nothing was appended (\(detail))"
+        }
+    }
+}
+
+/// The single writer of the event log, on a dedicated thread, with group commit.
+///
+/// Requests queue their events and suspend; the writer thread drains the whole queue into one LMDB transaction,
+/// commits it durably, then resumes every request of that transaction with its receipt. While one commit
+/// syncs, the next batch gathers, so concurrent clients share fsyncs. The thread owns the write transaction,
+/// which therefore never crosses an `await`.
+public final class LogWriter: Sendable {
+    private struct Pending {
+        var events: [Event]
+        var continuation: CheckedContinuation<AppendReceipt, any Error>
+    }
+
+    private struct Queue {
+        var pending: [Pending] = []
+        var stopping = false
+        var stopped = false
+        /// Why the last commit failed, until a commit succeeds (reported by `/health`).
+        var failure: String?
+    }
+
+    /// Largest number of events drained into one transaction.
+    public static let maximumBatchEvents = 200_000
+
+    private let log: EventLog
+    private let queue = Mutex(Queue())
+    private let wakeUp = NSCondition()
+    private let finished = DispatchSemaphore(value: 0)
+    private let logger: Logger
+    /// The last committed sequence number.
+    public let head: SequenceWatch
+
+    public init(log: EventLog, logger: Logger) throws {
+        self.log = log
+        self.logger = logger
+        self.head = SequenceWatch(try log.head())
+    }
+
+    /// Why the log does not accept writes right now, if it does not.
+    public var failure: String? { queue.withLock { $0.failure } }
+
+    /// Starts the writer thread.
+    public func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "tally-log-writer"
+        thread.start()
+    }
+
+    /// Appends `events` durably; returns once their transaction has committed.
+    public func append(_ events: [Event]) async throws -> AppendReceipt {
+        if events.isEmpty { return AppendReceipt() }
+        return try await withCheckedThrowingContinuation { continuation in
+            let accepted = queue.withLock { queue -> Bool in
+                guard !queue.stopping else { return false }
+                queue.pending.append(Pending(events: events, continuation: continuation))
+                return true
+            }
+            guard accepted else {
+                continuation.resume(throwing: AppendError.shuttingDown)
+                return
+            }
+            wakeUp.lock()
+            wakeUp.signal()
+            wakeUp.unlock()
+        }
+    }
+
+    /// Stops taking requests, commits everything already queued, and waits for the thread to end.
+    public func stop() {
+        let alreadyStopped = queue.withLock { queue -> Bool in
+            defer { queue.stopping = true }
+            return queue.stopping
+        }
+        wakeUp.lock()
+        wakeUp.signal()
+        wakeUp.unlock()
+        if !alreadyStopped { finished.wait() }
+    }
+
+    private func nextBatch() -> [Pending]? {
+        wakeUp.lock()
+        defer { wakeUp.unlock() }
+        while true {
+            let batch = queue.withLock { queue -> [Pending]? in
+                guard !queue.pending.isEmpty else { return queue.stopping ? nil : [] }
+                var count = 0
+                var taken = 0
+                while taken < queue.pending.count, taken == 0 || count + queue.pending[taken].events.count
+                    <= Self.maximumBatchEvents
+                {
+                    count += queue.pending[taken].events.count
+                    taken += 1
+                }
+                defer { queue.pending.removeFirst(taken) }
+                return Array(queue.pending.prefix(taken))
+            }
+            guard let batch else { return nil }
+            if !batch.isEmpty { return batch }
+            wakeUp.wait()
+        }
+    }
+
+    private func run() {
+        while let batch = nextBatch() {
+            do {
+                let receipts = try log.append(batch.map(\.events))
+                queue.withLock { $0.failure = nil }
+                if let last = receipts.compactMap(\.lastSeq).max() { head.advance(to: last) }
+                for (request, receipt) in zip(batch, receipts) { request.continuation.resume(returning: receipt) }
+            } catch {
+                let failure: AppendError
+                if let error = error as? LMDBError, error.isOutOfSpace {
+                    failure = .outOfSpace(error.description)
+                } else {
+                    failure = .storage("\(error)")
+                }
+                queue.withLock { $0.failure = failure.description }
+                logger.error("event log commit failed", metadata: ["tally.error": "\(error)"])
+                for request in batch { request.continuation.resume(throwing: failure) }
+            }
+        }
+        finished.signal()
+    }
+}

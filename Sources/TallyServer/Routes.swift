@@ -1,0 +1,152 @@
+import Foundation
+public import Hummingbird
+import Logging
+import TallyCore
+public import TallyEngine
+import TallyStore
+
+/// The HTTP API of both sockets (SPEC §7). The ingest socket gets the behaviour routes only; the admin socket
+/// gets those and the administrative ones.
+public struct Routes: Sendable {
+    let engine: TallyEngine
+
+    public init(engine: TallyEngine) {
+        self.engine = engine
+    }
+
+    /// Routes for the world-writable ingest socket.
+    public func ingestRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        addBehaviourRoutes(to: router)
+        return router
+    }
+
+    /// Routes for the owner-only admin socket.
+    public func adminRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        addBehaviourRoutes(to: router)
+        router.get("/v1/contacts/:id") { request, context in try await self.contact(request, context) }
+        return router
+    }
+
+    private func addBehaviourRoutes(to router: Router<BasicRequestContext>) {
+        router.post("/v1/events") { request, context in try await self.postEvents(request, context) }
+        router.get("/health") { _, _ in self.health() }
+    }
+
+    struct Receipt: Encodable {
+        var accepted: Int
+        var duplicates: Int
+        var first_seq: UInt64?
+        var last_seq: UInt64?
+    }
+
+    /// `POST /v1/events`: one JSON event, or NDJSON. Answers 202 only after the durable commit.
+    func postEvents(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let limits = engine.configuration.limits
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: limits.maxBodyBytes)
+        } catch {
+            throw APIError(.contentTooLarge, "request body larger than \(limits.maxBodyBytes) bytes")
+        }
+        let contentType = request.headers[.contentType]?.lowercased() ?? ""
+        let singleDocument = contentType.hasPrefix("application/json")
+        let decoder = EventDecoder(receivedAt: wallClockMillis())
+        let events: [Event]
+        do {
+            events = try body.withUnsafeReadableBytes { bytes throws(EventDecodingError) -> [Event] in
+                if singleDocument { return [try decoder.decode(bytes)] }
+                try Self.checkLineLengths(bytes, limit: limits.maxLineBytes)
+                return try decoder.decodeLines(bytes)
+            }
+        } catch {
+            throw APIError(.badRequest, error.description, line: error.line, field: error.field)
+        }
+        guard !events.isEmpty else { throw APIError(.badRequest, "the request holds no event") }
+        let receipt: AppendReceipt
+        do {
+            receipt = try await engine.writer.append(events)
+        } catch let error as AppendError {
+            throw APIError(.serviceUnavailable, error.description)
+        }
+        return JSONResponse.make(
+            Receipt(
+                accepted: receipt.accepted, duplicates: receipt.duplicates, first_seq: receipt.firstSeq,
+                last_seq: receipt.lastSeq), status: .accepted)
+    }
+
+    static func checkLineLengths(_ bytes: UnsafeRawBufferPointer, limit: Int) throws(EventDecodingError) {
+        var line = 1
+        var start = 0
+        for (offset, byte) in bytes.enumerated() where byte == 0x0A {
+            if offset - start > limit {
+                throw EventDecodingError(line: line, field: nil, message: "line longer than \(limit) bytes")
+            }
+            line += 1
+            start = offset + 1
+        }
+        if bytes.count - start > limit {
+            throw EventDecodingError(line: line, field: nil, message: "line longer than \(limit) bytes")
+        }
+    }
+
+    struct Health: Encodable {
+        var status: String
+        var log_head: UInt64
+        var projected: UInt64
+        var error: String?
+    }
+
+    /// `GET /health`: 200 while the log accepts writes, 503 with the reason when it does not.
+    func health() -> Response {
+        let failure = engine.writer.failure
+        let body = Health(
+            status: failure == nil ? "ok" : "unavailable", log_head: engine.writer.head.value,
+            projected: engine.projector.projected.value, error: failure)
+        return JSONResponse.make(body, status: failure == nil ? .ok : .serviceUnavailable)
+    }
+
+    /// Waits for `?after=SEQ` to be projected (read your own writes); 504 after the configured wait.
+    func awaitProjection(_ request: Request) async throws {
+        guard let text = request.uri.queryParameters["after"] else { return }
+        guard let target = UInt64(text) else { throw APIError(.badRequest, "\"after\" must be a sequence number") }
+        let timeout = Duration.milliseconds(engine.configuration.limits.readAfterTimeout)
+        guard await engine.projector.projected.wait(forAtLeast: target, timeout: timeout) else {
+            throw APIError(
+                .gatewayTimeout,
+                "projections have not reached sequence \(target) yet (at \(engine.projector.projected.value))")
+        }
+    }
+
+    static func contactID(_ context: BasicRequestContext) throws -> String {
+        guard let raw = context.parameters.get("id"), let id = raw.removingPercentEncoding,
+            EventLimits.contact.contains(id.utf8.count)
+        else { throw APIError(.badRequest, "invalid contact id") }
+        return id
+    }
+
+    struct ContactBody: Encodable {
+        var contact: String
+        var points: Int64
+        var groups: [String: Int64]
+        var tags: [String]
+        var segments: [String]
+        var campaigns: [String]
+        var triggers: [String]
+    }
+
+    /// `GET /v1/contacts/{id}`: the contact's scores and state; 404 when never seen.
+    func contact(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let id = try Self.contactID(context)
+        try await awaitProjection(request)
+        guard let state = try engine.projections.contact(id) else {
+            throw APIError(.notFound, "unknown contact \"\(id)\"")
+        }
+        return JSONResponse.make(
+            ContactBody(
+                contact: id, points: state.points, groups: state.groups, tags: [], segments: [], campaigns: [],
+                triggers: []))
+    }
+}

@@ -1,0 +1,103 @@
+/// Appends the primitives of Tally's binary encodings to a byte buffer.
+struct ByteWriter {
+    var bytes: [UInt8] = []
+
+    init(capacity: Int = 64) { bytes.reserveCapacity(capacity) }
+
+    mutating func u8(_ value: UInt8) { bytes.append(value) }
+
+    mutating func int64(_ value: Int64) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    /// Unsigned LEB128.
+    mutating func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    mutating func string(_ value: String) {
+        varint(UInt64(value.utf8.count))
+        bytes.append(contentsOf: value.utf8)
+    }
+}
+
+/// A malformed record in the store: its table and what is wrong.
+public struct CorruptRecordError: Error, Sendable, CustomStringConvertible {
+    public init(table: String, message: String) {
+        self.table = table
+        self.message = message
+    }
+
+    public var table: String
+    public var message: String
+
+    public var description: String { "corrupt record in \(table): \(message)" }
+}
+
+/// Reads the primitives written by ``ByteWriter``, failing cleanly on truncated or malformed input.
+struct ByteReader {
+    let bytes: UnsafeRawBufferPointer
+    let table: String
+    var index = 0
+
+    init(_ bytes: UnsafeRawBufferPointer, table: String) {
+        self.bytes = bytes
+        self.table = table
+    }
+
+    var isAtEnd: Bool { index == bytes.count }
+
+    func corrupt(_ message: String) -> CorruptRecordError { CorruptRecordError(table: table, message: message) }
+
+    mutating func u8() throws(CorruptRecordError) -> UInt8 {
+        guard index < bytes.count else { throw corrupt("truncated") }
+        defer { index += 1 }
+        return bytes[index]
+    }
+
+    mutating func int64() throws(CorruptRecordError) -> Int64 {
+        guard index + 8 <= bytes.count else { throw corrupt("truncated") }
+        var value: UInt64 = 0
+        for offset in 0..<8 { value |= UInt64(bytes[index + offset]) << (8 * offset) }
+        index += 8
+        return Int64(bitPattern: value)
+    }
+
+    mutating func varint() throws(CorruptRecordError) -> UInt64 {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let byte = try u8()
+            guard shift < 64 else { throw corrupt("varint too long") }
+            value |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return value }
+            shift += 7
+        }
+    }
+
+    mutating func string(limit: Int = 1 << 20) throws(CorruptRecordError) -> String {
+        let length = try varint()
+        guard length <= UInt64(limit), index + Int(length) <= bytes.count else { throw corrupt("bad string length") }
+        let raw = UnsafeRawBufferPointer(rebasing: bytes[index..<(index + Int(length))])
+        index += Int(length)
+        guard let text = String(validating: raw, as: UTF8.self) else { throw corrupt("invalid UTF-8") }
+        return text
+    }
+}
+
+/// Big-endian encoding of log sequence numbers, so that LMDB's byte order is numeric order.
+public enum SequenceKey {
+    public static func encode(_ seq: UInt64) -> [UInt8] {
+        withUnsafeBytes(of: seq.bigEndian) { Array($0) }
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
+        guard bytes.count == 8 else { return nil }
+        return bytes.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+}

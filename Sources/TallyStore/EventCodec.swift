@@ -1,0 +1,78 @@
+public import TallyCore
+
+/// The compact binary encoding of an event in the log (see Docs/format.md).
+///
+/// ```
+/// u8 format (1) · u8 type code · i64 LE at · u8 presence bits (id, item, url, session)
+/// varint length + UTF-8 contact · then each present optional field as varint length + UTF-8
+/// ```
+public enum EventCodec {
+    static let format: UInt8 = 1
+
+    public static func encode(_ event: Event) -> [UInt8] {
+        var writer = ByteWriter(capacity: 24 + event.contact.utf8.count + (event.url?.utf8.count ?? 0))
+        writer.u8(format)
+        writer.u8(event.type.rawValue)
+        writer.int64(event.at)
+        let optionals = [event.id, event.item, event.url, event.session]
+        var bits: UInt8 = 0
+        for (offset, field) in optionals.enumerated() where field != nil { bits |= 1 << offset }
+        writer.u8(bits)
+        writer.string(event.contact)
+        for field in optionals { if let field { writer.string(field) } }
+        return writer.bytes
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(CorruptRecordError) -> Event {
+        var reader = ByteReader(bytes, table: "events")
+        guard try reader.u8() == format else { throw reader.corrupt("unknown event format") }
+        let code = try reader.u8()
+        guard let type = EventType(rawValue: code) else { throw reader.corrupt("unknown event type \(code)") }
+        let at = try reader.int64()
+        let bits = try reader.u8()
+        guard bits & 0xF0 == 0 else { throw reader.corrupt("unknown presence bits") }
+        let contact = try reader.string()
+        var optionals: [String?] = []
+        for offset in 0..<4 { optionals.append(bits & (1 << offset) != 0 ? try reader.string() : nil) }
+        guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
+        return Event(
+            type: type, contact: contact, at: at, id: optionals[0], item: optionals[1], url: optionals[2],
+            session: optionals[3])
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> Event {
+        try bytes.withUnsafeBytes { raw in try decode(raw) }
+    }
+}
+
+/// The binary encoding of a contact's projected state.
+public enum ContactCodec {
+    static let format: UInt8 = 1
+
+    public static func encode(_ state: ContactState) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.u8(format)
+        writer.int64(state.points)
+        writer.varint(UInt64(state.groups.count))
+        for (group, points) in state.groups.sorted(by: { $0.key < $1.key }) {
+            writer.string(group)
+            writer.int64(points)
+        }
+        writer.varint(UInt64(state.awarded.count))
+        for action in state.awarded.sorted() { writer.string(action) }
+        return writer.bytes
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(CorruptRecordError) -> ContactState {
+        var reader = ByteReader(bytes, table: "contacts")
+        guard try reader.u8() == format else { throw reader.corrupt("unknown contact format") }
+        var state = ContactState(points: try reader.int64())
+        for _ in 0..<(try reader.varint()) {
+            let group = try reader.string()
+            state.groups[group] = try reader.int64()
+        }
+        for _ in 0..<(try reader.varint()) { state.awarded.insert(try reader.string()) }
+        guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
+        return state
+    }
+}

@@ -1,0 +1,116 @@
+public import TallyCore
+
+/// The outcome of appending one request's events.
+public struct AppendReceipt: Sendable, Equatable {
+    /// Events newly appended.
+    public var accepted: Int
+    /// Events whose `id` was already in the log (or earlier in the same request) and were not appended again.
+    public var duplicates: Int
+    /// The lowest and highest sequence numbers of the request's events in the log, duplicates counting at the
+    /// position of the event they repeat, so that `?after=lastSeq` waits for all of them. Nil for no events.
+    public var firstSeq: UInt64?
+    public var lastSeq: UInt64?
+
+    public init(accepted: Int = 0, duplicates: Int = 0, firstSeq: UInt64? = nil, lastSeq: UInt64? = nil) {
+        self.accepted = accepted
+        self.duplicates = duplicates
+        self.firstSeq = firstSeq
+        self.lastSeq = lastSeq
+    }
+
+    mutating func include(_ seq: UInt64) {
+        firstSeq = min(firstSeq ?? seq, seq)
+        lastSeq = max(lastSeq ?? seq, seq)
+    }
+}
+
+/// The append-only event log: `events` (big-endian seq → encoded event) and the idempotency index `ids`
+/// (event id → seq), in their own LMDB environment.
+///
+/// Appends must come from one thread at a time (the group-commit writer); reads may come from any thread.
+public final class EventLog: Sendable {
+    public let environment: LMDBEnvironment
+    let events: LMDBDatabase
+    let ids: LMDBDatabase
+
+    public init(directory: String, mapSize: Int) throws {
+        environment = try LMDBEnvironment(path: directory, mapSize: mapSize)
+        events = try environment.database("events")
+        ids = try environment.database("ids")
+    }
+
+    /// The sequence number of the last event, 0 for an empty log.
+    public func head() throws -> UInt64 {
+        try environment.read { txn in try Self.head(txn, events) }
+    }
+
+    static func head(_ txn: LMDBTransaction, _ events: LMDBDatabase) throws -> UInt64 {
+        guard let key = try txn.lastKey(events) else { return 0 }
+        return key.withUnsafeBytes { SequenceKey.decode($0) } ?? 0
+    }
+
+    /// Appends several requests' events in one durable transaction (group commit), skipping events whose `id`
+    /// is already known (S6). Returns one receipt per request, in order.
+    public func append(_ requests: [[Event]]) throws -> [AppendReceipt] {
+        try environment.write { txn in
+            var next = try Self.head(txn, events) + 1
+            var receipts: [AppendReceipt] = []
+            receipts.reserveCapacity(requests.count)
+            for request in requests {
+                var receipt = AppendReceipt()
+                for event in request {
+                    let seqKey = SequenceKey.encode(next)
+                    if let id = event.id {
+                        let fresh = try txn.put(ids, Array(id.utf8), seqKey, flags: LMDBPutFlags.noOverwrite)
+                        if !fresh {
+                            let original = try txn.get(ids, Array(id.utf8))
+                            receipt.duplicates += 1
+                            if let seq = original?.withUnsafeBytes({ SequenceKey.decode($0) }) { receipt.include(seq) }
+                            continue
+                        }
+                    }
+                    try txn.put(events, seqKey, EventCodec.encode(event), flags: LMDBPutFlags.append)
+                    receipt.accepted += 1
+                    receipt.include(next)
+                    next += 1
+                }
+                receipts.append(receipt)
+            }
+            return receipts
+        }
+    }
+
+    /// Up to `limit` events with sequence numbers from `seq` on.
+    public func read(from seq: UInt64, limit: Int) throws -> [LoggedEvent] {
+        var result: [LoggedEvent] = []
+        try forEach(from: seq) { logged in
+            result.append(logged)
+            return result.count < limit
+        }
+        return result
+    }
+
+    /// Visits events in log order from `seq` on, in one read transaction, until `body` returns false.
+    public func forEach(from seq: UInt64 = 1, _ body: (LoggedEvent) throws -> Bool) throws {
+        try environment.read { txn in
+            try txn.scan(events, from: SequenceKey.encode(seq)) { key, value in
+                guard let seq = SequenceKey.decode(key) else {
+                    throw CorruptRecordError(table: "events", message: "key of \(key.count) bytes")
+                }
+                return try body(LoggedEvent(seq: seq, event: EventCodec.decode(value)))
+            }
+        }
+    }
+
+    /// The sequence number of the event with idempotency key `id`, if any.
+    public func seq(forID id: String) throws -> UInt64? {
+        try environment.read { txn in
+            try txn.get(ids, Array(id.utf8))?.withUnsafeBytes { SequenceKey.decode($0) }
+        }
+    }
+
+    /// The number of events in the log.
+    public func count() throws -> Int {
+        try environment.read { txn in try txn.count(events) }
+    }
+}

@@ -1,0 +1,34 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import TallyEngine
+import TallyServer
+import UnixSignals
+
+/// `tally serve`: runs the daemon until SIGTERM or SIGINT, then shuts down gracefully.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon: the event log, the projector and the two sockets.")
+
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let configuration = try options.loadConfiguration()
+        var logger = Logger(label: "tally")
+        logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        let engine = try TallyEngine(configuration: configuration, logger: logger)
+        let servers = try Servers.make(engine: engine, logger: logger)
+        logger.info(
+            "tally serving",
+            metadata: [
+                "tally.ingest_socket": "\(configuration.ingestSocket)",
+                "tally.admin_socket": "\(configuration.adminSocket)",
+                "tally.data_dir": "\(configuration.dataDirectory)",
+            ])
+        // The engine comes first: it starts before the servers and, shutdown running in reverse, stops after
+        // them, so everything they acknowledged is committed.
+        let group = ServiceGroup(
+            services: [engine] + servers, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// The `tally` command: the daemon and the tools that talk to it.
+@main
+struct Tally: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tally",
+        abstract: "Event-sourced lead scoring: the daemon and its tools.",
+        subcommands: [Serve.self, Send.self, Score.self, Rules.self]
+    )
+}
