@@ -1,0 +1,110 @@
+import Foundation
+import Synchronization
+import TallyClient
+import TallyCore
+import TallyStore
+import Testing
+
+/// Deterministic pseudo-random numbers (SplitMix64), so that a failing crash schedule can be replayed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite("Crash safety, end to end")
+struct CrashTests {
+    /// What the clients saw: ids acknowledged with 202, and the id sets of requests that got no answer.
+    final class Outcomes: Sendable {
+        let acknowledged = Mutex<Set<String>>([])
+        let unanswered = Mutex<[[String]]>([])
+    }
+
+    /// Posts until the daemon disappears: single events and NDJSON batches, every event with a unique id.
+    static func client(_ number: Int, cycle: Int, socket: String, outcomes: Outcomes) {
+        let client = UnixHTTPClient(socketPath: socket, timeoutSeconds: 10)
+        var generator = SplitMix64(state: UInt64(number * 1000 + cycle))
+        var request = 0
+        while true {
+            request += 1
+            let size = request % 2 == 0 ? 1 : Int.random(in: 2...50, using: &generator)
+            let ids = (0..<size).map { "k\(cycle)-\(number)-\(request)-\($0)" }
+            let lines = ids.map { id in
+                let type = ["email.open", "asset.download", "form.submit", "page.hit"][Int(generator.next() % 4)]
+                return JSON.event(type, contact: "c-\(generator.next() % 40)", item: "guide", id: id)
+            }
+            let body = Array((lines.joined(separator: "\n") + "\n").utf8)
+            do {
+                let reply = try client.request("POST", "/v1/events", body: body, contentType: "application/x-ndjson")
+                if reply.status == 202 {
+                    outcomes.acknowledged.withLock { $0.formUnion(ids) }
+                } else {
+                    outcomes.unanswered.withLock { $0.append(ids) }
+                }
+            } catch {
+                outcomes.unanswered.withLock { $0.append(ids) }
+                return
+            }
+        }
+    }
+
+    @Test("A5 S6 kill -9 while clients post: every acknowledged event is in the log once, no request is half-applied, and scores equal a fold of the log")
+    func killDuringIngest() throws {
+        let cycles = Int(ProcessInfo.processInfo.environment["TALLY_CRASH_CYCLES"] ?? "") ?? 3
+        let daemon = try Daemon(rules: endToEndRules)
+        let rules = try RulesParser.parse(endToEndRules)
+        var generator = SplitMix64(state: 42)
+        let outcomes = Outcomes()
+        for cycle in 0..<cycles {
+            try daemon.start()
+            let done = DispatchGroup()
+            let socket = daemon.ingestSocket
+            for number in 0..<4 {
+                done.enter()
+                Thread {
+                    Self.client(number, cycle: cycle, socket: socket, outcomes: outcomes)
+                    done.leave()
+                }.start()
+            }
+            usleep(UInt32.random(in: 200_000...900_000, using: &generator))
+            daemon.crash()
+            done.wait()
+        }
+        try daemon.start()
+        defer { daemon.stop() }
+
+        // Every acknowledged id exactly once; no id twice; unanswered requests all-or-nothing.
+        let log = try EventLog(directory: daemon.dataDirectory + "/log", mapSize: 1 << 20)
+        var seen: [String: Int] = [:]
+        var fold = Projection()
+        let scorer = Scorer(rules: rules)
+        var head: UInt64 = 0
+        try log.forEach(from: 1) { logged in
+            if let id = logged.event.id { seen[id, default: 0] += 1 }
+            fold.apply(logged.event, scorer: scorer)
+            head = logged.seq
+            return true
+        }
+        let acknowledged = outcomes.acknowledged.withLock { $0 }
+        #expect(acknowledged.count > 0)
+        #expect(acknowledged.allSatisfy { seen[$0] == 1 })
+        #expect(seen.values.allSatisfy { $0 == 1 })
+        for ids in outcomes.unanswered.withLock({ $0 }) {
+            let present = ids.filter { seen[$0] != nil }.count
+            #expect(present == 0 || present == ids.count, "request half-applied: \(present) of \(ids.count)")
+        }
+
+        // The projections, once caught up, equal a fresh fold of the whole log.
+        _ = try daemon.contact("c-0", after: head)
+        let store = try ProjectionStore(directory: daemon.dataDirectory + "/projections", mapSize: 1 << 20)
+        #expect(try store.checkpoint() == head)
+        let stored = Dictionary(uniqueKeysWithValues: try store.allContacts())
+        #expect(stored == fold.contacts)
+    }
+}

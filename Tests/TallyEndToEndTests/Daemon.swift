@@ -1,0 +1,156 @@
+import Foundation
+import TallyClient
+
+/// A real `tally serve` process on real Unix sockets in a temporary directory, for end-to-end tests.
+final class Daemon {
+    let directory: String
+    let configPath: String
+    var process: Process?
+    let logPath: String
+
+    var ingestSocket: String { directory + "/run/ingest.sock" }
+    var adminSocket: String { directory + "/run/admin.sock" }
+    var dataDirectory: String { directory + "/data" }
+
+    /// The built `tally` executable: `$TALLY_BINARY`, or `.build/debug/tally` of this package.
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["TALLY_BINARY"] { return path }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/tally").path
+    }
+
+    init(rules: String, extraConfig: String = "") throws {
+        directory = "/tmp/tally-e2e-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        configPath = directory + "/tally.yaml"
+        logPath = directory + "/daemon.log"
+        try rules.write(toFile: directory + "/rules.yaml", atomically: true, encoding: .utf8)
+        let config = """
+            data_dir: \(directory)/data
+            ingest_socket: \(directory)/run/ingest.sock
+            admin_socket: \(directory)/run/admin.sock
+            rules: \(directory)/rules.yaml
+            map_size: 1MiB
+            \(extraConfig)
+            """
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    deinit {
+        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Runs a `tally` subcommand to completion; returns its exit status and standard output.
+    func run(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, output: String, error: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments + ["--config", configPath]
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        let error = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
+    }
+
+    /// Starts `tally serve` and waits until the ingest socket answers `/health`.
+    func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve", "--config", configPath]
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if !process.isRunning {
+                throw ClientError("tally serve exited with \(process.terminationStatus): \(self.log)")
+            }
+            if let reply = try? UnixHTTPClient(socketPath: ingestSocket).request("GET", "/health"),
+                reply.status == 200, FileManager.default.fileExists(atPath: adminSocket)
+            {
+                return
+            }
+            usleep(20_000)
+        }
+        throw ClientError("tally serve did not answer within 30 s: \(self.log)")
+    }
+
+    /// The daemon's output so far.
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        guard let process else { return -1 }
+        process.terminate()
+        process.waitUntilExit()
+        self.process = nil
+        return process.terminationStatus
+    }
+
+    /// kill -9.
+    func crash() {
+        guard let process else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    func ingest() -> UnixHTTPClient { UnixHTTPClient(socketPath: ingestSocket) }
+    func admin() -> UnixHTTPClient { UnixHTTPClient(socketPath: adminSocket) }
+
+    /// Posts NDJSON lines to the ingest socket.
+    func post(_ lines: [String], client: UnixHTTPClient? = nil) throws -> HTTPReply {
+        let body = Array((lines.joined(separator: "\n") + "\n").utf8)
+        return try (client ?? ingest()).request("POST", "/v1/events", body: body, contentType: "application/x-ndjson")
+    }
+
+    /// A contact as JSON from the admin socket, once the projections include `after`.
+    func contact(_ id: String, after: UInt64? = nil) throws -> (status: Int, json: [String: Any]) {
+        var path = "/v1/contacts/\(id.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? id)"
+        if let after { path += "?after=\(after)" }
+        let reply = try admin().request("GET", path)
+        return (reply.status, JSON.object(reply.body))
+    }
+
+    /// The health document.
+    func health() throws -> [String: Any] {
+        JSON.object(try ingest().request("GET", "/health").body)
+    }
+}
+
+/// Small helpers to read JSON answers.
+enum JSON {
+    static func object(_ bytes: [UInt8]) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]) ?? [:]
+    }
+
+    static func int(_ value: Any?) -> Int64? { (value as? NSNumber)?.int64Value }
+
+    /// One event as a JSON line.
+    static func event(
+        _ type: String, contact: String, item: String? = nil, url: String? = nil, id: String? = nil, at: Int64? = nil
+    ) -> String {
+        var object: [String: Any] = ["type": type, "contact": contact]
+        if let item { object["item"] = item }
+        if let url { object["url"] = url }
+        if let id { object["id"] = id }
+        if let at { object["at"] = at }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import TallyClient
+import Testing
+
+/// Rules shared by the end-to-end tests.
+let endToEndRules = """
+    groups: [product]
+    actions:
+      - { id: dl, type: asset.download, delta: 10, items: [guide] }
+      - { id: open, type: email.open, delta: 2, repeatable: true }
+      - { id: demo, type: form.submit, delta: 25, group: product, repeatable: true }
+      - { id: pricing, type: url.hit, delta: 5, repeatable: true, url: "https://x.com/pricing*" }
+      - { id: landing, type: page.hit, delta: -1, repeatable: true }
+    """
+
+@Suite("Ingest and admin sockets, end to end")
+struct IngestTests {
+    @Test("S1 S4 JSON and NDJSON posts are scored and read back from the admin socket")
+    func postAndReadScores() throws {
+        let daemon = try Daemon(rules: endToEndRules)
+        try daemon.start()
+        defer { daemon.stop() }
+
+        let single = JSON.event("asset.download", contact: "c-1", item: "guide", id: "e-1")
+        let first = try daemon.ingest().request(
+            "POST", "/v1/events", body: Array(single.utf8), contentType: "application/json")
+        #expect(first.status == 202)
+        #expect(JSON.int(JSON.object(first.body)["accepted"]) == 1)
+        #expect(JSON.int(JSON.object(first.body)["first_seq"]) == 1)
+
+        let reply = try daemon.post([
+            JSON.event("email.open", contact: "c-1", item: "n1"),
+            JSON.event("email.open", contact: "c-1", item: "n2"),
+            JSON.event("form.submit", contact: "c-1", item: "demo"),
+            JSON.event("url.hit", contact: "c-1", url: "https://X.com/Pricing/?utm=1"),
+            JSON.event("url.hit", contact: "c-1", url: "https://x.com/about"),
+            JSON.event("asset.download", contact: "c-1", item: "guide"),
+            JSON.event("page.hit", contact: "c-2", item: "lp"),
+        ])
+        #expect(reply.status == 202)
+        let receipt = JSON.object(reply.body)
+        #expect(JSON.int(receipt["accepted"]) == 7)
+        #expect(JSON.int(receipt["first_seq"]) == 2)
+        #expect(JSON.int(receipt["last_seq"]) == 8)
+
+        let (status, contact) = try daemon.contact("c-1", after: 8)
+        #expect(status == 200)
+        let expected: Int64 = 10 + 2 + 2 + 5  // dl once (S3), two opens, one pricing hit
+        #expect(JSON.int(contact["points"]) == expected)
+        #expect(JSON.int((contact["groups"] as? [String: Any])?["product"]) == 25)
+        #expect(contact["contact"] as? String == "c-1")
+        #expect(JSON.int(try daemon.contact("c-2").json["points"]) == -1)
+        #expect(try daemon.contact("nobody").status == 404)
+        let health = try daemon.health()
+        #expect(JSON.int(health["log_head"]) == 8)
+    }
+
+    @Test("a bad line rejects the whole request with 400 naming the line and field, and appends nothing")
+    func badBatchAppendsNothing() throws {
+        let daemon = try Daemon(rules: endToEndRules)
+        try daemon.start()
+        defer { daemon.stop() }
+        #expect(try daemon.post([JSON.event("email.open", contact: "c", item: "x")]).status == 202)
+
+        let cases: [(lines: [String], line: Int, field: String?)] = [
+            ([JSON.event("email.open", contact: "c", item: "x"), #"{"type":"email.open","item":"x"}"#], 2, "contact"),
+            ([JSON.event("email.open", contact: "c", item: "x"), "", #"{"type":"nope","contact":"c"}"#], 3, "type"),
+            ([#"{"type":"url.hit","contact":"c","url":"not a url"}"#], 1, "url"),
+            ([#"{"type":"email.open","contact":"c","item":"x","at":"2026-13-01T00:00:00Z"}"#], 1, "at"),
+            ([#"{"type":"email.open","contact":"\#(String(repeating: "a", count: 129))","item":"x"}"#], 1, "contact"),
+            ([JSON.event("email.open", contact: "c", item: "x"), "{not json"], 2, nil),
+        ]
+        for (lines, line, field) in cases {
+            let reply = try daemon.post(lines)
+            #expect(reply.status == 400, "\(lines)")
+            let error = JSON.object(reply.body)["error"] as? [String: Any]
+            #expect(JSON.int(error?["line"]) == Int64(line), "\(reply.text)")
+            #expect(error?["field"] as? String == field, "\(reply.text)")
+        }
+        var invalidUTF8 = Array(#"{"type":"email.open","contact":""#.utf8) + [0xFF, 0xFE]
+        invalidUTF8 += Array(#"","item":"x"}"#.utf8)
+        let utf8Reply = try daemon.ingest().request(
+            "POST", "/v1/events", body: invalidUTF8, contentType: "application/x-ndjson")
+        #expect(utf8Reply.status == 400)
+        #expect(JSON.int(try daemon.health()["log_head"]) == 1)
+    }
+
+    @Test("S6 a retried event id is acknowledged as a duplicate and scored once")
+    func retriedIDIsScoredOnce() throws {
+        let daemon = try Daemon(rules: endToEndRules)
+        try daemon.start()
+        defer { daemon.stop() }
+        let line = JSON.event("email.open", contact: "c-9", item: "x", id: "retry-1")
+        #expect(JSON.int(JSON.object(try daemon.post([line]).body)["accepted"]) == 1)
+        let again = JSON.object(try daemon.post([line, line]).body)
+        #expect(JSON.int(again["accepted"]) == 0)
+        #expect(JSON.int(again["duplicates"]) == 2)
+        #expect(JSON.int(again["last_seq"]) == 1)
+        #expect(JSON.int(try daemon.contact("c-9", after: 1).json["points"]) == 2)
+    }
+
+    @Test("the ingest socket is 0666, the admin socket 0600, and a second daemon refuses to start")
+    func socketsAndSingleInstance() throws {
+        let daemon = try Daemon(rules: endToEndRules)
+        try daemon.start()
+        defer { daemon.stop() }
+        func mode(_ path: String) throws -> Int {
+            (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue ?? -1
+        }
+        #expect(try mode(daemon.ingestSocket) == 0o666)
+        #expect(try mode(daemon.adminSocket) == 0o600)
+        // The admin routes are not on the ingest socket.
+        #expect(try daemon.ingest().request("GET", "/v1/contacts/c").status == 404)
+
+        let second = try daemon.run(["serve"])
+        #expect(second.status != 0)
+        #expect(second.error.contains("another tally daemon"))
+        #expect(try daemon.ingest().request("GET", "/health").status == 200)
+    }
+
+    @Test("SIGTERM shuts down cleanly with exit 0, and the events are there after a restart")
+    func gracefulShutdownAndRestart() throws {
+        let daemon = try Daemon(rules: endToEndRules)
+        try daemon.start()
+        let lines = (0..<100).map { JSON.event("email.open", contact: "c-\($0 % 7)", item: "x", id: "g-\($0)") }
+        #expect(try daemon.post(lines).status == 202)
+        #expect(daemon.stop() == 0)
+        try daemon.start()
+        defer { daemon.stop() }
+        #expect(JSON.int(try daemon.health()["log_head"]) == 100)
+        var total: Int64 = 0
+        for contact in 0..<7 { total += JSON.int(try daemon.contact("c-\(contact)", after: 100).json["points"]) ?? 0 }
+        #expect(total == 200)
+    }
+
+    @Test("tally send posts NDJSON from standard input and tally score reads the result")
+    func sendAndScoreCommands() throws {
+        let daemon = try Daemon(rules: endToEndRules)
+        try daemon.start()
+        defer { daemon.stop() }
+        let input = [
+            JSON.event("form.submit", contact: "c@x.com", item: "demo"),
+            JSON.event("email.open", contact: "c@x.com", item: "n"),
+        ].joined(separator: "\n")
+        let sent = try daemon.run(["send", "--json"], stdin: input)
+        #expect(sent.status == 0, "\(sent.error)")
+        #expect(JSON.int(JSON.object(Array(sent.output.utf8))["accepted"]) == 2)
+        let score = try daemon.run(["score", "c@x.com", "--after", "2"])
+        #expect(score.status == 0, "\(score.error)")
+        #expect(score.output.contains("c@x.com: 2 points"))
+        #expect(score.output.contains("product: 25"))
+
+        let bad = try daemon.run(["send"], stdin: input + "\n{\"type\":\"email.open\"}\n")
+        #expect(bad.status != 0)
+        #expect(bad.error.contains("line 3"))
+    }
+}
