@@ -6,11 +6,17 @@ public struct ContactState: Sendable, Equatable {
     public var groups: [String: Int64]
     /// The once-only ledger (S3): ids of non-repeatable actions already awarded to this contact.
     public var awarded: Set<String>
+    /// Page-visit state per `url.hit` pattern (keyed by ``URLPattern/key``): what U3–U5 need, O(1) per pattern
+    /// whatever the number of hits.
+    public var visits: [String: VisitStats]
 
-    public init(points: Int64 = 0, groups: [String: Int64] = [:], awarded: Set<String> = []) {
+    public init(
+        points: Int64 = 0, groups: [String: Int64] = [:], awarded: Set<String> = [], visits: [String: VisitStats] = [:]
+    ) {
         self.points = points
         self.groups = groups
         self.awarded = awarded
+        self.visits = visits
     }
 
     /// The main score, or a group's score when `group` is set.
@@ -46,5 +52,43 @@ public struct Award: Sendable, Equatable {
         self.delta = delta
         self.scoreAfter = scoreAfter
         self.reason = reason
+    }
+}
+
+/// A contact's history with one URL pattern, summarised: enough to decide U3–U5 without reading past hits.
+public struct VisitStats: Sendable, Equatable {
+    /// Matching hits so far (U3).
+    public var hits: Int64
+    /// The `at` of the latest matching hit in log order (U4).
+    public var lastAt: Int64?
+    /// Summed dwell of the matching hits whose dwell has been closed, milliseconds (U5).
+    public var dwell: Int64
+
+    public init(hits: Int64 = 0, lastAt: Int64? = nil, dwell: Int64 = 0) {
+        self.hits = hits
+        self.lastAt = lastAt
+        self.dwell = dwell
+    }
+}
+
+/// The last hit of a contact in one browser session, whose dwell the session's next hit closes (U5).
+public struct OpenHit: Sendable, Equatable {
+    public var at: Int64
+    public var url: String
+
+    public init(at: Int64, url: String) {
+        self.at = at
+        self.url = url
+    }
+}
+
+/// Identifies a contact's browser session.
+public struct SessionKey: Sendable, Hashable {
+    public var contact: String
+    public var session: String
+
+    public init(contact: String, session: String) {
+        self.contact = contact
+        self.session = session
     }
 }

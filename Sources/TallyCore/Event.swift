@@ -92,3 +92,32 @@ public enum EventLimits {
     public static let url = 1...4096
     public static let session = 1...128
 }
+
+extension Event {
+    /// Checks the field sizes and the URL of an event built outside the JSON decoder (the tracking pixel);
+    /// the error names the field like the decoder's.
+    public func validate(line: Int = 1) throws(EventDecodingError) {
+        func check(_ value: String?, _ field: String, _ limit: ClosedRange<Int>) throws(EventDecodingError) {
+            guard let value else { return }
+            guard limit.contains(value.utf8.count) else {
+                throw EventDecodingError(
+                    line: line, field: field,
+                    message: "must be \(limit.lowerBound)–\(limit.upperBound) bytes long, is \(value.utf8.count)")
+            }
+        }
+        try check(contact, "contact", EventLimits.contact)
+        try check(id, "id", EventLimits.id)
+        try check(item, "item", EventLimits.item)
+        try check(url, "url", EventLimits.url)
+        try check(session, "session", EventLimits.session)
+        if type.requiresItem, item == nil {
+            throw EventDecodingError(line: line, field: "item", message: "is required for \(type.name)")
+        }
+        if type.requiresURL {
+            guard let url else { throw EventDecodingError(line: line, field: "url", message: "is required") }
+            guard URLPattern.isAbsolute(url) else {
+                throw EventDecodingError(line: line, field: "url", message: "must be an absolute URL (scheme://…)")
+            }
+        }
+    }
+}

@@ -1,41 +1,136 @@
-/// The scoring fold: applies one event to one contact's state under one rule set (S1–S6).
+/// The scoring fold: applies one event to one contact's state under one rule set (S1–S6, U1–U6).
 ///
 /// Pure: no I/O and no clock. Time is the event's `at`, so a replay of the same log under the same rules gives
 /// the same state and the same awards.
 public struct Scorer: Sendable {
     public let rules: RuleSet
+    /// Cap of one hit's dwell, milliseconds (U5).
+    public let sessionTimeout: Int64
     private let actionsByType: [EventType: [PointAction]]
+    /// The distinct `url.hit` patterns, each tracked once however many actions share it.
+    private let patterns: [URLPattern]
 
-    public init(rules: RuleSet) {
+    public init(rules: RuleSet, sessionTimeout: Int64 = 30 * 60_000) {
         self.rules = rules
+        self.sessionTimeout = sessionTimeout
         self.actionsByType = Dictionary(grouping: rules.actions, by: \.type)
+        var seen: Set<String> = []
+        self.patterns = rules.actions.compactMap(\.url).filter { seen.insert($0.key).inserted }
+    }
+
+    /// Applies an event that carries no session state; see ``apply(_:to:openHit:)``.
+    public func apply(_ event: Event, to state: inout ContactState) -> [Award] {
+        var none: OpenHit?
+        return apply(event, to: &state, openHit: &none)
     }
 
     /// Applies `event` to `state` and returns the awards it earned, in file order (S5).
-    public func apply(_ event: Event, to state: inout ContactState) -> [Award] {
+    ///
+    /// `openHit` is the open hit of the event's session (nil without a session or before its first hit); for a
+    /// `url.hit` with a session, it is replaced by this hit.
+    public func apply(_ event: Event, to state: inout ContactState, openHit: inout OpenHit?) -> [Award] {
+        if event.type == .urlHit, let url = event.url {
+            return applyURLHit(event, url: url, to: &state, openHit: &openHit)
+        }
         var awards: [Award] = []
         for action in actionsByType[event.type] ?? [] {
-            guard action.delta != 0, action.window.contains(event.at) else { continue }  // S2; delta 0 awards nothing
-            guard action.repeatable || !state.awarded.contains(action.id) else { continue }  // S3
-            guard let reason = qualifies(event, action) else { continue }  // S1, U1
-            if !action.repeatable { state.awarded.insert(action.id) }
-            let applied = state.add(action.delta, group: action.group)  // S4
-            awards.append(
-                Award(
-                    action: action.id, group: action.group, delta: applied,
-                    scoreAfter: state.score(group: action.group), reason: reason))
+            let item = event.item ?? ""
+            guard action.items.isEmpty || action.items.contains(item) else { continue }  // S1
+            award(action, event, "\(event.type.name) of \"\(item)\"", &state, &awards)
         }
         return awards
     }
 
-    /// Whether `event` satisfies the action's conditions; the reason in words when it does.
-    private func qualifies(_ event: Event, _ action: PointAction) -> String? {
-        if event.type.requiresItem {
-            let item = event.item ?? ""
-            guard action.items.isEmpty || action.items.contains(item) else { return nil }
-            return "\(event.type.name) of \"\(item)\""
+    /// Adds the action's delta if it is published at the event's time (S2) and not already used up (S3).
+    private func award(
+        _ action: PointAction, _ event: Event, _ reason: @autoclosure () -> String, _ state: inout ContactState,
+        _ awards: inout [Award]
+    ) {
+        guard action.delta != 0, action.window.contains(event.at) else { return }  // S2; delta 0 awards nothing
+        guard action.repeatable || !state.awarded.contains(action.id) else { return }  // S3
+        if !action.repeatable { state.awarded.insert(action.id) }
+        let applied = state.add(action.delta, group: action.group)  // S4
+        awards.append(
+            Award(
+                action: action.id, group: action.group, delta: applied, scoreAfter: state.score(group: action.group),
+                reason: reason()))
+    }
+
+    /// U2–U6: close the session's open hit, update every pattern's visit state, then judge the actions.
+    private func applyURLHit(_ event: Event, url: String, to state: inout ContactState, openHit: inout OpenHit?)
+        -> [Award]
+    {
+        // U5: this hit closes the open hit of its session, crediting its dwell to the patterns it matched.
+        var closedPatterns: Set<String> = []
+        var closedDwell: Int64 = 0
+        if event.session != nil, let open = openHit {
+            closedDwell = min(max(event.at - open.at, 0), sessionTimeout)
+            for pattern in patterns where pattern.matches(open.url) {
+                state.visits[pattern.key, default: VisitStats()].dwell += closedDwell
+                closedPatterns.insert(pattern.key)
+            }
         }
-        guard let url = event.url, let pattern = action.url, pattern.matches(url) else { return nil }
-        return "visited \(url) (matches \(pattern.text))"
+        openHit = event.session == nil ? nil : OpenHit(at: event.at, url: url)
+
+        // U2–U4: count this hit for the patterns it matches; remember the previous matching hit's time.
+        var previousAt: [String: Int64] = [:]
+        var matched: Set<String> = []
+        for pattern in patterns where pattern.matches(url) {
+            var stats = state.visits[pattern.key, default: VisitStats()]
+            if let last = stats.lastAt { previousAt[pattern.key] = last }
+            stats.hits += 1
+            stats.lastAt = event.at
+            state.visits[pattern.key] = stats
+            matched.insert(pattern.key)
+        }
+
+        // U6: judge every action whose pattern this hit matches, and time_spent actions whose pattern the closed
+        // hit matched.
+        var awards: [Award] = []
+        for action in actionsByType[.urlHit] ?? [] {
+            guard let pattern = action.url else { continue }
+            let isMatching = matched.contains(pattern.key)
+            let closesMatching = closedPatterns.contains(pattern.key) && action.conditions.timeSpent != nil
+            guard isMatching || closesMatching else { continue }
+            let stats = state.visits[pattern.key] ?? VisitStats()
+            guard
+                let reason = judge(
+                    action.conditions, stats: stats, matching: isMatching, previousAt: previousAt[pattern.key],
+                    at: event.at, url: url, pattern: pattern)
+            else { continue }
+            award(action, event, reason, &state, &awards)
+        }
+        return awards
+    }
+
+    /// Whether all configured conditions hold at this evaluation; the measured values in words when they do.
+    private func judge(
+        _ conditions: URLConditions, stats: VisitStats, matching: Bool, previousAt: Int64?, at: Int64, url: String,
+        pattern: URLPattern
+    ) -> String? {
+        var parts = [matching ? "visited \(url) (matches \(pattern.text))" : "left a page matching \(pattern.text)"]
+        if let needed = conditions.pageHits {
+            // On a closing hit that does not match, only the earlier matching hits are counted (U6).
+            guard stats.hits >= Int64(needed) else { return nil }
+            parts.append("page_hits \(stats.hits) ≥ \(needed)")
+        }
+        if conditions.returnsWithin != nil || conditions.returnsAfter != nil {
+            guard matching, let previousAt else { return nil }  // U4: the first matching hit satisfies neither
+            let gap = at - previousAt
+            guard gap >= 0 else { return nil }
+            if let within = conditions.returnsWithin {
+                guard gap <= within else { return nil }
+                parts.append("returned after \(DurationText.describe(gap)) ≤ \(DurationText.format(within))")
+            }
+            if let after = conditions.returnsAfter {
+                guard gap >= after else { return nil }
+                parts.append("returned after \(DurationText.describe(gap)) ≥ \(DurationText.format(after))")
+            }
+        }
+        if let needed = conditions.timeSpent {
+            guard stats.dwell >= needed else { return nil }
+            parts.append("time spent \(DurationText.describe(stats.dwell)) ≥ \(DurationText.format(needed))")
+        }
+        return parts.joined(separator: ", ")
     }
 }

@@ -146,4 +146,20 @@ public enum DurationText {
         }
         return "\(millis)ms"
     }
+
+    /// Describes a measured duration briefly for people: `2h`, `6m`, `1h 30m`, `45s`, `1.5s`.
+    public static func describe(_ millis: Int64) -> String {
+        if millis < 1000 { return "\(millis)ms" }
+        if millis < 60_000 {
+            return millis % 1000 == 0 ? "\(millis / 1000)s" : "\(millis / 1000).\(millis % 1000 / 100)s"
+        }
+        var parts: [String] = []
+        var rest = millis / 1000
+        for (suffix, size) in [("d", Int64(86_400)), ("h", 3600), ("m", 60), ("s", 1)] where rest >= size {
+            parts.append("\(rest / size)\(suffix)")
+            rest %= size
+            if parts.count == 2 { break }
+        }
+        return parts.joined(separator: " ")
+    }
 }

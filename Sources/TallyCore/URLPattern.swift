@@ -17,6 +17,9 @@ public struct URLPattern: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { text }
 
+    /// Identifies the pattern's page-visit state: equal for patterns that match the same URLs.
+    public var key: String { String(decoding: normalized, as: UTF8.self) + (keepsQuery ? "" : " #nq") }
+
     /// Whether `url` matches this pattern.
     public func matches(_ url: String) -> Bool {
         let subject = Self.normalize(url, dropQuery: !keepsQuery)

@@ -23,10 +23,10 @@ public final class Projector: Sendable {
     /// The last sequence number folded into the projections.
     public let projected: SequenceWatch
 
-    public init(log: EventLog, store: ProjectionStore, rules: RuleSet, logHead: SequenceWatch, logger: Logger) throws {
+    public init(log: EventLog, store: ProjectionStore, scorer: Scorer, logHead: SequenceWatch, logger: Logger) throws {
         self.log = log
         self.store = store
-        self.scorer = Scorer(rules: rules)
+        self.scorer = scorer
         self.logHead = logHead
         self.logger = logger
         self.projected = SequenceWatch(try store.checkpoint())
@@ -79,13 +79,21 @@ public final class Projector: Sendable {
                 throw CorruptRecordError(table: "meta", message: "checkpoint moved under the projector")
             }
             var working = Projection()
-            for logged in events where working.contacts[logged.event.contact] == nil {
-                working.contacts[logged.event.contact] = try txn.contact(logged.event.contact) ?? ContactState()
+            for logged in events {
+                let event = logged.event
+                if working.contacts[event.contact] == nil {
+                    working.contacts[event.contact] = try txn.contact(event.contact) ?? ContactState()
+                }
+                if event.type == .urlHit, let session = event.session {
+                    let key = SessionKey(contact: event.contact, session: session)
+                    if working.openHits[key] == nil { working.openHits[key] = try txn.openHit(key) }
+                }
             }
             for logged in events { working.apply(logged.event, scorer: scorer) }
             for (contact, state) in working.contacts.sorted(by: { $0.key < $1.key }) {
                 try txn.setContact(contact, state)
             }
+            for (key, hit) in working.openHits { try txn.setOpenHit(key, hit) }
             try txn.setCheckpoint(last.seq)
         }
         return last.seq

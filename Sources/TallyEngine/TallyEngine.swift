@@ -46,7 +46,8 @@ public final class TallyEngine: Service, Sendable {
         projections = try ProjectionStore(directory: configuration.projectionDirectory, mapSize: configuration.mapSize)
         writer = try LogWriter(log: log, logger: logger)
         projector = try Projector(
-            log: log, store: projections, rules: rules, logHead: writer.head, logger: logger)
+            log: log, store: projections, scorer: Scorer(rules: rules, sessionTimeout: configuration.sessionTimeout),
+            logHead: writer.head, logger: logger)
     }
 
     public func run() async throws {

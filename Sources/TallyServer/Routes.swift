@@ -1,6 +1,6 @@
 import Foundation
 public import Hummingbird
-import Logging
+public import Logging
 import TallyCore
 public import TallyEngine
 import TallyStore
@@ -9,9 +9,11 @@ import TallyStore
 /// gets those and the administrative ones.
 public struct Routes: Sendable {
     let engine: TallyEngine
+    let pixel: Pixel
 
-    public init(engine: TallyEngine) {
+    public init(engine: TallyEngine, logger: Logger) {
         self.engine = engine
+        self.pixel = Pixel(engine: engine, logger: logger)
     }
 
     /// Routes for the world-writable ingest socket.
@@ -32,6 +34,7 @@ public struct Routes: Sendable {
     private func addBehaviourRoutes(to router: Router<BasicRequestContext>) {
         router.post("/v1/events") { request, context in try await self.postEvents(request, context) }
         router.get("/health") { _, _ in self.health() }
+        router.get("/v1/pixel.gif") { request, _ in await self.pixel.handle(request) }
     }
 
     struct Receipt: Encodable {

@@ -10,7 +10,7 @@ public enum Servers {
     /// The ingest and admin servers as services, in start order.
     public static func make(engine: TallyEngine, logger: Logger) throws -> [any Service] {
         let configuration = engine.configuration
-        let routes = Routes(engine: engine)
+        let routes = Routes(engine: engine, logger: logger)
         for path in [configuration.ingestSocket, configuration.adminSocket] { try prepareSocketPath(path) }
         let ingest = Application(
             router: routes.ingestRouter(),

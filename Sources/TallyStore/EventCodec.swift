@@ -60,6 +60,14 @@ public enum ContactCodec {
         }
         writer.varint(UInt64(state.awarded.count))
         for action in state.awarded.sorted() { writer.string(action) }
+        writer.varint(UInt64(state.visits.count))
+        for (pattern, stats) in state.visits.sorted(by: { $0.key < $1.key }) {
+            writer.string(pattern)
+            writer.int64(stats.hits)
+            writer.int64(stats.dwell)
+            writer.u8(stats.lastAt == nil ? 0 : 1)
+            if let lastAt = stats.lastAt { writer.int64(lastAt) }
+        }
         return writer.bytes
     }
 
@@ -72,7 +80,42 @@ public enum ContactCodec {
             state.groups[group] = try reader.int64()
         }
         for _ in 0..<(try reader.varint()) { state.awarded.insert(try reader.string()) }
+        for _ in 0..<(try reader.varint()) {
+            let pattern = try reader.string()
+            var stats = VisitStats(hits: try reader.int64(), dwell: try reader.int64())
+            if try reader.u8() == 1 { stats.lastAt = try reader.int64() }
+            state.visits[pattern] = stats
+        }
         guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
         return state
+    }
+}
+
+/// The binary encoding of a session's open hit: `u8 format (1) · i64 LE at · LEB128 length + UTF-8 url`.
+public enum OpenHitCodec {
+    static let format: UInt8 = 1
+
+    public static func encode(_ hit: OpenHit) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.u8(format)
+        writer.int64(hit.at)
+        writer.string(hit.url)
+        return writer.bytes
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(CorruptRecordError) -> OpenHit {
+        var reader = ByteReader(bytes, table: "sessions")
+        guard try reader.u8() == format else { throw reader.corrupt("unknown session format") }
+        let hit = OpenHit(at: try reader.int64(), url: try reader.string())
+        guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
+        return hit
+    }
+
+    /// The table key of a session: the contact length-prefixed (ids may hold any byte), then the session.
+    public static func key(_ key: SessionKey) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.string(key.contact)
+        writer.bytes.append(contentsOf: key.session.utf8)
+        return writer.bytes
     }
 }

@@ -1,19 +1,22 @@
 public import TallyCore
 
 /// The projections folded from the log, in their own LMDB environment: `contacts` (contact id → encoded
-/// ``ContactState``) and `meta` (`checkpoint` → the last applied log sequence number, big-endian).
+/// ``ContactState``), `sessions` (contact and session → the session's ``OpenHit``) and `meta` (`checkpoint` →
+/// the last applied log sequence number, big-endian).
 ///
 /// State and checkpoint are written in one transaction (A5), so after a crash the projector resumes exactly
 /// after the last event it applied.
 public final class ProjectionStore: Sendable {
     public let environment: LMDBEnvironment
     let contacts: LMDBDatabase
+    let sessions: LMDBDatabase
     let meta: LMDBDatabase
     static let checkpointKey = Array("checkpoint".utf8)
 
     public init(directory: String, mapSize: Int) throws {
         environment = try LMDBEnvironment(path: directory, mapSize: mapSize)
         contacts = try environment.database("contacts")
+        sessions = try environment.database("sessions")
         meta = try environment.database("meta")
     }
 
@@ -25,6 +28,21 @@ public final class ProjectionStore: Sendable {
     /// A contact's state, or nil when the contact has never been seen.
     public func contact(_ id: String) throws -> ContactState? {
         try environment.read { txn in try ProjectionTransaction(txn: txn, store: self).contact(id) }
+    }
+
+    /// Every open session hit, for verification.
+    public func allOpenHits() throws -> [SessionKey: OpenHit] {
+        try environment.read { txn in
+            var result: [SessionKey: OpenHit] = [:]
+            try txn.scan(sessions) { key, value in
+                var reader = ByteReader(key, table: "sessions")
+                let contact = try reader.string()
+                let session = String(decoding: UnsafeRawBufferPointer(rebasing: key[reader.index...]), as: UTF8.self)
+                result[SessionKey(contact: contact, session: session)] = try OpenHitCodec.decode(value)
+                return true
+            }
+            return result
+        }
     }
 
     /// Every contact with its state, in id order.
@@ -67,5 +85,18 @@ public struct ProjectionTransaction {
 
     public func setContact(_ id: String, _ state: ContactState) throws {
         try txn.put(store.contacts, Array(id.utf8), ContactCodec.encode(state))
+    }
+}
+
+extension ProjectionTransaction {
+    /// The open hit of a contact's session.
+    public func openHit(_ key: SessionKey) throws -> OpenHit? {
+        try OpenHitCodec.key(key).withUnsafeBytes { raw in
+            try txn.get(store.sessions, raw).map { try OpenHitCodec.decode($0) }
+        }
+    }
+
+    public func setOpenHit(_ key: SessionKey, _ hit: OpenHit) throws {
+        try txn.put(store.sessions, OpenHitCodec.key(key), OpenHitCodec.encode(hit))
     }
 }

@@ -1,0 +1,84 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Synchronization
+import TallyCore
+import TallyEngine
+
+/// `GET /v1/pixel.gif`: records a `url.hit` from a tracking pixel and always answers a 1×1 transparent GIF.
+///
+/// The contact and session come from the query (`contact`, `session`) or else from the cookies `tally_contact`
+/// and `tally_session`; `url` and `id` from the query. Bad parameters record nothing but still get the image —
+/// a page never shows a broken image — and the rejection is logged with a running count.
+final class Pixel: Sendable {
+    let engine: TallyEngine
+    let logger: Logger
+    let rejected = Atomic<Int>(0)
+
+    init(engine: TallyEngine, logger: Logger) {
+        self.engine = engine
+        self.logger = logger
+    }
+
+    /// GIF89a, 1×1, one transparent colour.
+    static let gif: [UInt8] = [
+        0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF,
+        0xFF, 0x21, 0xF9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2C, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00,
+        0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3B,
+    ]
+
+    // A constant, valid header name: the initializer only fails on invalid names.
+    // swift-format-ignore: NeverForceUnwrap
+    static let pragma = HTTPField.Name("Pragma")!
+
+    static func image() -> Response {
+        Response(
+            status: .ok,
+            headers: [
+                .contentType: "image/gif",
+                .cacheControl: "no-cache, no-store, must-revalidate, private, max-age=0",
+                Self.pragma: "no-cache",
+                .expires: "0",
+            ],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: gif)))
+    }
+
+    /// The `name=value` pairs of the request's Cookie headers, percent-decoded.
+    static func cookies(_ request: Request) -> [String: String] {
+        var result: [String: String] = [:]
+        for header in request.headers[values: .cookie] {
+            for pair in header.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else { continue }
+                let name = parts[0].trimmingCharacters(in: .whitespaces)
+                let value = String(parts[1]).trimmingCharacters(in: .whitespaces)
+                result[name] = value.removingPercentEncoding ?? value
+            }
+        }
+        return result
+    }
+
+    func handle(_ request: Request) async -> Response {
+        let query = request.uri.queryParameters
+        let cookies = Self.cookies(request)
+        func nonEmpty(_ value: Substring?) -> String? { value.flatMap { $0.isEmpty ? nil : String($0) } }
+        let event = Event(
+            type: .urlHit,
+            contact: nonEmpty(query["contact"]) ?? cookies["tally_contact"] ?? "",
+            at: wallClockMillis(),
+            id: nonEmpty(query["id"]),
+            url: nonEmpty(query["url"]),
+            session: nonEmpty(query["session"]) ?? cookies["tally_session"])
+        do {
+            try event.validate()
+            _ = try await engine.writer.append([event])
+        } catch {
+            let count = rejected.add(1, ordering: .relaxed).newValue
+            logger.info(
+                "pixel hit not recorded",
+                metadata: ["tally.reason": "\(error)", "tally.pixel_rejected_total": "\(count)"])
+        }
+        return Self.image()
+    }
+}
