@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -40,7 +41,8 @@ let package = Package(
         .target(
             name: "TallyEngine",
             dependencies: [
-                "TallyCore", "TallyStore",
+                "TallyCore", "TallyStore", "TallyDelivery",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -59,6 +61,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "TallyClient", swiftSettings: strict),
+        .target(
+            name: "TallyDelivery",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tally",
             dependencies: [
@@ -72,6 +82,7 @@ let package = Package(
         ),
         .testTarget(name: "TallyCoreTests", dependencies: ["TallyCore"], swiftSettings: strict),
         .testTarget(name: "TallyStoreTests", dependencies: ["TallyStore", "TallyCore"], swiftSettings: strict),
+        .testTarget(name: "TallyDeliveryTests", dependencies: ["TallyDelivery"], swiftSettings: strict),
         .testTarget(
             name: "TallyEndToEndTests",
             dependencies: ["TallyCore", "TallyStore", "TallyEngine", "TallyClient"],

@@ -9,14 +9,31 @@ public struct ContactState: Sendable, Equatable {
     /// Page-visit state per `url.hit` pattern (keyed by ``URLPattern/key``): what U3–U5 need, O(1) per pattern
     /// whatever the number of hits.
     public var visits: [String: VisitStats]
+    /// Trigger events already fired for this contact, as `trigger/event` (T3: at most once, ever).
+    public var fired: Set<String>
+    /// Tags, segments and campaign memberships, changed by trigger events (T5).
+    public var tags: Set<String>
+    public var segments: Set<String>
+    public var campaigns: Set<String>
+    /// The contact's email address and its owner's, from `contact.update` (used by email side effects).
+    public var email: String?
+    public var ownerEmail: String?
 
     public init(
-        points: Int64 = 0, groups: [String: Int64] = [:], awarded: Set<String> = [], visits: [String: VisitStats] = [:]
+        points: Int64 = 0, groups: [String: Int64] = [:], awarded: Set<String> = [], visits: [String: VisitStats] = [:],
+        fired: Set<String> = [], tags: Set<String> = [], segments: Set<String> = [], campaigns: Set<String> = [],
+        email: String? = nil, ownerEmail: String? = nil
     ) {
         self.points = points
         self.groups = groups
         self.awarded = awarded
         self.visits = visits
+        self.fired = fired
+        self.tags = tags
+        self.segments = segments
+        self.campaigns = campaigns
+        self.email = email
+        self.ownerEmail = ownerEmail
     }
 
     /// The main score, or a group's score when `group` is set.

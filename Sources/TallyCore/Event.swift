@@ -9,6 +9,8 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case formSubmit = 4
     case pageHit = 5
     case urlHit = 6
+    /// Administrative: sets a contact's email and owner email (admin socket only).
+    case contactUpdate = 32
 
     /// The name used on the wire and in the rules file.
     public var name: String {
@@ -19,8 +21,15 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .formSubmit: "form.submit"
         case .pageHit: "page.hit"
         case .urlHit: "url.hit"
+        case .contactUpdate: "contact.update"
         }
     }
+
+    /// The behaviour types, in code order: what the ingest socket and point actions take.
+    public static let behaviours: [EventType] = allCases.filter(\.isBehaviour)
+
+    /// Whether the type is a behaviour (accepted on the ingest socket) rather than an administrative change.
+    public var isBehaviour: Bool { rawValue < 32 }
 
     public var description: String { name }
 
@@ -34,7 +43,7 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     public var requiresItem: Bool {
         switch self {
         case .assetDownload, .emailSend, .emailOpen, .formSubmit, .pageHit: true
-        case .urlHit: false
+        case .urlHit, .contactUpdate: false
         }
     }
 
@@ -57,10 +66,14 @@ public struct Event: Sendable, Hashable {
     public var url: String?
     /// Browser session, used for time on page.
     public var session: String?
+    /// For `contact.update`: the contact's email address.
+    public var email: String?
+    /// For `contact.update`: the email address of the contact's owner (a salesperson).
+    public var ownerEmail: String?
 
     public init(
         type: EventType, contact: String, at: Int64, id: String? = nil, item: String? = nil, url: String? = nil,
-        session: String? = nil
+        session: String? = nil, email: String? = nil, ownerEmail: String? = nil
     ) {
         self.type = type
         self.contact = contact
@@ -69,6 +82,8 @@ public struct Event: Sendable, Hashable {
         self.item = item
         self.url = url
         self.session = session
+        self.email = email
+        self.ownerEmail = ownerEmail
     }
 }
 
@@ -91,6 +106,7 @@ public enum EventLimits {
     public static let item = 1...256
     public static let url = 1...4096
     public static let session = 1...128
+    public static let email = 3...254
 }
 
 extension Event {
@@ -119,5 +135,16 @@ extension Event {
                 throw EventDecodingError(line: line, field: "url", message: "must be an absolute URL (scheme://…)")
             }
         }
+    }
+}
+
+/// Minimal email address checks: what Tally can verify without sending mail.
+public enum EmailAddress {
+    /// `local@domain`, 3–254 bytes, no whitespace, control characters or angle brackets.
+    public static func isValid(_ text: String) -> Bool {
+        guard EventLimits.email.contains(text.utf8.count), let at = text.lastIndex(of: "@"),
+            at != text.startIndex, text.index(after: at) != text.endIndex
+        else { return false }
+        return !text.unicodeScalars.contains { $0.value < 0x21 || $0 == "<" || $0 == ">" || $0.value == 0x7F }
     }
 }

@@ -118,7 +118,7 @@ private struct Parser {
                 switch key {
                 case "type":
                     let name = try stringValue(field: key)
-                    guard let value = EventType(name: name) else {
+                    guard let value = EventType(name: name), value.isBehaviour else {
                         throw fail(key, "unknown event type \"\(name)\"")
                     }
                     type = value

@@ -9,13 +9,18 @@ public struct Projection: Sendable, Equatable {
         self.openHits = openHits
     }
 
-    /// Folds one event with `scorer`; returns its awards.
+    /// Folds one event with `scorer`. A contact absent from ``contacts`` is new (T2): a caller that folds a
+    /// batch loads the contacts it already knows first.
     @discardableResult
-    public mutating func apply(_ event: Event, scorer: Scorer) -> [Award] {
+    public mutating func apply(_ event: Event, scorer: Scorer) -> FoldOutcome {
+        let isNew = contacts[event.contact] == nil
+        var state = contacts[event.contact] ?? ContactState()
+        defer { contacts[event.contact] = state }
         guard event.type == .urlHit, let session = event.session else {
-            return scorer.apply(event, to: &contacts[event.contact, default: ContactState()])
+            var none: OpenHit?
+            return scorer.fold(event, into: &state, openHit: &none, isNew: isNew)
         }
         let key = SessionKey(contact: event.contact, session: session)
-        return scorer.apply(event, to: &contacts[event.contact, default: ContactState()], openHit: &openHits[key])
+        return scorer.fold(event, into: &state, openHit: &openHits[key], isNew: isNew)
     }
 }

@@ -3,7 +3,9 @@ public enum RulesParser {
     /// Valid action, trigger, group and trigger-event ids: `[a-z0-9-_.]{1,64}`.
     public static func isValidID(_ id: String) -> Bool {
         (1...64).contains(id.utf8.count)
-            && id.utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || "-_.".utf8.contains($0) }
+            && id.utf8.allSatisfy {
+                (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || "-_.".utf8.contains($0)
+            }
     }
 
     /// Parses `text`; `file` names it in error messages.
@@ -87,9 +89,9 @@ public enum RulesParser {
     private static func action(_ map: YAMLMapReader, groups: Set<String>) -> PointAction? {
         let id = id(map)
         let typeName = map.string("type", required: true)
-        let type = typeName.flatMap { EventType(name: $0) }
+        let type = typeName.flatMap { EventType(name: $0) }.flatMap { $0.isBehaviour ? $0 : nil }
         if let typeName, type == nil {
-            let names = EventType.allCases.map(\.name).joined(separator: ", ")
+            let names = EventType.behaviours.map(\.name).joined(separator: ", ")
             map.report(map.value("type"), "unknown type \"\(typeName)\" (one of \(names))")
         }
         let delta = map.integer("delta", in: Int64(Int32.min)...Int64(Int32.max), required: true)

@@ -9,6 +9,7 @@ public struct Scorer: Sendable {
     private let actionsByType: [EventType: [PointAction]]
     /// The distinct `url.hit` patterns, each tracked once however many actions share it.
     private let patterns: [URLPattern]
+    private let triggers: TriggerEvaluator
 
     public init(rules: RuleSet, sessionTimeout: Int64 = 30 * 60_000) {
         self.rules = rules
@@ -16,6 +17,26 @@ public struct Scorer: Sendable {
         self.actionsByType = Dictionary(grouping: rules.actions, by: \.type)
         var seen: Set<String> = []
         self.patterns = rules.actions.compactMap(\.url).filter { seen.insert($0.key).inserted }
+        self.triggers = TriggerEvaluator(triggers: rules.triggers)
+    }
+
+    /// Folds one event into its contact: point actions, then the triggers watching the scores that changed
+    /// (T1–T3), or all triggers when `isNew` (the contact's first event, T2).
+    public func fold(
+        _ event: Event, into state: inout ContactState, openHit: inout OpenHit?, isNew: Bool
+    )
+        -> FoldOutcome
+    {
+        var outcome = FoldOutcome()
+        if event.type == .contactUpdate {
+            if let email = event.email { state.email = email }
+            if let ownerEmail = event.ownerEmail { state.ownerEmail = ownerEmail }
+        }
+        outcome.awards = apply(event, to: &state, openHit: &openHit)
+        let changed = Set(outcome.awards.filter { $0.delta != 0 }.map(\.group))
+        triggers.evaluate(
+            contact: event.contact, state: &state, changed: changed, isNew: isNew, at: event.at, outcome: &outcome)
+        return outcome
     }
 
     /// Applies an event that carries no session state; see ``apply(_:to:openHit:)``.
@@ -57,7 +78,9 @@ public struct Scorer: Sendable {
     }
 
     /// U2–U6: close the session's open hit, update every pattern's visit state, then judge the actions.
-    private func applyURLHit(_ event: Event, url: String, to state: inout ContactState, openHit: inout OpenHit?)
+    private func applyURLHit(
+        _ event: Event, url: String, to state: inout ContactState, openHit: inout OpenHit?
+    )
         -> [Award]
     {
         // U5: this hit closes the open hit of its session, crediting its dwell to the patterns it matched.

@@ -23,7 +23,9 @@ public struct URLPattern: Sendable, Hashable, CustomStringConvertible {
     /// Whether `url` matches this pattern.
     public func matches(_ url: String) -> Bool {
         let subject = Self.normalize(url, dropQuery: !keepsQuery)
-        return Self.glob(normalized, subject)
+        if Self.glob(normalized, subject) { return true }
+        // `…/blog/*` also matches `…/blog/`, whose trailing slash normalisation removed.
+        return normalized.suffix(2).elementsEqual("/*".utf8) && Self.glob(normalized, subject + [0x2F])
     }
 
     /// Whether the text starts with a URL scheme followed by `://`.

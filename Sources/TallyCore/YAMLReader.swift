@@ -72,7 +72,11 @@ public final class YAMLMapReader {
     }
 
     public func report(_ node: Node?, _ message: String) {
-        if let node { sink.report(node, "\(context): \(message)") } else { sink.report(line: line, "\(context): \(message)") }
+        if let node {
+            sink.report(node, "\(context): \(message)")
+        } else {
+            sink.report(line: line, "\(context): \(message)")
+        }
     }
 
     public func string(_ key: String, required: Bool = false) -> String? {
@@ -89,7 +93,9 @@ public final class YAMLMapReader {
 
     /// Whether a node is YAML's null (`~`, `null` or nothing).
     public static func isNull(_ node: Node) -> Bool {
-        if case .scalar(let scalar) = node, scalar.style == .plain, ["", "~", "null", "Null", "NULL"].contains(scalar.string) {
+        if case .scalar(let scalar) = node, scalar.style == .plain,
+            ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+        {
             return true
         }
         return false
@@ -219,9 +225,11 @@ public final class YAMLIssueSink {
     /// Throws the collected problems, sorted by line, if there are any.
     public func check(file: String) throws(YAMLValidationError) {
         guard issues.isEmpty else {
-            throw YAMLValidationError(file: file, issues: issues.enumerated().sorted { a, b in
-                (a.element.line, a.offset) < (b.element.line, b.offset)
-            }.map(\.element))
+            throw YAMLValidationError(
+                file: file,
+                issues: issues.enumerated().sorted { a, b in
+                    (a.element.line, a.offset) < (b.element.line, b.offset)
+                }.map(\.element))
         }
     }
 }

@@ -74,7 +74,9 @@ public struct Configuration: Sendable {
     ]
 
     /// Parses configuration text; every problem is reported with its line.
-    public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws
+    public static func parse(
+        _ text: String, file: String, environment: [String: String] = [:]
+    ) throws
         -> Configuration
     {
         let sink = YAMLIssueSink()

@@ -108,8 +108,10 @@ public final class LogWriter: Sendable {
                 guard !queue.pending.isEmpty else { return queue.stopping ? nil : [] }
                 var count = 0
                 var taken = 0
-                while taken < queue.pending.count, taken == 0 || count + queue.pending[taken].events.count
-                    <= Self.maximumBatchEvents
+                while taken < queue.pending.count,
+                    taken == 0
+                        || count + queue.pending[taken].events.count
+                            <= Self.maximumBatchEvents
                 {
                     count += queue.pending[taken].events.count
                     taken += 1

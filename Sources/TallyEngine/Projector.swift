@@ -69,7 +69,9 @@ public final class Projector: Sendable {
 
     /// Folds up to ``batchSize`` events after `seq` into the store in one transaction; returns the new
     /// checkpoint, or nil when there was nothing to fold.
-    public static func foldBatch(log: EventLog, store: ProjectionStore, scorer: Scorer, after seq: UInt64) throws
+    public static func foldBatch(
+        log: EventLog, store: ProjectionStore, scorer: Scorer, after seq: UInt64
+    ) throws
         -> UInt64?
     {
         let events = try log.read(from: seq + 1, limit: batchSize)
@@ -78,18 +80,26 @@ public final class Projector: Sendable {
             guard try txn.checkpoint() == seq else {
                 throw CorruptRecordError(table: "meta", message: "checkpoint moved under the projector")
             }
+            // Load what the batch touches; contacts absent from the store stay absent, so the fold sees them
+            // as new (T2).
             var working = Projection()
+            var loaded: Set<String> = []
             for logged in events {
                 let event = logged.event
-                if working.contacts[event.contact] == nil {
-                    working.contacts[event.contact] = try txn.contact(event.contact) ?? ContactState()
+                if loaded.insert(event.contact).inserted, let state = try txn.contact(event.contact) {
+                    working.contacts[event.contact] = state
                 }
                 if event.type == .urlHit, let session = event.session {
                     let key = SessionKey(contact: event.contact, session: session)
                     if working.openHits[key] == nil { working.openHits[key] = try txn.openHit(key) }
                 }
             }
-            for logged in events { working.apply(logged.event, scorer: scorer) }
+            for logged in events {
+                let outcome = working.apply(logged.event, scorer: scorer)
+                for effect in outcome.sideEffects {
+                    if let entry = OutboxEntry(effect, firedSeq: logged.seq) { try txn.addOutboxEntry(entry) }
+                }
+            }
             for (contact, state) in working.contacts.sorted(by: { $0.key < $1.key }) {
                 try txn.setContact(contact, state)
             }

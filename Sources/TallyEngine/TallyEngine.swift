@@ -15,7 +15,8 @@ public struct StartupError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// The daemon's storage and workers: the event log with its group-commit writer, and the projector.
+/// The daemon's storage and workers: the event log with its group-commit writer, the projector, and the
+/// outbox delivery.
 ///
 /// A ServiceLifecycle service: listed before the HTTP servers in the service group, it starts first and stops
 /// last, so every request the servers acknowledged is committed before the process exits.
@@ -26,6 +27,7 @@ public final class TallyEngine: Service, Sendable {
     public let projections: ProjectionStore
     public let writer: LogWriter
     public let projector: Projector
+    public let outbox: OutboxDelivery
     private let lock: DirectoryLock
     private let logger: Logger
 
@@ -48,6 +50,16 @@ public final class TallyEngine: Service, Sendable {
         projector = try Projector(
             log: log, store: projections, scorer: Scorer(rules: rules, sessionTimeout: configuration.sessionTimeout),
             logHead: writer.head, logger: logger)
+        outbox = OutboxDelivery(store: projections, configuration: configuration, logger: logger)
+        for trigger in rules.triggers {
+            for event in trigger.events {
+                if case .integrationPush(let name) = event.kind, configuration.integrations[name] == nil {
+                    throw StartupError(
+                        "\(configuration.rulesPath): trigger \(trigger.id) event \(event.id) pushes to integration "
+                            + "\"\(name)\", which is not configured under \"integrations\" in the configuration")
+                }
+            }
+        }
     }
 
     public func run() async throws {
@@ -56,7 +68,11 @@ public final class TallyEngine: Service, Sendable {
         logger.info(
             "engine started",
             metadata: ["tally.log_head": "\(writer.head.value)", "tally.projected": "\(projector.projected.value)"])
+        let delivery = Task { await outbox.run() }
         try? await gracefulShutdown()
+        delivery.cancel()
+        await delivery.value
+        await outbox.shutdown()
         await Self.offThePool {
             self.writer.stop()
             self.projector.stop()

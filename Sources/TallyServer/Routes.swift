@@ -28,6 +28,9 @@ public struct Routes: Sendable {
         let router = Router(context: BasicRequestContext.self)
         addBehaviourRoutes(to: router)
         router.get("/v1/contacts/:id") { request, context in try await self.contact(request, context) }
+        router.post("/v1/contacts/:id") { request, context in try await self.updateContact(request, context) }
+        router.get("/v1/outbox") { request, _ in try self.listOutbox(request) }
+        router.post("/v1/outbox/:key/retry") { _, context in try await self.retryOutbox(context) }
         return router
     }
 
@@ -68,16 +71,7 @@ public struct Routes: Sendable {
             throw APIError(.badRequest, error.description, line: error.line, field: error.field)
         }
         guard !events.isEmpty else { throw APIError(.badRequest, "the request holds no event") }
-        let receipt: AppendReceipt
-        do {
-            receipt = try await engine.writer.append(events)
-        } catch let error as AppendError {
-            throw APIError(.serviceUnavailable, error.description)
-        }
-        return JSONResponse.make(
-            Receipt(
-                accepted: receipt.accepted, duplicates: receipt.duplicates, first_seq: receipt.firstSeq,
-                last_seq: receipt.lastSeq), status: .accepted)
+        return try await append(events)
     }
 
     static func checkLineLengths(_ bytes: UnsafeRawBufferPointer, limit: Int) throws(EventDecodingError) {
@@ -138,6 +132,8 @@ public struct Routes: Sendable {
         var segments: [String]
         var campaigns: [String]
         var triggers: [String]
+        var email: String?
+        var owner_email: String?
     }
 
     /// `GET /v1/contacts/{id}`: the contact's scores and state; 404 when never seen.
@@ -149,7 +145,105 @@ public struct Routes: Sendable {
         }
         return JSONResponse.make(
             ContactBody(
-                contact: id, points: state.points, groups: state.groups, tags: [], segments: [], campaigns: [],
-                triggers: []))
+                contact: id, points: state.points, groups: state.groups, tags: state.tags.sorted(),
+                segments: state.segments.sorted(), campaigns: state.campaigns.sorted(), triggers: state.fired.sorted(),
+                email: state.email, owner_email: state.ownerEmail))
+    }
+
+    /// Appends events and answers 202 with the receipt; 503 when the log cannot take them.
+    func append(_ events: [Event]) async throws -> Response {
+        let receipt: AppendReceipt
+        do {
+            receipt = try await engine.writer.append(events)
+        } catch let error as AppendError {
+            throw APIError(.serviceUnavailable, error.description)
+        }
+        return JSONResponse.make(
+            Receipt(
+                accepted: receipt.accepted, duplicates: receipt.duplicates, first_seq: receipt.firstSeq,
+                last_seq: receipt.lastSeq), status: .accepted)
+    }
+
+    struct ContactUpdate: Decodable {
+        var email: String?
+        var owner_email: String?
+    }
+
+    /// `POST /v1/contacts/{id}`: a `contact.update` event setting the contact's email and owner email.
+    func updateContact(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let id = try Self.contactID(context)
+        var request = request
+        let body = try await request.collectBody(upTo: 64 << 10)
+        let update: ContactUpdate
+        do {
+            update = try JSONDecoder().decode(ContactUpdate.self, from: Data(buffer: body))
+        } catch {
+            throw APIError(.badRequest, "expected a JSON object with \"email\" and/or \"owner_email\" strings")
+        }
+        guard update.email != nil || update.owner_email != nil else {
+            throw APIError(.badRequest, "give \"email\" or \"owner_email\"", field: "email")
+        }
+        for (field, value) in [("email", update.email), ("owner_email", update.owner_email)] {
+            if let value, !EmailAddress.isValid(value) {
+                throw APIError(.badRequest, "\"\(value)\" is not an email address", field: field)
+            }
+        }
+        return try await append([
+            Event(
+                type: .contactUpdate, contact: id, at: wallClockMillis(), email: update.email,
+                ownerEmail: update.owner_email)
+        ])
+    }
+
+    struct OutboxItem: Encodable {
+        var key: String
+        var kind: String
+        var contact: String
+        var trigger: String
+        var event: String
+        var state: String
+        var attempts: Int
+        var due_at: String?
+        var last_error: String?
+        var fired_seq: UInt64
+        var delivered_at: String?
+
+        init(_ entry: OutboxEntry) {
+            key = entry.key
+            kind = entry.kindName
+            contact = entry.contact
+            trigger = entry.trigger
+            event = entry.event
+            state = entry.state.rawValue
+            attempts = entry.attempts
+            due_at = entry.state == .pending ? Timestamp.format(entry.dueAt) : nil
+            last_error = entry.lastError
+            fired_seq = entry.firedSeq
+            delivered_at = entry.deliveredAt.map(Timestamp.format)
+        }
+    }
+
+    /// `GET /v1/outbox[?state=pending|delivered|failed][&limit=N]`.
+    func listOutbox(_ request: Request) throws -> Response {
+        let query = request.uri.queryParameters
+        var state: OutboxEntry.State?
+        if let text = query["state"] {
+            guard let value = OutboxEntry.State(rawValue: String(text)) else {
+                throw APIError(.badRequest, "state must be pending, delivered or failed", field: "state")
+            }
+            state = value
+        }
+        let limit = query["limit"].flatMap { Int($0) } ?? 1000
+        let entries = try engine.projections.read { txn in try txn.outboxEntries(state: state, limit: limit) }
+        return JSONResponse.make(["entries": entries.map(OutboxItem.init)])
+    }
+
+    /// `POST /v1/outbox/{key}/retry`: puts a failed (or pending) entry back in the queue, due now.
+    func retryOutbox(_ context: BasicRequestContext) async throws -> Response {
+        guard let raw = context.parameters.get("key"), let key = raw.removingPercentEncoding else {
+            throw APIError(.badRequest, "invalid outbox key")
+        }
+        let entry = try await engine.outbox.retry(key: key)
+        return JSONResponse.make(OutboxItem(entry))
     }
 }

@@ -3,7 +3,7 @@ public import TallyCore
 /// The compact binary encoding of an event in the log (see Docs/format.md).
 ///
 /// ```
-/// u8 format (1) · u8 type code · i64 LE at · u8 presence bits (id, item, url, session)
+/// u8 format (1) · u8 type code · i64 LE at · u8 presence bits (id, item, url, session, email, owner email)
 /// varint length + UTF-8 contact · then each present optional field as varint length + UTF-8
 /// ```
 public enum EventCodec {
@@ -14,7 +14,7 @@ public enum EventCodec {
         writer.u8(format)
         writer.u8(event.type.rawValue)
         writer.int64(event.at)
-        let optionals = [event.id, event.item, event.url, event.session]
+        let optionals = [event.id, event.item, event.url, event.session, event.email, event.ownerEmail]
         var bits: UInt8 = 0
         for (offset, field) in optionals.enumerated() where field != nil { bits |= 1 << offset }
         writer.u8(bits)
@@ -30,14 +30,14 @@ public enum EventCodec {
         guard let type = EventType(rawValue: code) else { throw reader.corrupt("unknown event type \(code)") }
         let at = try reader.int64()
         let bits = try reader.u8()
-        guard bits & 0xF0 == 0 else { throw reader.corrupt("unknown presence bits") }
+        guard bits & 0xC0 == 0 else { throw reader.corrupt("unknown presence bits") }
         let contact = try reader.string()
         var optionals: [String?] = []
-        for offset in 0..<4 { optionals.append(bits & (1 << offset) != 0 ? try reader.string() : nil) }
+        for offset in 0..<6 { optionals.append(bits & (1 << offset) != 0 ? try reader.string() : nil) }
         guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
         return Event(
             type: type, contact: contact, at: at, id: optionals[0], item: optionals[1], url: optionals[2],
-            session: optionals[3])
+            session: optionals[3], email: optionals[4], ownerEmail: optionals[5])
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> Event {
@@ -68,6 +68,14 @@ public enum ContactCodec {
             writer.u8(stats.lastAt == nil ? 0 : 1)
             if let lastAt = stats.lastAt { writer.int64(lastAt) }
         }
+        for set in [state.fired, state.tags, state.segments, state.campaigns] {
+            writer.varint(UInt64(set.count))
+            for element in set.sorted() { writer.string(element) }
+        }
+        for text in [state.email, state.ownerEmail] {
+            writer.u8(text == nil ? 0 : 1)
+            if let text { writer.string(text) }
+        }
         return writer.bytes
     }
 
@@ -86,6 +94,17 @@ public enum ContactCodec {
             if try reader.u8() == 1 { stats.lastAt = try reader.int64() }
             state.visits[pattern] = stats
         }
+        func stringSet() throws(CorruptRecordError) -> Set<String> {
+            var set: Set<String> = []
+            for _ in 0..<(try reader.varint()) { set.insert(try reader.string()) }
+            return set
+        }
+        state.fired = try stringSet()
+        state.tags = try stringSet()
+        state.segments = try stringSet()
+        state.campaigns = try stringSet()
+        if try reader.u8() == 1 { state.email = try reader.string() }
+        if try reader.u8() == 1 { state.ownerEmail = try reader.string() }
         guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
         return state
     }

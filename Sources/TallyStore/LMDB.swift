@@ -183,7 +183,9 @@ public struct LMDBTransaction {
 
     /// Stores `value` under `key`. With `MDB_NOOVERWRITE`, returns false instead of replacing an existing key.
     @discardableResult
-    public func put(_ db: LMDBDatabase, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, flags: Int32 = 0)
+    public func put(
+        _ db: LMDBDatabase, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, flags: Int32 = 0
+    )
         throws -> Bool
     {
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))

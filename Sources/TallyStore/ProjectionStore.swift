@@ -1,8 +1,9 @@
 public import TallyCore
 
 /// The projections folded from the log, in their own LMDB environment: `contacts` (contact id → encoded
-/// ``ContactState``), `sessions` (contact and session → the session's ``OpenHit``) and `meta` (`checkpoint` →
-/// the last applied log sequence number, big-endian).
+/// ``ContactState``), `sessions` (contact and session → the session's ``OpenHit``), `outbox` and `outbox_due`
+/// (side effects to deliver, see ``OutboxEntry``) and `meta` (`checkpoint` → the last applied log sequence
+/// number, big-endian).
 ///
 /// State and checkpoint are written in one transaction (A5), so after a crash the projector resumes exactly
 /// after the last event it applied.
@@ -10,6 +11,8 @@ public final class ProjectionStore: Sendable {
     public let environment: LMDBEnvironment
     let contacts: LMDBDatabase
     let sessions: LMDBDatabase
+    let outbox: LMDBDatabase
+    let outboxDue: LMDBDatabase
     let meta: LMDBDatabase
     static let checkpointKey = Array("checkpoint".utf8)
 
@@ -17,6 +20,8 @@ public final class ProjectionStore: Sendable {
         environment = try LMDBEnvironment(path: directory, mapSize: mapSize)
         contacts = try environment.database("contacts")
         sessions = try environment.database("sessions")
+        outbox = try environment.database("outbox")
+        outboxDue = try environment.database("outbox_due")
         meta = try environment.database("meta")
     }
 
@@ -55,6 +60,11 @@ public final class ProjectionStore: Sendable {
             }
             return result
         }
+    }
+
+    /// Runs `body` in one read transaction over the projections.
+    public func read<T>(_ body: (ProjectionTransaction) throws -> T) throws -> T {
+        try environment.read { txn in try body(ProjectionTransaction(txn: txn, store: self)) }
     }
 
     /// Runs `body` in one write transaction over the projections.

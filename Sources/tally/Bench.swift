@@ -65,7 +65,8 @@ struct Bench: ParsableCommand {
         } else {
             print(
                 "\(total) events in \(requestsPerClient * clients) requests of \(batch) from \(clients) clients: "
-                    + String(format: "%.2f s, %.0f events/s, %.0f requests/s, %d failed", seconds, rate, requests, failed))
+                    + String(
+                        format: "%.2f s, %.0f events/s, %.0f requests/s, %d failed", seconds, rate, requests, failed))
         }
         if failed > 0 { throw ExitCode(1) }
     }

@@ -6,6 +6,6 @@ struct Tally: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tally",
         abstract: "Event-sourced lead scoring: the daemon and its tools.",
-        subcommands: [Serve.self, Send.self, Score.self, Rules.self, Bench.self]
+        subcommands: [Serve.self, Send.self, Score.self, Rules.self, Outbox.self, Bench.self]
     )
 }

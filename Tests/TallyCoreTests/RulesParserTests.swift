@@ -84,7 +84,7 @@ struct RulesParserTests {
         let rules = try parse(text)
         #expect(rules.groups == ["product", "content"])
         #expect(rules.actions.count == 7)
-        #expect(Set(rules.actions.map(\.type)) == Set(EventType.allCases), "one action per event type at least")
+        #expect(Set(rules.actions.map(\.type)) == Set(behaviourTypes), "one action per behaviour type at least")
         #expect(Set(rules.actions.map(\.id)).count == rules.actions.count)
         let spring = try #require(rules.actions.first { $0.id == "spring-campaign-open" })
         #expect(spring.window == PublishWindow(published: true, up: 1_772_323_200_000, down: 1_780_272_000_000))
@@ -249,6 +249,14 @@ struct RulesParserTests {
                 type: page.view
                 items: [x]
             """, line: 4, containing: "unknown type \"page.view\"")
+        // Administrative types are not behaviours: no point action takes them.
+        expectOneIssue(
+            """
+            actions:
+              - id: a
+                type: contact.update
+                delta: 1
+            """, line: 3, containing: "unknown type \"contact.update\"")
     }
 
     @Test("a delta outside the Int32 range is reported on its line")
@@ -487,7 +495,9 @@ struct RulesParserTests {
         #expect(!issues("actions:\n  - { id: a, id: b, type: email.open, delta: 1 }\n").isEmpty)
         #expect(!issues("triggers:\n  - { id: t, min_points: 1, events: [ { id: e, type: tags.modify } ] }\n").isEmpty)
         #expect(
-            !issues("triggers:\n  - { id: t, min_points: 1, events: [ { id: e, type: email.send_to_user, email: x } ] }\n")
-                .isEmpty)
+            !issues(
+                "triggers:\n  - { id: t, min_points: 1, events: [ { id: e, type: email.send_to_user, email: x } ] }\n"
+            )
+            .isEmpty)
     }
 }

@@ -119,7 +119,8 @@ struct TimestampTests {
             let minute = random.int(in: 0...59)
             let second = random.int(in: 0...59)
             let millis = random.chance(1, in: 2) ? 0 : random.int(in: 1...999)
-            var text = "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2))"
+            var text =
+                "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2))"
             if millis != 0 { text += "." + pad(millis, 3) }
             let utc = try #require(Timestamp.parse(text + "Z"), "\(text)Z")
             #expect(Timestamp.format(utc) == text + "Z")
@@ -154,7 +155,8 @@ struct TimestampTests {
             let hour = try #require(parts.hour)
             let minute = try #require(parts.minute)
             let second = try #require(parts.second)
-            let text = "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2))Z"
+            let text =
+                "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2))Z"
             #expect(Timestamp.format(seconds * 1000) == text)
             #expect(Timestamp.parse(text) == seconds * 1000)
         }

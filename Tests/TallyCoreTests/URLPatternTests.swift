@@ -28,7 +28,8 @@ struct URLPatternTests {
         Example(pattern: "https://x.com/page", url: "https://x.com/page/?utm=1", matches: true, why: "spec example"),
         Example(pattern: "https://X.COM/Page", url: "https://x.com/PAGE", matches: true, why: "case-insensitive"),
         Example(pattern: "HTTPS://x.com/help*", url: "https://X.com/HELP/Me", matches: true, why: "case-insensitive"),
-        Example(pattern: "https://x.com/page/", url: "https://x.com/page", matches: true, why: "trailing slash, pattern"),
+        Example(
+            pattern: "https://x.com/page/", url: "https://x.com/page", matches: true, why: "trailing slash, pattern"),
         Example(pattern: "https://x.com/page", url: "https://x.com/page/", matches: true, why: "trailing slash, URL"),
         Example(pattern: "https://x.com/page/", url: "https://x.com/page/", matches: true, why: "trailing slash, both"),
         Example(pattern: "https://x.com/page", url: "https://x.com/page?a=1", matches: true, why: "query dropped"),
@@ -45,7 +46,8 @@ struct URLPatternTests {
         Example(
             pattern: "https://x.com/page?a=1", url: "https://x.com/page?a=1&b=2", matches: false,
             why: "query kept, anchored"),
-        Example(pattern: "https://x.com/page?A=1", url: "https://x.com/page?a=1", matches: true, why: "query ignores case"),
+        Example(
+            pattern: "https://x.com/page?A=1", url: "https://x.com/page?a=1", matches: true, why: "query ignores case"),
         Example(pattern: "https://x.com/page?*", url: "https://x.com/page?utm=1", matches: true, why: "query wildcard"),
         Example(pattern: "https://x.com/page?*", url: "https://x.com/page", matches: false, why: "? is literal"),
         Example(
@@ -64,8 +66,11 @@ struct URLPatternTests {
         Example(pattern: "*", url: "https://x.com/a?b#c", matches: true, why: "* alone"),
         Example(pattern: "*", url: "", matches: true, why: "* alone"),
         Example(pattern: "**", url: "https://x.com/", matches: true, why: "stars collapse"),
-        Example(pattern: "https://x.com/*a*a*a*b", url: "https://x.com/aaaaaaaaaaaaaaaa", matches: false, why: "backtracking"),
-        Example(pattern: "https://x.com/*a*a*a*b", url: "https://x.com/aaaaaaaaaaab", matches: true, why: "backtracking"),
+        Example(
+            pattern: "https://x.com/*a*a*a*b", url: "https://x.com/aaaaaaaaaaaaaaaa", matches: false,
+            why: "backtracking"),
+        Example(
+            pattern: "https://x.com/*a*a*a*b", url: "https://x.com/aaaaaaaaaaab", matches: true, why: "backtracking"),
         Example(pattern: "https://x.com/café", url: "https://x.com/CAFÉ", matches: true, why: "non-ASCII case"),
     ]
 

@@ -2,34 +2,6 @@ import Foundation
 import TallyClient
 import Testing
 
-/// Finds an executable on the usual paths.
-func executable(_ names: [String]) -> String? {
-    for directory in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/sbin", "/bin"] {
-        for name in names where FileManager.default.isExecutableFile(atPath: "\(directory)/\(name)") {
-            return "\(directory)/\(name)"
-        }
-    }
-    return nil
-}
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-func freeLoopbackPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            bind(fd, pointer, length)
-            return getsockname(fd, pointer, &length)
-        }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
 let browserToolsMissing = executable(["nginx"]) == nil || executable(["chromium", "chromium-browser"]) == nil
 
 @Suite("A real browser through nginx and the tracking pixel")
@@ -41,7 +13,8 @@ struct BrowserTests {
 
     @Test(
         "U3 headless Chromium loads the demo page three times through nginx and the visitor's score rises",
-        .disabled(if: browserToolsMissing, "nginx or chromium is not installed (scripts/install-deps --test installs them)")
+        .disabled(
+            if: browserToolsMissing, "nginx or chromium is not installed (scripts/install-deps --test installs them)")
     )
     func chromiumScoresThroughThePixel() throws {
         let daemon = try Daemon(
@@ -66,6 +39,7 @@ struct BrowserTests {
         try site.write(toFile: nginxDirectory + "/tally.conf", atomically: true, encoding: .utf8)
         let main = """
             daemon off;
+            master_process off;
             worker_processes 1;
             pid \(nginxDirectory)/nginx.pid;
             error_log \(nginxDirectory)/logs/error.log;
@@ -85,11 +59,12 @@ struct BrowserTests {
         let nginx = Process()
         nginx.executableURL = URL(fileURLWithPath: executable(["nginx"]) ?? "nginx")
         nginx.arguments = ["-c", nginxDirectory + "/nginx.conf", "-p", nginxDirectory]
+        // One process (master_process off) and no inherited output: a stray nginx worker holding the test
+        // runner's stdout open would keep `swift test` from ever finishing.
+        nginx.standardOutput = FileHandle.nullDevice
+        nginx.standardError = FileHandle.nullDevice
         try nginx.run()
-        defer {
-            nginx.terminate()
-            nginx.waitUntilExit()
-        }
+        defer { killAndReap(nginx) }
         // Wait for nginx to listen.
         let deadline = Date().addingTimeInterval(10)
         var listening = false
@@ -118,12 +93,14 @@ struct BrowserTests {
                 "--user-data-dir=\(daemon.directory)/chromium-\(visit)", "--virtual-time-budget=5000",
                 "--dump-dom", "http://127.0.0.1:\(port)/?contact=browser-visitor",
             ]
-            let output = Pipe()
-            chromium.standardOutput = output
+            // Output to a file, not a pipe: chromium's helper processes may hold a pipe open after it exits.
+            let domPath = "\(daemon.directory)/dom-\(visit).html"
+            FileManager.default.createFile(atPath: domPath, contents: nil)
+            chromium.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: domPath))
             chromium.standardError = FileHandle.nullDevice
             try chromium.run()
-            let dom = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            chromium.waitUntilExit()
+            #expect(waitForExit(chromium, timeout: 60) != nil, "chromium did not finish within 60 s")
+            let dom = (try? String(contentsOfFile: domPath, encoding: .utf8)) ?? ""
             #expect(dom.contains("Tally tracking demo"), "chromium did not render the page")
             let head = UInt64(JSON.int(try daemon.health()["log_head"]) ?? 0)
             #expect(head == UInt64(visit), "pixel hits in the log after visit \(visit)")

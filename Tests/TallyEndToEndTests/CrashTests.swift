@@ -54,7 +54,9 @@ struct CrashTests {
         }
     }
 
-    @Test("A5 S6 kill -9 while clients post: every acknowledged event is in the log once, no request is half-applied, and scores equal a fold of the log")
+    @Test(
+        "A5 S6 kill -9 while clients post: every acknowledged event is in the log once, no request is half-applied, and scores equal a fold of the log"
+    )
     func killDuringIngest() throws {
         let cycles = Int(ProcessInfo.processInfo.environment["TALLY_CRASH_CYCLES"] ?? "") ?? 3
         let daemon = try Daemon(rules: endToEndRules)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TallyClient
 
 /// A real `tally serve` process on real Unix sockets in a temporary directory, for end-to-end tests.
@@ -38,7 +39,7 @@ final class Daemon {
     }
 
     deinit {
-        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if let process, process.isRunning { killAndReap(process) }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -56,10 +57,19 @@ final class Daemon {
         try process.run()
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
+        // Drain stderr concurrently so that neither pipe can fill up and block the child.
+        let errorData = Mutex(Data())
+        let drained = DispatchSemaphore(value: 0)
+        Thread {
+            let data = err.fileHandleForReading.readDataToEndOfFile()
+            errorData.withLock { $0 = data }
+            drained.signal()
+        }.start()
         let output = out.fileHandleForReading.readDataToEndOfFile()
-        let error = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
+        drained.wait()
+        let error = errorData.withLock { $0 }
+        let status = waitForExit(process, timeout: 60) ?? -1
+        return (status, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
     }
 
     /// Starts `tally serve` and waits until the ingest socket answers `/health`.
@@ -96,17 +106,16 @@ final class Daemon {
     @discardableResult
     func stop() -> Int32 {
         guard let process else { return -1 }
-        process.terminate()
-        process.waitUntilExit()
+        kill(process.processIdentifier, SIGTERM)
+        let status = waitForExit(process, timeout: 30)
         self.process = nil
-        return process.terminationStatus
+        return status ?? -1
     }
 
     /// kill -9.
     func crash() {
         guard let process else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        killAndReap(process)
         self.process = nil
     }
 

@@ -19,7 +19,8 @@ struct VisitScenario: Sendable, CustomStringConvertible {
 /// The acceptance table for U1–U6 (and S2/S3 with url.hit), run through the real daemon.
 let visitScenarios: [VisitScenario] = [
     .init(
-        rule: "U1", name: "exact URL awards, another URL does not", action: #"url: "https://HOST/page", repeatable: true"#,
+        rule: "U1", name: "exact URL awards, another URL does not",
+        action: #"url: "https://HOST/page", repeatable: true"#,
         hits: [("/page", 0, nil), ("/other", 1, nil), ("/page/", 2, nil)], scores: [5, 5, 10]),
     .init(
         rule: "U1", name: "a * pattern matches a deeper path with a query", action: #"url: "https://HOST/help*""#,

@@ -19,10 +19,11 @@ struct EventLogTests {
             Event(type: .urlHit, contact: "c-2", at: -5, id: "x", url: "https://e.com/ü?q=1", session: "s")
         ]
         let receipts = try log.append([first, second])
-        #expect(receipts == [
-            AppendReceipt(accepted: 3, duplicates: 0, firstSeq: 1, lastSeq: 3),
-            AppendReceipt(accepted: 1, duplicates: 0, firstSeq: 4, lastSeq: 4),
-        ])
+        #expect(
+            receipts == [
+                AppendReceipt(accepted: 3, duplicates: 0, firstSeq: 1, lastSeq: 3),
+                AppendReceipt(accepted: 1, duplicates: 0, firstSeq: 4, lastSeq: 4),
+            ])
         #expect(try log.head() == 4)
         let read = try log.read(from: 1, limit: 100)
         #expect(read.map(\.seq) == [1, 2, 3, 4])

@@ -1,0 +1,137 @@
+import Foundation
+public import TallyCore
+
+/// One side effect waiting for delivery, delivered, or parked as failed (T6, T7).
+///
+/// Stored as JSON in the `outbox` table of the projections (read rarely, never on the ingest path), keyed by
+/// ``key``; pending entries are also indexed by due time in `outbox_due`.
+public struct OutboxEntry: Sendable, Equatable, Codable {
+    /// Where an entry is in its life.
+    public enum State: String, Sendable, Codable {
+        case pending, delivered, failed
+    }
+
+    /// What to deliver.
+    public enum Kind: Sendable, Equatable, Codable {
+        case integrationPush(integration: String)
+        case emailSend(email: String)
+        case emailSendToUser(email: String, toOwner: Bool, to: [String])
+    }
+
+    /// `<contact>/<trigger>/<event id>`, also the delivery's idempotency key.
+    public var key: String
+    public var contact: String
+    public var trigger: String
+    public var event: String
+    public var kind: Kind
+    public var state: State
+    /// Delivery attempts made so far.
+    public var attempts: Int
+    /// Wall-clock epoch milliseconds of the next attempt (pending entries).
+    public var dueAt: Int64
+    public var lastError: String?
+    /// The log sequence number of the event that fired it.
+    public var firedSeq: UInt64
+    /// Wall-clock epoch milliseconds of the successful delivery.
+    public var deliveredAt: Int64?
+
+    public init?(_ effect: SideEffect, firedSeq: UInt64) {
+        let kind: Kind
+        switch effect.kind {
+        case .integrationPush(let integration): kind = .integrationPush(integration: integration)
+        case .emailSend(let email): kind = .emailSend(email: email)
+        case .emailSendToUser(let email, let toOwner, let to):
+            kind = .emailSendToUser(email: email, toOwner: toOwner, to: to)
+        case .tags, .segments, .campaigns: return nil
+        }
+        self.key = effect.key
+        self.contact = effect.contact
+        self.trigger = effect.trigger
+        self.event = effect.event
+        self.kind = kind
+        self.state = .pending
+        self.attempts = 0
+        self.dueAt = 0
+        self.firedSeq = firedSeq
+    }
+
+    /// A short name of the kind, for listings and metrics.
+    public var kindName: String {
+        switch kind {
+        case .integrationPush: "integration.push"
+        case .emailSend: "email.send"
+        case .emailSendToUser: "email.send_to_user"
+        }
+    }
+}
+
+enum OutboxCodec {
+    static func encode(_ entry: OutboxEntry) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array(try encoder.encode(entry))
+    }
+
+    static func decode(_ bytes: UnsafeRawBufferPointer) throws -> OutboxEntry {
+        do {
+            return try JSONDecoder().decode(OutboxEntry.self, from: Data(bytes))
+        } catch {
+            throw CorruptRecordError(table: "outbox", message: "\(error)")
+        }
+    }
+
+    /// `outbox_due` key: due time (u64 big-endian, offset so that negative times sort first) then the entry key.
+    static func dueKey(_ entry: OutboxEntry) -> [UInt8] {
+        SequenceKey.encode(UInt64(bitPattern: entry.dueAt) ^ (1 << 63)) + Array(entry.key.utf8)
+    }
+}
+
+extension ProjectionTransaction {
+    /// Adds a new entry; returns false (changing nothing) when the key is already in the outbox, so that a
+    /// replay or rebuild never queues an effect twice (T7).
+    @discardableResult
+    public func addOutboxEntry(_ entry: OutboxEntry) throws -> Bool {
+        guard
+            try txn.put(store.outbox, Array(entry.key.utf8), OutboxCodec.encode(entry), flags: LMDBPutFlags.noOverwrite)
+        else { return false }
+        if entry.state == .pending { try txn.put(store.outboxDue, OutboxCodec.dueKey(entry), []) }
+        return true
+    }
+
+    public func outboxEntry(_ key: String) throws -> OutboxEntry? {
+        try Array(key.utf8).withUnsafeBytes { raw in try txn.get(store.outbox, raw).map { try OutboxCodec.decode($0) } }
+    }
+
+    /// Replaces an entry, keeping the due index in step.
+    public func updateOutboxEntry(_ entry: OutboxEntry) throws {
+        if let old = try outboxEntry(entry.key), old.state == .pending {
+            try txn.delete(store.outboxDue, OutboxCodec.dueKey(old))
+        }
+        try txn.put(store.outbox, Array(entry.key.utf8), OutboxCodec.encode(entry))
+        if entry.state == .pending { try txn.put(store.outboxDue, OutboxCodec.dueKey(entry), []) }
+    }
+
+    /// Keys of pending entries due at `now` or earlier, soonest first.
+    public func dueOutboxKeys(now: Int64, limit: Int) throws -> [String] {
+        var keys: [String] = []
+        let bound = SequenceKey.encode(UInt64(bitPattern: now) ^ (1 << 63))
+        try txn.scan(store.outboxDue) { key, _ in
+            guard key.count > 8, key.prefix(8).lexicographicallyPrecedes(bound) || key.prefix(8).elementsEqual(bound)
+            else { return false }
+            keys.append(String(decoding: key.dropFirst(8), as: UTF8.self))
+            return keys.count < limit
+        }
+        return keys
+    }
+
+    /// Entries in key order, optionally only those in `state`.
+    public func outboxEntries(state: OutboxEntry.State?, limit: Int) throws -> [OutboxEntry] {
+        var entries: [OutboxEntry] = []
+        try txn.scan(store.outbox) { _, value in
+            let entry = try OutboxCodec.decode(value)
+            if state == nil || entry.state == state { entries.append(entry) }
+            return entries.count < limit
+        }
+        return entries
+    }
+}
