@@ -7,9 +7,16 @@ import TallyDelivery
 public import TallyStore
 
 /// Why an outbox entry could not be retried by hand.
-public struct OutboxRetryError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
+public enum OutboxRetryError: Error, Sendable, CustomStringConvertible {
+    case unknown(key: String)
+    case alreadyDelivered(key: String)
+
+    public var description: String {
+        switch self {
+        case .unknown(let key): "no outbox entry \"\(key)\""
+        case .alreadyDelivered(let key): "\"\(key)\" was delivered already and is never sent again"
+        }
+    }
 }
 
 /// Delivers the outbox (T6, T7): webhooks to the configured integrations and email through the SMTP relay.
@@ -59,12 +66,8 @@ public final class OutboxDelivery: Sendable {
     public func retry(key: String) async throws -> OutboxEntry {
         try await offThePool {
             try self.store.update { txn in
-                guard var entry = try txn.outboxEntry(key) else {
-                    throw OutboxRetryError(message: "no outbox entry \"\(key)\"")
-                }
-                guard entry.state != .delivered else {
-                    throw OutboxRetryError(message: "\"\(key)\" was delivered already and is never sent again")
-                }
+                guard var entry = try txn.outboxEntry(key) else { throw OutboxRetryError.unknown(key: key) }
+                guard entry.state != .delivered else { throw OutboxRetryError.alreadyDelivered(key: key) }
                 entry.state = .pending
                 entry.attempts = 0
                 entry.dueAt = wallClockMillis()
@@ -163,22 +166,12 @@ public final class OutboxDelivery: Sendable {
     }
 
     struct WebhookBody: Encodable {
-        struct Contact: Encodable {
-            var id: String
-            var points: Int64
-            var groups: [String: Int64]
-            var tags: [String]
-            var segments: [String]
-            var campaigns: [String]
-            var email: String?
-            var owner_email: String?
-        }
         struct Trigger: Encodable {
             var id: String
             var event: String
         }
         var key: String
-        var contact: Contact
+        var contact: ContactView
         var trigger: Trigger
         var fired_seq: UInt64
     }
@@ -190,10 +183,7 @@ public final class OutboxDelivery: Sendable {
     {
         let body = WebhookBody(
             key: entry.key,
-            contact: .init(
-                id: entry.contact, points: contact.points, groups: contact.groups, tags: contact.tags.sorted(),
-                segments: contact.segments.sorted(), campaigns: contact.campaigns.sorted(), email: contact.email,
-                owner_email: contact.ownerEmail),
+            contact: ContactView(id: entry.contact, state: contact),
             trigger: .init(id: entry.trigger, event: entry.event), fired_seq: entry.firedSeq)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

@@ -124,18 +124,6 @@ public struct Routes: Sendable {
         return id
     }
 
-    struct ContactBody: Encodable {
-        var contact: String
-        var points: Int64
-        var groups: [String: Int64]
-        var tags: [String]
-        var segments: [String]
-        var campaigns: [String]
-        var triggers: [String]
-        var email: String?
-        var owner_email: String?
-    }
-
     /// `GET /v1/contacts/{id}`: the contact's scores and state; 404 when never seen.
     func contact(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try Self.contactID(context)
@@ -143,11 +131,7 @@ public struct Routes: Sendable {
         guard let state = try engine.projections.contact(id) else {
             throw APIError(.notFound, "unknown contact \"\(id)\"")
         }
-        return JSONResponse.make(
-            ContactBody(
-                contact: id, points: state.points, groups: state.groups, tags: state.tags.sorted(),
-                segments: state.segments.sorted(), campaigns: state.campaigns.sorted(), triggers: state.fired.sorted(),
-                email: state.email, owner_email: state.ownerEmail))
+        return JSONResponse.make(ContactView(id: id, state: state))
     }
 
     /// Appends events and answers 202 with the receipt; 503 when the log cannot take them.
@@ -243,7 +227,13 @@ public struct Routes: Sendable {
         guard let raw = context.parameters.get("key"), let key = raw.removingPercentEncoding else {
             throw APIError(.badRequest, "invalid outbox key")
         }
-        let entry = try await engine.outbox.retry(key: key)
-        return JSONResponse.make(OutboxItem(entry))
+        do {
+            return JSONResponse.make(OutboxItem(try await engine.outbox.retry(key: key)))
+        } catch let error as OutboxRetryError {
+            switch error {
+            case .unknown: throw APIError(.notFound, error.description)
+            case .alreadyDelivered: throw APIError(.conflict, error.description)
+            }
+        }
     }
 }

@@ -226,6 +226,8 @@ struct TriggerDeliveryTests {
         #expect(retry.status == 200, "\(retry.text)")
         _ = try Self.waitForEntry(daemon, "c-3/mql/crm", state: "delivered")
         #expect(webhook.acknowledged("c-3/mql/crm") == 1)
+        #expect(try daemon.admin().request("POST", "/v1/outbox/c-3%2Fmql%2Fcrm/retry").status == 409)
+        #expect(try daemon.admin().request("POST", "/v1/outbox/nope/retry").status == 404)
         let cli = try daemon.run(["outbox", "--failed"])
         #expect(cli.status == 0)
 
