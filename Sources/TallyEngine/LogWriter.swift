@@ -105,15 +105,14 @@ public final class LogWriter: Sendable {
         defer { wakeUp.unlock() }
         while true {
             let batch = queue.withLock { queue -> [Pending]? in
-                guard !queue.pending.isEmpty else { return queue.stopping ? nil : [] }
-                var count = 0
-                var taken = 0
-                while taken < queue.pending.count,
-                    taken == 0
-                        || count + queue.pending[taken].events.count
-                            <= Self.maximumBatchEvents
-                {
-                    count += queue.pending[taken].events.count
+                guard let first = queue.pending.first else { return queue.stopping ? nil : [] }
+                // Whole requests only; at least one, however large.
+                var count = first.events.count
+                var taken = 1
+                while taken < queue.pending.count {
+                    let next = queue.pending[taken].events.count
+                    guard count + next <= Self.maximumBatchEvents else { break }
+                    count += next
                     taken += 1
                 }
                 defer { queue.pending.removeFirst(taken) }
