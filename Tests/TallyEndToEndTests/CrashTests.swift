@@ -36,8 +36,20 @@ struct CrashTests {
             let size = request % 2 == 0 ? 1 : Int.random(in: 2...50, using: &generator)
             let ids = (0..<size).map { "k\(cycle)-\(number)-\(request)-\($0)" }
             let lines = ids.map { id in
-                let type = ["email.open", "asset.download", "form.submit", "page.hit"][Int(generator.next() % 4)]
-                return JSON.event(type, contact: "c-\(generator.next() % 40)", item: "guide", id: id)
+                let contact = "c-\(generator.next() % 40)"
+                let kind = Int(generator.next() % 6)
+                guard kind < 4 else {  // url.hit, in one of a few sessions, minutes apart: dwell and returns
+                    let path = ["/pricing", "/pricing/plans", "/about"][Int(generator.next() % 3)]
+                    var object: [String: Any] = [
+                        "type": "url.hit", "contact": contact, "url": "https://x.com\(path)", "id": id,
+                        "at": 1_767_225_600_000 + Int64(request) * 60_000,
+                    ]
+                    if generator.next() % 4 != 0 { object["session"] = "s\(generator.next() % 3)" }
+                    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+                    return String(decoding: data, as: UTF8.self)
+                }
+                let type = ["email.open", "asset.download", "form.submit", "page.hit"][kind]
+                return JSON.event(type, contact: contact, item: "guide", id: id)
             }
             let body = Array((lines.joined(separator: "\n") + "\n").utf8)
             do {
@@ -59,8 +71,17 @@ struct CrashTests {
     )
     func killDuringIngest() throws {
         let cycles = Int(ProcessInfo.processInfo.environment["TALLY_CRASH_CYCLES"] ?? "") ?? 3
-        let daemon = try Daemon(rules: endToEndRules)
-        let rules = try RulesParser.parse(endToEndRules)
+        let crashRules =
+            endToEndRules + """
+
+                  - { id: dwell, type: url.hit, delta: 3, repeatable: true, url: "https://x.com/pricing*", time_spent: 2m }
+                  - { id: back, type: url.hit, delta: 4, url: "https://x.com/pricing*", returns_within: 1h, page_hits: 2 }
+                triggers:
+                  - { id: warm, min_points: 20, events: [{ id: tag, type: tags.modify, add: [warm] }] }
+                  - { id: zero, min_points: 0, events: [{ id: seen, type: segments.modify, add: [all] }] }
+                """
+        let daemon = try Daemon(rules: crashRules)
+        let rules = try RulesParser.parse(crashRules)
         var generator = SplitMix64(state: 42)
         let outcomes = Outcomes()
         for cycle in 0..<cycles {
@@ -108,5 +129,7 @@ struct CrashTests {
         #expect(try store.checkpoint() == head)
         let stored = Dictionary(uniqueKeysWithValues: try store.allContacts())
         #expect(stored == fold.contacts)
+        #expect(try store.allOpenHits() == fold.openHits)
+        #expect(fold.contacts.values.contains { !$0.visits.isEmpty && $0.tags.contains("warm") })
     }
 }
