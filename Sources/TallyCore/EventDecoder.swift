@@ -5,11 +5,14 @@ public struct EventDecodingError: Error, Sendable, Equatable, CustomStringConver
     /// The offending field, or nil when the line is not a JSON object at all.
     public var field: String?
     public var message: String
+    /// The line names an administrative event type, which only the admin endpoints create (answered 403).
+    public var isAdministrative: Bool
 
-    public init(line: Int, field: String?, message: String) {
+    public init(line: Int, field: String?, message: String, isAdministrative: Bool = false) {
         self.line = line
         self.field = field
         self.message = message
+        self.isAdministrative = isAdministrative
     }
 
     public var description: String {
@@ -27,6 +30,11 @@ public struct EventDecodingError: Error, Sendable, Equatable, CustomStringConver
 public struct EventDecoder: Sendable {
     /// Deepest nesting accepted inside unknown fields.
     public static let maximumDepth = 32
+
+    /// Administrative event types: refused on `POST /v1/events` (403), created only by the admin endpoints.
+    public static let administrativeTypes: Set<String> = [
+        "contact.update", "points.change", "points.set", "rules.published",
+    ]
 
     /// Event time given to events without `at`: when Tally received them.
     public var receivedAt: Int64
@@ -118,6 +126,11 @@ private struct Parser {
                 switch key {
                 case "type":
                     let name = try stringValue(field: key)
+                    if EventDecoder.administrativeTypes.contains(name) {
+                        var error = fail(key, "\(name) is administrative: only the admin API creates it")
+                        error.isAdministrative = true
+                        throw error
+                    }
                     guard let value = EventType(name: name), value.isBehaviour else {
                         throw fail(key, "unknown event type \"\(name)\"")
                     }

@@ -68,7 +68,9 @@ public struct Routes: Sendable {
                 return try decoder.decodeLines(bytes)
             }
         } catch {
-            throw APIError(.badRequest, error.description, line: error.line, field: error.field)
+            throw APIError(
+                error.isAdministrative ? .forbidden : .badRequest, error.description, line: error.line,
+                field: error.field)
         }
         guard !events.isEmpty else { throw APIError(.badRequest, "the request holds no event") }
         return try await append(events)

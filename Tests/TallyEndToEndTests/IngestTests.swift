@@ -55,7 +55,9 @@ struct IngestTests {
         #expect(JSON.int(health["log_head"]) == 8)
     }
 
-    @Test("a bad line rejects the whole request with 400 naming the line and field, and appends nothing")
+    @Test(
+        "a bad line rejects the whole request with 400 (403 for an administrative type) naming the line and field, and appends nothing"
+    )
     func badBatchAppendsNothing() throws {
         let daemon = try Daemon(rules: endToEndRules)
         try daemon.start()
@@ -82,6 +84,13 @@ struct IngestTests {
         let utf8Reply = try daemon.ingest().request(
             "POST", "/v1/events", body: invalidUTF8, contentType: "application/x-ndjson")
         #expect(utf8Reply.status == 400)
+        // An administrative type is refused with 403, and nothing of the request is appended.
+        let admin = try daemon.post([
+            JSON.event("email.open", contact: "c", item: "x"),
+            #"{"type":"contact.update","contact":"c","email":"a@b.c"}"#,
+        ])
+        #expect(admin.status == 403)
+        #expect(JSON.int((JSON.object(admin.body)["error"] as? [String: Any])?["line"]) == 2)
         #expect(JSON.int(try daemon.health()["log_head"]) == 1)
     }
 
