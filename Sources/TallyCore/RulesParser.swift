@@ -108,6 +108,12 @@ public enum RulesParser {
         if type == .urlHit {
             if let text = map.string("url", required: true) {
                 if text.isEmpty { map.report(map.value("url"), "\"url\" must not be empty") }
+                if text.contains("#"), !text.contains("?") {
+                    map.report(
+                        map.value("url"),
+                        "\"url\" has a # but no ?: the URL's query and fragment are dropped before matching (U1), so "
+                            + "it could never match; write ?*# to match fragments")
+                }
                 url = URLPattern(text)
             }
             conditions.pageHits = map.integer("page_hits", in: 1...Int64(Int32.max)).map { Int($0) }

@@ -501,3 +501,24 @@ struct RulesParserTests {
             .isEmpty)
     }
 }
+
+@Suite("Rules checks beyond the spec's grammar")
+struct RulesCheckTests {
+    @Test("U1 a url pattern with # but no ? is refused: it could never match")
+    func fragmentWithoutQuery() throws {
+        let yaml = """
+            actions:
+              - { id: a, type: url.hit, delta: 1, url: "https://x.com/page#section" }
+            """
+        #expect(throws: YAMLValidationError.self) { try RulesParser.parse(yaml) }
+        let matching = try RulesParser.parse(
+            """
+            actions:
+              - { id: a, type: url.hit, delta: 1, url: "https://x.com/page?*#section" }
+            """)
+        #expect(matching.actions.first?.url?.matches("https://x.com/page?utm=1#section") == true)
+        #expect(URLPattern("https://x.com/blog/*").matches("https://x.com/blog/"))
+        #expect(URLPattern("https://x.com/blog/*").matches("https://x.com/blog"))
+        #expect(!URLPattern("https://x.com/blog/*").matches("https://x.com/blogs"))
+    }
+}
