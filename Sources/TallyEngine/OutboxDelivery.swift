@@ -230,11 +230,4 @@ public final class OutboxDelivery: Sendable {
         for byte in key.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return String(hash, radix: 16) + "." + String(key.utf8.count)
     }
-
-    /// Runs blocking store work on a thread of its own (commits fsync), keeping the cooperative pool free.
-    private func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try work() }) }.start()
-        }
-    }
 }

@@ -73,22 +73,21 @@ public final class TallyEngine: Service, Sendable {
         delivery.cancel()
         await delivery.value
         await outbox.shutdown()
-        await Self.offThePool {
+        await offThePool {
             self.writer.stop()
             self.projector.stop()
         }
         logger.info("engine stopped", metadata: ["tally.log_head": "\(writer.head.value)"])
     }
+}
 
-    /// Runs blocking work on a thread of its own, keeping the cooperative pool free.
-    static func offThePool(_ work: @escaping @Sendable () -> Void) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            Thread {
-                work()
-                continuation.resume()
-            }.start()
-        }
+/// Runs blocking work (fsyncing commits, joining threads) on a thread of its own, keeping the cooperative pool
+/// free.
+func offThePool<T: Sendable, E: Error>(_ work: @escaping @Sendable () throws(E) -> T) async throws(E) -> T {
+    let result: Result<T, E> = await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: Result { () throws(E) -> T in try work() }) }.start()
     }
+    return try result.get()
 }
 
 /// An exclusive `flock` on a file in the data directory, so that two daemons never share one store.

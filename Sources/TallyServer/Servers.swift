@@ -3,6 +3,7 @@ import Hummingbird
 public import Logging
 import NIOCore
 public import ServiceLifecycle
+import TallyClient
 public import TallyEngine
 
 /// Builds the two HTTP/1.1 servers on Unix sockets: ingest (mode 0666) and admin (mode 0600).
@@ -40,21 +41,8 @@ public enum Servers {
     }
 
     static func isListening(_ path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
-            }
-        }
+        guard let fd = try? UnixSocket.connect(to: path) else { return false }
+        close(fd)
+        return true
     }
 }
