@@ -97,6 +97,40 @@ public final class UnixHTTPClient {
         }
     }
 
+    /// Sends a file as the request body, read and sent in 64 KiB chunks (an import of any size), and reads the
+    /// response. `progress` is called with the bytes sent so far.
+    public func request(
+        _ method: String, _ path: String, bodyFile: String, contentType: String,
+        progress: (_ sent: Int, _ total: Int) -> Void = { _, _ in }
+    ) throws(ClientError) -> HTTPReply {
+        let file = open(bodyFile, O_RDONLY | O_CLOEXEC)
+        guard file >= 0 else { throw ClientError("cannot open \(bodyFile): \(String(cString: strerror(errno)))") }
+        defer { close(file) }
+        var info = stat()
+        guard fstat(file, &info) == 0 else { throw ClientError("cannot stat \(bodyFile)") }
+        let total = Int(info.st_size)
+        try connectIfNeeded()
+        let head =
+            "\(method) \(path) HTTP/1.1\r\nHost: tally\r\nContent-Length: \(total)\r\nContent-Type: \(contentType)\r\n\r\n"
+        do throws(ClientError) {
+            try send(Array(head.utf8))
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            var sent = 0
+            while sent < total {
+                let count = chunk.withUnsafeMutableBytes { read(file, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { throw ClientError("\(bodyFile) ended early") }
+                try send(Array(chunk[0..<count]))
+                sent += count
+                progress(sent, total)
+            }
+            return try readResponse()
+        } catch {
+            disconnect()
+            throw error
+        }
+    }
+
     private func exchange(
         _ method: String, _ path: String, _ body: [UInt8], _ contentType: String?, _ headers: [String: String]
     ) throws(ClientError) -> HTTPReply {

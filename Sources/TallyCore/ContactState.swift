@@ -42,6 +42,11 @@ public struct ContactState: Sendable, Equatable {
         return groups[group] ?? 0
     }
 
+    /// Sets the main or a group score.
+    public mutating func set(_ value: Int64, group: String?) {
+        if let group { groups[group] = value } else { points = value }
+    }
+
     /// Adds `delta` to the main or a group score, saturating at the 64-bit range; returns the change applied.
     @discardableResult
     public mutating func add(_ delta: Int64, group: String?) -> Int64 {
@@ -53,8 +58,19 @@ public struct ContactState: Sendable, Equatable {
     }
 }
 
-/// One award of points to a contact by a point action.
+/// One change of a contact's score: by a point action, an operator's manual change or an import.
 public struct Award: Sendable, Equatable {
+    /// What changed the score.
+    public enum Kind: UInt8, Sendable {
+        case action = 1
+        /// A `points.change` by an operator (M1).
+        case manual = 2
+        /// A `points.set` from a CSV import (M2).
+        case imported = 3
+    }
+
+    public var kind: Kind
+    /// The point action's id; `(manual)` or `(import)` for the other kinds (parentheses never occur in ids).
     public var action: String
     /// The group whose score changed, or nil for the main score.
     public var group: String?
@@ -63,7 +79,10 @@ public struct Award: Sendable, Equatable {
     /// The reason in words, with the measured values (A1).
     public var reason: String
 
-    public init(action: String, group: String?, delta: Int64, scoreAfter: Int64, reason: String) {
+    public init(
+        kind: Kind = .action, action: String, group: String?, delta: Int64, scoreAfter: Int64, reason: String
+    ) {
+        self.kind = kind
         self.action = action
         self.group = group
         self.delta = delta

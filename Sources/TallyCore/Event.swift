@@ -11,6 +11,18 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case urlHit = 6
     /// Administrative: sets a contact's email and owner email (admin socket only).
     case contactUpdate = 32
+    /// Administrative: an operator's change of a score (M1): ``Event/operation``, ``Event/value``,
+    /// ``Event/group``, ``Event/reason``.
+    case pointsChange = 33
+    /// Administrative: one row of a points import (M2), which sets a score (``Event/value``, ``Event/group``,
+    /// ``Event/email``; ``Event/reason`` names the file).
+    case pointsSet = 34
+    /// Administrative: a new rules version (A3); ``Event/text`` holds the YAML, ``Event/reason`` its source.
+    /// The version number is the event's position among the log's rules publications, from 1.
+    case rulesPublished = 35
+    /// Administrative: the projections were rebuilt under rules version ``Event/value`` (A4): everything
+    /// before this event is folded again under that version, and the fold goes on from here with it.
+    case rebuild = 36
 
     /// The name used on the wire and in the rules file.
     public var name: String {
@@ -22,6 +34,10 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .pageHit: "page.hit"
         case .urlHit: "url.hit"
         case .contactUpdate: "contact.update"
+        case .pointsChange: "points.change"
+        case .pointsSet: "points.set"
+        case .rulesPublished: "rules.published"
+        case .rebuild: "rebuild"
         }
     }
 
@@ -43,9 +59,12 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     public var requiresItem: Bool {
         switch self {
         case .assetDownload, .emailSend, .emailOpen, .formSubmit, .pageHit: true
-        case .urlHit, .contactUpdate: false
+        default: false
         }
     }
+
+    /// Whether the event changes the rules version (`rules.published`, `rebuild`) rather than a contact.
+    public var switchesRules: Bool { self == .rulesPublished || self == .rebuild }
 
     /// Whether events of this type carry a `url`.
     public var requiresURL: Bool { self == .urlHit }
@@ -70,10 +89,22 @@ public struct Event: Sendable, Hashable {
     public var email: String?
     /// For `contact.update`: the email address of the contact's owner (a salesperson).
     public var ownerEmail: String?
+    /// For `points.change` and `points.set`: the group whose score changes; nil for the main score.
+    public var group: String?
+    /// For `points.change` and `points.set`: the operator's reason, or the imported file's name; for
+    /// `rules.published`: where the version came from.
+    public var reason: String?
+    /// For `rules.published`: the rules file's text.
+    public var text: String?
+    /// For `points.change` and `points.set`: the operand; for `rebuild`: the rules version.
+    public var value: Int64?
+    /// For `points.change`: how ``value`` changes the score.
+    public var operation: PointsOperation?
 
     public init(
         type: EventType, contact: String, at: Int64, id: String? = nil, item: String? = nil, url: String? = nil,
-        session: String? = nil, email: String? = nil, ownerEmail: String? = nil
+        session: String? = nil, email: String? = nil, ownerEmail: String? = nil, group: String? = nil,
+        reason: String? = nil, text: String? = nil, value: Int64? = nil, operation: PointsOperation? = nil
     ) {
         self.type = type
         self.contact = contact
@@ -84,6 +115,53 @@ public struct Event: Sendable, Hashable {
         self.session = session
         self.email = email
         self.ownerEmail = ownerEmail
+        self.group = group
+        self.reason = reason
+        self.text = text
+        self.value = value
+        self.operation = operation
+    }
+}
+
+/// How a manual change (M1) computes the new score from the old one and a value.
+public enum PointsOperation: UInt8, Sendable, CaseIterable {
+    case plus = 1
+    case minus = 2
+    case times = 3
+    /// Integer division, rounding toward zero.
+    case divide = 4
+    case set = 5
+
+    /// The name used by the API and the CLI.
+    public var name: String {
+        switch self {
+        case .plus: "plus"
+        case .minus: "minus"
+        case .times: "times"
+        case .divide: "divide"
+        case .set: "set"
+        }
+    }
+
+    public init?(name: some StringProtocol) {
+        guard let operation = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = operation
+    }
+
+    /// The new score, saturating at the 64-bit range; nil for a division by zero.
+    public func apply(to old: Int64, _ value: Int64) -> Int64? {
+        func saturated(_ result: (partialValue: Int64, overflow: Bool), positive: Bool) -> Int64 {
+            result.overflow ? (positive ? .max : .min) : result.partialValue
+        }
+        switch self {
+        case .plus: return saturated(old.addingReportingOverflow(value), positive: value > 0)
+        case .minus: return saturated(old.subtractingReportingOverflow(value), positive: value < 0)
+        case .times: return saturated(old.multipliedReportingOverflow(by: value), positive: (old < 0) == (value < 0))
+        case .divide:
+            guard value != 0 else { return nil }
+            return saturated(old.dividedReportingOverflow(by: value), positive: true)  // only min / -1 overflows
+        case .set: return value
+        }
     }
 }
 

@@ -32,9 +32,7 @@ public struct EventDecoder: Sendable {
     public static let maximumDepth = 32
 
     /// Administrative event types: refused on `POST /v1/events` (403), created only by the admin endpoints.
-    public static let administrativeTypes: Set<String> = [
-        "contact.update", "points.change", "points.set", "rules.published",
-    ]
+    public static let administrativeTypes = Set(EventType.allCases.filter { !$0.isBehaviour }.map(\.name))
 
     /// Event time given to events without `at`: when Tally received them.
     public var receivedAt: Int64

@@ -4,6 +4,8 @@
 /// the same state and the same awards.
 public struct Scorer: Sendable {
     public let rules: RuleSet
+    /// The rules version: the number of the `rules.published` event that carried ``rules``; 0 before any (A3).
+    public let version: Int64
     /// Cap of one hit's dwell, milliseconds (U5).
     public let sessionTimeout: Int64
     private let actionsByType: [EventType: [PointAction]]
@@ -11,8 +13,9 @@ public struct Scorer: Sendable {
     private let patterns: [URLPattern]
     private let triggers: TriggerEvaluator
 
-    public init(rules: RuleSet, sessionTimeout: Int64 = 30 * 60_000) {
+    public init(rules: RuleSet, sessionTimeout: Int64 = 30 * 60_000, version: Int64 = 0) {
         self.rules = rules
+        self.version = version
         self.sessionTimeout = sessionTimeout
         self.actionsByType = Dictionary(grouping: rules.actions, by: \.type)
         var seen: Set<String> = []
@@ -28,15 +31,56 @@ public struct Scorer: Sendable {
         -> FoldOutcome
     {
         var outcome = FoldOutcome()
-        if event.type == .contactUpdate {
+        switch event.type {
+        case .contactUpdate:
             if let email = event.email { state.email = email }
             if let ownerEmail = event.ownerEmail { state.ownerEmail = ownerEmail }
+        case .pointsChange, .pointsSet:
+            if event.type == .pointsSet, let email = event.email { state.email = email }
+            if let award = Self.change(event, &state) { outcome.awards = [award] }
+        default:
+            outcome.awards = apply(event, to: &state, openHit: &openHit)
         }
-        outcome.awards = apply(event, to: &state, openHit: &openHit)
         let changed = Set(outcome.awards.filter { $0.delta != 0 }.map(\.group))
         triggers.evaluate(
             contact: event.contact, state: &state, changed: changed, isNew: isNew, at: event.at, outcome: &outcome)
         return outcome
+    }
+
+    /// Fires, for a contact that already exists, the `trigger_existing` triggers a new rules version publishes
+    /// (T4), judged at `at` (the publication's time).
+    public func fireExisting(
+        _ triggers: [PointTrigger], contact: String, state: inout ContactState, at: Int64
+    ) -> FoldOutcome {
+        var outcome = FoldOutcome()
+        for trigger in triggers
+        where trigger.window.contains(at) && state.score(group: trigger.group) >= trigger.minPoints {
+            self.triggers.fire(trigger, contact: contact, state: &state, outcome: &outcome)
+        }
+        return outcome
+    }
+
+    /// A manual change (M1) or an imported score (M2): the real delta, and the reason in words.
+    static func change(_ event: Event, _ state: inout ContactState) -> Award? {
+        guard let value = event.value else { return nil }
+        let operation = event.type == .pointsSet ? .set : event.operation ?? .plus
+        let old = state.score(group: event.group)
+        guard let new = operation.apply(to: old, value) else { return nil }  // division by zero: refused at the API
+        state.set(new, group: event.group)
+        let score = event.group.map { "\($0) score" } ?? "score"
+        let reason: String
+        let kind: Award.Kind
+        if event.type == .pointsSet {
+            kind = .imported
+            reason = "imported from \(event.reason ?? "a file"): \(score) set to \(new), was \(old)"
+        } else {
+            kind = .manual
+            let why = event.reason.map { ": \($0)" } ?? ""
+            reason = "manual \(operation.name) \(value)\(why) (\(score) was \(old), now \(new))"
+        }
+        return Award(
+            kind: kind, action: kind == .imported ? "(import)" : "(manual)", group: event.group, delta: new &- old,
+            scoreAfter: new, reason: reason)
     }
 
     /// Applies an event that carries no session state; see ``apply(_:to:openHit:)``.

@@ -12,6 +12,8 @@ public struct ContactView: Encodable, Sendable {
     public var triggers: [String]
     public var email: String?
     public var owner_email: String?
+    /// For a score as of a time (A6): that time; the scores are then those of the audit trail up to it.
+    public var at: String?
 
     public init(id: String, state: ContactState) {
         contact = id

@@ -31,8 +31,13 @@ public enum AppendError: Error, Sendable, CustomStringConvertible {
 public final class LogWriter: Sendable {
     private struct Pending {
         var events: [Event]
+        /// For an import: emits its events inside the transaction instead of ``events``.
+        var stream: EventStream?
         var continuation: CheckedContinuation<AppendReceipt, any Error>
     }
+
+    /// Emits a stream of events (an import), possibly more than once: the same events each time.
+    public typealias EventStream = @Sendable (_ emit: (Event) throws -> Void) throws -> Void
 
     private struct Queue {
         var pending: [Pending] = []
@@ -72,10 +77,20 @@ public final class LogWriter: Sendable {
     /// Appends `events` durably; returns once their transaction has committed.
     public func append(_ events: [Event]) async throws -> AppendReceipt {
         if events.isEmpty { return AppendReceipt() }
-        return try await withCheckedThrowingContinuation { continuation in
+        return try await enqueue(events: events, stream: nil)
+    }
+
+    /// Appends the events `stream` emits in one durable transaction of their own, without holding them in
+    /// memory (M2); returns once it has committed.
+    public func append(stream: @escaping EventStream) async throws -> AppendReceipt {
+        try await enqueue(events: [], stream: stream)
+    }
+
+    private func enqueue(events: [Event], stream: EventStream?) async throws -> AppendReceipt {
+        try await withCheckedThrowingContinuation { continuation in
             let accepted = queue.withLock { queue -> Bool in
                 guard !queue.stopping else { return false }
-                queue.pending.append(Pending(events: events, continuation: continuation))
+                queue.pending.append(Pending(events: events, stream: stream, continuation: continuation))
                 return true
             }
             guard accepted else {
@@ -106,10 +121,10 @@ public final class LogWriter: Sendable {
         while true {
             let batch = queue.withLock { queue -> [Pending]? in
                 guard let first = queue.pending.first else { return queue.stopping ? nil : [] }
-                // Whole requests only; at least one, however large.
+                // Whole requests only; at least one, however large; a stream alone.
                 var count = first.events.count
                 var taken = 1
-                while taken < queue.pending.count {
+                while first.stream == nil, taken < queue.pending.count, queue.pending[taken].stream == nil {
                     let next = queue.pending[taken].events.count
                     guard count + next <= Self.maximumBatchEvents else { break }
                     count += next
@@ -127,7 +142,10 @@ public final class LogWriter: Sendable {
     private func run() {
         while let batch = nextBatch() {
             do {
-                let receipts = try log.append(batch.map(\.events))
+                let receipts =
+                    if let stream = batch[0].stream { [try log.appendStream(stream)] } else {
+                        try log.append(batch.map(\.events))
+                    }
                 queue.withLock { $0.failure = nil }
                 if let last = receipts.compactMap(\.lastSeq).max() { head.advance(to: last) }
                 for (request, receipt) in zip(batch, receipts) { request.continuation.resume(returning: receipt) }

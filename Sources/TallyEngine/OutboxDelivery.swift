@@ -26,13 +26,13 @@ public enum OutboxRetryError: Error, Sendable, CustomStringConvertible {
 /// A failed attempt is retried after `outbox.backoff`, doubling, until `outbox.attempts` attempts, then parked
 /// as failed for an operator to see and retry. A delivered entry is never sent again.
 public final class OutboxDelivery: Sendable {
-    private let store: ProjectionStore
+    private let projections: LiveProjections
     private let configuration: Configuration
     private let logger: Logger
     private let http: HTTPClient
 
-    init(store: ProjectionStore, configuration: Configuration, logger: Logger) {
-        self.store = store
+    init(projections: LiveProjections, configuration: Configuration, logger: Logger) {
+        self.projections = projections
         self.configuration = configuration
         self.logger = logger
         self.http = HTTPClient(eventLoopGroupProvider: .singleton)
@@ -43,7 +43,7 @@ public final class OutboxDelivery: Sendable {
         while !Task.isCancelled {
             let keys: [String]
             do {
-                keys = try store.read { txn in try txn.dueOutboxKeys(now: wallClockMillis(), limit: 16) }
+                keys = try projections.read { txn in try txn.dueOutboxKeys(now: wallClockMillis(), limit: 16) }
             } catch {
                 logger.error("outbox read failed", metadata: ["tally.error": "\(error)"])
                 keys = []
@@ -65,7 +65,7 @@ public final class OutboxDelivery: Sendable {
     /// Puts an entry back in the queue, due now, with its attempts reset (a delivered entry stays delivered).
     public func retry(key: String) async throws -> OutboxEntry {
         try await offThePool {
-            try self.store.update { txn in
+            try self.projections.update { txn in
                 guard var entry = try txn.outboxEntry(key) else { throw OutboxRetryError.unknown(key: key) }
                 guard entry.state != .delivered else { throw OutboxRetryError.alreadyDelivered(key: key) }
                 entry.state = .pending
@@ -80,7 +80,7 @@ public final class OutboxDelivery: Sendable {
     private func deliver(_ key: String) async {
         let loaded: (OutboxEntry, ContactState?)?
         do {
-            loaded = try store.read { txn in
+            loaded = try projections.read { txn in
                 guard let entry = try txn.outboxEntry(key), entry.state == .pending else { return nil }
                 return (entry, try txn.contact(entry.contact))
             }
@@ -105,7 +105,7 @@ public final class OutboxDelivery: Sendable {
 
     /// Records an attempt's outcome on the stored entry.
     private func record(_ attempted: OutboxEntry, failure: String?) throws {
-        try store.update { txn in
+        try projections.update { txn in
             guard var entry = try txn.outboxEntry(attempted.key), entry.state == .pending else { return }
             entry.attempts += 1
             let now = wallClockMillis()

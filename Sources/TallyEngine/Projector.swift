@@ -4,60 +4,120 @@ import Synchronization
 public import TallyCore
 public import TallyStore
 
-/// Follows the event log and folds it into the projections, one batch per transaction.
+/// Follows the event log and folds it into the live projections, and carries out rebuilds (A4).
 ///
-/// Each batch's new contact states and the checkpoint (its last sequence number) are written in one LMDB
-/// transaction (A5): after a crash the projector resumes right after the last committed batch, so no event is
-/// applied twice or skipped. Runs on a dedicated thread; the fold itself is ``Scorer``, pure.
+/// The fold is ``ProjectionFolder`` on a dedicated thread: each batch's state and its checkpoint are written in
+/// one transaction (A5), so after a crash it resumes right after the last committed batch.
+///
+/// A rebuild is a `rebuild` event in the log. When the projector folds one (or finds at start one that its
+/// store was not built for), a rebuild thread folds the whole log into a fresh environment, with the events
+/// before the rebuild event under the version it names, while the live projections go on being served and
+/// updated. Once the fresh fold has caught up with the log, the projector thread folds its last events, carries
+/// the outbox over, replaces the live store and points `CURRENT` at the fresh environment; the old one is
+/// deleted. A crash before the switch leaves the old store live, and the rebuild starts again.
 public final class Projector: Sendable {
-    /// Events folded per transaction.
-    public static let batchSize = 10_000
-
-    private let log: EventLog
-    private let store: ProjectionStore
-    private let scorer: Scorer
-    private let logHead: SequenceWatch
-    private let logger: Logger
-    private let stopping = Mutex(false)
-    private let finished = DispatchSemaphore(value: 0)
-    /// The last sequence number folded into the projections.
-    public let projected: SequenceWatch
-
-    public init(log: EventLog, store: ProjectionStore, scorer: Scorer, logHead: SequenceWatch, logger: Logger) throws {
-        self.log = log
-        self.store = store
-        self.scorer = scorer
-        self.logHead = logHead
-        self.logger = logger
-        self.projected = SequenceWatch(try store.checkpoint())
+    private struct State {
+        var folder: ProjectionFolder
+        /// A rebuilt folder waiting to replace the live one.
+        var handover: ProjectionFolder?
+        /// The rebuild in progress or last finished.
+        var progress: RebuildProgress?
+        /// Set to stop the rebuild thread (a newer rebuild event supersedes it, or shutdown).
+        var cancelRebuild: Bool = false
+        var rebuilding: Bool = false
     }
 
-    public func start() {
+    private let log: EventLog
+    public let projections: LiveProjections
+    private let directories: ProjectionDirectories
+    private let sessionTimeout: Int64
+    private let mapSize: Int
+    private let logHead: SequenceWatch
+    private let logger: Logger
+    private let state: Mutex<State>
+    private let stopping = Mutex(false)
+    private let finished = DispatchSemaphore(value: 0)
+    /// The last sequence number folded into the live projections.
+    public let projected: SequenceWatch
+
+    public init(
+        log: EventLog, directories: ProjectionDirectories, sessionTimeout: Int64, mapSize: Int, logHead: SequenceWatch,
+        logger: Logger
+    ) throws {
+        self.log = log
+        self.directories = directories
+        self.sessionTimeout = sessionTimeout
+        self.mapSize = mapSize
+        self.logHead = logHead
+        self.logger = logger
+        try directories.removeStale()
+        let store = try ProjectionStore(directory: try directories.current(), mapSize: mapSize)
+        projections = LiveProjections(store)
+        let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: sessionTimeout)
+        state = Mutex(State(folder: folder))
+        projected = SequenceWatch(folder.checkpoint)
+    }
+
+    /// The rules version the live projections are folding with.
+    public var rules: RulesState { state.withLock { $0.folder.rules } }
+
+    /// The rebuild in progress or last finished, if any.
+    public var rebuildProgress: RebuildProgress? { state.withLock { $0.progress } }
+
+    /// Whether a rebuild is running.
+    public var isRebuilding: Bool { state.withLock { $0.rebuilding } }
+
+    public func start() throws {
+        // A rebuild the store was not built for, whose event the live store has already folded: a crash
+        // interrupted it; start it again. (One not folded yet starts when the projector folds it.)
+        let folder = state.withLock { $0.folder }
+        let built = try folder.store.read { txn in try txn.rebuildSeq() }
+        if let pending = try log.rulesEvents().last(where: { $0.event.type == .rebuild }), pending.seq > built,
+            pending.seq <= folder.checkpoint
+        {
+            startRebuild(pending)
+        }
         let thread = Thread { [self] in run() }
         thread.name = "tally-projector"
         thread.start()
     }
 
-    /// Finishes the batch in progress and ends the thread.
+    /// Finishes the batch in progress, stops a rebuild, and ends the thread.
     public func stop() {
         let already = stopping.withLock { stopping in
             defer { stopping = true }
             return stopping
         }
+        state.withLock { $0.cancelRebuild = true }
         logHead.wakeAll()
         if !already { finished.wait() }
     }
 
+    private var isStopping: Bool { stopping.withLock { $0 } }
+
     private func run() {
-        while !stopping.withLock({ $0 }) {
-            let done = projected.value
-            if logHead.value <= done {
+        while !isStopping {
+            let (folder, handover) = state.withLock { state in
+                defer { state.handover = nil }
+                return (state.folder, state.handover)
+            }
+            if let handover {
+                switchTo(handover, from: folder)
+                continue
+            }
+            let done = folder.checkpoint
+            let passPending = (try? folder.store.read { try $0.existingTriggersPass() }) != nil
+            if logHead.value <= done, !passPending {
                 logHead.blockingWait(beyond: done, timeout: 0.5)
                 continue
             }
             do {
-                if let last = try Self.foldBatch(log: log, store: store, scorer: scorer, after: done) {
-                    projected.advance(to: last)
+                let rebuildBefore = folder.foldedRebuild
+                if try folder.step() { projected.advance(to: folder.checkpoint) }
+                if let rebuild = folder.foldedRebuild, rebuild != rebuildBefore,
+                    let event = try log.event(at: rebuild)
+                {
+                    startRebuild(LoggedEvent(seq: rebuild, event: event))
                 }
             } catch {
                 logger.error("projector batch failed; retrying", metadata: ["tally.error": "\(error)"])
@@ -67,45 +127,111 @@ public final class Projector: Sendable {
         finished.signal()
     }
 
-    /// Folds up to ``batchSize`` events after `seq` into the store in one transaction; returns the new
-    /// checkpoint, or nil when there was nothing to fold.
-    public static func foldBatch(
-        log: EventLog, store: ProjectionStore, scorer: Scorer, after seq: UInt64
-    ) throws
-        -> UInt64?
-    {
-        let events = try log.read(from: seq + 1, limit: batchSize)
-        guard let last = events.last else { return nil }
-        try store.update { txn in
-            guard try txn.checkpoint() == seq else {
-                throw CorruptRecordError(table: "meta", message: "checkpoint moved under the projector")
+    /// Starts the rebuild the `rebuild` event asks for on a thread of its own, superseding one in progress.
+    private func startRebuild(_ event: LoggedEvent) {
+        let version = event.event.value ?? 0
+        let progress = RebuildProgress(
+            seq: event.seq, version: version, phase: .replaying, replayed: 0, total: logHead.value,
+            startedAt: wallClockMillis())
+        let supersedes = state.withLock { state -> Bool in
+            defer {
+                state.progress = progress
+                state.rebuilding = true
             }
-            // Load what the batch touches; contacts absent from the store stay absent, so the fold sees them
-            // as new (T2).
-            var working = Projection()
-            var loaded: Set<String> = []
-            for logged in events {
-                let event = logged.event
-                if loaded.insert(event.contact).inserted, let state = try txn.contact(event.contact) {
-                    working.contacts[event.contact] = state
-                }
-                if event.type == .urlHit, let session = event.session {
-                    let key = SessionKey(contact: event.contact, session: session)
-                    if working.openHits[key] == nil { working.openHits[key] = try txn.openHit(key) }
-                }
-            }
-            for logged in events {
-                let outcome = working.apply(logged.event, scorer: scorer)
-                for effect in outcome.sideEffects {
-                    if let entry = OutboxEntry(effect, firedSeq: logged.seq) { try txn.addOutboxEntry(entry) }
-                }
-            }
-            for (contact, state) in working.contacts.sorted(by: { $0.key < $1.key }) {
-                try txn.setContact(contact, state)
-            }
-            for (key, hit) in working.openHits { try txn.setOpenHit(key, hit) }
-            try txn.setCheckpoint(last.seq)
+            state.cancelRebuild = state.rebuilding
+            return state.rebuilding
         }
-        return last.seq
+        logger.info(
+            "rebuild started", metadata: ["tally.seq": "\(event.seq)", "tally.rules_version": "\(version)"])
+        let thread = Thread { [self] in
+            if supersedes { waitForPreviousRebuild() }
+            rebuild(seq: event.seq, version: version)
+        }
+        thread.name = "tally-rebuild"
+        thread.start()
+    }
+
+    private func waitForPreviousRebuild() {
+        while state.withLock({ $0.cancelRebuild }) && !isStopping { Thread.sleep(forTimeInterval: 0.01) }
+    }
+
+    /// The rebuild thread: folds the whole log into a fresh environment until it has caught up, then hands the
+    /// folder to the projector thread for the switch.
+    private func rebuild(seq: UInt64, version: Int64) {
+        let path: String
+        do {
+            path = try directories.fresh(forRebuildAt: seq)
+        } catch {
+            return failRebuild(seq, error)
+        }
+        do {
+            let store = try ProjectionStore(directory: path, mapSize: mapSize)
+            let folder = try ProjectionFolder(
+                log: log, emptyStore: store, sessionTimeout: sessionTimeout, version: version, until: seq)
+            while try folder.step() {
+                let cancelled = state.withLock { state in
+                    if var progress = state.progress {
+                        progress.replayed = folder.checkpoint
+                        progress.total = max(progress.total, folder.checkpoint)
+                        state.progress = progress
+                    }
+                    return state.cancelRebuild
+                }
+                if cancelled || isStopping {
+                    state.withLock { $0.cancelRebuild = false }
+                    try? FileManager.default.removeItem(atPath: path)
+                    return
+                }
+                if folder.checkpoint >= logHead.value { break }
+            }
+            state.withLock { state in
+                state.handover = folder
+                state.progress?.phase = .switching
+            }
+            logHead.wakeAll()
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            failRebuild(seq, error)
+        }
+    }
+
+    private func failRebuild(_ seq: UInt64, _ error: any Error) {
+        logger.error("rebuild failed", metadata: ["tally.seq": "\(seq)", "tally.error": "\(error)"])
+        state.withLock { state in
+            state.progress?.phase = .failed
+            state.progress?.error = "\(error)"
+            state.progress?.finishedAt = wallClockMillis()
+            state.rebuilding = false
+            state.cancelRebuild = false
+        }
+    }
+
+    /// On the projector thread: folds the rebuilt store's last events, replaces the live store with it, and
+    /// removes the old environment.
+    private func switchTo(_ fresh: ProjectionFolder, from live: ProjectionFolder) {
+        do {
+            let target = max(logHead.value, live.checkpoint)
+            while fresh.checkpoint < target, try fresh.step() {}
+            while try fresh.store.read({ try $0.existingTriggersPass() }) != nil { try fresh.step() }
+            try projections.replace(with: fresh.store)
+            try directories.makeCurrent(fresh.store.environment.path)
+            state.withLock { state in
+                state.folder = fresh
+                state.progress?.phase = .done
+                state.progress?.replayed = fresh.checkpoint
+                state.progress?.finishedAt = wallClockMillis()
+                state.rebuilding = false
+            }
+            projected.advance(to: fresh.checkpoint)
+            try? FileManager.default.removeItem(atPath: live.store.environment.path)
+            logger.info(
+                "rebuild switched",
+                metadata: [
+                    "tally.checkpoint": "\(fresh.checkpoint)", "tally.rules_version": "\(fresh.rules.scorer.version)",
+                ])
+        } catch {
+            try? FileManager.default.removeItem(atPath: fresh.store.environment.path)
+            failRebuild(fresh.checkpoint, error)
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 public import ServiceLifecycle
+import Synchronization
 public import TallyCore
 public import TallyStore
 
@@ -22,12 +23,11 @@ public struct StartupError: Error, Sendable, CustomStringConvertible {
 /// last, so every request the servers acknowledged is committed before the process exits.
 public final class TallyEngine: Service, Sendable {
     public let configuration: Configuration
-    public let rules: RuleSet
     public let log: EventLog
-    public let projections: ProjectionStore
     public let writer: LogWriter
     public let projector: Projector
     public let outbox: OutboxDelivery
+    let publishing = Mutex(false)
     private let lock: DirectoryLock
     private let logger: Logger
 
@@ -43,28 +43,54 @@ public final class TallyEngine: Service, Sendable {
         } catch {
             throw StartupError("cannot read the rules file \(configuration.rulesPath): \(error.localizedDescription)")
         }
-        rules = try RulesParser.parse(rulesText, file: configuration.rulesPath)
+        _ = try Self.validate(rules: rulesText, source: configuration.rulesPath, configuration: configuration)
         log = try EventLog(directory: configuration.logDirectory, mapSize: configuration.mapSize)
-        projections = try ProjectionStore(directory: configuration.projectionDirectory, mapSize: configuration.mapSize)
+        // A3: publish the rules file when it changed since it was last published from the file (a version
+        // published through the API since then is not reverted). The writer thread has not started: this is the
+        // only writer.
+        let fileSource = Self.fileSource(configuration.rulesPath)
+        let fromFile = try log.rulesEvents().last { $0.event.type == .rulesPublished && $0.event.reason == fileSource }
+        if fromFile?.event.text != rulesText {
+            _ = try log.append([[Self.publication(text: rulesText, source: fileSource)]])
+            logger.info("rules published", metadata: ["tally.source": "\(fileSource)"])
+        }
         writer = try LogWriter(log: log, logger: logger)
         projector = try Projector(
-            log: log, store: projections, scorer: Scorer(rules: rules, sessionTimeout: configuration.sessionTimeout),
-            logHead: writer.head, logger: logger)
-        outbox = OutboxDelivery(store: projections, configuration: configuration, logger: logger)
+            log: log, directories: ProjectionDirectories(dataDirectory: configuration.dataDirectory),
+            sessionTimeout: configuration.sessionTimeout, mapSize: configuration.mapSize, logHead: writer.head,
+            logger: logger)
+        outbox = OutboxDelivery(projections: projector.projections, configuration: configuration, logger: logger)
+    }
+
+    /// The live projections.
+    public var projections: LiveProjections { projector.projections }
+
+    /// The `reason` of a publication made from the rules file at start.
+    static func fileSource(_ path: String) -> String { "file \(path)" }
+
+    static func publication(text: String, source: String) -> Event {
+        Event(type: .rulesPublished, contact: "", at: wallClockMillis(), reason: source, text: text)
+    }
+
+    /// Parses a rules file and checks what the parser cannot: that every integration it pushes to is
+    /// configured.
+    public static func validate(rules text: String, source: String, configuration: Configuration) throws -> RuleSet {
+        let rules = try RulesParser.parse(text, file: source)
         for trigger in rules.triggers {
             for event in trigger.events {
                 if case .integrationPush(let name) = event.kind, configuration.integrations[name] == nil {
                     throw StartupError(
-                        "\(configuration.rulesPath): trigger \(trigger.id) event \(event.id) pushes to integration "
+                        "\(source): trigger \(trigger.id) event \(event.id) pushes to integration "
                             + "\"\(name)\", which is not configured under \"integrations\" in the configuration")
                 }
             }
         }
+        return rules
     }
 
     public func run() async throws {
         writer.start()
-        projector.start()
+        try projector.start()
         logger.info(
             "engine started",
             metadata: ["tally.log_head": "\(writer.head.value)", "tally.projected": "\(projector.projected.value)"])
@@ -83,7 +109,7 @@ public final class TallyEngine: Service, Sendable {
 
 /// Runs blocking work (fsyncing commits, joining threads) on a thread of its own, keeping the cooperative pool
 /// free.
-func offThePool<T: Sendable, E: Error>(_ work: @escaping @Sendable () throws(E) -> T) async throws(E) -> T {
+public func offThePool<T: Sendable, E: Error>(_ work: @escaping @Sendable () throws(E) -> T) async throws(E) -> T {
     let result: Result<T, E> = await withCheckedContinuation { continuation in
         Thread { continuation.resume(returning: Result { () throws(E) -> T in try work() }) }.start()
     }

@@ -29,6 +29,14 @@ public struct Routes: Sendable {
         addBehaviourRoutes(to: router)
         router.get("/v1/contacts/:id") { request, context in try await self.contact(request, context) }
         router.post("/v1/contacts/:id") { request, context in try await self.updateContact(request, context) }
+        router.get("/v1/contacts/:id/explain") { request, context in try await self.explain(request, context) }
+        router.post("/v1/contacts/:id/points") { request, context in try await self.changePoints(request, context) }
+        router.get("/v1/rules") { request, _ in try self.listRules(request) }
+        router.put("/v1/rules") { request, _ in try await self.publishRules(request) }
+        router.post("/v1/rebuild") { request, _ in try await self.rebuild(request) }
+        router.get("/v1/rebuild") { _, _ in self.rebuildProgress() }
+        router.post("/v1/verify") { _, _ in try await self.verify() }
+        router.post("/v1/import/points") { request, _ in try await self.importPoints(request) }
         router.get("/v1/outbox") { request, _ in try self.listOutbox(request) }
         router.post("/v1/outbox/:key/retry") { _, context in try await self.retryOutbox(context) }
         return router
@@ -126,14 +134,34 @@ public struct Routes: Sendable {
         return id
     }
 
-    /// `GET /v1/contacts/{id}`: the contact's scores and state; 404 when never seen.
+    /// `GET /v1/contacts/{id}[?at=T]`: the contact's scores and state, or its scores as they stood at time T
+    /// from the audit trail (A6); 404 when never seen.
     func contact(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try Self.contactID(context)
         try await awaitProjection(request)
-        guard let state = try engine.projections.contact(id) else {
+        if let asOf = try Self.asOf(request) {
+            guard let (state, explanation) = try engine.explain(contact: id, asOf: asOf) else {
+                throw APIError(.notFound, "unknown contact \"\(id)\"")
+            }
+            var view = ContactView(id: id, state: state)
+            view.points = explanation.points
+            view.groups = explanation.groups
+            view.at = Timestamp.format(asOf)
+            return JSONResponse.make(view)
+        }
+        guard let state = try engine.projections.read({ txn in try txn.contact(id) }) else {
             throw APIError(.notFound, "unknown contact \"\(id)\"")
         }
         return JSONResponse.make(ContactView(id: id, state: state))
+    }
+
+    /// `?at=T`: an RFC 3339 time or epoch milliseconds.
+    static func asOf(_ request: Request) throws -> Int64? {
+        guard let text = request.uri.queryParameters["at"] else { return nil }
+        guard let at = Int64(text) ?? Timestamp.parse(String(text)) else {
+            throw APIError(.badRequest, "\"at\" must be an RFC 3339 time or epoch milliseconds", field: "at")
+        }
+        return at
     }
 
     /// Appends events and answers 202 with the receipt; 503 when the log cannot take them.

@@ -3,23 +3,39 @@ public import TallyCore
 /// The compact binary encoding of an event in the log (see Docs/format.md).
 ///
 /// ```
-/// u8 format (1) · u8 type code · i64 LE at · u8 presence bits (id, item, url, session, email, owner email)
-/// varint length + UTF-8 contact · then each present optional field as varint length + UTF-8
+/// u8 format (1) · u8 type code · i64 LE at · u8 presence bits (id, item, url, session, email, owner email,
+/// unused, extended) · [u8 extended presence bits (group, reason, text, value, operation) when bit 7 is set]
+/// varint length + UTF-8 contact · each present string field as varint length + UTF-8, in bit order
+/// · [i64 LE value] · [u8 operation code]
 /// ```
+///
+/// Behaviour events never set the extended bits, so their records are the same as before administrative events
+/// existed.
 public enum EventCodec {
     static let format: UInt8 = 1
+    static let extended: UInt8 = 0x80
 
     public static func encode(_ event: Event) -> [UInt8] {
-        var writer = ByteWriter(capacity: 24 + event.contact.utf8.count + (event.url?.utf8.count ?? 0))
+        var writer = ByteWriter(
+            capacity: 24 + event.contact.utf8.count + (event.url?.utf8.count ?? 0) + (event.text?.utf8.count ?? 0))
         writer.u8(format)
         writer.u8(event.type.rawValue)
         writer.int64(event.at)
-        let optionals = [event.id, event.item, event.url, event.session, event.email, event.ownerEmail]
+        let strings = [event.id, event.item, event.url, event.session, event.email, event.ownerEmail]
+        let extendedStrings = [event.group, event.reason, event.text]
         var bits: UInt8 = 0
-        for (offset, field) in optionals.enumerated() where field != nil { bits |= 1 << offset }
+        for (offset, field) in strings.enumerated() where field != nil { bits |= 1 << offset }
+        var extendedBits: UInt8 = 0
+        for (offset, field) in extendedStrings.enumerated() where field != nil { extendedBits |= 1 << offset }
+        if event.value != nil { extendedBits |= 1 << 3 }
+        if event.operation != nil { extendedBits |= 1 << 4 }
+        if extendedBits != 0 { bits |= extended }
         writer.u8(bits)
+        if extendedBits != 0 { writer.u8(extendedBits) }
         writer.string(event.contact)
-        for field in optionals { if let field { writer.string(field) } }
+        for field in strings + extendedStrings { if let field { writer.string(field) } }
+        if let value = event.value { writer.int64(value) }
+        if let operation = event.operation { writer.u8(operation.rawValue) }
         return writer.bytes
     }
 
@@ -30,14 +46,27 @@ public enum EventCodec {
         guard let type = EventType(rawValue: code) else { throw reader.corrupt("unknown event type \(code)") }
         let at = try reader.int64()
         let bits = try reader.u8()
-        guard bits & 0xC0 == 0 else { throw reader.corrupt("unknown presence bits") }
+        guard bits & 0x40 == 0 else { throw reader.corrupt("unknown presence bits") }
+        let extendedBits = bits & extended != 0 ? try reader.u8() : 0
+        guard bits & extended == 0 || (extendedBits != 0 && extendedBits & 0xE0 == 0) else {
+            throw reader.corrupt("unknown extended presence bits")
+        }
         let contact = try reader.string()
-        var optionals: [String?] = []
-        for offset in 0..<6 { optionals.append(bits & (1 << offset) != 0 ? try reader.string() : nil) }
+        var strings: [String?] = []
+        for offset in 0..<6 { strings.append(bits & (1 << offset) != 0 ? try reader.string() : nil) }
+        for offset in 0..<3 { strings.append(extendedBits & (1 << offset) != 0 ? try reader.string() : nil) }
+        let value = extendedBits & (1 << 3) != 0 ? try reader.int64() : nil
+        var operation: PointsOperation?
+        if extendedBits & (1 << 4) != 0 {
+            let code = try reader.u8()
+            guard let known = PointsOperation(rawValue: code) else { throw reader.corrupt("unknown operation \(code)") }
+            operation = known
+        }
         guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
         return Event(
-            type: type, contact: contact, at: at, id: optionals[0], item: optionals[1], url: optionals[2],
-            session: optionals[3], email: optionals[4], ownerEmail: optionals[5])
+            type: type, contact: contact, at: at, id: strings[0], item: strings[1], url: strings[2],
+            session: strings[3], email: strings[4], ownerEmail: strings[5], group: strings[6], reason: strings[7],
+            text: strings[8], value: value, operation: operation)
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> Event {

@@ -24,19 +24,22 @@ public struct AppendReceipt: Sendable, Equatable {
     }
 }
 
-/// The append-only event log: `events` (big-endian seq → encoded event) and the idempotency index `ids`
-/// (event id → seq), in their own LMDB environment.
+/// The append-only event log: `events` (big-endian seq → encoded event), the idempotency index `ids`
+/// (event id → seq) and the index `rules` of the events that change rules versions (seq → type code of each
+/// `rules.published` and `rebuild`), in their own LMDB environment.
 ///
 /// Appends must come from one thread at a time (the group-commit writer); reads may come from any thread.
 public final class EventLog: Sendable {
     public let environment: LMDBEnvironment
     let events: LMDBDatabase
     let ids: LMDBDatabase
+    let rules: LMDBDatabase
 
     public init(directory: String, mapSize: Int) throws {
         environment = try LMDBEnvironment(path: directory, mapSize: mapSize)
         events = try environment.database("events")
         ids = try environment.database("ids")
+        rules = try environment.database("rules")
     }
 
     /// The sequence number of the last event, 0 for an empty log.
@@ -70,6 +73,9 @@ public final class EventLog: Sendable {
                         }
                     }
                     try txn.put(events, seqKey, EventCodec.encode(event), flags: LMDBPutFlags.append)
+                    if event.type.switchesRules {
+                        try txn.put(rules, seqKey, [event.type.rawValue])
+                    }
                     receipt.accepted += 1
                     receipt.include(next)
                     next += 1
@@ -77,6 +83,23 @@ public final class EventLog: Sendable {
                 receipts.append(receipt)
             }
             return receipts
+        }
+    }
+
+    /// Appends the events `produce` emits in one durable transaction, without holding them in memory (an
+    /// import). `produce` may run more than once (when the map grows, the transaction starts over): it must emit
+    /// the same events each time. Events carry no idempotency key.
+    public func appendStream(_ produce: (_ emit: (Event) throws -> Void) throws -> Void) throws -> AppendReceipt {
+        try environment.write { txn in
+            var next = try Self.head(txn, events) + 1
+            var receipt = AppendReceipt()
+            try produce { event in
+                try txn.put(events, SequenceKey.encode(next), EventCodec.encode(event), flags: LMDBPutFlags.append)
+                receipt.accepted += 1
+                receipt.include(next)
+                next += 1
+            }
+            return receipt
         }
     }
 
@@ -112,5 +135,29 @@ public final class EventLog: Sendable {
     /// The number of events in the log.
     public func count() throws -> Int {
         try environment.read { txn in try txn.count(events) }
+    }
+
+    /// The event at `seq`, if there is one.
+    public func event(at seq: UInt64) throws -> Event? {
+        try environment.read { txn in
+            try SequenceKey.encode(seq).withUnsafeBytes { key in
+                try txn.get(events, key).map { try EventCodec.decode($0) }
+            }
+        }
+    }
+
+    /// Every `rules.published` and `rebuild` event, in log order (A3, A4).
+    public func rulesEvents() throws -> [LoggedEvent] {
+        try environment.read { txn in
+            var result: [LoggedEvent] = []
+            try txn.scan(rules) { key, _ in
+                guard let seq = SequenceKey.decode(key), let raw = try txn.get(events, key) else {
+                    throw CorruptRecordError(table: "rules", message: "entry without its event")
+                }
+                result.append(LoggedEvent(seq: seq, event: try EventCodec.decode(raw)))
+                return true
+            }
+            return result
+        }
     }
 }

@@ -135,3 +135,15 @@ extension ProjectionTransaction {
         return entries
     }
 }
+
+extension ProjectionTransaction {
+    /// Carries every entry of `old`'s outbox into this store, replacing the entry a rebuild's fold queued
+    /// under the same key: delivered stays delivered, pending and failed keep their attempts (T7).
+    public func adoptOutbox(of old: ProjectionTransaction) throws {
+        try old.txn.scan(old.store.outbox) { key, value in
+            let adopted = try OutboxCodec.decode(value)
+            try updateOutboxEntry(adopted)
+            return true
+        }
+    }
+}

@@ -1,9 +1,11 @@
 public import TallyCore
 
 /// The projections folded from the log, in their own LMDB environment: `contacts` (contact id → encoded
-/// ``ContactState``), `sessions` (contact and session → the session's ``OpenHit``), `outbox` and `outbox_due`
-/// (side effects to deliver, see ``OutboxEntry``) and `meta` (`checkpoint` → the last applied log sequence
-/// number, big-endian).
+/// ``ContactState``), `sessions` (contact and session → the session's ``OpenHit``), `audit` (contact and
+/// sequence → ``AuditEntry``), `outbox` and `outbox_due` (side effects to deliver, see ``OutboxEntry``) and
+/// `meta` (`checkpoint` → the last applied log sequence number, big-endian; `rules` → the version in force and
+/// the number of publications folded; `rebuild` → the sequence number of the rebuild event these projections
+/// were built for; `existing` → the progress of a `trigger_existing` pass, T4).
 ///
 /// State and checkpoint are written in one transaction (A5), so after a crash the projector resumes exactly
 /// after the last event it applied.
@@ -11,15 +13,20 @@ public final class ProjectionStore: Sendable {
     public let environment: LMDBEnvironment
     let contacts: LMDBDatabase
     let sessions: LMDBDatabase
+    let audit: LMDBDatabase
     let outbox: LMDBDatabase
     let outboxDue: LMDBDatabase
     let meta: LMDBDatabase
     static let checkpointKey = Array("checkpoint".utf8)
+    static let rulesKey = Array("rules".utf8)
+    static let rebuildKey = Array("rebuild".utf8)
+    static let existingKey = Array("existing".utf8)
 
     public init(directory: String, mapSize: Int) throws {
         environment = try LMDBEnvironment(path: directory, mapSize: mapSize)
         contacts = try environment.database("contacts")
         sessions = try environment.database("sessions")
+        audit = try environment.database("audit")
         outbox = try environment.database("outbox")
         outboxDue = try environment.database("outbox_due")
         meta = try environment.database("meta")
@@ -108,5 +115,96 @@ extension ProjectionTransaction {
 
     public func setOpenHit(_ key: SessionKey, _ hit: OpenHit) throws {
         try txn.put(store.sessions, OpenHitCodec.key(key), OpenHitCodec.encode(hit))
+    }
+}
+
+/// Where a `trigger_existing` pass (T4) stands: it fires the triggers for every stored contact, a bounded batch
+/// of contacts per transaction, and resumes after `after` following a crash.
+public struct ExistingTriggersPass: Sendable, Equatable {
+    /// The `rules.published` event that started it.
+    public var seq: UInt64
+    /// Its time, at which the triggers are judged.
+    public var at: Int64
+    /// The ids of the triggers to fire.
+    public var triggers: [String]
+    /// The last contact done, nil before the first batch.
+    public var after: String?
+
+    public init(seq: UInt64, at: Int64, triggers: [String], after: String? = nil) {
+        self.seq = seq
+        self.at = at
+        self.triggers = triggers
+        self.after = after
+    }
+}
+
+extension ProjectionTransaction {
+    /// The rules version in force and the number of publications folded so far (A3).
+    public func rulesCursor() throws -> (version: Int64, published: Int64) {
+        guard let raw = try txn.get(store.meta, ProjectionStore.rulesKey) else { return (0, 0) }
+        return try raw.withUnsafeBytes { bytes in
+            var reader = ByteReader(bytes, table: "meta")
+            let version = try reader.int64()
+            return (version: version, published: try reader.int64())
+        }
+    }
+
+    public func setRulesCursor(version: Int64, published: Int64) throws {
+        var writer = ByteWriter()
+        writer.int64(version)
+        writer.int64(published)
+        try txn.put(store.meta, ProjectionStore.rulesKey, writer.bytes)
+    }
+
+    /// The sequence number of the `rebuild` event these projections were built for; 0 when never rebuilt.
+    public func rebuildSeq() throws -> UInt64 {
+        guard let raw = try txn.get(store.meta, ProjectionStore.rebuildKey) else { return 0 }
+        return raw.withUnsafeBytes { SequenceKey.decode($0) } ?? 0
+    }
+
+    public func setRebuildSeq(_ seq: UInt64) throws {
+        try txn.put(store.meta, ProjectionStore.rebuildKey, SequenceKey.encode(seq))
+    }
+
+    /// The `trigger_existing` pass in progress, if any.
+    public func existingTriggersPass() throws -> ExistingTriggersPass? {
+        guard let raw = try txn.get(store.meta, ProjectionStore.existingKey) else { return nil }
+        return try raw.withUnsafeBytes { bytes in
+            var reader = ByteReader(bytes, table: "meta")
+            let seq = UInt64(bitPattern: try reader.int64())
+            let at = try reader.int64()
+            var triggers: [String] = []
+            for _ in 0..<(try reader.varint()) { triggers.append(try reader.string()) }
+            let after = try reader.u8() == 1 ? try reader.string() : nil
+            return ExistingTriggersPass(seq: seq, at: at, triggers: triggers, after: after)
+        }
+    }
+
+    /// Saves the pass's progress, or removes it when `pass` is nil.
+    public func setExistingTriggersPass(_ pass: ExistingTriggersPass?) throws {
+        guard let pass else {
+            _ = try txn.delete(store.meta, ProjectionStore.existingKey)
+            return
+        }
+        var writer = ByteWriter()
+        writer.int64(Int64(bitPattern: pass.seq))
+        writer.int64(pass.at)
+        writer.varint(UInt64(pass.triggers.count))
+        for trigger in pass.triggers { writer.string(trigger) }
+        writer.u8(pass.after == nil ? 0 : 1)
+        if let after = pass.after { writer.string(after) }
+        try txn.put(store.meta, ProjectionStore.existingKey, writer.bytes)
+    }
+
+    /// Up to `limit` contacts in id order after `after` (from the first when nil).
+    public func contacts(after: String?, limit: Int) throws -> [(String, ContactState)] {
+        var result: [(String, ContactState)] = []
+        try txn.scan(store.contacts, from: after.map { Array($0.utf8) }) { key, value in
+            let id = String(decoding: key, as: UTF8.self)
+            if id == after { return true }
+            result.append((id, try ContactCodec.decode(value)))
+            return result.count < limit
+        }
+        return result
     }
 }

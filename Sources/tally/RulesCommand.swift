@@ -2,10 +2,65 @@ import ArgumentParser
 import Foundation
 import TallyCore
 
-/// `tally rules …`: work with rules files.
+/// `tally rules …`: the published rules versions; check and publish rules files.
 struct Rules: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "rules", abstract: "Check rules files.", subcommands: [Check.self])
+        commandName: "rules", abstract: "List the published rules versions; check and publish rules files.",
+        subcommands: [List.self, Check.self, Publish.self], defaultSubcommand: List.self)
+
+    /// `tally rules [list]`: the published versions (A3).
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the published rules versions.")
+
+        @OptionGroup var options: CommonOptions
+
+        func run() throws {
+            let reply = try options.adminClient().request("GET", "/v1/rules")
+            guard reply.status == 200 else { throw DaemonError(reply) }
+            if options.json {
+                print(reply.text, terminator: "")
+                return
+            }
+            let versions = JSON.object(reply.body)["versions"] as? [[String: Any]] ?? []
+            var table = TextTable(["version", "seq", "published", "source", ""])
+            for version in versions {
+                table.add([
+                    "\(JSON.int(version["version"]))", "\(JSON.int(version["seq"]))",
+                    version["published_at"] as? String ?? "", version["source"] as? String ?? "",
+                    version["in_force"] as? Bool == true ? "in force" : "",
+                ])
+            }
+            print(table.render(), terminator: "")
+        }
+    }
+
+    /// `tally rules publish FILE`: validates and publishes a new version through the daemon (A3).
+    struct Publish: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish a rules file as a new version: it applies to events from now on (A3).")
+
+        @OptionGroup var options: CommonOptions
+
+        @Argument(help: "The rules file.")
+        var file: String
+
+        func run() throws {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("cannot read \(file)")
+            }
+            let reply = try options.adminClient().request(
+                "PUT", "/v1/rules?source=" + pathSegment(file), body: Array(data), contentType: "application/yaml")
+            guard reply.status == 201 else { throw DaemonError(reply) }
+            if options.json {
+                print(reply.text, terminator: "")
+                return
+            }
+            let object = JSON.object(reply.body)
+            print(
+                "published \(file) as rules version \(JSON.int(object["version"])) (log sequence \(JSON.int(object["seq"])))"
+            )
+        }
+    }
 
     /// `tally rules check FILE`: validates a rules file offline and prints every error with its line.
     struct Check: ParsableCommand {

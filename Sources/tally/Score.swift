@@ -14,10 +14,15 @@ struct Score: ParsableCommand {
     @Option(help: "Wait until the projections include this log sequence number.")
     var after: UInt64?
 
+    @Option(help: "The score as it stood at this time (RFC 3339 or epoch milliseconds), from the audit trail (A6).")
+    var at: String?
+
     func run() throws {
         let client = try options.adminClient()
-        var path = "/v1/contacts/" + pathSegment(contact)
-        if let after { path += "?after=\(after)" }
+        var query: [String] = []
+        if let after { query.append("after=\(after)") }
+        if let at { query.append("at=" + pathSegment(at)) }
+        let path = "/v1/contacts/" + pathSegment(contact) + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
         let reply = try client.request("GET", path)
         guard reply.status == 200 else { throw DaemonError(reply) }
         if options.json {
@@ -25,7 +30,8 @@ struct Score: ParsableCommand {
             return
         }
         let object = (try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any]) ?? [:]
-        print("\(contact): \(object["points"] as? Int64 ?? 0) points")
+        let when = (object["at"] as? String).map { " at \($0)" } ?? ""
+        print("\(contact): \(JSON.int(object["points"])) points\(when)")
         let groups = (object["groups"] as? [String: Any]) ?? [:]
         for (name, points) in groups.sorted(by: { $0.key < $1.key }) { print("  \(name): \(points)") }
     }

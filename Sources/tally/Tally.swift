@@ -6,6 +6,10 @@ struct Tally: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tally",
         abstract: "Event-sourced lead scoring: the daemon and its tools.",
-        subcommands: [Serve.self, Send.self, Score.self, Rules.self, Outbox.self, Bench.self]
+        subcommands: [
+            Serve.self, Send.self, Score.self, Explain.self, Points.self, Import.self, Rules.self, Rebuild.self,
+            Verify.self,
+            Outbox.self, Bench.self,
+        ]
     )
 }

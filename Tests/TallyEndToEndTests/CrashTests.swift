@@ -105,15 +105,15 @@ struct CrashTests {
         // Every acknowledged id exactly once; no id twice; unanswered requests all-or-nothing.
         let log = try EventLog(directory: daemon.dataDirectory + "/log", mapSize: 1 << 20)
         var seen: [String: Int] = [:]
-        var fold = Projection()
-        let scorer = Scorer(rules: rules)
-        var head: UInt64 = 0
+        var events: [LoggedEvent] = []
         try log.forEach(from: 1) { logged in
             if let id = logged.event.id { seen[id, default: 0] += 1 }
-            fold.apply(logged.event, scorer: scorer)
-            head = logged.seq
+            events.append(logged)
             return true
         }
+        let head = events.last?.seq ?? 0
+        let replay = try LogReplay.replay(events)
+        let fold = replay.projection
         let acknowledged = outcomes.acknowledged.withLock { $0 }
         #expect(acknowledged.count > 0)
         #expect(acknowledged.allSatisfy { seen[$0] == 1 })
@@ -125,11 +125,15 @@ struct CrashTests {
 
         // The projections, once caught up, equal a fresh fold of the whole log.
         _ = try daemon.contact("c-0", after: head)
-        let store = try ProjectionStore(directory: daemon.dataDirectory + "/projections", mapSize: 1 << 20)
+        let store = try ProjectionStore(
+            directory: try ProjectionDirectories(dataDirectory: daemon.dataDirectory).current(), mapSize: 1 << 20)
         #expect(try store.checkpoint() == head)
         let stored = Dictionary(uniqueKeysWithValues: try store.allContacts())
         #expect(stored == fold.contacts)
         #expect(try store.allOpenHits() == fold.openHits)
+        for (contact, entries) in replay.audit { #expect(try store.read { try $0.audit(contact: contact) } == entries) }
+        // A5: the daemon's own verify agrees.
+        #expect(try daemon.verify().passed)
         #expect(fold.contacts.values.contains { !$0.visits.isEmpty && $0.tags.contains("warm") })
     }
 }

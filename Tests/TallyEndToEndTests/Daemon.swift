@@ -136,6 +136,24 @@ final class Daemon {
         return (reply.status, JSON.object(reply.body))
     }
 
+    /// Runs `POST /v1/verify` (A5): passed, and the differences found.
+    func verify() throws -> (passed: Bool, differences: [String]) {
+        let reply = try admin().request("POST", "/v1/verify")
+        let differences = JSON.object(reply.body)["differences"] as? [String] ?? ["verify answered \(reply.status)"]
+        return (reply.status == 200 && differences.isEmpty, differences)
+    }
+
+    /// A JSON request to the admin socket.
+    func adminRequest(
+        _ method: String, _ path: String, json: String? = nil
+    ) throws -> (
+        status: Int, json: [String: Any]
+    ) {
+        let reply = try admin().request(
+            method, path, body: json.map { Array($0.utf8) } ?? [], contentType: "application/json")
+        return (reply.status, JSON.object(reply.body))
+    }
+
     /// The health document.
     func health() throws -> [String: Any] {
         JSON.object(try ingest().request("GET", "/health").body)

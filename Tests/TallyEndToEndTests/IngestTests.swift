@@ -26,7 +26,7 @@ struct IngestTests {
             "POST", "/v1/events", body: Array(single.utf8), contentType: "application/json")
         #expect(first.status == 202)
         #expect(JSON.int(JSON.object(first.body)["accepted"]) == 1)
-        #expect(JSON.int(JSON.object(first.body)["first_seq"]) == 1)
+        #expect(JSON.int(JSON.object(first.body)["first_seq"]) == 2)
 
         let reply = try daemon.post([
             JSON.event("email.open", contact: "c-1", item: "n1"),
@@ -40,10 +40,10 @@ struct IngestTests {
         #expect(reply.status == 202)
         let receipt = JSON.object(reply.body)
         #expect(JSON.int(receipt["accepted"]) == 7)
-        #expect(JSON.int(receipt["first_seq"]) == 2)
-        #expect(JSON.int(receipt["last_seq"]) == 8)
+        #expect(JSON.int(receipt["first_seq"]) == 3)
+        #expect(JSON.int(receipt["last_seq"]) == 9)
 
-        let (status, contact) = try daemon.contact("c-1", after: 8)
+        let (status, contact) = try daemon.contact("c-1", after: 9)
         #expect(status == 200)
         let expected: Int64 = 10 + 2 + 2 + 5  // dl once (S3), two opens, one pricing hit
         #expect(JSON.int(contact["points"]) == expected)
@@ -52,7 +52,7 @@ struct IngestTests {
         #expect(JSON.int(try daemon.contact("c-2").json["points"]) == -1)
         #expect(try daemon.contact("nobody").status == 404)
         let health = try daemon.health()
-        #expect(JSON.int(health["log_head"]) == 8)
+        #expect(JSON.int(health["log_head"]) == 9)
     }
 
     @Test(
@@ -91,7 +91,7 @@ struct IngestTests {
         ])
         #expect(admin.status == 403)
         #expect(JSON.int((JSON.object(admin.body)["error"] as? [String: Any])?["line"]) == 2)
-        #expect(JSON.int(try daemon.health()["log_head"]) == 1)
+        #expect(JSON.int(try daemon.health()["log_head"]) == 2)
     }
 
     @Test("S6 a retried event id is acknowledged as a duplicate and scored once")
@@ -104,8 +104,8 @@ struct IngestTests {
         let again = JSON.object(try daemon.post([line, line]).body)
         #expect(JSON.int(again["accepted"]) == 0)
         #expect(JSON.int(again["duplicates"]) == 2)
-        #expect(JSON.int(again["last_seq"]) == 1)
-        #expect(JSON.int(try daemon.contact("c-9", after: 1).json["points"]) == 2)
+        #expect(JSON.int(again["last_seq"]) == 2)
+        #expect(JSON.int(try daemon.contact("c-9", after: 2).json["points"]) == 2)
     }
 
     @Test("the ingest socket is 0666, the admin socket 0600, and a second daemon refuses to start")
@@ -136,9 +136,9 @@ struct IngestTests {
         #expect(daemon.stop() == 0)
         try daemon.start()
         defer { daemon.stop() }
-        #expect(JSON.int(try daemon.health()["log_head"]) == 100)
+        #expect(JSON.int(try daemon.health()["log_head"]) == 101)
         var total: Int64 = 0
-        for contact in 0..<7 { total += JSON.int(try daemon.contact("c-\(contact)", after: 100).json["points"]) ?? 0 }
+        for contact in 0..<7 { total += JSON.int(try daemon.contact("c-\(contact)", after: 101).json["points"]) ?? 0 }
         #expect(total == 200)
     }
 
@@ -154,7 +154,7 @@ struct IngestTests {
         let sent = try daemon.run(["send", "--json"], stdin: input)
         #expect(sent.status == 0, "\(sent.error)")
         #expect(JSON.int(JSON.object(Array(sent.output.utf8))["accepted"]) == 2)
-        let score = try daemon.run(["score", "c@x.com", "--after", "2"])
+        let score = try daemon.run(["score", "c@x.com", "--after", "3"])
         #expect(score.status == 0, "\(score.error)")
         #expect(score.output.contains("c@x.com: 2 points"))
         #expect(score.output.contains("product: 25"))

@@ -185,7 +185,7 @@ struct TriggerDeliveryTests {
 
         // Crossing the threshold: state changes, one webhook, two emails.
         try Self.qualify(daemon, "c-1")
-        let (_, contact) = try daemon.contact("c-1", after: 3)
+        let (_, contact) = try daemon.contact("c-1", after: 4)
         #expect(contact["tags"] as? [String] == ["mql"])
         #expect(contact["segments"] as? [String] == ["mql-list"])
         #expect(contact["campaigns"] as? [String] == ["nurture"])
@@ -234,7 +234,7 @@ struct TriggerDeliveryTests {
         // kill -9 between firing and delivery: delivered after the restart, exactly once.
         try webhook.failAlways()
         try Self.qualify(daemon, "c-4")
-        _ = try daemon.contact("c-4", after: 12)
+        _ = try daemon.contact("c-4", after: 13)
         daemon.crash()
         try webhook.failNext(0)
         try daemon.start()

@@ -173,15 +173,15 @@ struct URLVisitAcceptanceTests {
         #expect(cookie.status == 200)
         let retry = try client.request("GET", "/v1/pixel.gif?contact=visitor-0&url=\(url)&id=px-1")
         #expect(retry.status == 200)
-        #expect(JSON.int(try daemon.health()["log_head"]) == 2)
-        #expect(try Self.score(daemon, 0, after: 2) == 10)
+        #expect(JSON.int(try daemon.health()["log_head"]) == 3)
+        #expect(try Self.score(daemon, 0, after: 3) == 10)
 
         for bad in ["/v1/pixel.gif?url=\(url)", "/v1/pixel.gif?contact=x&url=not-absolute", "/v1/pixel.gif?contact=x"] {
             let reply = try client.request("GET", bad)
             #expect(reply.status == 200)
             #expect(reply.headers["content-type"] == "image/gif")
         }
-        #expect(JSON.int(try daemon.health()["log_head"]) == 2)
+        #expect(JSON.int(try daemon.health()["log_head"]) == 3)
         #expect(daemon.log.contains("pixel hit not recorded"))
     }
 }

@@ -1,0 +1,169 @@
+/// Why a rules event in the log could not be folded.
+public struct RulesVersionError: Error, Sendable, CustomStringConvertible {
+    public var seq: UInt64
+    public var message: String
+
+    public init(seq: UInt64, message: String) {
+        self.seq = seq
+        self.message = message
+    }
+
+    public var description: String { "rules event at sequence \(seq): \(message)" }
+}
+
+/// Which rules version is in force at a point of the log (A3, A4), and what switching versions entails.
+///
+/// Every `rules.published` event is the next version (1, 2, …). A `rebuild` event at sequence R names a version
+/// V: the projections after R are the whole log before R folded again under V (with publications in that
+/// prefix counted but not applied: the state is *pinned*), then the log after R folded as usual.
+public struct RulesState: Sendable {
+    /// Scores events under the version in force.
+    public private(set) var scorer: Scorer
+    /// The number of `rules.published` events folded so far: the newest version's number.
+    public private(set) var published: Int64
+    /// While set, publications are counted but do not switch the version, and earlier rebuilds are ignored,
+    /// until the rebuild event at this sequence number (the prefix of a rebuild).
+    public private(set) var pinnedUntil: UInt64?
+
+    /// Whether the fold is in the prefix of a rebuild.
+    public var pinned: Bool { pinnedUntil != nil }
+
+    /// The state before the first publication: no rules, version 0.
+    public init(sessionTimeout: Int64) {
+        scorer = Scorer(rules: RuleSet(), sessionTimeout: sessionTimeout)
+        published = 0
+    }
+
+    /// The state of a rebuild's prefix: `rules` (version `version`) score everything before the rebuild event
+    /// at `until` (`UInt64.max` for a dry run, which folds the whole log under one version).
+    public init(sessionTimeout: Int64, pinnedTo version: Int64, rules: RuleSet, until: UInt64) {
+        scorer = Scorer(rules: rules, sessionTimeout: sessionTimeout, version: version)
+        published = 0
+        pinnedUntil = until
+    }
+
+    /// Restores a state saved by the projector.
+    public init(scorer: Scorer, published: Int64) {
+        self.scorer = scorer
+        self.published = published
+    }
+
+    /// Parses the rules a `rules.published` event carries.
+    public static func rules(of logged: LoggedEvent, version: Int64) throws(RulesVersionError) -> RuleSet {
+        guard let text = logged.event.text else {
+            throw RulesVersionError(seq: logged.seq, message: "rules.published without rules text")
+        }
+        do {
+            return try RulesParser.parse(text, file: "rules version \(version)")
+        } catch {
+            throw RulesVersionError(seq: logged.seq, message: "\(error)")
+        }
+    }
+
+    /// Folds a `rules.published` or `rebuild` event. Returns the `trigger_existing` triggers that the new
+    /// version publishes for the first time (T4), which the caller fires for every existing contact.
+    ///
+    /// `rulesOfVersion` looks up an earlier version's rules (a rebuild names one).
+    public mutating func apply(
+        _ logged: LoggedEvent, rulesOfVersion: (Int64) throws -> RuleSet
+    ) throws -> [PointTrigger] {
+        switch logged.event.type {
+        case .rulesPublished:
+            published += 1
+            guard !pinned else { return [] }
+            let rules = try Self.rules(of: logged, version: published)
+            let existing = Self.newlyExisting(rules.triggers, previous: scorer.rules.triggers)
+            scorer = Scorer(rules: rules, sessionTimeout: scorer.sessionTimeout, version: published)
+            return existing
+        case .rebuild:
+            if let until = pinnedUntil, logged.seq < until { return [] }
+            guard let version = logged.event.value, version >= 1, version <= published else {
+                throw RulesVersionError(seq: logged.seq, message: "rebuild names an unknown rules version")
+            }
+            if !pinned || version != scorer.version {
+                scorer = Scorer(
+                    rules: try rulesOfVersion(version), sessionTimeout: scorer.sessionTimeout, version: version)
+            }
+            pinnedUntil = nil
+            return []
+        default:
+            return []
+        }
+    }
+
+    /// T4: the triggers with `trigger_existing` that `previous` did not have with the flag on.
+    static func newlyExisting(_ triggers: [PointTrigger], previous: [PointTrigger]) -> [PointTrigger] {
+        let before = Set(previous.filter(\.triggerExisting).map(\.id))
+        return triggers.filter { $0.triggerExisting && !before.contains($0.id) }
+    }
+}
+
+/// The fold of a whole log in memory, exactly as the projector folds it into the store: rules versions (A3),
+/// rebuilds (A4), `trigger_existing` (T4), the audit trail (A1) and the side effects fired (T6).
+///
+/// The reference the stored projections are checked against in tests.
+public struct LogReplay: Sendable {
+    public var projection = Projection()
+    /// Audit entries per contact, in log order.
+    public var audit: [String: [AuditEntry]] = [:]
+    /// The keys of every side effect fired (the outbox's keys).
+    public var sideEffects: Set<String> = []
+    public private(set) var rules: RulesState
+    private var versions: [Int64: RuleSet] = [:]
+
+    public init(sessionTimeout: Int64 = 30 * 60_000) {
+        rules = RulesState(sessionTimeout: sessionTimeout)
+    }
+
+    /// A replay whose events up to the rebuild event at `until` are scored under `rules` (see ``RulesState``).
+    public init(sessionTimeout: Int64 = 30 * 60_000, pinnedTo version: Int64, rules: RuleSet, until: UInt64) {
+        self.rules = RulesState(sessionTimeout: sessionTimeout, pinnedTo: version, rules: rules, until: until)
+    }
+
+    /// Folds the whole log (from sequence 1): from the latest `rebuild` event on when there is one, with the
+    /// events before it folded under the version it names.
+    public static func replay(_ log: [LoggedEvent], sessionTimeout: Int64 = 30 * 60_000) throws -> LogReplay {
+        guard let rebuild = log.last(where: { $0.event.type == .rebuild }), let version = rebuild.event.value else {
+            var replay = LogReplay(sessionTimeout: sessionTimeout)
+            for logged in log { try replay.apply(logged) }
+            return replay
+        }
+        let publications = log.filter { $0.event.type == .rulesPublished && $0.seq < rebuild.seq }
+        guard version >= 1, version <= Int64(publications.count) else {
+            throw RulesVersionError(seq: rebuild.seq, message: "rebuild names an unknown rules version")
+        }
+        let rules = try RulesState.rules(of: publications[Int(version) - 1], version: version)
+        var replay = LogReplay(sessionTimeout: sessionTimeout, pinnedTo: version, rules: rules, until: rebuild.seq)
+        for logged in log { try replay.apply(logged) }
+        return replay
+    }
+
+    /// Folds one event.
+    public mutating func apply(_ logged: LoggedEvent) throws {
+        let event = logged.event
+        if event.type.switchesRules {
+            let known = versions
+            let existing = try rules.apply(logged) { version in
+                guard let rules = known[version] else {
+                    throw RulesVersionError(seq: logged.seq, message: "rules version \(version) is unknown")
+                }
+                return rules
+            }
+            if rules.pinned { return }
+            versions[rules.scorer.version] = rules.scorer.rules
+            guard !existing.isEmpty else { return }
+            for contact in projection.contacts.keys.sorted() {
+                guard var state = projection.contacts[contact] else { continue }
+                let outcome = rules.scorer.fireExisting(existing, contact: contact, state: &state, at: event.at)
+                projection.contacts[contact] = state
+                sideEffects.formUnion(outcome.sideEffects.map(\.key))
+            }
+            return
+        }
+        let outcome = projection.apply(event, scorer: rules.scorer)
+        for award in outcome.awards {
+            audit[event.contact, default: []].append(AuditEntry(award, of: logged, version: rules.scorer.version))
+        }
+        sideEffects.formUnion(outcome.sideEffects.map(\.key))
+    }
+}

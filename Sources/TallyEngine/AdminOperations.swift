@@ -1,0 +1,180 @@
+import Foundation
+public import TallyCore
+public import TallyStore
+
+/// One published rules version (A3), as `GET /v1/rules` and `tally rules` list it.
+public struct RulesVersionInfo: Sendable, Equatable, Codable {
+    public var version: Int64
+    /// The sequence number of its `rules.published` event.
+    public var seq: UInt64
+    public var publishedAt: Int64
+    /// Where it came from: `file config/rules.yaml` (published at start) or what the API caller named.
+    public var source: String
+    public var text: String
+}
+
+/// Why an administrative request was refused: a client error (400 unless said otherwise), nothing appended.
+public struct AdminRequestError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable { case invalid, conflict, notFound }
+
+    public var kind: Kind
+    public var message: String
+    public var field: String?
+    public var line: Int?
+
+    public init(_ kind: Kind = .invalid, _ message: String, field: String? = nil, line: Int? = nil) {
+        self.kind = kind
+        self.message = message
+        self.field = field
+        self.line = line
+    }
+
+    public var description: String { message }
+}
+
+extension TallyEngine {
+    /// Every published rules version, oldest first, with the one the live projections fold with marked by
+    /// ``Projector/rules``.
+    public func rulesVersions() throws -> [RulesVersionInfo] {
+        var versions: [RulesVersionInfo] = []
+        for logged in try log.rulesEvents() where logged.event.type == .rulesPublished {
+            versions.append(
+                RulesVersionInfo(
+                    version: Int64(versions.count + 1), seq: logged.seq, publishedAt: logged.event.at,
+                    source: logged.event.reason ?? "", text: logged.event.text ?? ""))
+        }
+        return versions
+    }
+
+    /// The newest published rules, which new manual changes are checked against (groups).
+    public func latestRules() throws -> RuleSet {
+        guard let latest = try rulesVersions().last else { return RuleSet() }
+        return try RulesParser.parse(latest.text, file: "rules version \(latest.version)")
+    }
+
+    /// A3: validates `text` and appends a `rules.published` event; the projector switches to the version at
+    /// that point of the log. Returns the new version.
+    public func publishRules(text: String, source: String) async throws -> RulesVersionInfo {
+        do {
+            _ = try Self.validate(rules: text, source: source, configuration: configuration)
+        } catch let error as YAMLValidationError {
+            throw AdminRequestError(.invalid, error.description, line: error.issues.first?.line)
+        } catch {
+            throw AdminRequestError(.invalid, "\(error)")
+        }
+        let receipt = try await writer.append([Self.publication(text: text, source: source)])
+        guard let seq = receipt.lastSeq, let version = try rulesVersions().first(where: { $0.seq == seq }) else {
+            throw AdminRequestError(.conflict, "the publication was not appended")
+        }
+        return version
+    }
+
+    /// A4: appends a `rebuild` event for rules `version` (the newest by default); the projector rebuilds when it
+    /// folds it. Refused while another rebuild runs.
+    public func requestRebuild(version: Int64? = nil) async throws -> (seq: UInt64, version: Int64) {
+        let published = Int64(try rulesVersions().count)
+        let version = version ?? published
+        guard version >= 1, version <= published else {
+            throw AdminRequestError(
+                .invalid, "rules version \(version) does not exist (1…\(published))", field: "version")
+        }
+        guard !projector.isRebuilding else {
+            throw AdminRequestError(.conflict, "a rebuild is already running; wait for it to finish")
+        }
+        let receipt = try await writer.append([
+            Event(type: .rebuild, contact: "", at: wallClockMillis(), value: version)
+        ])
+        guard let seq = receipt.lastSeq else { throw AdminRequestError(.conflict, "the rebuild was not appended") }
+        return (seq, version)
+    }
+
+    /// A4 `--dry-run`: folds the whole log under rules `version` (the newest by default) into a scratch
+    /// environment and compares it with the live projections. Blocking: call it off the cooperative pool.
+    public func previewRebuild(version: Int64? = nil) throws -> ScoreComparison {
+        let published = Int64(try rulesVersions().count)
+        let version = version ?? published
+        guard version >= 1, version <= published else {
+            throw AdminRequestError(
+                .invalid, "rules version \(version) does not exist (1…\(published))", field: "version")
+        }
+        return try Replays.preview(
+            version: version, log: log, live: { self.projections.store }, dataDirectory: configuration.dataDirectory,
+            mapSize: configuration.mapSize, sessionTimeout: configuration.sessionTimeout)
+    }
+
+    /// A5: replays the log into a scratch environment and compares. Blocking: call it off the cooperative pool.
+    public func verify() throws -> VerifyReport {
+        try Replays.verify(
+            log: log, live: { self.projections.store }, dataDirectory: configuration.dataDirectory,
+            mapSize: configuration.mapSize, sessionTimeout: configuration.sessionTimeout)
+    }
+
+    /// M1: checks and appends a `points.change` event.
+    public func changePoints(
+        contact: String, operation: PointsOperation, value: Int64, group: String?, reason: String?
+    ) async throws -> AppendReceipt {
+        if operation == .divide, value == 0 {
+            throw AdminRequestError(.invalid, "division by zero", field: "value")
+        }
+        if let group, !(try latestRules().groups.contains(group)) {
+            throw AdminRequestError(.invalid, "unknown group \"\(group)\"", field: "group")
+        }
+        if let reason, reason.utf8.count > 1024 {
+            throw AdminRequestError(.invalid, "reason longer than 1024 bytes", field: "reason")
+        }
+        return try await writer.append([
+            Event(
+                type: .pointsChange, contact: contact, at: wallClockMillis(), group: group, reason: reason,
+                value: value,
+                operation: operation)
+        ])
+    }
+
+    /// A2, A6: a contact's audit trail summed up, optionally as of a time; nil for an unknown contact.
+    public func explain(contact: String, asOf: Int64? = nil) throws -> (ContactState, Explanation)? {
+        try projections.read { txn in
+            guard let state = try txn.contact(contact) else { return nil }
+            return (state, Explanation(entries: try txn.audit(contact: contact), asOf: asOf))
+        }
+    }
+}
+
+extension TallyEngine {
+    /// M2: imports a CSV file of scores (`contact,points[,group][,email]`): validates all of it first (a bad
+    /// line imports nothing and is named), then appends one `points.set` event per row in one transaction,
+    /// reading the file again rather than holding its rows. Blocking reads: call it with a spooled file.
+    public func importPoints(file path: String, name: String) async throws -> AppendReceipt {
+        let groups = Set(try latestRules().groups)
+        let rows = try await offThePool { try Self.readPointsCSV(path, groups: groups) { _ in } }
+        guard rows > 0 else { throw AdminRequestError(.invalid, "the file holds no rows", line: 2) }
+        let at = wallClockMillis()
+        return try await writer.append(stream: { emit in
+            _ = try Self.readPointsCSV(path, groups: groups) { row in
+                try emit(
+                    Event(
+                        type: .pointsSet, contact: row.contact, at: at, email: row.email, group: row.group,
+                        reason: name, value: row.points))
+            }
+        })
+    }
+
+    /// Reads a CSV file through ``PointsCSVReader`` in 64 KiB chunks; returns the number of rows.
+    static func readPointsCSV(
+        _ path: String, groups: Set<String>, _ row: (PointsImportRow) throws -> Void
+    ) throws -> Int {
+        guard let file = FileHandle(forReadingAtPath: path) else {
+            throw AdminRequestError(.invalid, "cannot read the uploaded file")
+        }
+        defer { try? file.close() }
+        var reader = PointsCSVReader(knownGroups: groups)
+        do {
+            while let chunk = try file.read(upToCount: 65_536), !chunk.isEmpty {
+                try reader.feed(chunk, row)
+            }
+            try reader.finish(row)
+        } catch let error as PointsCSVError {
+            throw AdminRequestError(.invalid, error.description, field: error.column, line: error.line)
+        }
+        return reader.rows
+    }
+}

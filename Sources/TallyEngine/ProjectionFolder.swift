@@ -1,0 +1,166 @@
+import Foundation
+public import TallyCore
+public import TallyStore
+
+/// Folds the event log into one projection store, one bounded batch per transaction: the live projector, a
+/// rebuild and `verify` all fold with it.
+///
+/// Each transaction writes the batch's contact states, open sessions, audit entries (A1) and outbox entries
+/// (T6) together with the checkpoint and the rules cursor (A5). A batch ends after a `rules.published` or
+/// `rebuild` event, where the version switches (A3); a publication that turns `trigger_existing` on starts a
+/// pass over every stored contact, a bounded batch of contacts per transaction, resumable after a crash (T4).
+///
+/// Not thread-safe: one thread folds at a time (the projector's, or a rebuild's until it hands the folder over
+/// through a lock).
+public final class ProjectionFolder: @unchecked Sendable {
+    /// Events folded per transaction.
+    public static let batchSize = 10_000
+    /// Contacts visited per transaction by a `trigger_existing` pass.
+    public static let existingBatchSize = 10_000
+
+    public let log: EventLog
+    public let store: ProjectionStore
+    public private(set) var rules: RulesState
+    /// The last sequence number folded.
+    public private(set) var checkpoint: UInt64
+    /// The sequence number of the latest `rebuild` event folded by ``step(through:)``, if any.
+    public private(set) var foldedRebuild: UInt64?
+    private var versions: [Int64: RuleSet] = [:]
+
+    /// Continues the projections in `store` from their checkpoint, with the rules version they were at.
+    public init(log: EventLog, store: ProjectionStore, sessionTimeout: Int64) throws {
+        self.log = log
+        self.store = store
+        let (checkpoint, cursor) = try store.read { txn in (try txn.checkpoint(), try txn.rulesCursor()) }
+        self.checkpoint = checkpoint
+        self.rules = RulesState(sessionTimeout: sessionTimeout)
+        if cursor.version > 0 {
+            let scorer = Scorer(
+                rules: try rules(version: cursor.version), sessionTimeout: sessionTimeout, version: cursor.version)
+            rules = RulesState(scorer: scorer, published: cursor.published)
+        } else {
+            rules = RulesState(
+                scorer: Scorer(rules: RuleSet(), sessionTimeout: sessionTimeout), published: cursor.published)
+        }
+    }
+
+    /// Folds the log from the start into the empty `store` with the events before the rebuild event at
+    /// `until` scored under rules `version` (a rebuild, or with `until: .max` a dry run).
+    public init(
+        log: EventLog, emptyStore store: ProjectionStore, sessionTimeout: Int64, version: Int64, until: UInt64
+    )
+        throws
+    {
+        self.log = log
+        self.store = store
+        self.checkpoint = 0
+        self.rules = RulesState(sessionTimeout: sessionTimeout)
+        rules = RulesState(
+            sessionTimeout: sessionTimeout, pinnedTo: version, rules: try rules(version: version), until: until)
+    }
+
+    /// The rules of a published version, parsed from its `rules.published` event in the log.
+    public func rules(version: Int64) throws -> RuleSet {
+        if let known = versions[version] { return known }
+        let publications = try log.rulesEvents().filter { $0.event.type == .rulesPublished }
+        guard version >= 1, version <= Int64(publications.count) else {
+            throw RulesVersionError(seq: 0, message: "rules version \(version) is not in the log")
+        }
+        let rules = try RulesState.rules(of: publications[Int(version) - 1], version: version)
+        versions[version] = rules
+        return rules
+    }
+
+    /// Folds the next batch (never beyond `limit`), or the next batch of a `trigger_existing` pass. Returns
+    /// false when there was nothing to do.
+    @discardableResult
+    public func step(through limit: UInt64 = .max) throws -> Bool {
+        if let pass = try store.read({ txn in try txn.existingTriggersPass() }) {
+            try continueExisting(pass)
+            return true
+        }
+        let done = checkpoint
+        guard done < limit else { return false }
+        var events = try log.read(from: done + 1, limit: Int(min(UInt64(Self.batchSize), limit - done)))
+        guard !events.isEmpty else { return false }
+        if let switching = events.firstIndex(where: \.event.type.switchesRules) {
+            events.removeSubrange((switching + 1)...)
+        }
+        var rulesAfter = rules
+        var rebuildFolded: UInt64?
+        try store.update { txn in
+            guard try txn.checkpoint() == done else {
+                throw CorruptRecordError(table: "meta", message: "checkpoint moved under the projector")
+            }
+            // Load what the batch touches; contacts absent from the store stay absent, so the fold sees them as
+            // new (T2).
+            var working = Projection()
+            var loaded: Set<String> = []
+            for logged in events where !logged.event.type.switchesRules {
+                let event = logged.event
+                if loaded.insert(event.contact).inserted, let state = try txn.contact(event.contact) {
+                    working.contacts[event.contact] = state
+                }
+                if event.type == .urlHit, let session = event.session {
+                    let key = SessionKey(contact: event.contact, session: session)
+                    if working.openHits[key] == nil { working.openHits[key] = try txn.openHit(key) }
+                }
+            }
+            for logged in events {
+                let event = logged.event
+                if event.type.switchesRules {
+                    let wasPinned = rulesAfter.pinned
+                    let existing = try rulesAfter.apply(logged) { version in try self.rules(version: version) }
+                    if event.type == .rebuild {
+                        rebuildFolded = logged.seq
+                        if wasPinned, !rulesAfter.pinned { try txn.setRebuildSeq(logged.seq) }
+                    }
+                    if !existing.isEmpty {
+                        try txn.setExistingTriggersPass(
+                            ExistingTriggersPass(seq: logged.seq, at: event.at, triggers: existing.map(\.id)))
+                    }
+                    continue
+                }
+                let outcome = working.apply(event, scorer: rulesAfter.scorer)
+                if !outcome.awards.isEmpty {
+                    try txn.addAudit(
+                        contact: event.contact,
+                        outcome.awards.map { AuditEntry($0, of: logged, version: rulesAfter.scorer.version) })
+                }
+                for effect in outcome.sideEffects {
+                    if let entry = OutboxEntry(effect, firedSeq: logged.seq) { try txn.addOutboxEntry(entry) }
+                }
+            }
+            for (contact, state) in working.contacts.sorted(by: { $0.key < $1.key }) {
+                try txn.setContact(contact, state)
+            }
+            for (key, hit) in working.openHits { try txn.setOpenHit(key, hit) }
+            try txn.setRulesCursor(version: rulesAfter.scorer.version, published: rulesAfter.published)
+            try txn.setCheckpoint(events[events.count - 1].seq)
+        }
+        rules = rulesAfter
+        checkpoint = events[events.count - 1].seq
+        if let rebuildFolded { foldedRebuild = rebuildFolded }
+        return true
+    }
+
+    /// One batch of a `trigger_existing` pass (T4): fires the pass's triggers for the next contacts in id order.
+    private func continueExisting(_ pass: ExistingTriggersPass) throws {
+        let triggers = rules.scorer.rules.triggers.filter { pass.triggers.contains($0.id) }
+        try store.update { txn in
+            let batch = try txn.contacts(after: pass.after, limit: Self.existingBatchSize)
+            for (contact, state) in batch {
+                var state = state
+                let outcome = rules.scorer.fireExisting(triggers, contact: contact, state: &state, at: pass.at)
+                guard !outcome.fired.isEmpty else { continue }
+                try txn.setContact(contact, state)
+                for effect in outcome.sideEffects {
+                    if let entry = OutboxEntry(effect, firedSeq: pass.seq) { try txn.addOutboxEntry(entry) }
+                }
+            }
+            var next = pass
+            next.after = batch.last?.0
+            try txn.setExistingTriggersPass(batch.count < Self.existingBatchSize ? nil : next)
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+public import TallyCore
+public import TallyStore
+
+/// Folds the log afresh into a scratch environment and compares it with the live projections: `verify` (A5)
+/// and the rebuild dry run (A4).
+public enum Replays {
+    /// How the fresh fold scores the log.
+    public enum Mode: Sendable {
+        /// As the live projections do: the rules in force at each point, from the latest rebuild on (A5).
+        case asLogged
+        /// Everything under one rules version (a rebuild's dry run).
+        case pinned(version: Int64)
+    }
+
+    /// Folds the log into a scratch environment until it is at the live store's checkpoint, then runs
+    /// `compare(live, fresh, checkpoint)`; when the live store has moved on meanwhile (`compare` returns nil), folds
+    /// further and compares again. The scratch environment is removed afterwards.
+    public static func compareFresh<T>(
+        log: EventLog, live: () -> ProjectionStore, dataDirectory: String, mapSize: Int, sessionTimeout: Int64,
+        mode: Mode, progress: (UInt64, UInt64) -> Void = { _, _ in },
+        compare: (ProjectionStore, ProjectionStore, UInt64) throws -> T?
+    ) throws -> T {
+        let path = dataDirectory + "/projections.scratch-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try ProjectionStore(directory: path, mapSize: mapSize)
+        let folder: ProjectionFolder
+        switch mode {
+        case .pinned(let version):
+            folder = try ProjectionFolder(
+                log: log, emptyStore: store, sessionTimeout: sessionTimeout, version: version, until: .max)
+        case .asLogged:
+            if let rebuild = try log.rulesEvents().last(where: { $0.event.type == .rebuild }),
+                let version = rebuild.event.value
+            {
+                folder = try ProjectionFolder(
+                    log: log, emptyStore: store, sessionTimeout: sessionTimeout, version: version, until: rebuild.seq)
+            } else {
+                folder = try ProjectionFolder(log: log, store: store, sessionTimeout: sessionTimeout)
+            }
+        }
+        while true {
+            let liveStore = live()
+            let target = try liveStore.checkpoint()
+            while try folder.step(through: target) { progress(folder.checkpoint, target) }
+            if folder.checkpoint == target, let result = try compare(liveStore, store, target) { return result }
+        }
+    }
+
+    /// A5: the differences between the live projections and a fresh fold of the log (empty when none).
+    public static func verify(
+        log: EventLog, live: () -> ProjectionStore, dataDirectory: String, mapSize: Int, sessionTimeout: Int64,
+        progress: (UInt64, UInt64) -> Void = { _, _ in }
+    ) throws -> VerifyReport {
+        try compareFresh(
+            log: log, live: live, dataDirectory: dataDirectory, mapSize: mapSize, sessionTimeout: sessionTimeout,
+            mode: .asLogged, progress: progress
+        ) { live, fresh, checkpoint in
+            try live.differences(from: fresh, checkpoint: checkpoint).map {
+                VerifyReport(checkpoint: checkpoint, differences: $0)
+            }
+        }
+    }
+
+    /// A4 `--dry-run`: what a rebuild under rules `version` would change.
+    public static func preview(
+        version: Int64, log: EventLog, live: () -> ProjectionStore, dataDirectory: String, mapSize: Int,
+        sessionTimeout: Int64, progress: (UInt64, UInt64) -> Void = { _, _ in }
+    ) throws -> ScoreComparison {
+        try compareFresh(
+            log: log, live: live, dataDirectory: dataDirectory, mapSize: mapSize, sessionTimeout: sessionTimeout,
+            mode: .pinned(version: version), progress: progress
+        ) { live, fresh, checkpoint in
+            try live.compareScores(with: fresh, checkpoint: checkpoint)
+        }
+    }
+}
+
+/// The outcome of `verify` (A5).
+public struct VerifyReport: Sendable, Equatable, Codable {
+    /// The checkpoint compared at.
+    public var checkpoint: UInt64
+    /// What differs, in words; empty when the projections equal the replay.
+    public var differences: [String]
+
+    public var passed: Bool { differences.isEmpty }
+}
+
+/// The data directory opened by a tool while no daemon runs (`tally verify` offline): holds the directory lock
+/// for as long as it lives, so that a daemon cannot start meanwhile.
+public final class OfflineData: Sendable {
+    public let log: EventLog
+    public let projections: ProjectionStore
+    private let lock: DirectoryLock
+
+    public init(configuration: Configuration) throws {
+        lock = try DirectoryLock(path: configuration.dataDirectory + "/LOCK")
+        log = try EventLog(directory: configuration.logDirectory, mapSize: configuration.mapSize)
+        projections = try ProjectionStore(
+            directory: try ProjectionDirectories(dataDirectory: configuration.dataDirectory).current(),
+            mapSize: configuration.mapSize)
+    }
+}

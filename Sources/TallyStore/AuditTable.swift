@@ -1,0 +1,88 @@
+public import TallyCore
+
+/// The binary encoding of an audit entry (A1), stored under the key `varint length + contact · u64 BE seq ·
+/// u8 index` (the index orders several entries of one event), so that one contact's entries are one key range in
+/// log order.
+///
+/// ```
+/// u8 format (1) · u8 kind · i64 LE at · i64 LE version · i64 LE delta · i64 LE score after
+/// · u8 presence bits (event id, group) · action · reason · [event id] · [group]   (strings: varint length + UTF-8)
+/// ```
+enum AuditCodec {
+    static let format: UInt8 = 1
+
+    static func key(contact: String, seq: UInt64, index: UInt8) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.string(contact)
+        writer.bytes += SequenceKey.encode(seq)
+        writer.u8(index)
+        return writer.bytes
+    }
+
+    static func prefix(contact: String) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.string(contact)
+        return writer.bytes
+    }
+
+    static func encode(_ entry: AuditEntry) -> [UInt8] {
+        var writer = ByteWriter(capacity: 48 + entry.reason.utf8.count)
+        writer.u8(format)
+        writer.u8(entry.kind.rawValue)
+        writer.int64(entry.at)
+        writer.int64(entry.version)
+        writer.int64(entry.delta)
+        writer.int64(entry.scoreAfter)
+        writer.u8((entry.eventID == nil ? 0 : 1) | (entry.group == nil ? 0 : 2))
+        writer.string(entry.action)
+        writer.string(entry.reason)
+        if let id = entry.eventID { writer.string(id) }
+        if let group = entry.group { writer.string(group) }
+        return writer.bytes
+    }
+
+    static func decode(_ bytes: UnsafeRawBufferPointer, seq: UInt64) throws(CorruptRecordError) -> AuditEntry {
+        var reader = ByteReader(bytes, table: "audit")
+        guard try reader.u8() == format else { throw reader.corrupt("unknown audit format") }
+        let code = try reader.u8()
+        guard let kind = Award.Kind(rawValue: code) else { throw reader.corrupt("unknown audit kind \(code)") }
+        let at = try reader.int64()
+        let version = try reader.int64()
+        let delta = try reader.int64()
+        let scoreAfter = try reader.int64()
+        let bits = try reader.u8()
+        guard bits & ~3 == 0 else { throw reader.corrupt("unknown presence bits") }
+        let action = try reader.string()
+        let reason = try reader.string()
+        let eventID = bits & 1 != 0 ? try reader.string() : nil
+        let group = bits & 2 != 0 ? try reader.string() : nil
+        guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
+        return AuditEntry(
+            seq: seq, eventID: eventID, at: at, kind: kind, action: action, version: version, group: group,
+            delta: delta, scoreAfter: scoreAfter, reason: reason)
+    }
+}
+
+extension ProjectionTransaction {
+    /// Records the audit entries of one event's awards to one contact.
+    public func addAudit(contact: String, _ entries: [AuditEntry]) throws {
+        for (index, entry) in entries.enumerated() {
+            try txn.put(
+                store.audit, AuditCodec.key(contact: contact, seq: entry.seq, index: UInt8(truncatingIfNeeded: index)),
+                AuditCodec.encode(entry))
+        }
+    }
+
+    /// A contact's audit entries in log order (A2).
+    public func audit(contact: String) throws -> [AuditEntry] {
+        let prefix = AuditCodec.prefix(contact: contact)
+        var entries: [AuditEntry] = []
+        try txn.scan(store.audit, from: prefix) { key, value in
+            guard key.count == prefix.count + 9, key.starts(with: prefix) else { return false }
+            let seq = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key[prefix.count..<(prefix.count + 8)])) ?? 0
+            entries.append(try AuditCodec.decode(value, seq: seq))
+            return true
+        }
+        return entries
+    }
+}

@@ -1,0 +1,76 @@
+extension ProjectionStore {
+    /// The differences between these (live) projections and `expected`, a fresh fold of the same log to the
+    /// same checkpoint (A5); empty when they agree. Contacts, sessions, audit entries and the metadata must be
+    /// equal; every outbox key of `expected` must be in the live outbox (which also keeps the entries of
+    /// effects fired before a rebuild, T7). At most `limit` differences are listed.
+    /// Nil when this store is no longer at `checkpoint` (fold the fresh one further and call again).
+    public func differences(from expected: ProjectionStore, checkpoint: UInt64, limit: Int = 100) throws -> [String]? {
+        var found: [String] = []
+        let sameCheckpoint = try environment.read { live in
+            guard try ProjectionTransaction(txn: live, store: self).checkpoint() == checkpoint else { return false }
+            try expected.environment.read { fresh in
+                for (table, name) in [(contacts, "contacts"), (sessions, "sessions"), (audit, "audit"), (meta, "meta")]
+                {
+                    guard found.count < limit else { return }
+                    try Self.compare(
+                        live, expected.table(named: name), fresh, table, name: name, limit: limit, into: &found)
+                }
+                try fresh.scan(expected.outbox) { key, _ in
+                    if try live.get(outbox, key) == nil {
+                        found.append("outbox: missing entry \(String(decoding: key, as: UTF8.self))")
+                    }
+                    return found.count < limit
+                }
+            }
+            return true
+        }
+        return sameCheckpoint ? found : nil
+    }
+
+    private func table(named name: String) -> LMDBDatabase {
+        switch name {
+        case "contacts": contacts
+        case "sessions": sessions
+        case "audit": audit
+        default: meta
+        }
+    }
+
+    /// Merges two sorted tables and reports keys missing on either side and differing values.
+    private static func compare(
+        _ live: LMDBTransaction, _ expectedTable: LMDBDatabase, _ fresh: LMDBTransaction, _ liveTable: LMDBDatabase,
+        name: String, limit: Int, into found: inout [String]
+    ) throws {
+        var expectedRows: [([UInt8], [UInt8])] = []
+        try fresh.scan(expectedTable) { key, value in
+            expectedRows.append((Array(key), Array(value)))
+            return true
+        }
+        var next = 0
+        func describe(_ key: [UInt8]) -> String {
+            let text = String(decoding: key, as: UTF8.self)
+            return text.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value < 0x7F }
+                ? text : key.map { String($0, radix: 16) }.joined(separator: " ")
+        }
+        try live.scan(liveTable) { key, value in
+            let liveKey = Array(key)
+            while next < expectedRows.count, expectedRows[next].0.lexicographicallyPrecedes(liveKey) {
+                found.append("\(name): missing \(describe(expectedRows[next].0))")
+                next += 1
+            }
+            if next < expectedRows.count, expectedRows[next].0 == liveKey {
+                if !expectedRows[next].1.elementsEqual(value) {
+                    found.append("\(name): \(describe(liveKey)) differs from the replay")
+                }
+                next += 1
+            } else {
+                found.append("\(name): unexpected \(describe(liveKey))")
+            }
+            return found.count < limit
+        }
+        while next < expectedRows.count, found.count < limit {
+            found.append("\(name): missing \(describe(expectedRows[next].0))")
+            next += 1
+        }
+    }
+}

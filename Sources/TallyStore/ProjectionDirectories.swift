@@ -1,0 +1,68 @@
+import Foundation
+
+/// The projection environments of a data directory. The file `CURRENT` names the live one (as LevelDB's
+/// `CURRENT` names its manifest), so that a rebuild switches to its fresh environment with one atomic rename;
+/// without the file, the live environment is `projections`.
+public struct ProjectionDirectories: Sendable {
+    public let dataDirectory: String
+
+    public init(dataDirectory: String) {
+        self.dataDirectory = dataDirectory
+    }
+
+    private var pointer: String { dataDirectory + "/CURRENT" }
+
+    /// The live environment's directory name.
+    public func currentName() throws -> String {
+        guard FileManager.default.fileExists(atPath: pointer) else { return "projections" }
+        let name = try String(contentsOfFile: pointer, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, !name.contains("/") else {
+            throw CorruptRecordError(table: "CURRENT", message: "\(pointer) does not name a projection directory")
+        }
+        return name
+    }
+
+    /// The live environment's path.
+    public func current() throws -> String { dataDirectory + "/" + (try currentName()) }
+
+    /// A fresh, empty directory for the environment a rebuild for the event at `seq` builds.
+    public func fresh(forRebuildAt seq: UInt64) throws -> String {
+        let path = dataDirectory + "/projections.\(seq)"
+        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    /// Makes `path` (a directory in the data directory) the live environment: writes `CURRENT.tmp`, syncs it,
+    /// renames it over `CURRENT`, and syncs the directory.
+    public func makeCurrent(_ path: String) throws {
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        let temporary = pointer + ".tmp"
+        let descriptor = open(temporary, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o640)
+        guard descriptor >= 0 else { throw Self.failure("open \(temporary)") }
+        let bytes = Array((name + "\n").utf8)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        let synced = fsync(descriptor)
+        close(descriptor)
+        guard written == bytes.count, synced == 0 else { throw Self.failure("write \(temporary)") }
+        guard rename(temporary, pointer) == 0 else { throw Self.failure("rename \(temporary)") }
+        let directory = open(dataDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
+        }
+    }
+
+    /// Removes projection environments other than the live one: old ones after a switch, and the unfinished
+    /// one of a rebuild a crash interrupted.
+    public func removeStale() throws {
+        let live = try currentName()
+        for name in try FileManager.default.contentsOfDirectory(atPath: dataDirectory)
+        where (name == "projections" || name.hasPrefix("projections.")) && name != live {
+            try FileManager.default.removeItem(atPath: dataDirectory + "/" + name)
+        }
+    }
+
+    private static func failure(_ operation: String) -> CorruptRecordError {
+        CorruptRecordError(table: "CURRENT", message: "\(operation): \(String(cString: strerror(errno)))")
+    }
+}

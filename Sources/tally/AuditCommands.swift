@@ -1,0 +1,272 @@
+import ArgumentParser
+import Foundation
+import TallyClient
+import TallyEngine
+
+/// `tally explain CONTACT`: why a contact has its points (A2).
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Explain a contact's score: every change in order, and the sums by action (A2).")
+
+    @OptionGroup var options: CommonOptions
+
+    @Argument(help: "The contact id.")
+    var contact: String
+
+    @Option(help: "Only the changes up to this time (RFC 3339 or epoch milliseconds).")
+    var at: String?
+
+    func run() throws {
+        var path = "/v1/contacts/" + pathSegment(contact) + "/explain"
+        if let at { path += "?at=" + pathSegment(at) }
+        let reply = try options.adminClient().request("GET", path)
+        guard reply.status == 200 else { throw DaemonError(reply) }
+        if options.json {
+            print(reply.text, terminator: "")
+            return
+        }
+        let object = JSON.object(reply.body)
+        let entries = object["entries"] as? [[String: Any]] ?? []
+        var table = TextTable(["when", "score", "change", "total", "by", "why"], rightAligned: [2, 3])
+        for entry in entries {
+            let delta = JSON.int(entry["delta"])
+            table.add([
+                entry["at"] as? String ?? "", entry["group"] as? String ?? "main", (delta >= 0 ? "+" : "") + "\(delta)",
+                "\(JSON.int(entry["score_after"]))",
+                "\(entry["action"] as? String ?? "") (v\(JSON.int(entry["rules_version"])))",
+                entry["reason"] as? String ?? "",
+            ])
+        }
+        let when = (object["at"] as? String).map { " as of \($0)" } ?? ""
+        print("\(contact) has \(JSON.int(object["points"])) points\(when).\n")
+        if entries.isEmpty {
+            print("No score changes recorded.")
+        } else {
+            print(table.render())
+            var sums = TextTable(["action", "points"], rightAligned: [1])
+            for sum in object["actions"] as? [[String: Any]] ?? [] {
+                sums.add([sum["action"] as? String ?? "", "\(JSON.int(sum["points"]))"])
+            }
+            sums.add(["total", "\(JSON.int(object["points"]))"])
+            print("Main score by action:")
+            print(sums.render(), terminator: "")
+        }
+        let groups = object["groups"] as? [String: Any] ?? [:]
+        for (name, points) in groups.sorted(by: { $0.key < $1.key }) { print("Group \(name): \(JSON.int(points))") }
+    }
+}
+
+/// `tally points CONTACT OP VALUE`: an operator's change of a score (M1).
+struct Points: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Change a contact's score by hand: plus, minus, times, divide (toward zero) or set (M1).")
+
+    @OptionGroup var options: CommonOptions
+
+    @Argument(help: "The contact id.")
+    var contact: String
+
+    @Argument(help: "plus, minus, times, divide or set.")
+    var operation: String
+
+    @Argument(help: "The value.")
+    var value: Int64
+
+    @Option(help: "Change this group's score instead of the main score.")
+    var group: String?
+
+    @Option(help: "Why, for the audit trail.")
+    var reason: String?
+
+    func run() throws {
+        var object: [String: Any] = ["op": operation, "value": value]
+        if let group { object["group"] = group }
+        if let reason { object["reason"] = reason }
+        let body = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        let client = try options.adminClient()
+        let reply = try client.request(
+            "POST", "/v1/contacts/" + pathSegment(contact) + "/points", body: Array(body),
+            contentType: "application/json")
+        guard reply.status == 202 else { throw DaemonError(reply) }
+        let seq = JSON.int(JSON.object(reply.body)["last_seq"])
+        let contactReply = try client.request("GET", "/v1/contacts/" + pathSegment(contact) + "?after=\(seq)")
+        if options.json {
+            print(contactReply.text, terminator: "")
+            return
+        }
+        let state = JSON.object(contactReply.body)
+        let score =
+            group.map { JSON.int((state["groups"] as? [String: Any])?[$0]) } ?? JSON.int(state["points"])
+        print("\(contact): \(group.map { "\($0) score" } ?? "score") is now \(score)")
+    }
+}
+
+/// `tally rebuild [--dry-run]`: rescore the whole log under one rules version (A4).
+struct Rebuild: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rebuild the projections from the log under one rules version, without downtime (A4).")
+
+    @OptionGroup var options: CommonOptions
+
+    @Flag(help: "Only report what would change.")
+    var dryRun = false
+
+    @Option(help: "The rules version (default: the newest).")
+    var version: Int64?
+
+    @Option(help: "Publish this rules file first, then rebuild under it.")
+    var rules: String?
+
+    func run() throws {
+        let client = try options.adminClient()
+        if let rules {
+            guard let data = FileManager.default.contents(atPath: rules) else {
+                throw ValidationError("cannot read \(rules)")
+            }
+            let reply = try client.request(
+                "PUT", "/v1/rules?source=" + pathSegment(rules), body: Array(data), contentType: "application/yaml")
+            guard reply.status == 201 else { throw DaemonError(reply) }
+            if !options.json {
+                print("published \(rules) as rules version \(JSON.int(JSON.object(reply.body)["version"]))")
+            }
+        }
+        var query = dryRun ? ["dry_run=true"] : []
+        if let version { query.append("version=\(version)") }
+        let path = "/v1/rebuild" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+        let reply = try client.request("POST", path)
+        guard reply.status == (dryRun ? 200 : 202) else { throw DaemonError(reply) }
+        if dryRun {
+            printPreview(reply)
+        } else {
+            try follow(client, seq: UInt64(JSON.int(JSON.object(reply.body)["seq"])), started: reply)
+        }
+    }
+
+    private func printPreview(_ reply: HTTPReply) {
+        if options.json {
+            print(reply.text, terminator: "")
+            return
+        }
+        let object = JSON.object(reply.body)
+        var table = TextTable(["contact", "now", "after rebuild", "change"], rightAligned: [1, 2, 3])
+        for change in object["changes"] as? [[String: Any]] ?? [] {
+            let old = JSON.int(change["old_points"])
+            let new = JSON.int(change["new_points"])
+            table.add([
+                change["contact"] as? String ?? "", "\(old)", "\(new)", (new >= old ? "+" : "") + "\(new &- old)",
+            ])
+        }
+        print(
+            "Dry run under rules version \(JSON.int(object["rules_version"])) at log sequence \(JSON.int(object["checkpoint"])):"
+        )
+        print(
+            "\(JSON.int(object["changed"])) of \(JSON.int(object["contacts"])) contacts would change; "
+                + "total points \(JSON.int(object["old_total"])) → \(JSON.int(object["new_total"])).")
+        if JSON.int(object["changed"]) > 0 { print("\n" + table.render(), terminator: "") }
+        let reached = object["reached"] as? [[String: Any]] ?? []
+        print("\n\(JSON.int(object["newly_reached"])) contacts would newly reach trigger events.")
+        for contact in reached.prefix(50) {
+            print(
+                "  \(contact["contact"] as? String ?? ""): \((contact["triggers"] as? [String] ?? []).joined(separator: ", "))"
+            )
+        }
+    }
+
+    /// Shows the rebuild's progress until it has switched (or failed).
+    private func follow(_ client: UnixHTTPClient, seq: UInt64, started: HTTPReply) throws {
+        let bar = ProgressBar("rebuild")
+        while true {
+            let reply = try client.request("GET", "/v1/rebuild")
+            let progress = JSON.object(reply.body)["rebuild"] as? [String: Any] ?? [:]
+            if UInt64(JSON.int(progress["seq"])) == seq {
+                bar.update(done: UInt64(JSON.int(progress["replayed"])), total: UInt64(JSON.int(progress["total"])))
+                switch progress["phase"] as? String {
+                case "done":
+                    bar.finish()
+                    if options.json {
+                        print(reply.text, terminator: "")
+                    } else {
+                        print(
+                            "rebuilt under rules version \(JSON.int(progress["version"])): \(JSON.int(progress["replayed"])) events replayed"
+                        )
+                    }
+                    return
+                case "failed":
+                    bar.finish()
+                    throw ValidationError("the rebuild failed: \(progress["error"] as? String ?? "unknown error")")
+                default: break
+                }
+            }
+            usleep(100_000)
+        }
+    }
+}
+
+/// `tally verify`: replay the log and compare with the projections (A5).
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replay the log into a scratch environment and compare every projection with the live one (A5).",
+        discussion: "Asks the running daemon; when none runs, opens the data directory itself.")
+
+    @OptionGroup var options: CommonOptions
+
+    func run() throws {
+        let configuration = try options.loadConfiguration()
+        let report: VerifyReport
+        let client = UnixHTTPClient(socketPath: configuration.adminSocket, timeoutSeconds: 3600)
+        if let reply = try? client.request("POST", "/v1/verify") {
+            guard reply.status == 200 else { throw DaemonError(reply) }
+            report = try JSONDecoder().decode(VerifyReport.self, from: Data(reply.body))
+        } else {
+            let data = try OfflineData(configuration: configuration)
+            let bar = ProgressBar("verify")
+            report = try Replays.verify(
+                log: data.log, live: { data.projections }, dataDirectory: configuration.dataDirectory,
+                mapSize: configuration.mapSize, sessionTimeout: configuration.sessionTimeout,
+                progress: { bar.update(done: $0, total: $1) })
+            bar.finish()
+        }
+        if options.json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else if report.passed {
+            print("verified: the projections equal a replay of the log through sequence \(report.checkpoint)")
+        } else {
+            print("MISMATCH at sequence \(report.checkpoint):")
+            for difference in report.differences { print("  " + difference) }
+        }
+        if !report.passed { throw ExitCode(1) }
+    }
+}
+
+/// `tally import FILE.csv`: load scores from another system (M2).
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import scores from a CSV file (contact,points[,group][,email]); it sets, it does not add (M2).",
+        discussion: "The whole file is checked first: a bad line imports nothing and is named.")
+
+    @OptionGroup var options: CommonOptions
+
+    @Argument(help: "The CSV file, with a header line.")
+    var file: String
+
+    func run() throws {
+        let client = UnixHTTPClient(socketPath: try options.loadConfiguration().adminSocket, timeoutSeconds: 3600)
+        let name = URL(fileURLWithPath: file).lastPathComponent
+        let bar = ProgressBar("upload")
+        let reply = try client.request(
+            "POST", "/v1/import/points?file=" + pathSegment(name), bodyFile: file, contentType: "text/csv",
+            progress: { bar.update(done: UInt64($0), total: UInt64($1)) })
+        bar.finish()
+        guard reply.status == 202 else { throw DaemonError(reply) }
+        if options.json {
+            print(reply.text, terminator: "")
+            return
+        }
+        let object = JSON.object(reply.body)
+        print(
+            "imported \(JSON.int(object["imported"])) scores from \(name) (log sequence \(JSON.int(object["first_seq"]))–\(JSON.int(object["last_seq"])))"
+        )
+    }
+}
