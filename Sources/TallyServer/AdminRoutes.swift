@@ -76,6 +76,24 @@ extension Routes {
         var value: Int64
         var group: String?
         var reason: String?
+
+        enum CodingKeys: String, CodingKey { case op, value, group, reason }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            op = try container.decode(String.self, forKey: .op)
+            do {
+                value = try container.decode(Int64.self, forKey: .value)
+            } catch DecodingError.keyNotFound(let key, let context) {
+                throw DecodingError.keyNotFound(key, context)
+            } catch {
+                throw APIError(
+                    .badRequest, "\"value\" must be an integer within the 64-bit score range (±9223372036854775807)",
+                    field: "value")
+            }
+            group = try container.decodeIfPresent(String.self, forKey: .group)
+            reason = try container.decodeIfPresent(String.self, forKey: .reason)
+        }
     }
 
     /// `POST /v1/contacts/{id}/points` `{"op", "value", "group"?, "reason"?}` (M1).
@@ -86,6 +104,8 @@ extension Routes {
         let change: PointsChange
         do {
             change = try JSONDecoder().decode(PointsChange.self, from: Data(buffer: body))
+        } catch let error as APIError {
+            throw error
         } catch DecodingError.keyNotFound(let key, _) {
             throw APIError(.badRequest, "\"\(key.stringValue)\" is required", field: key.stringValue)
         } catch DecodingError.typeMismatch(_, let context), DecodingError.dataCorrupted(let context) {
