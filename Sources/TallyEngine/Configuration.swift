@@ -35,6 +35,10 @@ public struct Configuration: Sendable {
     public var dataDirectory = "data"
     public var ingestSocket = "run/ingest.sock"
     public var adminSocket = "run/admin.sock"
+    /// Permission bits of the admin socket (connecting needs write permission).
+    public var adminSocketMode: UInt16 = 0o600
+    /// A group given access to the admin socket (with a mode such as 0660); nil keeps the daemon's group.
+    public var adminSocketGroup: String?
     public var rulesPath = "config/rules.yaml"
     /// Cap of one hit's dwell (U5), milliseconds.
     public var sessionTimeout: Int64 = 30 * 60_000
@@ -69,7 +73,8 @@ public struct Configuration: Sendable {
     }
 
     static let topLevelKeys = [
-        "data_dir", "ingest_socket", "admin_socket", "rules", "session_timeout", "map_size", "integrations", "smtp",
+        "data_dir", "ingest_socket", "admin_socket", "admin_socket_mode", "admin_socket_group", "rules",
+        "session_timeout", "map_size", "integrations", "smtp",
         "outbox", "limits", "log_level",
     ]
 
@@ -106,6 +111,18 @@ public struct Configuration: Sendable {
         ingestSocket = top.string("ingest_socket") ?? ingestSocket
         adminSocket = top.string("admin_socket") ?? adminSocket
         rulesPath = top.string("rules") ?? rulesPath
+        adminSocketGroup = top.string("admin_socket_group")
+        if let node = top.value("admin_socket_mode") {
+            if let text = node.scalar?.string, let mode = UInt16(text, radix: 8), mode & ~0o770 == 0, mode & 0o200 != 0
+            {
+                adminSocketMode = mode
+            } else {
+                top.report(
+                    node,
+                    "\"admin_socket_mode\" must be octal permission bits for the owner and the group only, such as "
+                        + "\"0600\" or \"0660\"")
+            }
+        }
         sessionTimeout = top.duration("session_timeout") ?? sessionTimeout
         logLevel = top.string("log_level") ?? logLevel
         if let node = top.value("map_size") {

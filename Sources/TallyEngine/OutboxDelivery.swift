@@ -62,6 +62,9 @@ public final class OutboxDelivery: Sendable {
         try? await http.shutdown()
     }
 
+    /// An engine that never ran (start-up failed after it was built) still shuts its HTTP client down.
+    deinit { try? http.syncShutdown() }
+
     /// Puts an entry back in the queue, due now, with its attempts reset (a delivered entry stays delivered).
     public func retry(key: String) async throws -> OutboxEntry {
         try await offThePool {

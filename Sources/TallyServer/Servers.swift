@@ -6,13 +6,24 @@ public import ServiceLifecycle
 import TallyClient
 public import TallyEngine
 
-/// Builds the two HTTP/1.1 servers on Unix sockets: ingest (mode 0666) and admin (mode 0600).
+/// Builds the two HTTP/1.1 servers on Unix sockets: ingest (mode 0666) and admin (mode 0600, or the configured
+/// mode and group). See Docs/security.md.
 public enum Servers {
     /// The ingest and admin servers as services, in start order.
+    ///
+    /// The process runs with umask 077 (set by `tally serve`), so each socket is created owner-only and only
+    /// then opened up: the admin socket is never reachable by others, not even between bind and chmod.
     public static func make(engine: TallyEngine, logger: Logger) throws -> [any Service] {
         let configuration = engine.configuration
         let routes = Routes(engine: engine, logger: logger)
         for path in [configuration.ingestSocket, configuration.adminSocket] { try prepareSocketPath(path) }
+        let adminGroup: gid_t? = try configuration.adminSocketGroup.map { name in
+            guard let entry = getgrnam(name) else {
+                throw StartupError("admin_socket_group: no group named \"\(name)\"")
+            }
+            return entry.pointee.gr_gid
+        }
+        let adminMode = mode_t(configuration.adminSocketMode)
         let ingest = Application(
             router: routes.ingestRouter(),
             configuration: .init(address: .unixDomainSocket(path: configuration.ingestSocket), serverName: "tally"),
@@ -21,17 +32,27 @@ public enum Servers {
         let admin = Application(
             router: routes.adminRouter(),
             configuration: .init(address: .unixDomainSocket(path: configuration.adminSocket), serverName: "tally"),
-            onServerRunning: { _ in chmod(configuration.adminSocket, 0o600) },
+            onServerRunning: { _ in
+                if let adminGroup { chown(configuration.adminSocket, uid_t.max, adminGroup) }
+                chmod(configuration.adminSocket, adminMode)
+            },
             logger: logger)
         return [ingest, admin]
     }
 
-    /// Creates the socket's directory; refuses a socket that a running daemon answers on, and removes a stale
-    /// one left by a crash.
+    /// Creates the socket's directory (mode 0755); refuses a directory that others may write to (they could
+    /// replace the sockets), a socket that a running daemon answers on, and removes a stale one left by a crash.
     static func prepareSocketPath(_ path: String) throws {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            var info = stat()
+            if stat(directory, &info) == 0, info.st_mode & 0o022 != 0, info.st_mode & S_ISVTX == 0 {
+                throw StartupError(
+                    "the socket directory \(directory) is writable by other users, who could replace the sockets; "
+                        + "run chmod go-w \(directory)")
+            }
         }
         guard FileManager.default.fileExists(atPath: path) else { return }
         if isListening(path) {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import ServiceLifecycle
 import TallyEngine
@@ -14,6 +15,8 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try options.loadConfiguration()
+        // Files and sockets are created owner-only; the servers open up what must be shared (Docs/security.md).
+        umask(0o077)
         var logger = Logger(label: "tally")
         logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
         let engine = try TallyEngine(configuration: configuration, logger: logger)

@@ -127,6 +127,38 @@ struct IngestTests {
         #expect(try daemon.ingest().request("GET", "/health").status == 200)
     }
 
+    @Test(
+        "the admin socket takes the configured mode and group; a world-writable socket directory and sockets in use are refused"
+    )
+    func socketModeGroupAndDirectory() throws {
+        guard let group = getgrgid(getgid()).map({ String(cString: $0.pointee.gr_name) }) else { return }
+        let daemon = try Daemon(
+            rules: endToEndRules, extraConfig: "admin_socket_mode: \"0660\"\nadmin_socket_group: \(group)")
+        try daemon.start()
+        defer { daemon.stop() }
+        let attributes = try FileManager.default.attributesOfItem(atPath: daemon.adminSocket)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o660)
+        #expect(attributes[.groupOwnerAccountName] as? String == group)
+
+        // Another daemon (its own data) on the same sockets: refused, and the first one keeps serving.
+        let other = try Daemon(rules: endToEndRules)
+        var config = try String(contentsOfFile: other.configPath, encoding: .utf8)
+        config = config.replacingOccurrences(of: other.directory + "/run", with: daemon.directory + "/run")
+        try config.write(toFile: other.configPath, atomically: true, encoding: .utf8)
+        let refused = try other.run(["serve"])
+        #expect(refused.status != 0)
+        #expect(refused.error.contains("another daemon is listening"), "\(refused.error)")
+        #expect(try daemon.ingest().request("GET", "/health").status == 200)
+
+        let open = try Daemon(rules: endToEndRules)
+        try FileManager.default.createDirectory(
+            atPath: open.directory + "/run", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        chmod(open.directory + "/run", 0o777)
+        let unsafe = try open.run(["serve"])
+        #expect(unsafe.status != 0)
+        #expect(unsafe.error.contains("writable by other users"), "\(unsafe.error)")
+    }
+
     @Test("SIGTERM shuts down cleanly with exit 0, and the events are there after a restart")
     func gracefulShutdownAndRestart() throws {
         let daemon = try Daemon(rules: endToEndRules)
