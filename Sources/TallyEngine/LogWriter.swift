@@ -144,7 +144,7 @@ public final class LogWriter: Sendable {
             do {
                 let receipts =
                     if let stream = batch[0].stream { [try log.appendStream(stream)] } else {
-                        try log.append(batch.map(\.events))
+                        try log.append(batch.map(\.events)) { FaultInjection.point("writer") }
                     }
                 queue.withLock { $0.failure = nil }
                 if let last = receipts.compactMap(\.lastSeq).max() { head.advance(to: last) }

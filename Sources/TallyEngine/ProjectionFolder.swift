@@ -137,6 +137,7 @@ public final class ProjectionFolder: @unchecked Sendable {
             for (key, hit) in working.openHits { try txn.setOpenHit(key, hit) }
             try txn.setRulesCursor(version: rulesAfter.scorer.version, published: rulesAfter.published)
             try txn.setCheckpoint(events[events.count - 1].seq)
+            FaultInjection.point("projector")
         }
         rules = rulesAfter
         checkpoint = events[events.count - 1].seq

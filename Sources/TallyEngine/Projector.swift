@@ -22,9 +22,10 @@ public final class Projector: Sendable {
         var handover: ProjectionFolder?
         /// The rebuild in progress or last finished.
         var progress: RebuildProgress?
-        /// Set to stop the rebuild thread (a newer rebuild event supersedes it, or shutdown).
-        var cancelRebuild: Bool = false
-        var rebuilding: Bool = false
+        /// Numbers the rebuilds started; a rebuild thread whose number is no longer current stops (a newer
+        /// rebuild event superseded it).
+        var generation = 0
+        var rebuilding = false
     }
 
     private let log: EventLog
@@ -88,7 +89,7 @@ public final class Projector: Sendable {
             defer { stopping = true }
             return stopping
         }
-        state.withLock { $0.cancelRebuild = true }
+        state.withLock { $0.generation += 1 }
         logHead.wakeAll()
         if !already { finished.wait() }
     }
@@ -133,76 +134,67 @@ public final class Projector: Sendable {
         let progress = RebuildProgress(
             seq: event.seq, version: version, phase: .replaying, replayed: 0, total: logHead.value,
             startedAt: wallClockMillis())
-        let supersedes = state.withLock { state -> Bool in
-            defer {
-                state.progress = progress
-                state.rebuilding = true
-            }
-            state.cancelRebuild = state.rebuilding
-            return state.rebuilding
+        let generation = state.withLock { state in
+            state.progress = progress
+            state.rebuilding = true
+            state.handover = nil
+            state.generation += 1
+            return state.generation
         }
-        logger.info(
-            "rebuild started", metadata: ["tally.seq": "\(event.seq)", "tally.rules_version": "\(version)"])
-        let thread = Thread { [self] in
-            if supersedes { waitForPreviousRebuild() }
-            rebuild(seq: event.seq, version: version)
-        }
+        logger.info("rebuild started", metadata: ["tally.seq": "\(event.seq)", "tally.rules_version": "\(version)"])
+        let thread = Thread { [self] in rebuild(seq: event.seq, version: version, generation: generation) }
         thread.name = "tally-rebuild"
         thread.start()
     }
 
-    private func waitForPreviousRebuild() {
-        while state.withLock({ $0.cancelRebuild }) && !isStopping { Thread.sleep(forTimeInterval: 0.01) }
-    }
-
     /// The rebuild thread: folds the whole log into a fresh environment until it has caught up, then hands the
-    /// folder to the projector thread for the switch.
-    private func rebuild(seq: UInt64, version: Int64) {
+    /// folder to the projector thread for the switch. Stops (removing its environment) when superseded.
+    private func rebuild(seq: UInt64, version: Int64, generation: Int) {
+        func isCurrent() -> Bool { state.withLock { $0.generation == generation } && !isStopping }
         let path: String
         do {
             path = try directories.fresh(forRebuildAt: seq)
         } catch {
-            return failRebuild(seq, error)
+            return failRebuild(seq, error, generation: generation)
         }
         do {
             let store = try ProjectionStore(directory: path, mapSize: mapSize)
             let folder = try ProjectionFolder(
                 log: log, emptyStore: store, sessionTimeout: sessionTimeout, version: version, until: seq)
-            while try folder.step() {
-                let cancelled = state.withLock { state in
-                    if var progress = state.progress {
-                        progress.replayed = folder.checkpoint
-                        progress.total = max(progress.total, folder.checkpoint)
-                        state.progress = progress
-                    }
-                    return state.cancelRebuild
-                }
-                if cancelled || isStopping {
-                    state.withLock { $0.cancelRebuild = false }
-                    try? FileManager.default.removeItem(atPath: path)
-                    return
+            while isCurrent(), try folder.step() {
+                state.withLock { state in
+                    guard state.generation == generation, var progress = state.progress else { return }
+                    progress.replayed = folder.checkpoint
+                    progress.total = max(progress.total, folder.checkpoint)
+                    state.progress = progress
                 }
                 if folder.checkpoint >= logHead.value { break }
             }
-            state.withLock { state in
+            let handedOver = state.withLock { state -> Bool in
+                guard state.generation == generation, !isStopping else { return false }
                 state.handover = folder
                 state.progress?.phase = .switching
+                return true
             }
-            logHead.wakeAll()
+            if handedOver {
+                logHead.wakeAll()
+            } else {
+                try? FileManager.default.removeItem(atPath: path)
+            }
         } catch {
             try? FileManager.default.removeItem(atPath: path)
-            failRebuild(seq, error)
+            failRebuild(seq, error, generation: generation)
         }
     }
 
-    private func failRebuild(_ seq: UInt64, _ error: any Error) {
+    private func failRebuild(_ seq: UInt64, _ error: any Error, generation: Int) {
         logger.error("rebuild failed", metadata: ["tally.seq": "\(seq)", "tally.error": "\(error)"])
         state.withLock { state in
+            guard state.generation == generation else { return }
             state.progress?.phase = .failed
             state.progress?.error = "\(error)"
             state.progress?.finishedAt = wallClockMillis()
             state.rebuilding = false
-            state.cancelRebuild = false
         }
     }
 
@@ -231,7 +223,7 @@ public final class Projector: Sendable {
                 ])
         } catch {
             try? FileManager.default.removeItem(atPath: fresh.store.environment.path)
-            failRebuild(fresh.checkpoint, error)
+            failRebuild(fresh.checkpoint, error, generation: state.withLock { $0.generation })
         }
     }
 }

@@ -53,8 +53,9 @@ public final class EventLog: Sendable {
     }
 
     /// Appends several requests' events in one durable transaction (group commit), skipping events whose `id`
-    /// is already known (S6). Returns one receipt per request, in order.
-    public func append(_ requests: [[Event]]) throws -> [AppendReceipt] {
+    /// is already known (S6). Returns one receipt per request, in order. `beforeCommit` runs inside the
+    /// transaction after the last put (a fault-injection point for the crash tests).
+    public func append(_ requests: [[Event]], beforeCommit: () -> Void = {}) throws -> [AppendReceipt] {
         try environment.write { txn in
             var next = try Self.head(txn, events) + 1
             var receipts: [AppendReceipt] = []
@@ -82,6 +83,7 @@ public final class EventLog: Sendable {
                 }
                 receipts.append(receipt)
             }
+            beforeCommit()
             return receipts
         }
     }

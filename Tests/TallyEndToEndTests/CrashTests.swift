@@ -66,8 +66,46 @@ struct CrashTests {
         }
     }
 
+    /// What the administrative client saw: manual changes and imports sent and acknowledged, by their reason.
+    final class AdminOutcomes: Sendable {
+        let acknowledged = Mutex<Set<String>>([])
+        let sent = Mutex<Set<String>>([])
+    }
+
+    /// The operator's side of the mix: manual changes, small imports and rebuilds, until the daemon disappears.
+    static func admin(cycle: Int, socket: String, outcomes: AdminOutcomes) {
+        let client = UnixHTTPClient(socketPath: socket, timeoutSeconds: 10)
+        var request = 0
+        while true {
+            request += 1
+            let name = "a\(cycle)-\(request)"
+            if request % 3 != 2 { outcomes.sent.withLock { _ = $0.insert(name) } }
+            let reply: HTTPReply
+            do {
+                switch request % 3 {
+                case 0:
+                    let csv =
+                        "contact,points\n" + (0..<20).map { "c-\($0 * 2),\(request % 50)" }.joined(separator: "\n")
+                    reply = try client.request(
+                        "POST", "/v1/import/points?file=\(name)", body: Array(csv.utf8), contentType: "text/csv")
+                case 1:
+                    let body = #"{"op":"plus","value":7,"reason":"\#(name)"}"#
+                    reply = try client.request(
+                        "POST", "/v1/contacts/c-\(request % 40)/points", body: Array(body.utf8),
+                        contentType: "application/json")
+                default:
+                    reply = try client.request("POST", request % 9 == 2 ? "/v1/rebuild" : "/v1/rebuild?dry_run=true")
+                }
+            } catch {
+                return
+            }
+            if reply.status == 202, request % 3 != 2 { outcomes.acknowledged.withLock { _ = $0.insert(name) } }
+            usleep(50_000)
+        }
+    }
+
     @Test(
-        "A5 S6 kill -9 while clients post: every acknowledged event is in the log once, no request is half-applied, and scores equal a fold of the log"
+        "A5 S6 T7 kill -9 (and crashes inside the writer's and the projector's transactions) while clients post, import, change points, rebuild and deliver: every acknowledged event is in the log once, nothing is half-applied, the projections equal a fold of the log, and nothing recorded as delivered is sent again"
     )
     func killDuringIngest() throws {
         let cycles = Int(ProcessInfo.processInfo.environment["TALLY_CRASH_CYCLES"] ?? "") ?? 3
@@ -79,13 +117,24 @@ struct CrashTests {
                 triggers:
                   - { id: warm, min_points: 20, events: [{ id: tag, type: tags.modify, add: [warm] }] }
                   - { id: zero, min_points: 0, events: [{ id: seen, type: segments.modify, add: [all] }] }
+                  - { id: crm, min_points: 30, events: [{ id: push, type: integration.push, integration: crm }] }
                 """
-        let daemon = try Daemon(rules: crashRules)
-        let rules = try RulesParser.parse(crashRules)
+        let scratch = "/tmp/tally-servers-" + UUID().uuidString.prefix(8).lowercased()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let webhook = try WebhookServer(directory: scratch + "/webhook")
+        let daemon = try Daemon(
+            rules: crashRules,
+            extraConfig: """
+                integrations:
+                  crm: { url: "http://127.0.0.1:\(webhook.port)/hook" }
+                outbox: { attempts: 100, backoff: 50ms }
+                """)
         var generator = SplitMix64(state: 42)
         let outcomes = Outcomes()
+        let adminOutcomes = AdminOutcomes()
         for cycle in 0..<cycles {
-            try daemon.start()
+            // Every third cycle the daemon may also kill itself inside a write transaction.
+            try daemon.start(environment: cycle % 3 == 2 ? ["TALLY_FAULT": "writer:0.02,projector:0.05"] : [:])
             let done = DispatchGroup()
             let socket = daemon.ingestSocket
             for number in 0..<4 {
@@ -95,12 +144,26 @@ struct CrashTests {
                     done.leave()
                 }.start()
             }
+            let adminSocket = daemon.adminSocket
+            done.enter()
+            Thread {
+                Self.admin(cycle: cycle, socket: adminSocket, outcomes: adminOutcomes)
+                done.leave()
+            }.start()
             usleep(UInt32.random(in: 200_000...900_000, using: &generator))
             daemon.crash()
             done.wait()
         }
         try daemon.start()
         defer { daemon.stop() }
+        // Let a rebuild that a crash interrupted finish, and the outbox drain.
+        try AuditEndToEndTests.waitUntil(timeout: 120) {
+            let rebuild =
+                JSON.object(try daemon.admin().request("GET", "/v1/rebuild").body)["rebuild"] as? [String: Any]
+            let phase = rebuild?["phase"] as? String
+            let pending = JSON.object(try daemon.admin().request("GET", "/v1/outbox?state=pending").body)["entries"]
+            return phase != "replaying" && phase != "switching" && (pending as? [Any])?.isEmpty == true
+        }
 
         // Every acknowledged id exactly once; no id twice; unanswered requests all-or-nothing.
         let log = try EventLog(directory: daemon.dataDirectory + "/log", mapSize: 1 << 20)
@@ -114,6 +177,17 @@ struct CrashTests {
         let head = events.last?.seq ?? 0
         let replay = try LogReplay.replay(events)
         let fold = replay.projection
+        // Manual changes and imports: acknowledged ones are in the log once, the others whole or not at all.
+        var adminCounts: [String: Int] = [:]
+        for logged in events where logged.event.type == .pointsChange || logged.event.type == .pointsSet {
+            adminCounts[logged.event.reason ?? "", default: 0] += 1
+        }
+        let adminAcknowledged = adminOutcomes.acknowledged.withLock { $0 }
+        for name in adminOutcomes.sent.withLock({ $0 }) {
+            let count = adminCounts[name] ?? 0
+            #expect(!adminAcknowledged.contains(name) || count > 0, "\(name) acknowledged but missing")
+            #expect(count == 0 || count == 1 || count == 20, "\(name) half-applied: \(count) events")
+        }
         let acknowledged = outcomes.acknowledged.withLock { $0 }
         #expect(acknowledged.count > 0)
         #expect(acknowledged.allSatisfy { seen[$0] == 1 })
@@ -135,5 +209,28 @@ struct CrashTests {
         // A5: the daemon's own verify agrees.
         #expect(try daemon.verify().passed)
         #expect(fold.contacts.values.contains { !$0.visits.isEmpty && $0.tags.contains("warm") })
+
+        // T7: every fired push was delivered, and none was sent again after its delivery was recorded.
+        let entries = JSON.object(try daemon.admin().request("GET", "/v1/outbox?limit=100000").body)["entries"]
+        var deliveredAt: [String: Double] = [:]
+        for entry in entries as? [[String: Any]] ?? [] {
+            guard let key = entry["key"] as? String else { continue }
+            #expect(entry["state"] as? String == "delivered", "\(key) not delivered")
+            if let text = entry["delivered_at"] as? String, let millis = Timestamp.parse(text) {
+                deliveredAt[key] = Double(millis) / 1000
+            }
+        }
+        #expect(Set(deliveredAt.keys) == replay.sideEffects, "the outbox holds exactly the side effects the log fires")
+        var resent = 0
+        for request in webhook.requests {
+            guard let key = WebhookServer.header(request, "Idempotency-Key"), let time = request["time"] as? Double
+            else { continue }
+            #expect(deliveredAt[key] != nil, "\(key) was sent but is not in the outbox")
+            if let recorded = deliveredAt[key], time > recorded + 0.001 { resent += 1 }
+        }
+        #expect(resent == 0, "\(resent) pushes were sent again after their delivery was recorded")
+        print(
+            "crash loop: \(cycles) cycles, \(acknowledged.count) acknowledged events, \(adminAcknowledged.count) admin requests acknowledged, \(webhook.requests.count) webhook requests for \(deliveredAt.count) keys"
+        )
     }
 }

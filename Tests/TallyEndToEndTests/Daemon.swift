@@ -72,11 +72,15 @@ final class Daemon {
         return (status, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
     }
 
-    /// Starts `tally serve` and waits until the ingest socket answers `/health`.
-    func start() throws {
+    /// Starts `tally serve` (with `environment` added to the test's) and waits until the ingest socket answers
+    /// `/health`.
+    func start(environment: [String: String] = [:]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["serve", "--config", configPath]
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()

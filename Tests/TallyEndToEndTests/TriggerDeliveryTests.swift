@@ -10,7 +10,7 @@ final class WebhookServer {
     let process = Process()
 
     static let script = #"""
-        import json, os, sys
+        import json, os, sys, time
         from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
         directory, port = sys.argv[1], int(sys.argv[2])
         class Handler(BaseHTTPRequestHandler):
@@ -25,7 +25,7 @@ final class WebhookServer {
                     elif text.isdigit() and int(text) > 0:
                         failing = True
                         open(fail_path, "w").write(str(int(text) - 1))
-                record = {"path": self.path, "headers": dict(self.headers), "body": json.loads(body or b"{}"), "failed": failing}
+                record = {"path": self.path, "headers": dict(self.headers), "body": json.loads(body or b"{}"), "failed": failing, "time": time.time()}
                 with open(os.path.join(directory, "requests.jsonl"), "a") as log:
                     log.write(json.dumps(record) + "\n")
                 self.send_response(500 if failing else 200)
