@@ -30,6 +30,8 @@ public struct Configuration: Sendable {
         public var maxLineBytes = 64 << 10
         /// How long a `?after=SEQ` read waits for the projections, in milliseconds.
         public var readAfterTimeout: Int64 = 5000
+        /// A connection that sends nothing for this long (between or inside requests) is closed, milliseconds.
+        public var idleTimeout: Int64 = 30_000
     }
 
     public var dataDirectory = "data"
@@ -167,6 +169,7 @@ public struct Configuration: Sendable {
                 }
             }
             limits.readAfterTimeout = map.duration("read_after_timeout") ?? limits.readAfterTimeout
+            limits.idleTimeout = map.duration("idle_timeout") ?? limits.idleTimeout
             map.finish()
         }
     }

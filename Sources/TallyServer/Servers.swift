@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 public import Logging
 import NIOCore
 public import ServiceLifecycle
@@ -24,13 +25,16 @@ public enum Servers {
             return entry.pointee.gr_gid
         }
         let adminMode = mode_t(configuration.adminSocketMode)
+        // Idle and slow clients are cut off (SPEC §8).
+        let http1 = HTTPServerBuilder.http1(
+            configuration: .init(idleTimeout: .milliseconds(configuration.limits.idleTimeout)))
         let ingest = Application(
-            router: routes.ingestRouter(),
+            router: routes.ingestRouter(), server: http1,
             configuration: .init(address: .unixDomainSocket(path: configuration.ingestSocket), serverName: "tally"),
             onServerRunning: { _ in chmod(configuration.ingestSocket, 0o666) },
             logger: logger)
         let admin = Application(
-            router: routes.adminRouter(),
+            router: routes.adminRouter(), server: http1,
             configuration: .init(address: .unixDomainSocket(path: configuration.adminSocket), serverName: "tally"),
             onServerRunning: { _ in
                 if let adminGroup { chown(configuration.adminSocket, uid_t.max, adminGroup) }

@@ -32,7 +32,7 @@ final class Daemon {
             ingest_socket: \(directory)/run/ingest.sock
             admin_socket: \(directory)/run/admin.sock
             rules: \(directory)/rules.yaml
-            map_size: 1MiB
+            \(extraConfig.contains("map_size:") ? "" : "map_size: 1MiB")
             \(extraConfig)
             """
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
