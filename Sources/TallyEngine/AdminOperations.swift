@@ -78,12 +78,23 @@ extension TallyEngine {
             throw AdminRequestError(
                 .invalid, "rules version \(version) does not exist (1…\(published))", field: "version")
         }
-        guard !projector.isRebuilding else {
+        // One rebuild at a time: refused while one runs, or while one requested has not started yet.
+        let claimed = requestingRebuild.withLock { requesting -> Bool in
+            let requested = lastRebuildRequest.withLock { $0 }
+            guard !requesting, !projector.isRebuilding, requested <= (projector.rebuildProgress?.seq ?? 0) else {
+                return false
+            }
+            requesting = true
+            return true
+        }
+        guard claimed else {
             throw AdminRequestError(.conflict, "a rebuild is already running; wait for it to finish")
         }
+        defer { requestingRebuild.withLock { $0 = false } }
         let receipt = try await writer.append([
             Event(type: .rebuild, contact: "", at: wallClockMillis(), value: version)
         ])
+        if let seq = receipt.lastSeq { lastRebuildRequest.withLock { $0 = seq } }
         guard let seq = receipt.lastSeq else { throw AdminRequestError(.conflict, "the rebuild was not appended") }
         return (seq, version)
     }

@@ -27,7 +27,11 @@ public final class TallyEngine: Service, Sendable {
     public let writer: LogWriter
     public let projector: Projector
     public let outbox: OutboxDelivery
-    let publishing = Mutex(false)
+    /// Set while a rebuild request is being appended, and the sequence number of the last one appended.
+    let requestingRebuild = Mutex(false)
+    let lastRebuildRequest = Mutex<UInt64>(0)
+    /// Largest rules file, bytes (what the log's string encoding holds).
+    public static let maximumRulesBytes = 1 << 20
     private let lock: DirectoryLock
     private let logger: Logger
 
@@ -43,7 +47,15 @@ public final class TallyEngine: Service, Sendable {
         } catch {
             throw StartupError("cannot read the rules file \(configuration.rulesPath): \(error.localizedDescription)")
         }
+        guard rulesText.utf8.count <= Self.maximumRulesBytes else {
+            throw StartupError("\(configuration.rulesPath) is larger than 1 MiB, the largest rules file Tally stores")
+        }
         _ = try Self.validate(rules: rulesText, source: configuration.rulesPath, configuration: configuration)
+        // Spooled uploads of imports a crash interrupted.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: configuration.dataDirectory)) ?? []
+        where name.hasPrefix("import-") && name.hasSuffix(".csv") {
+            try? FileManager.default.removeItem(atPath: configuration.dataDirectory + "/" + name)
+        }
         log = try EventLog(directory: configuration.logDirectory, mapSize: configuration.mapSize)
         // A3: publish the rules file when it changed since it was last published from the file (a version
         // published through the API since then is not reverted). The writer thread has not started: this is the

@@ -168,7 +168,7 @@ extension Routes {
     /// `PUT /v1/rules[?source=NAME]` with the YAML as body: validates and publishes a version (A3).
     func publishRules(_ request: Request) async throws -> Response {
         var request = request
-        let body = try await request.collectBody(upTo: 1 << 20)
+        let body = try await request.collectBody(upTo: TallyEngine.maximumRulesBytes)
         guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
             throw APIError(.badRequest, "the rules file is not UTF-8")
         }
@@ -228,8 +228,8 @@ extension Routes {
         do {
             if query["dry_run"] == "true" || query["dry_run"] == "1" {
                 let engine = engine
-                let preview = try await offThePool { try engine.previewRebuild(version: version) }
                 let number = try version ?? Int64(engine.rulesVersions().count)
+                let preview = try await offThePool { try engine.previewRebuild(version: number) }
                 return JSONResponse.make(
                     PreviewBody(
                         rules_version: number, checkpoint: preview.checkpoint, contacts: preview.contacts,

@@ -37,8 +37,17 @@ public enum Servers {
             router: routes.adminRouter(), server: http1,
             configuration: .init(address: .unixDomainSocket(path: configuration.adminSocket), serverName: "tally"),
             onServerRunning: { _ in
-                if let adminGroup { chown(configuration.adminSocket, uid_t.max, adminGroup) }
-                chmod(configuration.adminSocket, adminMode)
+                // Failing to open the socket up leaves it owner-only (safe); say so instead of failing silently.
+                if let adminGroup, chown(configuration.adminSocket, uid_t.max, adminGroup) != 0 {
+                    logger.error(
+                        "cannot give the admin socket to admin_socket_group; it stays in the daemon's group",
+                        metadata: ["tally.error": "\(String(cString: strerror(errno)))"])
+                }
+                if chmod(configuration.adminSocket, adminMode) != 0 {
+                    logger.error(
+                        "cannot set admin_socket_mode on the admin socket",
+                        metadata: ["tally.error": "\(String(cString: strerror(errno)))"])
+                }
             },
             logger: logger)
         return [ingest, admin]
@@ -58,7 +67,11 @@ public enum Servers {
                         + "run chmod go-w \(directory)")
             }
         }
-        guard FileManager.default.fileExists(atPath: path) else { return }
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw StartupError("\(path) exists and is not a socket; refusing to replace it")
+        }
         if isListening(path) {
             throw StartupError("another daemon is listening on \(path); stop it first")
         }

@@ -101,3 +101,35 @@ public enum SequenceKey {
         return bytes.reduce(0) { $0 << 8 | UInt64($1) }
     }
 }
+
+/// An environment written in an on-disk format this version of Tally does not read.
+public struct UnsupportedFormatError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var found: Int
+    public var supported: Int
+
+    public var description: String {
+        "\(path) holds on-disk format \(found), and this version of Tally reads format \(supported): "
+            + "run the Tally release that wrote it, or see Docs/format.md on upgrading"
+    }
+}
+
+/// The on-disk format version stored in each environment (`meta` → `format`, one byte), checked at open so that
+/// data from another version is refused with a clear message instead of being misread.
+enum StoreFormat {
+    static let key = Array("format".utf8)
+
+    /// Records `supported` in a new environment; throws when an existing one holds another format.
+    static func check(_ environment: LMDBEnvironment, _ meta: LMDBDatabase, supported: UInt8) throws {
+        try environment.write { txn in
+            if let stored = try txn.get(meta, key) {
+                guard stored == [supported] else {
+                    throw UnsupportedFormatError(
+                        path: environment.path, found: Int(stored.first ?? 0), supported: Int(supported))
+                }
+            } else {
+                try txn.put(meta, key, [supported])
+            }
+        }
+    }
+}

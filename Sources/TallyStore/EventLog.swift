@@ -34,12 +34,15 @@ public final class EventLog: Sendable {
     let events: LMDBDatabase
     let ids: LMDBDatabase
     let rules: LMDBDatabase
+    /// The log's on-disk format (see Docs/format.md).
+    public static let format: UInt8 = 1
 
     public init(directory: String, mapSize: Int) throws {
         environment = try LMDBEnvironment(path: directory, mapSize: mapSize)
         events = try environment.database("events")
         ids = try environment.database("ids")
         rules = try environment.database("rules")
+        try StoreFormat.check(environment, try environment.database("meta"), supported: Self.format)
     }
 
     /// The sequence number of the last event, 0 for an empty log.

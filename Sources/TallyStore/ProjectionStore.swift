@@ -30,7 +30,11 @@ public final class ProjectionStore: Sendable {
         outbox = try environment.database("outbox")
         outboxDue = try environment.database("outbox_due")
         meta = try environment.database("meta")
+        try StoreFormat.check(environment, meta, supported: Self.format)
     }
+
+    /// The projections' on-disk format (see Docs/format.md).
+    public static let format: UInt8 = 1
 
     /// The sequence number of the last event folded into the projections.
     public func checkpoint() throws -> UInt64 {

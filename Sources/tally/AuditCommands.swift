@@ -178,6 +178,10 @@ struct Rebuild: ParsableCommand {
         while true {
             let reply = try client.request("GET", "/v1/rebuild")
             let progress = JSON.object(reply.body)["rebuild"] as? [String: Any] ?? [:]
+            if UInt64(JSON.int(progress["seq"])) > seq {
+                bar.finish()
+                throw ValidationError("superseded by a newer rebuild (log sequence \(JSON.int(progress["seq"])))")
+            }
             if UInt64(JSON.int(progress["seq"])) == seq {
                 bar.update(done: UInt64(JSON.int(progress["replayed"])), total: UInt64(JSON.int(progress["total"])))
                 switch progress["phase"] as? String {

@@ -96,4 +96,38 @@ struct EventLogTests {
         let state = ContactState(points: -7, groups: ["b": 2, "a": Int64.max], awarded: ["x", "y"])
         #expect(try ContactCodec.encode(state).withUnsafeBytes { try ContactCodec.decode($0) } == state)
     }
+
+    @Test("an environment in another on-disk format is refused with a clear message, not misread")
+    func unsupportedFormat() throws {
+        let directory = try TemporaryDirectory()
+        do {
+            let log = try EventLog(directory: directory.path, mapSize: 1 << 20)
+            _ = try log.append([[Self.event(1)]])
+            let meta = try log.environment.database("meta")
+            try log.environment.write { txn in _ = try txn.put(meta, Array("format".utf8), [2]) }
+        }
+        #expect {
+            _ = try EventLog(directory: directory.path, mapSize: 1 << 20)
+        } throws: { error in
+            "\(error)".contains("holds on-disk format 2, and this version of Tally reads format 1")
+        }
+        let projections = try TemporaryDirectory()
+        _ = try ProjectionStore(directory: projections.path, mapSize: 1 << 20)
+        let reopened = try ProjectionStore(directory: projections.path, mapSize: 1 << 20)
+        #expect(try reopened.read { try $0.checkpoint() } == 0, "a store in the current format opens again")
+    }
+
+    @Test("events of every type, with the extended fields of administrative events, round-trip through the codec")
+    func administrativeEventsRoundTrip() throws {
+        let events = [
+            Event(type: .pointsChange, contact: "c", at: 5, group: "g", reason: "why", value: -7, operation: .divide),
+            Event(type: .pointsSet, contact: "c", at: 6, email: "a@b.c", reason: "f.csv", value: Int64.min),
+            Event(type: .rulesPublished, contact: "", at: 7, reason: "file x", text: "actions: []\n"),
+            Event(type: .rebuild, contact: "", at: 8, value: 3),
+            Event(type: .urlHit, contact: "c", at: 9, id: "i", url: "https://x.com/", session: "s"),
+        ]
+        for event in events { #expect(try EventCodec.decode(EventCodec.encode(event)) == event) }
+        // Behaviour events keep the original single presence byte.
+        #expect(EventCodec.encode(events[4])[10] & 0x80 == 0)
+    }
 }
