@@ -189,3 +189,59 @@ extension TallyEngine {
         return reader.rows
     }
 }
+
+/// What `tally backup` wrote.
+public struct BackupReport: Sendable, Codable, Equatable {
+    public var directory: String
+    /// The log head and the projections' checkpoint in the copy.
+    public var logHead: UInt64
+    public var projected: UInt64
+    public var bytes: Int
+
+    enum CodingKeys: String, CodingKey {
+        case directory
+        case logHead = "log_head"
+        case projected
+        case bytes
+    }
+}
+
+extension TallyEngine {
+    /// A hot backup into `directory` (absolute, new or empty): the projections first, then the log, each a
+    /// compacted snapshot taken while the daemon keeps serving; `CURRENT` names the projections. The copied log
+    /// is at least as far as the copied projections, so a daemon started on the copy folds the rest. Blocking:
+    /// call it off the cooperative pool.
+    public func backup(to directory: String) throws -> BackupReport {
+        guard directory.hasPrefix("/") else {
+            throw AdminRequestError(.invalid, "the backup directory must be an absolute path", field: "dir")
+        }
+        let manager = FileManager.default
+        if manager.fileExists(atPath: directory) {
+            guard (try manager.contentsOfDirectory(atPath: directory)).isEmpty else {
+                throw AdminRequestError(.conflict, "\(directory) is not empty", field: "dir")
+            }
+        } else {
+            do {
+                try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw AdminRequestError(.invalid, "cannot create \(directory): \(error.localizedDescription)")
+            }
+        }
+        let store = projections.store
+        let projected = try store.checkpoint()
+        try manager.createDirectory(atPath: directory + "/projections", withIntermediateDirectories: false)
+        try store.environment.copy(to: directory + "/projections")
+        try manager.createDirectory(atPath: directory + "/log", withIntermediateDirectories: false)
+        let head = try log.head()
+        try log.environment.copy(to: directory + "/log")
+        try ProjectionDirectories(dataDirectory: directory).makeCurrent(directory + "/projections")
+        var bytes = 0
+        for sub in ["log", "projections"] {
+            for name in (try? manager.contentsOfDirectory(atPath: directory + "/" + sub)) ?? [] {
+                let size = (try? manager.attributesOfItem(atPath: "\(directory)/\(sub)/\(name)")[.size] as? Int) ?? 0
+                bytes += size ?? 0
+            }
+        }
+        return BackupReport(directory: directory, logHead: head, projected: projected, bytes: bytes)
+    }
+}

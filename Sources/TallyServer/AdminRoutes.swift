@@ -249,6 +249,19 @@ extension Routes {
         }
     }
 
+    /// `POST /v1/backup?dir=/absolute/path`: a hot, compacted copy of the log and the projections.
+    func backup(_ request: Request) async throws -> Response {
+        guard let directory = request.uri.queryParameters["dir"].map(String.init) else {
+            throw APIError(.badRequest, "give the backup directory as ?dir=/absolute/path", field: "dir")
+        }
+        let engine = engine
+        do {
+            return JSONResponse.make(try await offThePool { try engine.backup(to: directory) }, status: .created)
+        } catch let error as AdminRequestError {
+            throw APIError(error)
+        }
+    }
+
     /// `GET /v1/rebuild`: the rebuild in progress or last finished.
     func rebuildProgress() -> Response {
         guard let progress = engine.projector.rebuildProgress else {

@@ -37,6 +37,7 @@ public struct Routes: Sendable {
         router.get("/v1/rebuild") { _, _ in self.rebuildProgress() }
         router.post("/v1/verify") { _, _ in try await self.verify() }
         router.post("/v1/import/points") { request, _ in try await self.importPoints(request) }
+        router.post("/v1/backup") { request, _ in try await self.backup(request) }
         router.get("/v1/outbox") { request, _ in try self.listOutbox(request) }
         router.post("/v1/outbox/:key/retry") { _, context in try await self.retryOutbox(context) }
         return router

@@ -93,6 +93,14 @@ public final class LMDBEnvironment: @unchecked Sendable {
         try check(mdb_env_set_mapsize(handle, size), "mdb_env_set_mapsize")
     }
 
+    /// Writes a consistent, compacted copy of the environment into the empty directory `path` while others keep
+    /// reading and writing (a hot backup: LMDB copies one read transaction's snapshot).
+    public func copy(to path: String) throws(LMDBError) {
+        pthread_rwlock_rdlock(resizeLock)
+        defer { pthread_rwlock_unlock(resizeLock) }
+        try check(mdb_env_copy2(handle, path, UInt32(MDB_CP_COMPACT)), "mdb_env_copy2 \(path)")
+    }
+
     /// Opens or creates a named table.
     public func database(_ name: String) throws(LMDBError) -> LMDBDatabase {
         do {

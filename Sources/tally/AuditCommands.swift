@@ -274,3 +274,30 @@ struct Import: ParsableCommand {
         )
     }
 }
+
+/// `tally backup DIR`: a hot backup of the running daemon's data.
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy the log and the projections into DIR while the daemon keeps serving (a hot backup).",
+        discussion: "Restore by stopping the daemon and pointing data_dir at the copy (or moving it into place).")
+
+    @OptionGroup var options: CommonOptions
+
+    @Argument(help: "A new or empty directory.")
+    var directory: String
+
+    func run() throws {
+        let absolute = URL(fileURLWithPath: directory).standardizedFileURL.path
+        let client = UnixHTTPClient(socketPath: try options.loadConfiguration().adminSocket, timeoutSeconds: 3600)
+        let reply = try client.request("POST", "/v1/backup?dir=" + pathSegment(absolute))
+        guard reply.status == 201 else { throw DaemonError(reply) }
+        if options.json {
+            print(reply.text, terminator: "")
+            return
+        }
+        let object = JSON.object(reply.body)
+        print(
+            "backed up to \(absolute): log through sequence \(JSON.int(object["log_head"])), projections through "
+                + "\(JSON.int(object["projected"])), \(JSON.int(object["bytes"]) >> 20) MiB")
+    }
+}

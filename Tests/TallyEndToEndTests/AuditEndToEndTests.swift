@@ -219,6 +219,35 @@ struct AuditEndToEndTests {
         #expect(tampered.output.contains("contacts: r-1 differs"), "\(tampered.output)")
     }
 
+    @Test(
+        "tally backup copies the log and the projections while the daemon serves; a daemon on the copy has the same scores"
+    )
+    func hotBackup() throws {
+        let daemon = try Daemon(rules: Self.rules)
+        try daemon.start()
+        defer { daemon.stop() }
+        let reply = try daemon.post((0..<50).map { Self.open("b-\($0 % 5)") })
+        let seq = Self.lastSeq(reply)
+        _ = try daemon.contact("b-0", after: seq)
+        let target = daemon.directory + "/backup"
+        let backup = try daemon.run(["backup", target])
+        #expect(backup.status == 0, "\(backup.error)")
+        #expect(backup.output.contains("log through sequence \(seq)"))
+        #expect(try daemon.run(["backup", target]).status != 0, "a non-empty directory is refused")
+        daemon.stop()
+
+        let restored = try Daemon(rules: Self.rules)
+        var config = try String(contentsOfFile: restored.configPath, encoding: .utf8)
+        config = config.replacingOccurrences(of: restored.directory + "/data", with: target)
+        try config.write(toFile: restored.configPath, atomically: true, encoding: .utf8)
+        try restored.start()
+        defer { restored.stop() }
+        for contact in 0..<5 {
+            #expect(JSON.int(try restored.contact("b-\(contact)", after: seq).json["points"]) == 50)
+        }
+        #expect(try restored.verify().passed)
+    }
+
     static func waitUntil(timeout: TimeInterval = 30, _ condition: () throws -> Bool) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while try !condition() {
