@@ -223,6 +223,9 @@ public enum EmailAddress {
         guard EventLimits.email.contains(text.utf8.count), let at = text.lastIndex(of: "@"),
             at != text.startIndex, text.index(after: at) != text.endIndex
         else { return false }
-        return !text.unicodeScalars.contains { $0.value < 0x21 || $0 == "<" || $0 == ">" || $0.value == 0x7F }
+        return !text.unicodeScalars.contains {
+            $0.value < 0x21 || $0 == "<" || $0 == ">" || $0.value == 0x7F || $0.properties.isWhitespace
+                || $0.properties.generalCategory == .control
+        }
     }
 }

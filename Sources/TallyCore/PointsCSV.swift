@@ -521,15 +521,12 @@ public struct PointsCSVReader: Sendable {
                         column: "email",
                         "must be \(limit.lowerBound)–\(limit.upperBound) bytes long, is \(bytes.count)")
                 }
-                guard !bytes.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else {
-                    throw error(
-                        column: "email", "\(Self.quoted(bytes)) is not an email address: it contains a space")
-                }
-                let at = bytes.firstIndex(of: 0x40)
-                guard let at, at > 0, at < bytes.count - 1, bytes.lastIndex(of: 0x40) == at else {
+                // The same rule as every other way in (contact.update, the mailer): one shared check.
+                guard EmailAddress.isValid(value) else {
                     throw error(
                         column: "email",
-                        "\(Self.quoted(bytes)) is not an email address: it needs one @ with text on both sides")
+                        "\(Self.quoted(bytes)) is not an email address (local@domain, without spaces or angle brackets)"
+                    )
                 }
                 email = value
             }

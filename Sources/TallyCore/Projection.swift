@@ -13,8 +13,11 @@ public struct Projection: Sendable, Equatable {
     /// batch loads the contacts it already knows first.
     @discardableResult
     public mutating func apply(_ event: Event, scorer: Scorer) -> FoldOutcome {
-        let isNew = contacts[event.contact] == nil
-        var state = contacts[event.contact] ?? ContactState()
+        // Taken out of the dictionary while it changes, so that its sets and maps are uniquely referenced and
+        // mutate in place instead of being copied (copy-on-write).
+        let existing = contacts.removeValue(forKey: event.contact)
+        let isNew = existing == nil
+        var state = existing ?? ContactState()
         defer { contacts[event.contact] = state }
         guard event.type == .urlHit, let session = event.session else {
             var none: OpenHit?

@@ -45,6 +45,8 @@ public final class LogWriter: Sendable {
         var stopped = false
         /// Why the last commit failed, until a commit succeeds (reported by `/health`).
         var failure: String?
+        /// The last sequence number and wall-clock time of recent commits, oldest first (for the projector lag).
+        var commits: [(seq: UInt64, time: Double)] = []
     }
 
     /// Largest number of events drained into one transaction.
@@ -62,6 +64,15 @@ public final class LogWriter: Sendable {
         self.log = log
         self.logger = logger
         self.head = SequenceWatch(try log.head())
+    }
+
+    /// How long ago the first commit beyond `seq` was made: how far behind a reader at `seq` is, in seconds (0 when
+    /// it is not behind).
+    public func secondsSinceCommit(after seq: UInt64) -> Double {
+        queue.withLock { queue in
+            guard let first = queue.commits.first(where: { $0.seq > seq }) else { return 0 }
+            return max(Date().timeIntervalSince1970 - first.time, 0)
+        }
     }
 
     /// Why the log does not accept writes right now, if it does not.
@@ -139,14 +150,44 @@ public final class LogWriter: Sendable {
         }
     }
 
+    /// Counts a committed batch's events by type for the metrics.
+    private func count(_ batch: [Pending], _ receipts: [AppendReceipt]) {
+        var events = 0
+        for (request, receipt) in zip(batch, receipts) {
+            events += receipt.accepted
+            guard request.stream == nil else {
+                TallyMetrics.accepted[.pointsSet]?.increment(by: Int64(receipt.accepted))
+                continue
+            }
+            var byType: [EventType: Int] = [:]
+            for event in request.events { byType[event.type, default: 0] += 1 }
+            for (type, total) in byType {
+                let duplicates = receipt.duplicatesByType[type] ?? 0
+                if total > duplicates { TallyMetrics.accepted[type]?.increment(by: Int64(total - duplicates)) }
+                if duplicates > 0 { TallyMetrics.duplicated[type]?.increment(by: Int64(duplicates)) }
+            }
+        }
+        TallyMetrics.batchEvents.record(events)
+    }
+
     private func run() {
         while let batch = nextBatch() {
             do {
+                let started = DispatchTime.now().uptimeNanoseconds
                 let receipts =
                     if let stream = batch[0].stream { [try log.appendStream(stream)] } else {
                         try log.append(batch.map(\.events)) { FaultInjection.point("writer") }
                     }
-                queue.withLock { $0.failure = nil }
+                TallyMetrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+                count(batch, receipts)
+                let last = receipts.compactMap(\.lastSeq).max()
+                queue.withLock { queue in
+                    queue.failure = nil
+                    if let last {
+                        queue.commits.append((last, Date().timeIntervalSince1970))
+                        if queue.commits.count > 4096 { queue.commits.removeFirst(1024) }
+                    }
+                }
                 if let last = receipts.compactMap(\.lastSeq).max() { head.advance(to: last) }
                 for (request, receipt) in zip(batch, receipts) { request.continuation.resume(returning: receipt) }
             } catch {

@@ -114,8 +114,10 @@ public final class OutboxDelivery: Sendable {
             let now = wallClockMillis()
             if let failure {
                 entry.lastError = failure
+                TallyMetrics.outbox("failed_attempts", kind: entry.kindName).increment()
                 if entry.attempts >= configuration.outbox.attempts {
                     entry.state = .failed
+                    TallyMetrics.outbox("parked", kind: entry.kindName).increment()
                     logger.error(
                         "outbox entry parked as failed",
                         metadata: [
@@ -135,6 +137,7 @@ public final class OutboxDelivery: Sendable {
             } else {
                 entry.state = .delivered
                 entry.deliveredAt = now
+                TallyMetrics.outbox("delivered", kind: entry.kindName).increment()
                 entry.lastError = nil
             }
             try txn.updateOutboxEntry(entry)

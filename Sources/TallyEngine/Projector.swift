@@ -114,7 +114,10 @@ public final class Projector: Sendable {
             }
             do {
                 let rebuildBefore = folder.foldedRebuild
-                if try folder.step() { projected.advance(to: folder.checkpoint) }
+                if try folder.step() {
+                    TallyMetrics.folded.increment(by: Int64(folder.checkpoint &- done))
+                    projected.advance(to: folder.checkpoint)
+                }
                 if let rebuild = folder.foldedRebuild, rebuild != rebuildBefore,
                     let event = try log.event(at: rebuild)
                 {

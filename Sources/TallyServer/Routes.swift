@@ -19,6 +19,7 @@ public struct Routes: Sendable {
     /// Routes for the world-writable ingest socket.
     public func ingestRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: RequestMetricsMiddleware(socket: "ingest"))
         addBehaviourRoutes(to: router)
         return router
     }
@@ -26,7 +27,9 @@ public struct Routes: Sendable {
     /// Routes for the owner-only admin socket.
     public func adminRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: RequestMetricsMiddleware(socket: "admin"))
         addBehaviourRoutes(to: router)
+        router.get("/metrics") { _, _ in MetricsExport.response(self.engine) }
         router.get("/v1/contacts/:id") { request, context in try await self.contact(request, context) }
         router.post("/v1/contacts/:id") { request, context in try await self.updateContact(request, context) }
         router.get("/v1/contacts/:id/explain") { request, context in try await self.explain(request, context) }
@@ -64,6 +67,7 @@ public struct Routes: Sendable {
         do {
             body = try await request.collectBody(upTo: limits.maxBodyBytes)
         } catch {
+            TallyMetrics.rejected("too_large").increment()
             throw APIError(.contentTooLarge, "request body larger than \(limits.maxBodyBytes) bytes")
         }
         let contentType = request.headers[.contentType]?.lowercased() ?? ""
@@ -77,6 +81,7 @@ public struct Routes: Sendable {
                 return try decoder.decodeLines(bytes)
             }
         } catch {
+            TallyMetrics.rejected(error.isAdministrative ? "administrative" : "invalid").increment()
             throw APIError(
                 error.isAdministrative ? .forbidden : .badRequest, error.description, line: error.line,
                 field: error.field)
@@ -171,6 +176,7 @@ public struct Routes: Sendable {
         do {
             receipt = try await engine.writer.append(events)
         } catch let error as AppendError {
+            TallyMetrics.rejected("unavailable").increment()
             throw APIError(.serviceUnavailable, error.description)
         }
         return JSONResponse.make(

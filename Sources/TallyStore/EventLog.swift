@@ -6,6 +6,8 @@ public struct AppendReceipt: Sendable, Equatable {
     public var accepted: Int
     /// Events whose `id` was already in the log (or earlier in the same request) and were not appended again.
     public var duplicates: Int
+    /// ``duplicates`` by event type.
+    public var duplicatesByType: [EventType: Int] = [:]
     /// The lowest and highest sequence numbers of the request's events in the log, duplicates counting at the
     /// position of the event they repeat, so that `?after=lastSeq` waits for all of them. Nil for no events.
     public var firstSeq: UInt64?
@@ -72,6 +74,7 @@ public final class EventLog: Sendable {
                         if !fresh {
                             let original = try txn.get(ids, Array(id.utf8))
                             receipt.duplicates += 1
+                            receipt.duplicatesByType[event.type, default: 0] += 1
                             if let seq = original?.withUnsafeBytes({ SequenceKey.decode($0) }) { receipt.include(seq) }
                             continue
                         }

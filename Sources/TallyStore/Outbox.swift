@@ -124,6 +124,9 @@ extension ProjectionTransaction {
         return keys
     }
 
+    /// The number of pending entries.
+    public func pendingOutboxCount() throws -> Int { try txn.count(store.outboxDue) }
+
     /// Entries in key order, optionally only those in `state`.
     public func outboxEntries(state: OutboxEntry.State?, limit: Int) throws -> [OutboxEntry] {
         var entries: [OutboxEntry] = []

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CoreMetrics
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -17,6 +18,7 @@ struct Serve: AsyncParsableCommand {
         let configuration = try options.loadConfiguration()
         // Files and sockets are created owner-only; the servers open up what must be shared (Docs/security.md).
         umask(0o077)
+        MetricsSystem.bootstrap(MetricsExport.factory())
         var logger = Logger(label: "tally")
         logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
         let engine = try TallyEngine(configuration: configuration, logger: logger)

@@ -304,7 +304,7 @@ struct PointsCSVTests {
 
     @Test("M2 error: malformed email addresses")
     func badEmail() {
-        for bad in ["ab", "abc", "@bc", "ab@", "a@b@c", "a b@c", "a@b\tc", "\"a\nb@c\""] {
+        for bad in ["ab", "abc", "@bc", "ab@", "a@b>", "<a@b", "a b@c", "a@b\tc", "\"a\nb@c\"", "a\u{A0}@b"] {
             let error = rejection("contact,points,email\na,1,\(bad)\n")
             #expect(error?.column == "email", "\(bad)")
             #expect(error?.line == 2, "\(bad)")
