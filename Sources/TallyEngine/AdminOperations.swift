@@ -66,6 +66,9 @@ extension TallyEngine {
         guard let seq = receipt.lastSeq, let version = try rulesVersions().first(where: { $0.seq == seq }) else {
             throw AdminRequestError(.conflict, "the publication was not appended")
         }
+        logger.info(
+            "rules published",
+            metadata: ["tally.source": "\(source)", "tally.rules_version": "\(version.version)", "tally.seq": "\(seq)"])
         return version
     }
 
@@ -96,6 +99,7 @@ extension TallyEngine {
         ])
         if let seq = receipt.lastSeq { lastRebuildRequest.withLock { $0 = seq } }
         guard let seq = receipt.lastSeq else { throw AdminRequestError(.conflict, "the rebuild was not appended") }
+        logger.info("rebuild requested", metadata: ["tally.seq": "\(seq)", "tally.rules_version": "\(version)"])
         return (seq, version)
     }
 

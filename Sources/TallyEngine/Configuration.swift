@@ -52,6 +52,8 @@ public struct Configuration: Sendable {
     public var limits = Limits()
     /// `info`, `debug`, `warning`, …
     public var logLevel = "info"
+    /// `logfmt` or `json`: how `tally serve` writes its log lines.
+    public var logFormat = LineLogHandler.Format.logfmt
 
     public init() {}
 
@@ -77,7 +79,7 @@ public struct Configuration: Sendable {
     static let topLevelKeys = [
         "data_dir", "ingest_socket", "admin_socket", "admin_socket_mode", "admin_socket_group", "rules",
         "session_timeout", "map_size", "integrations", "smtp",
-        "outbox", "limits", "log_level",
+        "outbox", "limits", "log_level", "log_format",
     ]
 
     /// Parses configuration text; every problem is reported with its line.
@@ -127,6 +129,13 @@ public struct Configuration: Sendable {
         }
         sessionTimeout = top.duration("session_timeout") ?? sessionTimeout
         logLevel = top.string("log_level") ?? logLevel
+        if let node = top.value("log_format") {
+            if let text = node.scalar?.string, let format = LineLogHandler.Format(rawValue: text) {
+                logFormat = format
+            } else {
+                top.report(node, "\"log_format\" must be logfmt or json")
+            }
+        }
         if let node = top.value("map_size") {
             if let text = node.scalar?.string, let bytes = Self.parseSize(text), bytes >= 1 << 16 {
                 mapSize = bytes

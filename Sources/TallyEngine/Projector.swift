@@ -180,6 +180,9 @@ public final class Projector: Sendable {
                 return true
             }
             if handedOver {
+                logger.info(
+                    "rebuild replayed; switching",
+                    metadata: ["tally.seq": "\(seq)", "tally.checkpoint": "\(folder.checkpoint)"])
                 logHead.wakeAll()
             } else {
                 try? FileManager.default.removeItem(atPath: path)

@@ -33,7 +33,7 @@ public final class TallyEngine: Service, Sendable {
     /// Largest rules file, bytes (what the log's string encoding holds).
     public static let maximumRulesBytes = 1 << 20
     private let lock: DirectoryLock
-    private let logger: Logger
+    let logger: Logger
 
     public init(configuration: Configuration, logger: Logger) throws {
         self.configuration = configuration

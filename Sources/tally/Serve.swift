@@ -19,8 +19,11 @@ struct Serve: AsyncParsableCommand {
         // Files and sockets are created owner-only; the servers open up what must be shared (Docs/security.md).
         umask(0o077)
         MetricsSystem.bootstrap(MetricsExport.factory())
+        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        let format = configuration.logFormat
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
         var logger = Logger(label: "tally")
-        logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        logger.logLevel = level
         let engine = try TallyEngine(configuration: configuration, logger: logger)
         let servers = try Servers.make(engine: engine, logger: logger)
         logger.info(
