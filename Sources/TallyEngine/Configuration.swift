@@ -37,6 +37,9 @@ public struct Configuration: Sendable {
     public var dataDirectory = "data"
     public var ingestSocket = "run/ingest.sock"
     public var adminSocket = "run/admin.sock"
+    /// An optional loopback TCP listener for the admin API and the UI, so that a browser can open it; nil (the
+    /// default) for none.
+    public var adminHTTP: (host: String, port: Int)?
     /// Permission bits of the admin socket (connecting needs write permission).
     public var adminSocketMode: UInt16 = 0o600
     /// A group given access to the admin socket (with a mode such as 0660); nil keeps the daemon's group.
@@ -77,7 +80,7 @@ public struct Configuration: Sendable {
     }
 
     static let topLevelKeys = [
-        "data_dir", "ingest_socket", "admin_socket", "admin_socket_mode", "admin_socket_group", "rules",
+        "data_dir", "ingest_socket", "admin_socket", "admin_socket_mode", "admin_socket_group", "admin_http", "rules",
         "session_timeout", "map_size", "integrations", "smtp",
         "outbox", "limits", "log_level", "log_format",
     ]
@@ -116,6 +119,20 @@ public struct Configuration: Sendable {
         adminSocket = top.string("admin_socket") ?? adminSocket
         rulesPath = top.string("rules") ?? rulesPath
         adminSocketGroup = top.string("admin_socket_group")
+        if let node = top.value("admin_http"), let text = node.scalar?.string, !text.isEmpty, text != "off" {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            let host = parts.dropLast().joined(separator: ":").trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            if parts.count >= 2, let port = Int(parts[parts.count - 1]), (1...65535).contains(port),
+                ["127.0.0.1", "::1", "localhost"].contains(host)
+            {
+                adminHTTP = (host, port)
+            } else {
+                top.report(
+                    node,
+                    "\"admin_http\" must be a loopback address and port such as 127.0.0.1:8089 (the admin API "
+                        + "has no authentication: it must not listen beyond this machine)")
+            }
+        }
         if let node = top.value("admin_socket_mode") {
             if let text = node.scalar?.string, let mode = UInt16(text, radix: 8), mode & ~0o770 == 0, mode & 0o200 != 0
             {

@@ -30,6 +30,7 @@ public struct Routes: Sendable {
         router.add(middleware: RequestMetricsMiddleware(socket: "admin"))
         addBehaviourRoutes(to: router)
         router.get("/metrics") { _, _ in MetricsExport.response(self.engine) }
+        addUIRoutes(to: router)
         router.get("/v1/contacts/:id") { request, context in try await self.contact(request, context) }
         router.post("/v1/contacts/:id") { request, context in try await self.updateContact(request, context) }
         router.get("/v1/contacts/:id/explain") { request, context in try await self.explain(request, context) }

@@ -50,7 +50,12 @@ public enum Servers {
                 }
             },
             logger: logger)
-        return [ingest, admin]
+        guard let http = configuration.adminHTTP else { return [ingest, admin] }
+        let loopback = Application(
+            router: routes.adminRouter(), server: http1,
+            configuration: .init(address: .hostname(http.host, port: http.port), serverName: "tally"),
+            logger: logger)
+        return [ingest, admin, loopback]
     }
 
     /// Creates the socket's directory (mode 0755); refuses a directory that others may write to (they could
