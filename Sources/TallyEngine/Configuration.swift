@@ -145,7 +145,14 @@ public struct Configuration: Sendable {
             }
         }
         sessionTimeout = top.duration("session_timeout") ?? sessionTimeout
-        logLevel = top.string("log_level") ?? logLevel
+        if let node = top.value("log_level") {
+            let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+            if let text = node.scalar?.string, levels.contains(text) {
+                logLevel = text
+            } else {
+                top.report(node, "\"log_level\" must be one of \(levels.joined(separator: ", "))")
+            }
+        }
         if let node = top.value("log_format") {
             if let text = node.scalar?.string, let format = LineLogHandler.Format(rawValue: text) {
                 logFormat = format

@@ -102,7 +102,10 @@ public final class OutboxDelivery: Sendable {
         do {
             try await offThePool { try self.record(entry, failure: failure) }
         } catch {
+            // The attempt could not be recorded (a full disk): the entry stays due. Pause before the loop sends it
+            // again, so that the receiver is not flooded with the same message while the store cannot write.
             logger.error("outbox update failed", metadata: ["tally.key": "\(key)", "tally.error": "\(error)"])
+            try? await Task.sleep(for: .seconds(5))
         }
     }
 

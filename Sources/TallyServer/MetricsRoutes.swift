@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import HTTPTypes
 public import Hummingbird
 public import Prometheus
 import TallyEngine
@@ -65,5 +66,40 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         Counter(label: "tally_http_requests_total", dimensions: dimensions).increment()
         Timer(label: "tally_http_request_duration_seconds", dimensions: [("socket", socket), ("route", route)])
             .recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+    }
+}
+
+/// Guards the optional loopback TCP listener (`admin_http`), which any local user and any web page open in a
+/// browser on the machine can reach: requests must be addressed to the loopback host (no DNS rebinding), and
+/// changes must not come from another origin or as a form (no cross-site requests).
+struct LoopbackGuardMiddleware<Context: RequestContext>: RouterMiddleware {
+    let allowedHosts: Set<String>
+    static var secFetchSite: HTTPField.Name? { HTTPField.Name("Sec-Fetch-Site") }
+
+    init(port: Int) {
+        allowedHosts = ["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)"]
+    }
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws
+        -> Response
+    {
+        guard let host = request.head.authority, allowedHosts.contains(host.lowercased())
+        else {
+            throw APIError(.forbidden, "admin_http answers only requests addressed to 127.0.0.1, localhost or [::1]")
+        }
+        if request.method != .get, request.method != .head {
+            if let origin = request.headers[.origin], !allowedHosts.contains(where: { "http://" + $0 == origin }) {
+                throw APIError(.forbidden, "cross-origin changes are refused on admin_http")
+            }
+            let type = request.headers[.contentType]?.lowercased() ?? ""
+            if type.hasPrefix("application/x-www-form-urlencoded") || type.hasPrefix("multipart/form-data")
+                || Self.secFetchSite.map({ request.headers[$0] == "cross-site" }) == true
+            {
+                throw APIError(.forbidden, "form posts and cross-site requests are refused on admin_http")
+            }
+        }
+        return try await next(request, context)
     }
 }

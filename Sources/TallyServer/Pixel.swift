@@ -75,9 +75,13 @@ final class Pixel: Sendable {
             _ = try await engine.writer.append([event])
         } catch {
             let count = rejected.add(1, ordering: .relaxed).newValue
-            logger.info(
-                "pixel hit not recorded",
-                metadata: ["tally.reason": "\(error)", "tally.pixel_rejected_total": "\(count)"])
+            TallyMetrics.rejected("pixel").increment()
+            // The first rejection and then every thousandth: a misconfigured page must not flood the log.
+            if count == 1 || count % 1000 == 0 {
+                logger.info(
+                    "pixel hit not recorded",
+                    metadata: ["tally.reason": "\(error)", "tally.pixel_rejected_total": "\(count)"])
+            }
         }
         return Self.image()
     }

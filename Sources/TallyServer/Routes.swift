@@ -24,10 +24,12 @@ public struct Routes: Sendable {
         return router
     }
 
-    /// Routes for the owner-only admin socket.
-    public func adminRouter() -> Router<BasicRequestContext> {
+    /// Routes for the owner-only admin socket, or with `loopbackPort` for the `admin_http` listener on that port
+    /// (guarded against requests from web pages).
+    public func adminRouter(loopbackPort: Int? = nil) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: RequestMetricsMiddleware(socket: "admin"))
+        router.add(middleware: RequestMetricsMiddleware(socket: loopbackPort == nil ? "admin" : "admin_http"))
+        if let loopbackPort { router.add(middleware: LoopbackGuardMiddleware(port: loopbackPort)) }
         addBehaviourRoutes(to: router)
         router.get("/metrics") { _, _ in MetricsExport.response(self.engine) }
         addUIRoutes(to: router)

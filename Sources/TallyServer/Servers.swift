@@ -52,7 +52,7 @@ public enum Servers {
             logger: logger)
         guard let http = configuration.adminHTTP else { return [ingest, admin] }
         let loopback = Application(
-            router: routes.adminRouter(), server: http1,
+            router: routes.adminRouter(loopbackPort: http.port), server: http1,
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "tally"),
             logger: logger)
         return [ingest, admin, loopback]

@@ -23,6 +23,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Distinct contacts.")
     var contacts = 10_000
 
+    @Flag(help: "Send GET /health instead of events (the HTTP stack's ceiling, for comparison).")
+    var health = false
+
     func run() throws {
         let configuration = try options.loadConfiguration()
         let requestsPerClient = max(1, events / batch / clients)
@@ -30,7 +33,7 @@ struct Bench: ParsableCommand {
         let group = DispatchGroup()
         let start = DispatchTime.now()
         let socket = configuration.ingestSocket
-        let (batch, contacts) = (self.batch, self.contacts)
+        let (batch, contacts, health) = (self.batch, self.contacts, self.health)
         for clientNumber in 0..<clients {
             group.enter()
             Thread {
@@ -38,6 +41,10 @@ struct Bench: ParsableCommand {
                 let client = UnixHTTPClient(socketPath: socket)
                 var body: [UInt8] = []
                 for request in 0..<requestsPerClient {
+                    if health {
+                        if (try? client.request("GET", "/health"))?.status != 200 { failures.withLock { $0 += 1 } }
+                        continue
+                    }
                     body.removeAll(keepingCapacity: true)
                     for n in 0..<batch {
                         let contact = (clientNumber &* 7919 &+ request &* batch &+ n) % contacts

@@ -72,6 +72,35 @@ struct ContactPageTests {
             try? png.write(to: URL(fileURLWithPath: keep))
         }
 
+        // admin_http only answers requests addressed to the loopback host, and refuses changes from web pages.
+        func status(_ arguments: [String]) throws -> String {
+            let curl = Process()
+            curl.executableURL = URL(fileURLWithPath: executable(["curl"]) ?? "/usr/bin/curl")
+            curl.arguments = ["-s", "-o", "/dev/null", "-w", "%{http_code}"] + arguments
+            let output = Pipe()
+            curl.standardOutput = output
+            try curl.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            curl.waitUntilExit()
+            return text
+        }
+        #expect(try status([url]) == "200")
+        #expect(try status(["-H", "Host: evil.example:\(port)", url]) == "403", "DNS rebinding refused")
+        let points = "http://127.0.0.1:\(port)/v1/contacts/ui-1/points"
+        #expect(
+            try status([
+                "-X", "POST", "-H", "Origin: http://evil.example", "-H", "Content-Type: application/json",
+                "-d", #"{"op":"set","value":1}"#, points,
+            ]) == "403", "cross-origin change refused")
+        #expect(
+            try status(["-X", "POST", "-H", "Content-Type: application/x-www-form-urlencoded", "-d", "a=b", points])
+                == "403", "form post refused")
+        #expect(
+            try status([
+                "-X", "POST", "-H", "Content-Type: application/json", "-d", #"{"op":"plus","value":1}"#, points,
+            ])
+                == "202", "a local tool may change scores")
+
         let top = try daemon.admin().request("GET", "/ui/")
         #expect(top.status == 200)
         #expect(top.text.contains("/ui/contacts/ui-1"))
