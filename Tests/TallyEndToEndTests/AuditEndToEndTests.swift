@@ -230,9 +230,24 @@ struct AuditEndToEndTests {
         let seq = Self.lastSeq(reply)
         _ = try daemon.contact("b-0", after: seq)
         let target = daemon.directory + "/backup"
+        // A client keeps posting while the backup runs.
+        let socket = daemon.ingestSocket
+        let stop = Mutex(false)
+        let poster = Thread {
+            let client = UnixHTTPClient(socketPath: socket)
+            var index = 0
+            while !stop.withLock({ $0 }) {
+                let line = JSON.event("email.open", contact: "during-\(index % 3)", item: "n")
+                _ = try? client.request("POST", "/v1/events", body: Array(line.utf8), contentType: "application/json")
+                index += 1
+            }
+        }
+        poster.start()
         let backup = try daemon.run(["backup", target])
+        stop.withLock { $0 = true }
+        while poster.isExecuting { usleep(5_000) }
         #expect(backup.status == 0, "\(backup.error)")
-        #expect(backup.output.contains("log through sequence \(seq)"))
+        #expect(backup.output.contains("backed up to \(target)"))
         #expect(try daemon.run(["backup", target]).status != 0, "a non-empty directory is refused")
         daemon.stop()
 

@@ -132,6 +132,8 @@ struct CrashTests {
         var generator = SplitMix64(state: 42)
         let outcomes = Outcomes()
         let adminOutcomes = AdminOutcomes()
+        var idsSoFar: [String: Int] = [:]
+        var scannedThrough: UInt64 = 0
         for cycle in 0..<cycles {
             // Every third cycle the daemon may also kill itself inside a write transaction.
             let faulty = cycle % 3 == 2
@@ -141,6 +143,18 @@ struct CrashTests {
                 daemon.crash()  // it killed itself while starting (a fault fired in the first batches)
                 continue
             }
+            // After every crash: each event acknowledged so far is in the log, once (the new part of the log is
+            // read each time).
+            let cycleLog = try EventLog(directory: daemon.dataDirectory + "/log", mapSize: 1 << 20)
+            try cycleLog.forEach(from: scannedThrough + 1) { logged in
+                if let id = logged.event.id { idsSoFar[id, default: 0] += 1 }
+                scannedThrough = logged.seq
+                return true
+            }
+            let acknowledgedSoFar = outcomes.acknowledged.withLock { $0 }
+            #expect(
+                acknowledgedSoFar.allSatisfy { idsSoFar[$0] == 1 }, "after cycle \(cycle): an acknowledged event lost")
+            #expect(idsSoFar.values.allSatisfy { $0 == 1 }, "after cycle \(cycle): an event applied twice")
             let done = DispatchGroup()
             let socket = daemon.ingestSocket
             for number in 0..<4 {
