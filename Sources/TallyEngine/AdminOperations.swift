@@ -238,6 +238,14 @@ extension TallyEngine {
         try manager.createDirectory(atPath: directory + "/log", withIntermediateDirectories: false)
         let head = try log.head()
         try log.environment.copy(to: directory + "/log")
+        // mdb_env_copy2 does not sync: make the copies durable before saying they exist.
+        for file in [directory + "/projections/data.mdb", directory + "/log/data.mdb", directory + "/log", directory] {
+            let descriptor = open(file, O_RDONLY | O_CLOEXEC)
+            if descriptor >= 0 {
+                fsync(descriptor)
+                close(descriptor)
+            }
+        }
         try ProjectionDirectories(dataDirectory: directory).makeCurrent(directory + "/projections")
         var bytes = 0
         for sub in ["log", "projections"] {
