@@ -13,9 +13,13 @@ public struct AppendReceipt: Sendable, Equatable {
     public var firstSeq: UInt64?
     public var lastSeq: UInt64?
 
-    public init(accepted: Int = 0, duplicates: Int = 0, firstSeq: UInt64? = nil, lastSeq: UInt64? = nil) {
+    public init(
+        accepted: Int = 0, duplicates: Int = 0, duplicatesByType: [EventType: Int] = [:], firstSeq: UInt64? = nil,
+        lastSeq: UInt64? = nil
+    ) {
         self.accepted = accepted
         self.duplicates = duplicates
+        self.duplicatesByType = duplicatesByType
         self.firstSeq = firstSeq
         self.lastSeq = lastSeq
     }

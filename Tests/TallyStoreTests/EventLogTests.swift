@@ -37,7 +37,11 @@ struct EventLogTests {
         let log = try EventLog(directory: directory.path, mapSize: 1 << 20)
         _ = try log.append([[Self.event(1, id: "a"), Self.event(2, id: "b")]])
         let retry = try log.append([[Self.event(1, id: "a"), Self.event(3, id: "c"), Self.event(4, id: "c")]])
-        #expect(retry == [AppendReceipt(accepted: 1, duplicates: 2, firstSeq: 1, lastSeq: 3)])
+        #expect(
+            retry == [
+                AppendReceipt(
+                    accepted: 1, duplicates: 2, duplicatesByType: [.assetDownload: 2], firstSeq: 1, lastSeq: 3)
+            ])
         #expect(try log.count() == 3)
         #expect(try log.seq(forID: "c") == 3)
         #expect(try log.seq(forID: "missing") == nil)
@@ -52,7 +56,10 @@ struct EventLogTests {
         }
         let log = try EventLog(directory: directory.path, mapSize: 1 << 20)
         #expect(try log.head() == 1)
-        #expect(try log.append([[Self.event(1, id: "a")]]) == [AppendReceipt(duplicates: 1, firstSeq: 1, lastSeq: 1)])
+        #expect(
+            try log.append([[Self.event(1, id: "a")]]) == [
+                AppendReceipt(duplicates: 1, duplicatesByType: [.assetDownload: 1], firstSeq: 1, lastSeq: 1)
+            ])
     }
 
     @Test("a tiny map grows by itself and no event is lost or duplicated")
