@@ -236,7 +236,7 @@ private struct Parser {
         let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
         index += 1  // closing quote
         if !hasEscape {
-            guard let text = String(validating: raw, as: UTF8.self) else { throw fail(field, "invalid UTF-8") }
+            guard let text = UTF8Text.string(raw) else { throw fail(field, "invalid UTF-8") }
             return text
         }
         var out: [UInt8] = []
@@ -279,7 +279,9 @@ private struct Parser {
                 throw fail(field, "invalid escape")
             }
         }
-        guard let text = String(validating: out, as: UTF8.self) else { throw fail(field, "invalid UTF-8") }
+        guard let text = out.withUnsafeBufferPointer({ UTF8Text.string($0) }) else {
+            throw fail(field, "invalid UTF-8")
+        }
         return text
     }
 

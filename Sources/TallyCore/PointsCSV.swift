@@ -568,16 +568,7 @@ public struct PointsCSVReader: Sendable {
     }
 
     /// The bytes as a string, or nil when they are not valid UTF-8.
-    ///
-    /// Faster than the generic `String(validating:as:)`: decoding with repair and comparing is exact, because a
-    /// repair always changes the bytes, and ASCII (the common case) needs no comparison.
-    private static func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
-        let value = String(decoding: bytes, as: UTF8.self)
-        guard let base = bytes.baseAddress else { return value }
-        var index = 0
-        while index < bytes.count, base[index] < 0x80 { index += 1 }
-        return index == bytes.count || value.utf8.elementsEqual(bytes) ? value : nil
-    }
+    private static func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String? { UTF8Text.string(bytes) }
 
     /// At most 64 bytes of a value, decoded leniently, for a message.
     private static func display(_ bytes: some Collection<UInt8>) -> String {

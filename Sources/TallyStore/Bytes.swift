@@ -1,3 +1,5 @@
+import TallyCore
+
 /// Appends the primitives of Tally's binary encodings to a byte buffer.
 struct ByteWriter {
     var bytes: [UInt8] = []
@@ -85,7 +87,7 @@ struct ByteReader {
         guard length <= UInt64(limit), index + Int(length) <= bytes.count else { throw corrupt("bad string length") }
         let raw = UnsafeRawBufferPointer(rebasing: bytes[index..<(index + Int(length))])
         index += Int(length)
-        guard let text = String(validating: raw, as: UTF8.self) else { throw corrupt("invalid UTF-8") }
+        guard let text = UTF8Text.string(raw) else { throw corrupt("invalid UTF-8") }
         return text
     }
 }

@@ -21,19 +21,33 @@ public enum EventCodec {
         writer.u8(format)
         writer.u8(event.type.rawValue)
         writer.int64(event.at)
-        let strings = [event.id, event.item, event.url, event.session, event.email, event.ownerEmail]
-        let extendedStrings = [event.group, event.reason, event.text]
+        // Written field by field, without collecting them in arrays: this runs once per ingested event.
         var bits: UInt8 = 0
-        for (offset, field) in strings.enumerated() where field != nil { bits |= 1 << offset }
+        if event.id != nil { bits |= 1 << 0 }
+        if event.item != nil { bits |= 1 << 1 }
+        if event.url != nil { bits |= 1 << 2 }
+        if event.session != nil { bits |= 1 << 3 }
+        if event.email != nil { bits |= 1 << 4 }
+        if event.ownerEmail != nil { bits |= 1 << 5 }
         var extendedBits: UInt8 = 0
-        for (offset, field) in extendedStrings.enumerated() where field != nil { extendedBits |= 1 << offset }
+        if event.group != nil { extendedBits |= 1 << 0 }
+        if event.reason != nil { extendedBits |= 1 << 1 }
+        if event.text != nil { extendedBits |= 1 << 2 }
         if event.value != nil { extendedBits |= 1 << 3 }
         if event.operation != nil { extendedBits |= 1 << 4 }
         if extendedBits != 0 { bits |= extended }
         writer.u8(bits)
         if extendedBits != 0 { writer.u8(extendedBits) }
         writer.string(event.contact)
-        for field in strings + extendedStrings { if let field { writer.string(field) } }
+        if let id = event.id { writer.string(id) }
+        if let item = event.item { writer.string(item) }
+        if let url = event.url { writer.string(url) }
+        if let session = event.session { writer.string(session) }
+        if let email = event.email { writer.string(email) }
+        if let ownerEmail = event.ownerEmail { writer.string(ownerEmail) }
+        if let group = event.group { writer.string(group) }
+        if let reason = event.reason { writer.string(reason) }
+        if let text = event.text { writer.string(text) }
         if let value = event.value { writer.int64(value) }
         if let operation = event.operation { writer.u8(operation.rawValue) }
         return writer.bytes
@@ -52,9 +66,17 @@ public enum EventCodec {
             throw reader.corrupt("unknown extended presence bits")
         }
         let contact = try reader.string()
-        var strings: [String?] = []
-        for offset in 0..<6 { strings.append(bits & (1 << offset) != 0 ? try reader.string() : nil) }
-        for offset in 0..<3 { strings.append(extendedBits & (1 << offset) != 0 ? try reader.string() : nil) }
+        // Read field by field into locals (no arrays): this runs once per event folded.
+        func optional(_ present: Bool) throws(CorruptRecordError) -> String? { present ? try reader.string() : nil }
+        let id = try optional(bits & 1 != 0)
+        let item = try optional(bits & 2 != 0)
+        let url = try optional(bits & 4 != 0)
+        let session = try optional(bits & 8 != 0)
+        let email = try optional(bits & 16 != 0)
+        let ownerEmail = try optional(bits & 32 != 0)
+        let group = try optional(extendedBits & 1 != 0)
+        let reason = try optional(extendedBits & 2 != 0)
+        let text = try optional(extendedBits & 4 != 0)
         let value = extendedBits & (1 << 3) != 0 ? try reader.int64() : nil
         var operation: PointsOperation?
         if extendedBits & (1 << 4) != 0 {
@@ -64,9 +86,8 @@ public enum EventCodec {
         }
         guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
         return Event(
-            type: type, contact: contact, at: at, id: strings[0], item: strings[1], url: strings[2],
-            session: strings[3], email: strings[4], ownerEmail: strings[5], group: strings[6], reason: strings[7],
-            text: strings[8], value: value, operation: operation)
+            type: type, contact: contact, at: at, id: id, item: item, url: url, session: session, email: email,
+            ownerEmail: ownerEmail, group: group, reason: reason, text: text, value: value, operation: operation)
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> Event {
