@@ -13,17 +13,15 @@ public struct Projection: Sendable, Equatable {
     /// batch loads the contacts it already knows first.
     @discardableResult
     public mutating func apply(_ event: Event, scorer: Scorer) -> FoldOutcome {
-        // Taken out of the dictionary while it changes, so that its sets and maps are uniquely referenced and
-        // mutate in place instead of being copied (copy-on-write).
-        let existing = contacts.removeValue(forKey: event.contact)
-        let isNew = existing == nil
-        var state = existing ?? ContactState()
-        defer { contacts[event.contact] = state }
+        // Mutated in place through the dictionary's subscript (one lookup, no copy of the state's sets and maps).
+        let isNew = contacts.index(forKey: event.contact) == nil
         guard event.type == .urlHit, let session = event.session else {
             var none: OpenHit?
-            return scorer.fold(event, into: &state, openHit: &none, isNew: isNew)
+            return scorer.fold(
+                event, into: &contacts[event.contact, default: ContactState()], openHit: &none, isNew: isNew)
         }
         let key = SessionKey(contact: event.contact, session: session)
-        return scorer.fold(event, into: &state, openHit: &openHits[key], isNew: isNew)
+        return scorer.fold(
+            event, into: &contacts[event.contact, default: ContactState()], openHit: &openHits[key], isNew: isNew)
     }
 }

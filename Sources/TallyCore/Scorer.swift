@@ -41,7 +41,10 @@ public struct Scorer: Sendable {
         default:
             outcome.awards = apply(event, to: &state, openHit: &openHit)
         }
-        let changed = Set(outcome.awards.filter { $0.delta != 0 }.map(\.group))
+        var changed: [String?] = []  // the scores that moved: usually none or one, so an array, not a set
+        for award in outcome.awards where award.delta != 0 && !changed.contains(award.group) {
+            changed.append(award.group)
+        }
         triggers.evaluate(
             contact: event.contact, state: &state, changed: changed, isNew: isNew, at: event.at, outcome: &outcome)
         return outcome

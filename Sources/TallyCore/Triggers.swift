@@ -33,7 +33,7 @@ struct TriggerEvaluator: Sendable {
     /// Fires, in file order, the not-yet-fired events of every published trigger that watches a changed score
     /// (`nil` is the main score) — or every trigger when the contact is new — and whose score is reached.
     func evaluate(
-        contact: String, state: inout ContactState, changed: Set<String?>, isNew: Bool, at: Int64,
+        contact: String, state: inout ContactState, changed: [String?], isNew: Bool, at: Int64,
         outcome: inout FoldOutcome
     ) {
         guard isNew || !changed.isEmpty else { return }
