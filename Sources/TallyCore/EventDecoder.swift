@@ -41,6 +41,34 @@ public struct EventDecoder: Sendable {
         self.receivedAt = receivedAt
     }
 
+    /// Decodes the body of `POST /v1/events`: one JSON object when `contentType` is `application/json`,
+    /// otherwise NDJSON whose lines are at most `maxLineBytes` long.
+    public func decodeBody(
+        _ body: UnsafeRawBufferPointer, contentType: String, maxLineBytes: Int
+    )
+        throws(EventDecodingError) -> [Event]
+    {
+        if contentType.lowercased().hasPrefix("application/json") { return [try decode(body)] }
+        try Self.checkLineLengths(body, limit: maxLineBytes)
+        return try decodeLines(body)
+    }
+
+    /// Refuses a body with a line longer than `limit` bytes, naming the line.
+    static func checkLineLengths(_ bytes: UnsafeRawBufferPointer, limit: Int) throws(EventDecodingError) {
+        var line = 1
+        var start = 0
+        for (offset, byte) in bytes.enumerated() where byte == 0x0A {
+            if offset - start > limit {
+                throw EventDecodingError(line: line, field: nil, message: "line longer than \(limit) bytes")
+            }
+            line += 1
+            start = offset + 1
+        }
+        if bytes.count - start > limit {
+            throw EventDecodingError(line: line, field: nil, message: "line longer than \(limit) bytes")
+        }
+    }
+
     /// Decodes a body of newline-delimited JSON objects; blank lines are skipped.
     public func decodeLines(_ body: UnsafeRawBufferPointer) throws(EventDecodingError) -> [Event] {
         var events: [Event] = []

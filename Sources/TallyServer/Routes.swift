@@ -73,15 +73,12 @@ public struct Routes: Sendable {
             TallyMetrics.rejected("too_large").increment()
             throw APIError(.contentTooLarge, "request body larger than \(limits.maxBodyBytes) bytes")
         }
-        let contentType = request.headers[.contentType]?.lowercased() ?? ""
-        let singleDocument = contentType.hasPrefix("application/json")
+        let contentType = request.headers[.contentType] ?? ""
         let decoder = EventDecoder(receivedAt: wallClockMillis())
         let events: [Event]
         do {
             events = try body.withUnsafeReadableBytes { bytes throws(EventDecodingError) -> [Event] in
-                if singleDocument { return [try decoder.decode(bytes)] }
-                try Self.checkLineLengths(bytes, limit: limits.maxLineBytes)
-                return try decoder.decodeLines(bytes)
+                try decoder.decodeBody(bytes, contentType: contentType, maxLineBytes: limits.maxLineBytes)
             }
         } catch {
             TallyMetrics.rejected(error.isAdministrative ? "administrative" : "invalid").increment()
@@ -91,21 +88,6 @@ public struct Routes: Sendable {
         }
         guard !events.isEmpty else { throw APIError(.badRequest, "the request holds no event") }
         return try await append(events)
-    }
-
-    static func checkLineLengths(_ bytes: UnsafeRawBufferPointer, limit: Int) throws(EventDecodingError) {
-        var line = 1
-        var start = 0
-        for (offset, byte) in bytes.enumerated() where byte == 0x0A {
-            if offset - start > limit {
-                throw EventDecodingError(line: line, field: nil, message: "line longer than \(limit) bytes")
-            }
-            line += 1
-            start = offset + 1
-        }
-        if bytes.count - start > limit {
-            throw EventDecodingError(line: line, field: nil, message: "line longer than \(limit) bytes")
-        }
     }
 
     struct Health: Encodable {

@@ -66,17 +66,14 @@ private func handle(_ head: HTTPRequestHead, _ body: ByteBuffer) {
     }
 }
 
-/// `Routes.postEvents` between collecting the body and appending the events.
+/// `Routes.postEvents` between collecting the body and appending the events: the same `decodeBody`.
 private func postEvents(_ head: HTTPRequestHead, _ body: ByteBuffer) {
     // Hummingbird's `request.headers[.contentType]` joins repeated fields with ", ".
-    let contentType = head.headers["content-type"].joined(separator: ", ").lowercased()
-    let singleDocument = contentType.hasPrefix("application/json")
+    let contentType = head.headers["content-type"].joined(separator: ", ")
     let decoder = EventDecoder(receivedAt: received)
     let result = body.withUnsafeReadableBytes { bytes in
         Result { () throws(EventDecodingError) -> [Event] in
-            if singleDocument { return [try decoder.decode(bytes)] }
-            try checkLineLengths(bytes, limit: maxLineBytes)
-            return try decoder.decodeLines(bytes)
+            try decoder.decodeBody(bytes, contentType: contentType, maxLineBytes: maxLineBytes)
         }
     }
     switch result {
@@ -92,22 +89,6 @@ private func postEvents(_ head: HTTPRequestHead, _ body: ByteBuffer) {
     case .failure(let error):
         precondition(error.line >= 1, "http-request: error without a line: \(error)")
         precondition(!error.isAdministrative || error.field == "type", "http-request: 403 not about the type")
-    }
-}
-
-/// A copy of `Routes.checkLineLengths` (internal to TallyServer).
-private func checkLineLengths(_ bytes: UnsafeRawBufferPointer, limit: Int) throws(EventDecodingError) {
-    var line = 1
-    var start = 0
-    for (offset, byte) in bytes.enumerated() where byte == 0x0A {
-        if offset - start > limit {
-            throw EventDecodingError(line: line, field: nil, message: "line longer than \(limit) bytes")
-        }
-        line += 1
-        start = offset + 1
-    }
-    if bytes.count - start > limit {
-        throw EventDecodingError(line: line, field: nil, message: "line longer than \(limit) bytes")
     }
 }
 
