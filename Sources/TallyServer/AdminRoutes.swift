@@ -123,10 +123,11 @@ extension Routes {
             throw APIError(.badRequest, "\"op\" must be plus, minus, times, divide or set", field: "op")
         }
         do {
-            return try await acceptedReceipt(
-                engine.changePoints(
+            return try await appending {
+                try await engine.changePoints(
                     contact: id, operation: operation, value: change.value, group: change.group,
-                    reason: change.reason))
+                    reason: change.reason)
+            }
         } catch let error as AdminRequestError {
             throw APIError(error)
         }
@@ -276,12 +277,6 @@ extension Routes {
         return JSONResponse.make(try await offThePool { try engine.verify() })
     }
 
-    func acceptedReceipt(_ receipt: AppendReceipt) -> Response {
-        JSONResponse.make(
-            Receipt(
-                accepted: receipt.accepted, duplicates: receipt.duplicates, first_seq: receipt.firstSeq,
-                last_seq: receipt.lastSeq), status: .accepted)
-    }
 }
 
 extension APIError {

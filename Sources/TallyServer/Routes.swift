@@ -157,9 +157,14 @@ public struct Routes: Sendable {
 
     /// Appends events and answers 202 with the receipt; 503 when the log cannot take them.
     func append(_ events: [Event]) async throws -> Response {
+        try await appending { try await engine.writer.append(events) }
+    }
+
+    /// Runs an append and answers 202 with its receipt, or 503 when the log cannot take the events.
+    func appending(_ append: () async throws -> AppendReceipt) async throws -> Response {
         let receipt: AppendReceipt
         do {
-            receipt = try await engine.writer.append(events)
+            receipt = try await append()
         } catch let error as AppendError {
             TallyMetrics.rejected("unavailable").increment()
             throw APIError(.serviceUnavailable, error.description)
