@@ -120,12 +120,7 @@ struct Rebuild: ParsableCommand {
     func run() throws {
         let client = try options.adminClient()
         if let rules {
-            guard let data = FileManager.default.contents(atPath: rules) else {
-                throw ValidationError("cannot read \(rules)")
-            }
-            let reply = try client.request(
-                "PUT", "/v1/rules?source=" + pathSegment(rules), body: Array(data), contentType: "application/yaml")
-            guard reply.status == 201 else { throw DaemonError(reply) }
+            let reply = try Rules.Publish.publish(rules, client: client)
             if !options.json {
                 print("published \(rules) as rules version \(JSON.int(JSON.object(reply.body)["version"]))")
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TallyClient
 import TallyCore
 
 /// `tally rules …`: the published rules versions; check and publish rules files.
@@ -45,12 +46,7 @@ struct Rules: ParsableCommand {
         var file: String
 
         func run() throws {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw ValidationError("cannot read \(file)")
-            }
-            let reply = try options.adminClient().request(
-                "PUT", "/v1/rules?source=" + pathSegment(file), body: Array(data), contentType: "application/yaml")
-            guard reply.status == 201 else { throw DaemonError(reply) }
+            let reply = try Self.publish(file, client: options.adminClient())
             if options.json {
                 print(reply.text, terminator: "")
                 return
@@ -59,6 +55,17 @@ struct Rules: ParsableCommand {
             print(
                 "published \(file) as rules version \(JSON.int(object["version"])) (log sequence \(JSON.int(object["seq"])))"
             )
+        }
+
+        /// Sends `file` to `PUT /v1/rules`; the daemon's answer when it published a version (201).
+        static func publish(_ file: String, client: UnixHTTPClient) throws -> HTTPReply {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("cannot read \(file)")
+            }
+            let reply = try client.request(
+                "PUT", "/v1/rules?source=" + pathSegment(file), body: Array(data), contentType: "application/yaml")
+            guard reply.status == 201 else { throw DaemonError(reply) }
+            return reply
         }
     }
 
