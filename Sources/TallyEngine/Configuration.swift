@@ -62,8 +62,6 @@ public struct Configuration: Sendable {
 
     /// The directory of the event log environment.
     public var logDirectory: String { dataDirectory + "/log" }
-    /// The directory of the projections environment.
-    public var projectionDirectory: String { dataDirectory + "/projections" }
 
     /// Loads `path`, then applies `TALLY_<KEY>` overrides from `environment`. A missing file gives the defaults
     /// when `required` is false.
