@@ -27,6 +27,9 @@ public final class ProjectionFolder: @unchecked Sendable {
     /// The sequence number of the latest `rebuild` event folded by ``step(through:)``, if any.
     public private(set) var foldedRebuild: UInt64?
     private var versions: [Int64: RuleSet] = [:]
+    /// Committed contact states and open session hits, so hot contacts are not read back for every batch.
+    private var contactCache = StateCache<String, ContactState>(limit: 50_000)
+    private var sessionCache = StateCache<SessionKey, OpenHit>(limit: 50_000)
 
     /// Continues the projections in `store` from their checkpoint, with the rules version they were at.
     public init(log: EventLog, store: ProjectionStore, sessionTimeout: Int64) throws {
@@ -89,57 +92,70 @@ public final class ProjectionFolder: @unchecked Sendable {
         }
         var rulesAfter = rules
         var rebuildFolded: UInt64?
+        var working = Projection()
         try store.update { txn in
+            (rulesAfter, rebuildFolded, working) = (rules, nil, Projection())  // `update` may run this again
             guard try txn.checkpoint() == done else {
                 throw CorruptRecordError(table: "meta", message: "checkpoint moved under the projector")
             }
             // Load what the batch touches; contacts absent from the store stay absent, so the fold sees them as
             // new (T2).
-            var working = Projection()
+            // Indices rather than `for logged in events`: an event is a wide struct, and copying one per loop
+            // costs a retain and a release of each of its strings.
             var loaded: Set<String> = []
-            for logged in events where !logged.event.type.switchesRules {
-                let event = logged.event
-                if loaded.insert(event.contact).inserted, let state = try txn.contact(event.contact) {
-                    working.contacts[event.contact] = state
+            for index in events.indices where !events[index].event.type.switchesRules {
+                let contact = events[index].event.contact
+                if loaded.insert(contact).inserted, let state = try contactCache.value(contact) ?? txn.contact(contact)
+                {
+                    working.contacts[contact] = state
                 }
-                if event.type == .urlHit, let session = event.session {
-                    let key = SessionKey(contact: event.contact, session: session)
-                    if working.openHits[key] == nil { working.openHits[key] = try txn.openHit(key) }
+                if events[index].event.type == .urlHit, let session = events[index].event.session {
+                    let key = SessionKey(contact: contact, session: session)
+                    if working.openHits[key] == nil {
+                        working.openHits[key] = try sessionCache.value(key) ?? txn.openHit(key)
+                    }
                 }
             }
-            for logged in events {
-                let event = logged.event
-                if event.type.switchesRules {
+            for index in events.indices {
+                let seq = events[index].seq
+                if events[index].event.type.switchesRules {
+                    let type = events[index].event.type
                     let wasPinned = rulesAfter.pinned
-                    let existing = try rulesAfter.apply(logged) { version in try self.rules(version: version) }
-                    if event.type == .rebuild {
-                        rebuildFolded = logged.seq
-                        if wasPinned, !rulesAfter.pinned { try txn.setRebuildSeq(logged.seq) }
+                    let existing = try rulesAfter.apply(events[index]) { version in try self.rules(version: version) }
+                    if type == .rebuild {
+                        rebuildFolded = seq
+                        if wasPinned, !rulesAfter.pinned { try txn.setRebuildSeq(seq) }
                     }
                     if !existing.isEmpty {
                         try txn.setExistingTriggersPass(
-                            ExistingTriggersPass(seq: logged.seq, at: event.at, triggers: existing.map(\.id)))
+                            ExistingTriggersPass(seq: seq, at: events[index].event.at, triggers: existing.map(\.id)))
                     }
                     continue
                 }
-                let outcome = working.apply(event, scorer: rulesAfter.scorer)
+                let outcome = working.apply(events[index].event, scorer: rulesAfter.scorer)
                 if !outcome.awards.isEmpty {
+                    let version = rulesAfter.scorer.version
                     try txn.addAudit(
-                        contact: event.contact,
-                        outcome.awards.map { AuditEntry($0, of: logged, version: rulesAfter.scorer.version) })
+                        contact: events[index].event.contact,
+                        outcome.awards.map { AuditEntry($0, of: events[index], version: version) })
                 }
                 for effect in outcome.sideEffects {
-                    if let entry = OutboxEntry(effect, firedSeq: logged.seq) { try txn.addOutboxEntry(entry) }
+                    if let entry = OutboxEntry(effect, firedSeq: seq) { try txn.addOutboxEntry(entry) }
                 }
             }
-            for (contact, state) in working.contacts.sorted(by: { $0.key < $1.key }) {
-                try txn.setContact(contact, state)
+            // In key order, which keeps LMDB's page splits local; the keys are sorted, not the states, which
+            // would be copied.
+            let keys = working.contacts.keys
+            for index in keys.indices.sorted(by: { keys[$0] < keys[$1] }) {
+                try txn.setContact(keys[index], working.contacts.values[index])
             }
             for (key, hit) in working.openHits { try txn.setOpenHit(key, hit) }
             try txn.setRulesCursor(version: rulesAfter.scorer.version, published: rulesAfter.published)
             try txn.setCheckpoint(events[events.count - 1].seq)
             FaultInjection.point("projector")
         }
+        for (contact, state) in working.contacts { contactCache.insert(contact, state) }
+        for (key, hit) in working.openHits { sessionCache.insert(key, hit) }
         rules = rulesAfter
         checkpoint = events[events.count - 1].seq
         if let rebuildFolded { foldedRebuild = rebuildFolded }
@@ -148,6 +164,7 @@ public final class ProjectionFolder: @unchecked Sendable {
 
     /// One batch of a `trigger_existing` pass (T4): fires the pass's triggers for the next contacts in id order.
     private func continueExisting(_ pass: ExistingTriggersPass) throws {
+        contactCache.removeAll()  // the pass rewrites contacts behind the cache
         let triggers = rules.scorer.rules.triggers.filter { pass.triggers.contains($0.id) }
         try store.update { txn in
             let batch = try txn.contacts(after: pass.after, limit: Self.existingBatchSize)

@@ -162,6 +162,7 @@ public final class Projector: Sendable {
         }
         do {
             let store = try ProjectionStore(directory: path, mapSize: mapSize)
+            try store.environment.deferSync()  // a crash before the switch restarts the rebuild; synced at the switch
             let folder = try ProjectionFolder(
                 log: log, emptyStore: store, sessionTimeout: sessionTimeout, version: version, until: seq)
             while isCurrent(), try folder.step() {
@@ -211,6 +212,7 @@ public final class Projector: Sendable {
             let target = max(logHead.value, live.checkpoint)
             while fresh.checkpoint < target, try fresh.step() {}
             while try fresh.store.read({ try $0.existingTriggersPass() }) != nil { try fresh.step() }
+            try fresh.store.environment.syncAndMakeDurable()
             try projections.replace(with: fresh.store)
             try directories.makeCurrent(fresh.store.environment.path)
             state.withLock { state in

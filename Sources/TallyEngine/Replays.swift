@@ -24,6 +24,7 @@ public enum Replays {
         let path = dataDirectory + "/projections.scratch-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try ProjectionStore(directory: path, mapSize: mapSize)
+        try store.environment.deferSync()  // thrown away afterwards
         let folder: ProjectionFolder
         switch mode {
         case .pinned(let version):

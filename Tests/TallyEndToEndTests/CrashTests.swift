@@ -5,19 +5,6 @@ import TallyCore
 import TallyStore
 import Testing
 
-/// Deterministic pseudo-random numbers (SplitMix64), so that a failing crash schedule can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite("Crash safety, end to end")
 struct CrashTests {
     /// What the clients saw: ids acknowledged with 202, and the id sets of requests that got no answer.
