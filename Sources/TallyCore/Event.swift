@@ -51,8 +51,20 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 
     /// Looks a type up by its wire name.
     public init?(name: some StringProtocol) {
-        guard let type = Self.allCases.first(where: { $0.name == name }) else { return nil }
-        self = type
+        switch String(name) {
+        case "asset.download": self = .assetDownload
+        case "email.send": self = .emailSend
+        case "email.open": self = .emailOpen
+        case "form.submit": self = .formSubmit
+        case "page.hit": self = .pageHit
+        case "url.hit": self = .urlHit
+        case "contact.update": self = .contactUpdate
+        case "points.change": self = .pointsChange
+        case "points.set": self = .pointsSet
+        case "rules.published": self = .rulesPublished
+        case "rebuild": self = .rebuild
+        default: return nil
+        }
     }
 
     /// Whether events of this type name an `item` (asset, email, form or landing page id).

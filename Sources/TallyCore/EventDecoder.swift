@@ -31,9 +31,6 @@ public struct EventDecoder: Sendable {
     /// Deepest nesting accepted inside unknown fields.
     public static let maximumDepth = 32
 
-    /// Administrative event types: refused on `POST /v1/events` (403), created only by the admin endpoints.
-    public static let administrativeTypes = Set(EventType.allCases.filter { !$0.isBehaviour }.map(\.name))
-
     /// Event time given to events without `at`: when Tally received them.
     public var receivedAt: Int64
 
@@ -134,7 +131,7 @@ private struct Parser {
         var item: String?
         var url: String?
         var session: String?
-        var seen: Set<String> = []
+        var seen: UInt8 = 0  // a bit per known field (`Field`), to refuse one given twice
 
         guard consume(0x7B) else { throw fail(nil, "expected a JSON object") }
         if !consume(0x7D) {
@@ -144,30 +141,31 @@ private struct Parser {
                 let key = try string(field: nil)
                 guard consume(0x3A) else { throw fail(key, "expected ':' after the field name") }
                 skipWhitespace()
-                let known = ["type", "contact", "at", "id", "item", "url", "session"].contains(key)
-                if known {
-                    guard seen.insert(key).inserted else { throw fail(key, "given twice") }
+                guard let field = Field(key) else {
+                    try skipValue(field: key, depth: 0)
+                    continue
                 }
-                if known, consumeNull() { continue }
-                switch key {
-                case "type":
+                guard seen & field.rawValue == 0 else { throw fail(key, "given twice") }
+                seen |= field.rawValue
+                if consumeNull() { continue }
+                switch field {
+                case .type:
                     let name = try stringValue(field: key)
-                    if EventDecoder.administrativeTypes.contains(name) {
+                    guard let value = EventType(name: name) else {
+                        throw fail(key, "unknown event type \"\(name)\"")
+                    }
+                    guard value.isBehaviour else {
                         var error = fail(key, "\(name) is administrative: only the admin API creates it")
                         error.isAdministrative = true
                         throw error
                     }
-                    guard let value = EventType(name: name), value.isBehaviour else {
-                        throw fail(key, "unknown event type \"\(name)\"")
-                    }
                     type = value
-                case "contact": contact = try stringValue(field: key, limit: EventLimits.contact)
-                case "id": id = try stringValue(field: key, limit: EventLimits.id)
-                case "item": item = try stringValue(field: key, limit: EventLimits.item)
-                case "url": url = try stringValue(field: key, limit: EventLimits.url)
-                case "session": session = try stringValue(field: key, limit: EventLimits.session)
-                case "at": at = try timestamp()
-                default: try skipValue(field: key, depth: 0)
+                case .contact: contact = try stringValue(field: key, limit: EventLimits.contact)
+                case .id: id = try stringValue(field: key, limit: EventLimits.id)
+                case .item: item = try stringValue(field: key, limit: EventLimits.item)
+                case .url: url = try stringValue(field: key, limit: EventLimits.url)
+                case .session: session = try stringValue(field: key, limit: EventLimits.session)
+                case .at: at = try timestamp()
                 }
             } while consume(0x2C)
             guard consume(0x7D) else { throw fail(nil, "expected ',' or '}' after a field") }
@@ -175,7 +173,9 @@ private struct Parser {
         skipWhitespace()
         guard index == bytes.count else { throw fail(nil, "unexpected text after the JSON object") }
 
-        guard let type else { throw fail("type", seen.contains("type") ? "must not be null" : "is required") }
+        guard let type else {
+            throw fail("type", seen & Field.type.rawValue != 0 ? "must not be null" : "is required")
+        }
         guard let contact else { throw fail("contact", "is required") }
         if type.requiresItem, item == nil { throw fail("item", "is required for \(type.name)") }
         if type.requiresURL {
@@ -185,6 +185,25 @@ private struct Parser {
         return Event(
             type: type, contact: contact, at: at ?? receivedAt, id: id,
             item: type.requiresItem ? item : nil, url: type.requiresURL ? url : nil, session: session)
+    }
+
+    /// The fields SPEC §1 defines, each a bit of the mask that refuses a field given twice; other fields are
+    /// skipped.
+    enum Field: UInt8 {
+        case type = 1, contact = 2, at = 4, id = 8, item = 16, url = 32, session = 64
+
+        init?(_ key: String) {
+            switch key {
+            case "type": self = .type
+            case "contact": self = .contact
+            case "at": self = .at
+            case "id": self = .id
+            case "item": self = .item
+            case "url": self = .url
+            case "session": self = .session
+            default: return nil
+            }
+        }
     }
 
     mutating func consumeNull() -> Bool {

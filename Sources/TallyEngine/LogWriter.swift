@@ -160,7 +160,7 @@ public final class LogWriter: Sendable {
                 continue
             }
             var byType: [EventType: Int] = [:]
-            for event in request.events { byType[event.type, default: 0] += 1 }
+            for index in request.events.indices { byType[request.events[index].type, default: 0] += 1 }  // no copies
             for (type, total) in byType {
                 let duplicates = receipt.duplicatesByType[type] ?? 0
                 if total > duplicates { TallyMetrics.accepted[type]?.increment(by: Int64(total - duplicates)) }

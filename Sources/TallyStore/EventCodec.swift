@@ -16,8 +16,20 @@ public enum EventCodec {
     static let extended: UInt8 = 0x80
 
     public static func encode(_ event: Event) -> [UInt8] {
-        var writer = ByteWriter(
-            capacity: 24 + event.contact.utf8.count + (event.url?.utf8.count ?? 0) + (event.text?.utf8.count ?? 0))
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(
+            24 + event.contact.utf8.count + (event.url?.utf8.count ?? 0) + (event.text?.utf8.count ?? 0))
+        encode(event, into: &bytes)
+        return bytes
+    }
+
+    /// Encodes `event` into `bytes`, replacing what it held but keeping its capacity: the append path reuses one
+    /// buffer for every event of a batch.
+    public static func encode(_ event: Event, into bytes: inout [UInt8]) {
+        var writer = ByteWriter()
+        swap(&writer.bytes, &bytes)
+        defer { swap(&writer.bytes, &bytes) }
+        writer.bytes.removeAll(keepingCapacity: true)
         writer.u8(format)
         writer.u8(event.type.rawValue)
         writer.int64(event.at)
@@ -50,7 +62,6 @@ public enum EventCodec {
         if let text = event.text { writer.string(text) }
         if let value = event.value { writer.int64(value) }
         if let operation = event.operation { writer.u8(operation.rawValue) }
-        return writer.bytes
     }
 
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws(CorruptRecordError) -> Event {

@@ -69,23 +69,25 @@ public final class EventLog: Sendable {
             var next = try Self.head(txn, events) + 1
             var receipts: [AppendReceipt] = []
             receipts.reserveCapacity(requests.count)
+            var record: [UInt8] = []  // one buffer for every record of the batch
             for request in requests {
                 var receipt = AppendReceipt()
-                for event in request {
+                for index in request.indices {  // indices, not `for event in`: no copy of each event
                     let seqKey = SequenceKey.encode(next)
-                    if let id = event.id {
+                    if let id = request[index].id {
                         let fresh = try txn.put(ids, Array(id.utf8), seqKey, flags: LMDBPutFlags.noOverwrite)
                         if !fresh {
                             let original = try txn.get(ids, Array(id.utf8))
                             receipt.duplicates += 1
-                            receipt.duplicatesByType[event.type, default: 0] += 1
+                            receipt.duplicatesByType[request[index].type, default: 0] += 1
                             if let seq = original?.withUnsafeBytes({ SequenceKey.decode($0) }) { receipt.include(seq) }
                             continue
                         }
                     }
-                    try txn.put(events, seqKey, EventCodec.encode(event), flags: LMDBPutFlags.append)
-                    if event.type.switchesRules {
-                        try txn.put(rules, seqKey, [event.type.rawValue])
+                    EventCodec.encode(request[index], into: &record)
+                    try txn.put(events, seqKey, record, flags: LMDBPutFlags.append)
+                    if request[index].type.switchesRules {
+                        try txn.put(rules, seqKey, [request[index].type.rawValue])
                     }
                     receipt.accepted += 1
                     receipt.include(next)
@@ -118,9 +120,12 @@ public final class EventLog: Sendable {
     /// Up to `limit` events with sequence numbers from `seq` on.
     public func read(from seq: UInt64, limit: Int) throws -> [LoggedEvent] {
         var result: [LoggedEvent] = []
-        try forEach(from: seq) { logged in
-            result.append(logged)
-            return result.count < limit
+        result.reserveCapacity(min(limit, 10_000))
+        try environment.read { txn in
+            try txn.scan(events, from: SequenceKey.encode(seq)) { key, value in
+                result.append(try Self.logged(key, value))  // decoded into the array, not copied there
+                return result.count < limit
+            }
         }
         return result
     }
@@ -128,13 +133,15 @@ public final class EventLog: Sendable {
     /// Visits events in log order from `seq` on, in one read transaction, until `body` returns false.
     public func forEach(from seq: UInt64 = 1, _ body: (LoggedEvent) throws -> Bool) throws {
         try environment.read { txn in
-            try txn.scan(events, from: SequenceKey.encode(seq)) { key, value in
-                guard let seq = SequenceKey.decode(key) else {
-                    throw CorruptRecordError(table: "events", message: "key of \(key.count) bytes")
-                }
-                return try body(LoggedEvent(seq: seq, event: EventCodec.decode(value)))
-            }
+            try txn.scan(events, from: SequenceKey.encode(seq)) { key, value in try body(Self.logged(key, value)) }
         }
+    }
+
+    private static func logged(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> LoggedEvent {
+        guard let seq = SequenceKey.decode(key) else {
+            throw CorruptRecordError(table: "events", message: "key of \(key.count) bytes")
+        }
+        return LoggedEvent(seq: seq, event: try EventCodec.decode(value))
     }
 
     /// The sequence number of the event with idempotency key `id`, if any.

@@ -83,6 +83,14 @@ struct EventDecoderTests {
         #expect(event.url == (type.requiresURL ? "https://x.com/a" : nil))
     }
 
+    @Test("every type's wire name reads back as that type, and nothing else does")
+    func typeNames() {
+        for type in EventType.allCases { #expect(EventType(name: type.name) == type) }
+        for name in ["", "url", "URL.hit", "url.hit ", "points", "rebuild.", "email.opened"] {
+            #expect(EventType(name: name) == nil)
+        }
+    }
+
     @Test("all fields are read")
     func allFields() throws {
         let event = try #require(
