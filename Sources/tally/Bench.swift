@@ -50,7 +50,7 @@ struct Bench: ParsableCommand {
             : Self.bodies(
                 clients: clients, requests: requestsPerClient, batch: batch, contacts: contacts, seed: seed)
         let failures = Mutex(0)
-        let accepted = Mutex(0)
+        let receipts = Mutex((accepted: 0, duplicates: 0))
         let running = Atomic(true)
         let group = DispatchGroup()
         let lag = probeLag ? LagProbe(socket: configuration.ingestSocket) : nil
@@ -60,12 +60,12 @@ struct Bench: ParsableCommand {
         if let reads { Self.spawn(probes) { reads.run(while: running) } }
 
         let start = DispatchTime.now().uptimeNanoseconds
-        let (batch, clients, rate, health) = (self.batch, self.clients, self.rate, self.health)
+        let (batch, clients, rate, health, seed) = (self.batch, self.clients, self.rate, self.health, self.seed)
         let socket = configuration.ingestSocket
         for clientNumber in 0..<clients {
             Self.spawn(group) {
                 let client = UnixHTTPClient(socketPath: socket)
-                var keys = IdempotencyKeys(client: clientNumber)
+                var keys = IdempotencyKeys(seed: seed, client: clientNumber)
                 var pool = health ? [] : bodies[clientNumber]
                 for request in 0..<requestsPerClient {
                     if rate > 0 {  // request k of client c is due at (k * clients + c) * batch / rate seconds
@@ -84,7 +84,10 @@ struct Bench: ParsableCommand {
                     let reply = try? client.request(
                         "POST", "/v1/events", body: pool[slot].bytes, contentType: "application/x-ndjson")
                     if reply?.status == 202, let receipt = reply.flatMap(Receipt.init) {
-                        accepted.withLock { $0 += receipt.accepted }
+                        receipts.withLock {
+                            $0.accepted += receipt.accepted
+                            $0.duplicates += receipt.duplicates
+                        }
                     } else {
                         failures.withLock { $0 += 1 }
                     }
@@ -100,7 +103,8 @@ struct Bench: ParsableCommand {
         let total = requestsPerClient * clients * batch
         let failed = failures.withLock { $0 }
         var figures: [String: Double] = [
-            "events": Double(total), "accepted": Double(health ? 0 : accepted.withLock { $0 }), "seconds": seconds,
+            "events": Double(total), "accepted": Double(receipts.withLock { $0.accepted }),
+            "duplicates": Double(receipts.withLock { $0.duplicates }), "seconds": seconds,
             "events_per_second": Double(total) / seconds,
             "requests_per_second": Double(requestsPerClient * clients) / seconds, "failed_requests": Double(failed),
         ]
@@ -137,15 +141,17 @@ struct Bench: ParsableCommand {
         var idOffsets: [Int] = []
     }
 
-    /// The `accepted` count of a 202 receipt.
+    /// The counts of a 202 receipt.
     struct Receipt {
         var accepted: Int
+        var duplicates: Int
 
         init?(_ reply: HTTPReply) {
             guard let object = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any],
                 let accepted = object["accepted"] as? Int, let duplicates = object["duplicates"] as? Int
             else { return nil }
-            self.accepted = accepted + duplicates
+            self.accepted = accepted
+            self.duplicates = duplicates
         }
     }
 

@@ -91,14 +91,15 @@ struct Workload {
     }
 }
 
-/// Gives the `id`s of a pre-generated body fresh values before each request: `client` in the first 4 hex
-/// digits, a counter in the other 12, so ids never repeat across requests or clients.
+/// Gives the `id`s of a pre-generated body fresh values before each request: the run's seed in the first 4 hex
+/// digits, the client in the next 4, a counter in the other 8, so ids never repeat across requests, clients or
+/// runs with different seeds.
 struct IdempotencyKeys {
     static let width = 16
     private var next: UInt64
 
-    init(client: Int) {
-        next = UInt64(client) << 48
+    init(seed: UInt64, client: Int) {
+        next = (seed & 0xFFFF) << 48 | UInt64(client & 0xFFFF) << 32
     }
 
     mutating func renumber(_ body: inout [UInt8], at offsets: [Int]) {

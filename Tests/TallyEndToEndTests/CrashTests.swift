@@ -16,7 +16,7 @@ struct CrashTests {
     /// Posts until the daemon disappears: single events and NDJSON batches, every event with a unique id.
     static func client(_ number: Int, cycle: Int, socket: String, outcomes: Outcomes) {
         let client = UnixHTTPClient(socketPath: socket, timeoutSeconds: 10)
-        var generator = SplitMix64(state: UInt64(number * 1000 + cycle))
+        var generator = SplitMix64(seed: UInt64(number * 1000 + cycle))
         var request = 0
         while true {
             request += 1
@@ -116,7 +116,7 @@ struct CrashTests {
                   crm: { url: "http://127.0.0.1:\(webhook.port)/hook" }
                 outbox: { attempts: 100, backoff: 50ms }
                 """)
-        var generator = SplitMix64(state: 42)
+        var generator = SplitMix64(seed: 42)
         let outcomes = Outcomes()
         let adminOutcomes = AdminOutcomes()
         var idsSoFar: [String: Int] = [:]
