@@ -28,8 +28,8 @@ public final class ProjectionFolder: @unchecked Sendable {
     public private(set) var foldedRebuild: UInt64?
     private var versions: [Int64: RuleSet] = [:]
     /// Committed contact states and open session hits, so hot contacts are not read back for every batch.
-    private var contactCache = StateCache<String, ContactState>(limit: 50_000)
-    private var sessionCache = StateCache<SessionKey, OpenHit>(limit: 50_000)
+    private var contactCache = StateCache<String, ContactState>(limit: 10_000)
+    private var sessionCache = StateCache<SessionKey, OpenHit>(limit: 10_000)
 
     /// Continues the projections in `store` from their checkpoint, with the rules version they were at.
     public init(log: EventLog, store: ProjectionStore, sessionTimeout: Int64) throws {

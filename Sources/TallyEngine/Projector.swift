@@ -96,6 +96,9 @@ public final class Projector: Sendable {
 
     private var isStopping: Bool { stopping.withLock { $0 } }
 
+    /// How long the projector waits for a part batch to fill (seconds): a bound on the lag it adds.
+    static let gatherDelay = 0.01
+
     private func run() {
         while !isStopping {
             let (folder, handover) = state.withLock { state in
@@ -111,6 +114,11 @@ public final class Projector: Sendable {
             if logHead.value <= done, !passPending {
                 logHead.blockingWait(beyond: done, timeout: 0.5)
                 continue
+            }
+            if !passPending, logHead.value - done < UInt64(ProjectionFolder.batchSize) {
+                // A part batch: give the writer up to `gatherDelay` to make it a full one, so that a trickle of
+                // small commits does not cost a projection transaction (and its fsyncs) each.
+                logHead.blockingWait(beyond: done + UInt64(ProjectionFolder.batchSize) - 1, timeout: Self.gatherDelay)
             }
             do {
                 let rebuildBefore = folder.foldedRebuild
