@@ -11,6 +11,8 @@ public struct Scorer: Sendable {
     private let actionsByType: [EventType: [PointAction]]
     /// The distinct `url.hit` patterns, each tracked once however many actions share it.
     private let patterns: [URLPattern]
+    /// The `url.hit` actions in file order, each with the index of its pattern in ``patterns``.
+    private let urlActions: [(action: PointAction, pattern: Int)]
     private let triggers: TriggerEvaluator
 
     public init(rules: RuleSet, sessionTimeout: Int64 = 30 * 60_000, version: Int64 = 0) {
@@ -19,7 +21,14 @@ public struct Scorer: Sendable {
         self.sessionTimeout = sessionTimeout
         self.actionsByType = Dictionary(grouping: rules.actions, by: \.type)
         var seen: Set<String> = []
-        self.patterns = rules.actions.compactMap(\.url).filter { seen.insert($0.key).inserted }
+        let patterns = rules.actions.compactMap(\.url).filter { seen.insert($0.key).inserted }
+        self.patterns = patterns
+        self.urlActions = (actionsByType[.urlHit] ?? []).compactMap { action in
+            guard let url = action.url, let index = patterns.firstIndex(where: { $0.key == url.key }) else {
+                return nil
+            }
+            return (action, index)
+        }
         self.triggers = TriggerEvaluator(triggers: rules.triggers)
     }
 
@@ -130,47 +139,56 @@ public struct Scorer: Sendable {
     )
         -> [Award]
     {
+        // What this hit does to each pattern, by index in `patterns` (no hashing of pattern keys per hit).
+        var marks = [PatternMark](repeating: PatternMark(), count: patterns.count)
+
         // U5: this hit closes the open hit of its session, crediting its dwell to the patterns it matched.
-        var closedPatterns: Set<String> = []
-        var closedDwell: Int64 = 0
         if event.session != nil, let open = openHit {
-            closedDwell = min(max(event.at - open.at, 0), sessionTimeout)
-            for pattern in patterns where pattern.matches(open.url) {
-                state.visits[pattern.key, default: VisitStats()].dwell += closedDwell
-                closedPatterns.insert(pattern.key)
+            let closedDwell = min(max(event.at - open.at, 0), sessionTimeout)
+            for index in patterns.indices where patterns[index].matches(open.url) {
+                state.visits[patterns[index].key, default: VisitStats()].dwell += closedDwell
+                marks[index].closed = true
             }
         }
         openHit = event.session == nil ? nil : OpenHit(at: event.at, url: url)
 
         // U2–U4: count this hit for the patterns it matches; remember the previous matching hit's time.
-        var previousAt: [String: Int64] = [:]
-        var matched: Set<String> = []
-        for pattern in patterns where pattern.matches(url) {
-            var stats = state.visits[pattern.key, default: VisitStats()]
-            if let last = stats.lastAt { previousAt[pattern.key] = last }
+        for index in patterns.indices where patterns[index].matches(url) {
+            var stats = state.visits[patterns[index].key, default: VisitStats()]
+            marks[index].previousAt = stats.lastAt
             stats.hits += 1
             stats.lastAt = event.at
-            state.visits[pattern.key] = stats
-            matched.insert(pattern.key)
+            state.visits[patterns[index].key] = stats
+            marks[index].matched = true
         }
 
         // U6: judge every action whose pattern this hit matches, and time_spent actions whose pattern the closed
         // hit matched.
         var awards: [Award] = []
-        for action in actionsByType[.urlHit] ?? [] {
-            guard let pattern = action.url else { continue }
-            let isMatching = matched.contains(pattern.key)
-            let closesMatching = closedPatterns.contains(pattern.key) && action.conditions.timeSpent != nil
-            guard isMatching || closesMatching else { continue }
+        for (action, index) in urlActions {
+            let mark = marks[index]
+            let closesMatching = mark.closed && action.conditions.timeSpent != nil
+            guard mark.matched || closesMatching else { continue }
+            let pattern = patterns[index]
             let stats = state.visits[pattern.key] ?? VisitStats()
             guard
                 let reason = judge(
-                    action.conditions, stats: stats, matching: isMatching, previousAt: previousAt[pattern.key],
+                    action.conditions, stats: stats, matching: mark.matched, previousAt: mark.previousAt,
                     at: event.at, url: url, pattern: pattern)
             else { continue }
             award(action, event, reason, &state, &awards)
         }
         return awards
+    }
+
+    /// What one `url.hit` did to one pattern.
+    private struct PatternMark {
+        /// The hit closed an open hit that matched the pattern (U5).
+        var closed = false
+        /// The hit matches the pattern.
+        var matched = false
+        /// The `at` of the previous matching hit, when the hit matches (U4).
+        var previousAt: Int64?
     }
 
     /// Whether all configured conditions hold at this evaluation; the measured values in words when they do.

@@ -9,16 +9,17 @@ public struct URLPattern: Sendable, Hashable, CustomStringConvertible {
     private let normalized: [UInt8]
     private let keepsQuery: Bool
 
+    /// Identifies the pattern's page-visit state: equal for patterns that match the same URLs.
+    public let key: String
+
     public init(_ text: String) {
         self.text = text
         self.keepsQuery = text.contains("?")
         self.normalized = Self.normalize(text, dropQuery: false)
+        self.key = String(decoding: normalized, as: UTF8.self) + (keepsQuery ? "" : " #nq")
     }
 
     public var description: String { text }
-
-    /// Identifies the pattern's page-visit state: equal for patterns that match the same URLs.
-    public var key: String { String(decoding: normalized, as: UTF8.self) + (keepsQuery ? "" : " #nq") }
 
     /// Whether `url` matches this pattern.
     public func matches(_ url: String) -> Bool {
@@ -49,7 +50,10 @@ public struct URLPattern: Sendable, Hashable, CustomStringConvertible {
     }
 
     private static func normalize(_ text: String, dropQuery: Bool) -> [UInt8] {
-        var bytes = Array(text.lowercased().utf8)
+        // ASCII (nearly every URL) is lowercased byte by byte; anything else goes through Unicode lowercasing.
+        var bytes =
+            text.utf8.allSatisfy { $0 < 0x80 }
+            ? text.utf8.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 } : Array(text.lowercased().utf8)
         if dropQuery, let cut = bytes.firstIndex(where: { $0 == 0x3F || $0 == 0x23 }) {
             bytes.removeSubrange(cut...)
         }

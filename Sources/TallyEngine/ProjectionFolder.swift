@@ -103,6 +103,7 @@ public final class ProjectionFolder: @unchecked Sendable {
             // Indices rather than `for logged in events`: an event is a wide struct, and copying one per loop
             // costs a retain and a release of each of its strings.
             var loaded: Set<String> = []
+            var audit = AuditBatch()
             for index in events.indices where !events[index].event.type.switchesRules {
                 let contact = events[index].event.contact
                 if loaded.insert(contact).inserted, let state = try contactCache.value(contact) ?? txn.contact(contact)
@@ -135,7 +136,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                 let outcome = working.apply(events[index].event, scorer: rulesAfter.scorer)
                 if !outcome.awards.isEmpty {
                     let version = rulesAfter.scorer.version
-                    try txn.addAudit(
+                    audit.add(
                         contact: events[index].event.contact,
                         outcome.awards.map { AuditEntry($0, of: events[index], version: version) })
                 }
@@ -143,6 +144,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                     if let entry = OutboxEntry(effect, firedSeq: seq) { try txn.addOutboxEntry(entry) }
                 }
             }
+            try txn.addAudit(audit)
             // In key order, which keeps LMDB's page splits local; the keys are sorted, not the states, which
             // would be copied.
             let keys = working.contacts.keys

@@ -63,14 +63,37 @@ enum AuditCodec {
     }
 }
 
-extension ProjectionTransaction {
-    /// Records the audit entries of one event's awards to one contact.
-    public func addAudit(contact: String, _ entries: [AuditEntry]) throws {
+/// A batch's audit entries, encoded as they are made and written in key order at the end of the batch: one
+/// contact's entries then land on neighbouring pages, where event order would scatter them over the table.
+public struct AuditBatch {
+    private var records: [(key: [UInt8], value: [UInt8])] = []
+
+    public init() {}
+
+    /// Adds the audit entries of one event's awards to one contact.
+    public mutating func add(contact: String, _ entries: [AuditEntry]) {
         for (index, entry) in entries.enumerated() {
-            try txn.put(
-                store.audit, AuditCodec.key(contact: contact, seq: entry.seq, index: UInt8(truncatingIfNeeded: index)),
-                AuditCodec.encode(entry))
+            records.append(
+                (
+                    AuditCodec.key(contact: contact, seq: entry.seq, index: UInt8(truncatingIfNeeded: index)),
+                    AuditCodec.encode(entry)
+                ))
         }
+    }
+
+    public var isEmpty: Bool { records.isEmpty }
+
+    fileprivate mutating func sorted() -> [(key: [UInt8], value: [UInt8])] {
+        records.sort { $0.key.lexicographicallyPrecedes($1.key) }
+        return records
+    }
+}
+
+extension ProjectionTransaction {
+    /// Records a batch's audit entries, in key order.
+    public func addAudit(_ batch: AuditBatch) throws {
+        var batch = batch
+        for record in batch.sorted() { try txn.put(store.audit, record.key, record.value) }
     }
 
     /// A contact's audit entries in log order (A2).

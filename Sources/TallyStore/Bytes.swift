@@ -26,6 +26,23 @@ struct ByteWriter {
         varint(UInt64(value.utf8.count))
         bytes.append(contentsOf: value.utf8)
     }
+
+    /// A presence byte, then the string when there is one.
+    mutating func optionalString(_ value: String?) {
+        u8(value == nil ? 0 : 1)
+        if let value { string(value) }
+    }
+
+    /// The count, then the strings in order (canonical whatever the set's iteration order); none or one need no
+    /// sorting, and most of a contact's sets hold that few.
+    mutating func sortedStrings(_ set: Set<String>) {
+        varint(UInt64(set.count))
+        if set.count < 2 {
+            for element in set { string(element) }
+        } else {
+            for element in set.sorted() { string(element) }
+        }
+    }
 }
 
 /// A malformed record in the store: its table and what is wrong.

@@ -111,33 +111,37 @@ public enum ContactCodec {
     static let format: UInt8 = 1
 
     public static func encode(_ state: ContactState) -> [UInt8] {
-        var writer = ByteWriter()
+        var writer = ByteWriter(capacity: 256)
         writer.u8(format)
         writer.int64(state.points)
         writer.varint(UInt64(state.groups.count))
-        for (group, points) in state.groups.sorted(by: { $0.key < $1.key }) {
+        for group in sortedKeys(state.groups) {
             writer.string(group)
-            writer.int64(points)
+            writer.int64(state.groups[group] ?? 0)
         }
-        writer.varint(UInt64(state.awarded.count))
-        for action in state.awarded.sorted() { writer.string(action) }
+        writer.sortedStrings(state.awarded)
         writer.varint(UInt64(state.visits.count))
-        for (pattern, stats) in state.visits.sorted(by: { $0.key < $1.key }) {
+        for pattern in sortedKeys(state.visits) {
+            let stats = state.visits[pattern] ?? VisitStats()
             writer.string(pattern)
             writer.int64(stats.hits)
             writer.int64(stats.dwell)
             writer.u8(stats.lastAt == nil ? 0 : 1)
             if let lastAt = stats.lastAt { writer.int64(lastAt) }
         }
-        for set in [state.fired, state.tags, state.segments, state.campaigns] {
-            writer.varint(UInt64(set.count))
-            for element in set.sorted() { writer.string(element) }
-        }
-        for text in [state.email, state.ownerEmail] {
-            writer.u8(text == nil ? 0 : 1)
-            if let text { writer.string(text) }
-        }
+        writer.sortedStrings(state.fired)
+        writer.sortedStrings(state.tags)
+        writer.sortedStrings(state.segments)
+        writer.sortedStrings(state.campaigns)
+        writer.optionalString(state.email)
+        writer.optionalString(state.ownerEmail)
         return writer.bytes
+    }
+
+    /// A dictionary's keys in order (the encoding is canonical: `verify` compares records byte for byte); most
+    /// states have none or one, which need no sorting.
+    private static func sortedKeys<Value>(_ dictionary: [String: Value]) -> [String] {
+        dictionary.count < 2 ? Array(dictionary.keys) : dictionary.keys.sorted()
     }
 
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws(CorruptRecordError) -> ContactState {
