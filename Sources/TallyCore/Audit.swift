@@ -45,8 +45,10 @@ public struct AuditEntry: Sendable, Equatable {
 
 /// A contact's audit trail summed up (A2): the main score's entries by action, and the scores they add up to.
 public struct Explanation: Sendable, Equatable {
-    /// Every entry, main score and groups, in log order.
+    /// The newest entries counted (at most the limit it was built with), main score and groups, in log order.
     public var entries: [AuditEntry]
+    /// How many entries were counted: more than ``entries`` holds when the limit cut the oldest off.
+    public var total: Int
     /// The sum of the main score's deltas by action, in order of first appearance.
     public var byAction: [(action: String, points: Int64)]
     /// The sum of the main score's deltas: the main score.
@@ -54,35 +56,69 @@ public struct Explanation: Sendable, Equatable {
     /// The sum of each group's deltas: the group scores.
     public var groups: [String: Int64]
 
-    /// Sums `entries`, or only those whose event happened at or before `asOf` (A6). Deltas add with wrapping
+    /// Entries an explanation lists unless asked for another number; the sums always cover every entry.
+    public static let defaultLimit = 10_000
+    /// The most entries a request may ask for.
+    public static let maximumLimit = 100_000
+
+    /// Sums `entries`, or only those whose event happened at or before `asOf` (A6), keeping the newest `limit`.
+    public init(entries: [AuditEntry], asOf: Int64? = nil, limit: Int = .max) {
+        var builder = Builder(asOf: asOf, limit: limit)
+        for entry in entries { builder.add(entry) }
+        self = builder.explanation
+    }
+
+    private init() {
+        (entries, total, byAction, points, groups) = ([], 0, [], 0, [:])
+    }
+
+    /// Builds an explanation one entry at a time, in log order, holding no more than about twice `limit`
+    /// entries: a contact with a million entries is summed in constant memory. Deltas add with wrapping
     /// arithmetic: every score is in the 64-bit range, so the wrapped sum is exactly the score.
-    public init(entries: [AuditEntry], asOf: Int64? = nil) {
-        let entries = asOf.map { limit in entries.filter { $0.at <= limit } } ?? entries
-        self.entries = entries
-        var points: Int64 = 0
-        var groups: [String: Int64] = [:]
-        var byAction: [(action: String, points: Int64)] = []
-        var index: [String: Int] = [:]
-        for entry in entries {
-            guard let group = entry.group else {
-                points &+= entry.delta
-                if let position = index[entry.action] {
-                    byAction[position].points &+= entry.delta
-                } else {
-                    index[entry.action] = byAction.count
-                    byAction.append((entry.action, entry.delta))
-                }
-                continue
-            }
-            groups[group, default: 0] &+= entry.delta
+    public struct Builder {
+        let asOf: Int64?
+        let limit: Int
+        private var result = Explanation()
+        private var actionIndex: [String: Int] = [:]
+
+        /// When the held entries reach this, the oldest beyond `limit` are dropped (amortised O(1) per entry).
+        private let trimAt: Int
+
+        public init(asOf: Int64? = nil, limit: Int = .max) {
+            self.asOf = asOf
+            self.limit = max(limit, 0)
+            self.trimAt = self.limit > Int.max / 2 ? Int.max : 2 * self.limit
         }
-        self.points = points
-        self.groups = groups
-        self.byAction = byAction
+
+        public mutating func add(_ entry: AuditEntry) {
+            if let asOf, entry.at > asOf { return }
+            result.total += 1
+            if limit > 0 {
+                result.entries.append(entry)
+                if result.entries.count >= trimAt { result.entries.removeFirst(result.entries.count - limit) }
+            }
+            guard let group = entry.group else {
+                result.points &+= entry.delta
+                if let position = actionIndex[entry.action] {
+                    result.byAction[position].points &+= entry.delta
+                } else {
+                    actionIndex[entry.action] = result.byAction.count
+                    result.byAction.append((entry.action, entry.delta))
+                }
+                return
+            }
+            result.groups[group, default: 0] &+= entry.delta
+        }
+
+        public var explanation: Explanation {
+            var result = result
+            if result.entries.count > limit { result.entries.removeFirst(result.entries.count - limit) }
+            return result
+        }
     }
 
     public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.entries == rhs.entries && lhs.points == rhs.points && lhs.groups == rhs.groups
+        lhs.entries == rhs.entries && lhs.total == rhs.total && lhs.points == rhs.points && lhs.groups == rhs.groups
             && lhs.byAction.elementsEqual(rhs.byAction) { $0.action == $1.action && $0.points == $1.points }
     }
 }

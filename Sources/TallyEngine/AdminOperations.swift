@@ -145,11 +145,18 @@ extension TallyEngine {
         ])
     }
 
-    /// A2, A6: a contact's audit trail summed up, optionally as of a time; nil for an unknown contact.
-    public func explain(contact: String, asOf: Int64? = nil) throws -> (ContactState, Explanation)? {
+    /// A2, A6: a contact's audit trail summed up, optionally as of a time, with its newest `limit` entries; nil
+    /// for an unknown contact. Memory is bounded by `limit`, not by the contact's history.
+    public func explain(
+        contact: String, asOf: Int64? = nil, limit: Int = Explanation.defaultLimit
+    ) throws
+        -> (ContactState, Explanation)?
+    {
         try projections.read { txn in
             guard let state = try txn.contact(contact) else { return nil }
-            return (state, Explanation(entries: try txn.audit(contact: contact), asOf: asOf))
+            var builder = Explanation.Builder(asOf: asOf, limit: limit)
+            try txn.forEachAudit(contact: contact) { builder.add($0) }
+            return (state, builder.explanation)
         }
     }
 }

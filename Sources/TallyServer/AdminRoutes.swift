@@ -50,16 +50,28 @@ extension Routes {
         var by_action: [String: Int64]
         /// The same in order of first appearance, for tables.
         var actions: [ActionSum]
+        /// The newest `limit` entries, in log order.
         var entries: [ExplainEntry]
+        /// Every entry counted in the sums; more than `entries` holds when the limit cut the oldest off.
+        var entries_total: Int
         var at: String?
     }
 
-    /// `GET /v1/contacts/{id}/explain[?at=T]` (A2): the audit entries in order, the sums by action, the scores.
+    /// `GET /v1/contacts/{id}/explain[?at=T][&limit=N]` (A2): the sums by action and the scores over every audit
+    /// entry, and the newest N entries (10,000 by default) in log order.
     func explain(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try Self.contactID(context)
         try await awaitProjection(request)
         let asOf = try Self.asOf(request)
-        guard let (state, explanation) = try engine.explain(contact: id, asOf: asOf) else {
+        var limit = Explanation.defaultLimit
+        if let text = request.uri.queryParameters["limit"] {
+            guard let value = Int(text), (0...Explanation.maximumLimit).contains(value) else {
+                throw APIError(
+                    .badRequest, "\"limit\" must be an integer from 0 to \(Explanation.maximumLimit)", field: "limit")
+            }
+            limit = value
+        }
+        guard let (state, explanation) = try engine.explain(contact: id, asOf: asOf, limit: limit) else {
             throw APIError(.notFound, "unknown contact \"\(id)\"")
         }
         return JSONResponse.make(
@@ -68,7 +80,8 @@ extension Routes {
                 groups: asOf == nil ? state.groups : explanation.groups,
                 by_action: Dictionary(explanation.byAction.map { ($0.action, $0.points) }, uniquingKeysWith: +),
                 actions: explanation.byAction.map { .init(action: $0.action, points: $0.points) },
-                entries: explanation.entries.map(ExplainEntry.init), at: asOf.map(Timestamp.format)))
+                entries: explanation.entries.map(ExplainEntry.init), entries_total: explanation.total,
+                at: asOf.map(Timestamp.format)))
     }
 
     struct PointsChange: Decodable {

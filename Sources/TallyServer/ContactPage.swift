@@ -81,7 +81,7 @@ enum ContactPage {
     }
 
     /// `GET /ui/contacts/{id}`: scores, state, fired triggers, and the score over time from the audit trail.
-    static func contact(_ id: String, state: ContactState, entries: [AuditEntry]) -> Response {
+    static func contact(_ id: String, state: ContactState, entries: [AuditEntry], total: Int) -> Response {
         func chips(_ values: Set<String>, _ kind: String) -> String {
             values.isEmpty
                 ? "<span class=\"muted\" style=\"background:none\">none</span>"
@@ -107,7 +107,7 @@ enum ContactPage {
             <div><strong>Segments</strong> \(chips(state.segments, "seg"))</div>
             <div><strong>Campaigns</strong> \(chips(state.campaigns, "camp"))</div>
             <div><strong>Triggers fired</strong> \(chips(state.fired, "trig"))</div></div>
-            <div class="card"><h2>Why: every change</h2><table><tr><th>When</th><th>Score</th><th>Change</th><th>After</th>
+            <div class="card"><h2>Why: \(total > entries.count ? "the newest \(entries.count) of \(total) changes" : "every change")</h2><table><tr><th>When</th><th>Score</th><th>Change</th><th>After</th>
             <th>By</th><th>Reason</th></tr>\(rows.isEmpty ? "<tr><td colspan=6 class=muted>No score changes.</td></tr>" : rows)
             </table></div>
             """
@@ -188,7 +188,7 @@ extension Routes {
             guard let (state, explanation) = try engine.explain(contact: id) else {
                 throw APIError(.notFound, "unknown contact \"\(id)\"")
             }
-            return ContactPage.contact(id, state: state, entries: explanation.entries)
+            return ContactPage.contact(id, state: state, entries: explanation.entries, total: explanation.total)
         }
     }
 

@@ -131,7 +131,7 @@ public struct Routes: Sendable {
         let id = try Self.contactID(context)
         try await awaitProjection(request)
         if let asOf = try Self.asOf(request) {
-            guard let (state, explanation) = try engine.explain(contact: id, asOf: asOf) else {
+            guard let (state, explanation) = try engine.explain(contact: id, asOf: asOf, limit: 0) else {
                 throw APIError(.notFound, "unknown contact \"\(id)\"")
             }
             var view = ContactView(id: id, state: state)

@@ -98,14 +98,19 @@ extension ProjectionTransaction {
 
     /// A contact's audit entries in log order (A2).
     public func audit(contact: String) throws -> [AuditEntry] {
-        let prefix = AuditCodec.prefix(contact: contact)
         var entries: [AuditEntry] = []
+        try forEachAudit(contact: contact) { entries.append($0) }
+        return entries
+    }
+
+    /// Visits a contact's audit entries in log order, one decoded at a time.
+    public func forEachAudit(contact: String, _ body: (AuditEntry) throws -> Void) throws {
+        let prefix = AuditCodec.prefix(contact: contact)
         try txn.scan(store.audit, from: prefix) { key, value in
             guard key.count == prefix.count + 9, key.starts(with: prefix) else { return false }
             let seq = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key[prefix.count..<(prefix.count + 8)])) ?? 0
-            entries.append(try AuditCodec.decode(value, seq: seq))
+            try body(try AuditCodec.decode(value, seq: seq))
             return true
         }
-        return entries
     }
 }

@@ -16,9 +16,15 @@ struct Explain: ParsableCommand {
     @Option(help: "Only the changes up to this time (RFC 3339 or epoch milliseconds).")
     var at: String?
 
+    @Option(help: "List the newest N changes (the sums always cover all of them; the daemon's default is 10,000).")
+    var limit: Int?
+
     func run() throws {
+        var query: [String] = []
+        if let at { query.append("at=" + pathSegment(at)) }
+        if let limit { query.append("limit=\(limit)") }
         var path = "/v1/contacts/" + pathSegment(contact) + "/explain"
-        if let at { path += "?at=" + pathSegment(at) }
+        if !query.isEmpty { path += "?" + query.joined(separator: "&") }
         let reply = try options.adminClient().request("GET", path)
         guard reply.status == 200 else { throw DaemonError(reply) }
         if options.json {
@@ -39,9 +45,11 @@ struct Explain: ParsableCommand {
         }
         let when = (object["at"] as? String).map { " as of \($0)" } ?? ""
         print("\(contact) has \(JSON.int(object["points"])) points\(when).\n")
-        if entries.isEmpty {
+        let total = JSON.int(object["entries_total"])
+        if total == 0 {
             print("No score changes recorded.")
         } else {
+            if total > entries.count { print("The newest \(entries.count) of \(total) changes:") }
             print(table.render())
             var sums = TextTable(["action", "points"], rightAligned: [1])
             for sum in object["actions"] as? [[String: Any]] ?? [] {

@@ -200,6 +200,29 @@ struct AuditTests {
         #expect(Explanation(entries: entries).points == 20)
     }
 
+    @Test("A2 an explanation with a limit keeps the newest entries in log order and sums every entry")
+    func explanationLimit() throws {
+        let replay = try Log.with(rules: "actions: [{ id: open, type: email.open, delta: 5, repeatable: true }]") {
+            log in
+            for hour in 0..<1000 {
+                log.add(Event(type: .emailOpen, contact: "c", at: Self.at + Int64(hour) * 3_600_000, item: "n"))
+            }
+        }
+        let entries = replay.audit["c"] ?? []
+        let all = Explanation(entries: entries)
+        for limit in [0, 1, 7, 999, 1000, 5000] {
+            let limited = Explanation(entries: entries, limit: limit)
+            #expect(limited.entries == Array(entries.suffix(limit)), "limit \(limit)")
+            #expect(limited.total == 1000)
+            #expect(limited.points == all.points && limited.points == 5000)
+            #expect(limited.byAction.map(\.points) == [5000])
+        }
+        let early = Explanation(entries: entries, asOf: Self.at + 9 * 3_600_000, limit: 3)
+        #expect(early.total == 10)
+        #expect(early.points == 50)
+        #expect(early.entries == Array(entries[7..<10]))
+    }
+
     @Test("T4 a version that first publishes trigger_existing fires it for every contact already at the threshold")
     func triggerExisting() throws {
         var log = Log()

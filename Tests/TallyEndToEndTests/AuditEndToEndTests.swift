@@ -60,6 +60,20 @@ struct AuditEndToEndTests {
         #expect(JSON.int((object["groups"] as? [String: Any])?["product"]) == 4)
         #expect((entries.last?["reason"] as? String)?.contains("product score was 0, now 4") == true)
 
+        // A2 with a limit: the newest entries only, in log order; the sums still cover every entry.
+        let limited = JSON.object(try daemon.admin().request("GET", "/v1/contacts/m/explain?limit=2").body)
+        #expect((limited["entries"] as? [[String: Any]] ?? []).map { JSON.int($0["delta"]) ?? 0 } == [14, 4])
+        #expect(JSON.int(limited["entries_total"]) == 7)
+        #expect(JSON.int(limited["points"]) == 21)
+        #expect(JSON.int((limited["by_action"] as? [String: Any])?["(manual)"]) == 16)
+        for bad in ["-1", "x", "100001"] {
+            let reply = try daemon.admin().request("GET", "/v1/contacts/m/explain?limit=\(bad)")
+            #expect(reply.status == 400, "limit=\(bad)")
+            #expect((JSON.object(reply.body)["error"] as? [String: Any])?["field"] as? String == "limit")
+        }
+        let newest = try daemon.run(["explain", "m", "--limit", "2"])
+        #expect(newest.output.contains("The newest 2 of 7 changes"), "\(newest.output)")
+
         let text = try daemon.run(["explain", "m"])
         #expect(text.status == 0)
         #expect(text.output.contains("m has 21 points"))
