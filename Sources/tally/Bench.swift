@@ -261,20 +261,12 @@ final class ReadProbe: Sendable {
     func run(while running: borrowing Atomic<Bool>) {
         let client = UnixHTTPClient(socketPath: socket)
         var workload = Workload(contacts: min(contacts, 1000), seed: 7)
-        var line: [UInt8] = []
-        var offsets: [Int] = []
         var n = 0
         while running.load(ordering: .relaxed) {
             n += 1
             let explain = n % 2 == 0
             var path = "/v1/contacts/\(explained)/explain"
-            if !explain {
-                line.removeAll(keepingCapacity: true)
-                workload.line(into: &line, idOffsets: &offsets)
-                let text = String(decoding: line, as: UTF8.self)
-                let id = text.split(separator: "\"")[3]  // {"contact":"c-N",…
-                path = "/v1/contacts/\(id)"
-            }
+            if !explain { path = "/v1/contacts/c-\(workload.contact())" }
             let start = DispatchTime.now().uptimeNanoseconds
             guard let reply = try? client.request("GET", path) else { continue }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

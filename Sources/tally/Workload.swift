@@ -30,8 +30,8 @@ struct Workload {
         at = Self.start
     }
 
-    /// A contact, most often one of the first ranks.
-    private mutating func contact() -> Int {
+    /// A contact's rank (its id is `c-RANK`), most often one of the first.
+    mutating func contact() -> Int {
         let u = Double(random.next() >> 11) / Double(1 << 53)
         var (low, high) = (0, cumulative.count - 1)
         while low < high {

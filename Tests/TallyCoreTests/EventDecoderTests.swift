@@ -567,6 +567,125 @@ struct EventDecoderTests {
         #expect(invalidJSON >= 1_000, "only \(invalidJSON) invalid inputs")
         #expect(bothAccepted >= 500, "only \(bothAccepted) inputs accepted by both")
     }
+
+    @Test("EventDecoder decides as the Foundation JSONDecoder reference does: same events, same rejections")
+    func differentialAgainstReferenceDecoder() throws {
+        var random = SplitMix64(seed: 0x0AC1_E5EE)
+        var (agreedAccepted, agreedRejected, stricter) = (0, 0, 0)
+        for caseNumber in 0..<5_000 {
+            var bytes = Generator.eventLine(&random)
+            if random.chance(1, in: 2) {
+                for _ in 0..<random.int(in: 1...3) { Generator.mutate(&bytes, &random) }
+            }
+            let text = String(decoding: bytes, as: UTF8.self).debugDescription
+            let reference = ReferenceEvent.event(bytes)
+            switch (decode(bytes), reference) {
+            case (.success(let event), let expected?):
+                #expect(event == expected, "case \(caseNumber): \(text)")
+                agreedAccepted += 1
+            case (.success(let event), nil):
+                Issue.record("case \(caseNumber): the reference rejects \(text), EventDecoder accepts \(event)")
+            case (.failure(let error), let expected?):
+                let byDesign = ReferenceEvent.stricterByDesign.contains { error.message.contains($0) }
+                #expect(
+                    byDesign, "case \(caseNumber): the reference accepts \(text) as \(expected), EventDecoder: \(error)"
+                )
+                stricter += 1
+            case (.failure, nil):
+                agreedRejected += 1
+            }
+        }
+        #expect(agreedAccepted >= 1_000, "only \(agreedAccepted) accepted by both")
+        #expect(agreedRejected >= 1_000, "only \(agreedRejected) rejected by both")
+        #expect(stricter < 100, "\(stricter) inputs rejected only by EventDecoder")
+    }
+}
+
+/// The oracle of the differential test: SPEC §1 written the obvious way on Foundation. `JSONSerialization` checks
+/// that the line is JSON at all (`JSONDecoder` skips the values of keys it does not decode without validating
+/// them), and `JSONDecoder` reads the fields. Slow and allocating freely; `EventDecoder` must decide as it does on
+/// every input.
+private struct ReferenceEvent: Decodable {
+    enum At: Decodable {
+        case millis(Int64)
+        case text(String)
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let text = try? container.decode(String.self) {
+                self = .text(text)
+            } else {
+                self = .millis(try container.decode(Int64.self))
+            }
+        }
+    }
+
+    var type: String?
+    var contact: String?
+    var at: At?
+    var id: String?
+    var item: String?
+    var url: String?
+    var session: String?
+
+    /// The event SPEC §1 makes of `bytes`, or nil when it rejects them.
+    static func event(_ bytes: [UInt8]) -> Event? {
+        guard (try? JSONSerialization.jsonObject(with: Data(bytes))) != nil, !hasTrailingComma(bytes),
+            let raw = try? JSONDecoder().decode(ReferenceEvent.self, from: Data(bytes)),
+            let name = raw.type, let type = EventType(name: name), type.isBehaviour,
+            let contact = raw.contact, EventLimits.contact.contains(contact.utf8.count)
+        else { return nil }
+        let limited: [(String?, ClosedRange<Int>)] = [
+            (raw.id, EventLimits.id), (raw.item, EventLimits.item), (raw.url, EventLimits.url),
+            (raw.session, EventLimits.session),
+        ]
+        for case (let value?, let limit) in limited where !limit.contains(value.utf8.count) { return nil }
+        if type.requiresItem, raw.item == nil { return nil }
+        if type.requiresURL {
+            guard let url = raw.url, URLPattern.isAbsolute(url) else { return nil }
+        }
+        let at: Int64
+        switch raw.at {
+        case nil: at = received
+        case .millis(let millis):
+            guard Timestamp.validRange.contains(millis) else { return nil }
+            at = millis
+        case .text(let text):
+            guard let millis = Array(text.utf8).withUnsafeBytes({ Timestamp.parse($0) }) else { return nil }
+            at = millis
+        }
+        return Event(
+            type: type, contact: contact, at: at, id: raw.id, item: type.requiresItem ? raw.item : nil,
+            url: type.requiresURL ? raw.url : nil, session: raw.session)
+    }
+
+    /// Whether a `,` outside strings is followed by `]` or `}`: RFC 8259 forbids it, Foundation's parser
+    /// tolerates it.
+    static func hasTrailingComma(_ bytes: [UInt8]) -> Bool {
+        var (inString, escaped) = (false, false)
+        for (index, byte) in bytes.enumerated() {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == 0x5C {
+                    escaped = true
+                } else if byte == 0x22 {
+                    inString = false
+                }
+                continue
+            }
+            if byte == 0x22 { inString = true }
+            guard byte == 0x2C else { continue }
+            let next = bytes[(index + 1)...].first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+            if next == 0x5D || next == 0x7D { return true }
+        }
+        return false
+    }
+
+    /// Where `EventDecoder` is stricter than `JSONDecoder` on purpose: a known field given twice (which
+    /// `JSONDecoder` resolves silently), and an `at` number written with a fraction or exponent that `JSONDecoder`
+    /// still reads as an integer.
+    static let stricterByDesign = ["given twice", "must be whole milliseconds", "must not have leading zeros"]
 }
 
 /// Seeded generators of event lines and of damage to them.
