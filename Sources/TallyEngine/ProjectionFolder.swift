@@ -11,8 +11,9 @@ public import TallyStore
 /// pass over every stored contact, a bounded batch of contacts per transaction, resumable after a crash (T4).
 ///
 /// `@unchecked Sendable` because ownership, not the type system, keeps it safe: its mutable state (rules,
-/// checkpoint, version and state caches) is only touched by the one thread that owns the folder — the projector's, or a
-/// rebuild's until it hands the folder over through the projector's `Mutex`, which orders the accesses.
+/// checkpoint, version and state caches) is only touched by the one thread that owns the folder — the
+/// projector's, or a rebuild's until it hands the folder over through the projector's `Mutex`, which orders the
+/// accesses.
 public final class ProjectionFolder: @unchecked Sendable {
     /// Events folded per transaction.
     public static let batchSize = 10_000
