@@ -17,6 +17,9 @@ public import TallyStore
 public final class ProjectionFolder: @unchecked Sendable {
     /// Events folded per transaction.
     public static let batchSize = 10_000
+    /// Events folded per transaction by a projector far behind the log: a hot page is then rewritten, and synced,
+    /// once per this many events rather than per ``batchSize``.
+    public static let catchUpBatchSize = 25_000
     /// Contacts visited per transaction by a `trigger_existing` pass.
     public static let existingBatchSize = 10_000
 
@@ -76,17 +79,17 @@ public final class ProjectionFolder: @unchecked Sendable {
         return rules
     }
 
-    /// Folds the next batch (never beyond `limit`), or the next batch of a `trigger_existing` pass. Returns
-    /// false when there was nothing to do.
+    /// Folds the next batch of at most `size` events (never beyond `limit`), or the next batch of a
+    /// `trigger_existing` pass. Returns false when there was nothing to do.
     @discardableResult
-    public func step(through limit: UInt64 = .max) throws -> Bool {
+    public func step(through limit: UInt64 = .max, size: Int = batchSize) throws -> Bool {
         if let pass = try store.read({ txn in try txn.existingTriggersPass() }) {
             try continueExisting(pass)
             return true
         }
         let done = checkpoint
         guard done < limit else { return false }
-        var events = try log.read(from: done + 1, limit: Int(min(UInt64(Self.batchSize), limit - done)))
+        var events = try log.read(from: done + 1, limit: Int(min(UInt64(max(size, 1)), limit - done)))
         guard !events.isEmpty else { return false }
         if let switching = events.firstIndex(where: \.event.type.switchesRules) {
             events.removeSubrange((switching + 1)...)

@@ -122,7 +122,8 @@ public final class Projector: Sendable {
             }
             do {
                 let rebuildBefore = folder.foldedRebuild
-                if try folder.step() {
+                let behind = logHead.value - done > UInt64(4 * ProjectionFolder.catchUpBatchSize)
+                if try folder.step(size: behind ? ProjectionFolder.catchUpBatchSize : ProjectionFolder.batchSize) {
                     TallyMetrics.folded.increment(by: Int64(folder.checkpoint &- done))
                     projected.advance(to: folder.checkpoint)
                 }
