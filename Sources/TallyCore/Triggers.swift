@@ -29,15 +29,6 @@ public struct FoldOutcome: Sendable, Equatable {
 /// Point triggers (T1–T3, T5): which trigger events fire for a contact after its scores change.
 struct TriggerEvaluator: Sendable {
     let triggers: [PointTrigger]
-    /// `trigger/event` of each trigger's events, by trigger id: built once, looked up on every score change.
-    private let firedIDs: [String: [String]]
-
-    init(triggers: [PointTrigger]) {
-        self.triggers = triggers
-        var ids: [String: [String]] = [:]
-        for trigger in triggers { ids[trigger.id] = trigger.events.map { "\(trigger.id)/\($0.id)" } }
-        self.firedIDs = ids
-    }
 
     /// Fires, in file order, the not-yet-fired events of every published trigger that watches a changed score
     /// (`nil` is the main score) — or every trigger when the contact is new — and whose score is reached.
@@ -54,8 +45,8 @@ struct TriggerEvaluator: Sendable {
 
     /// Fires the trigger's events that have not fired for this contact yet (T3), in file order.
     func fire(_ trigger: PointTrigger, contact: String, state: inout ContactState, outcome: inout FoldOutcome) {
-        let ids = firedIDs[trigger.id] ?? trigger.events.map { "\(trigger.id)/\($0.id)" }
-        for (event, firedID) in zip(trigger.events, ids) {
+        for event in trigger.events {
+            let firedID = "\(trigger.id)/\(event.id)"
             guard state.fired.insert(firedID).inserted else { continue }
             outcome.fired.append(firedID)
             switch event.kind {

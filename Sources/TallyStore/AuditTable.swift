@@ -81,8 +81,6 @@ public struct AuditBatch {
         }
     }
 
-    public var isEmpty: Bool { records.isEmpty }
-
     fileprivate mutating func sorted() -> [(key: [UInt8], value: [UInt8])] {
         records.sort { $0.key.lexicographicallyPrecedes($1.key) }
         return records

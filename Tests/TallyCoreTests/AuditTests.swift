@@ -185,15 +185,20 @@ struct AuditTests {
         #expect(replay.audit["c"]?.map(\.version) == [2, 2, 2])
     }
 
-    @Test("A6 the score as of a time sums the entries whose events happened by then")
-    func scoreAsOf() throws {
+    /// The audit trail of contact `c` opening a newsletter `count` times, an hour apart from `at`, 5 points each.
+    static func hourlyOpens(_ count: Int) throws -> [AuditEntry] {
         let replay = try Log.with(rules: "actions: [{ id: open, type: email.open, delta: 5, repeatable: true }]") {
             log in
-            for hour in 0..<4 {
+            for hour in 0..<count {
                 log.add(Event(type: .emailOpen, contact: "c", at: Self.at + Int64(hour) * 3_600_000, item: "n"))
             }
         }
-        let entries = replay.audit["c"] ?? []
+        return replay.audit["c"] ?? []
+    }
+
+    @Test("A6 the score as of a time sums the entries whose events happened by then")
+    func scoreAsOf() throws {
+        let entries = try Self.hourlyOpens(4)
         #expect(Explanation(entries: entries, asOf: Self.at - 1).points == 0)
         #expect(Explanation(entries: entries, asOf: Self.at).points == 5)
         #expect(Explanation(entries: entries, asOf: Self.at + 2 * 3_600_000 + 1).points == 15)
@@ -202,13 +207,7 @@ struct AuditTests {
 
     @Test("A2 an explanation with a limit keeps the newest entries in log order and sums every entry")
     func explanationLimit() throws {
-        let replay = try Log.with(rules: "actions: [{ id: open, type: email.open, delta: 5, repeatable: true }]") {
-            log in
-            for hour in 0..<1000 {
-                log.add(Event(type: .emailOpen, contact: "c", at: Self.at + Int64(hour) * 3_600_000, item: "n"))
-            }
-        }
-        let entries = replay.audit["c"] ?? []
+        let entries = try Self.hourlyOpens(1000)
         let all = Explanation(entries: entries)
         for limit in [0, 1, 7, 999, 1000, 5000] {
             let limited = Explanation(entries: entries, limit: limit)
