@@ -46,6 +46,26 @@ extension TallyEngine {
         return versions
     }
 
+    /// The rules version in force at the head of the log: the one new events are scored under. That is the newest
+    /// publication, unless a later `rebuild` event pinned another version (A4); 0 before any publication. A
+    /// rebuild and its dry run default to it, so that `tally rebuild` without `--version` never switches rules.
+    public func versionInForce() throws -> Int64 {
+        var published: Int64 = 0
+        var inForce: Int64 = 0
+        for logged in try log.rulesEvents() {
+            switch logged.event.type {
+            case .rulesPublished:
+                published += 1
+                inForce = published
+            case .rebuild:
+                inForce = logged.event.value ?? inForce
+            default:
+                break
+            }
+        }
+        return inForce
+    }
+
     /// The newest published rules, which new manual changes are checked against (groups).
     public func latestRules() throws -> RuleSet {
         guard let latest = try rulesVersions().last else { return RuleSet() }
@@ -72,11 +92,11 @@ extension TallyEngine {
         return version
     }
 
-    /// A4: appends a `rebuild` event for rules `version` (the newest by default); the projector rebuilds when it
-    /// folds it. Refused while another rebuild runs.
+    /// A4: appends a `rebuild` event for rules `version` (by default the version in force, ``versionInForce()``);
+    /// the projector rebuilds when it folds it. Refused while another rebuild runs.
     public func requestRebuild(version: Int64? = nil) async throws -> (seq: UInt64, version: Int64) {
         let published = Int64(try rulesVersions().count)
-        let version = version ?? published
+        let version = try version ?? versionInForce()
         guard version >= 1, version <= published else {
             throw AdminRequestError(
                 .invalid, "rules version \(version) does not exist (1…\(published))", field: "version")
@@ -103,11 +123,11 @@ extension TallyEngine {
         return (seq, version)
     }
 
-    /// A4 `--dry-run`: folds the whole log under rules `version` (the newest by default) into a scratch
+    /// A4 `--dry-run`: folds the whole log under rules `version` (by default the version in force) into a scratch
     /// environment and compares it with the live projections. Blocking: call it off the cooperative pool.
     public func previewRebuild(version: Int64? = nil) throws -> ScoreComparison {
         let published = Int64(try rulesVersions().count)
-        let version = version ?? published
+        let version = try version ?? versionInForce()
         guard version >= 1, version <= published else {
             throw AdminRequestError(
                 .invalid, "rules version \(version) does not exist (1…\(published))", field: "version")

@@ -94,18 +94,18 @@ public struct Configuration: Sendable {
         if !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, let node = sink.compose(text) {
             root = node
         }
-        // TALLY_<KEY> overrides top-level scalar keys.
-        if case .mapping(var mapping) = root {
-            for key in topLevelKeys {
-                guard let value = environment["TALLY_" + key.uppercased()] else { continue }
-                mapping[Node(key)] = Node(value)
-            }
-            root = .mapping(mapping)
-        }
         var config = Configuration()
         if let top = YAMLMapReader(root, context: "config", sink: sink) {
             config.read(top, sink: sink)
             top.finish()
+        }
+        // TALLY_<KEY> overrides top-level keys, each read on its own so that a bad value names its variable.
+        for key in topLevelKeys {
+            let variable = "TALLY_" + key.uppercased()
+            guard let value = environment[variable],
+                let override = YAMLMapReader(.mapping([Node(key): Node(value)]), context: variable, sink: sink)
+            else { continue }
+            config.read(override, sink: sink)
         }
         try sink.check(file: file)
         return config
@@ -116,7 +116,7 @@ public struct Configuration: Sendable {
         ingestSocket = top.string("ingest_socket") ?? ingestSocket
         adminSocket = top.string("admin_socket") ?? adminSocket
         rulesPath = top.string("rules") ?? rulesPath
-        adminSocketGroup = top.string("admin_socket_group")
+        adminSocketGroup = top.string("admin_socket_group") ?? adminSocketGroup
         if let node = top.value("admin_http"), let text = node.scalar?.string, !text.isEmpty, text != "off" {
             let parts = text.split(separator: ":", omittingEmptySubsequences: false)
             let host = parts.dropLast().joined(separator: ":").trimmingCharacters(in: CharacterSet(charactersIn: "[]"))

@@ -242,7 +242,7 @@ extension Routes {
         do {
             if query["dry_run"] == "true" || query["dry_run"] == "1" {
                 let engine = engine
-                let number = try version ?? Int64(engine.rulesVersions().count)
+                let number = try version ?? engine.versionInForce()
                 let preview = try await offThePool { try engine.previewRebuild(version: number) }
                 return JSONResponse.make(
                     PreviewBody(

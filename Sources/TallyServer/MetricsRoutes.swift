@@ -61,7 +61,7 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     private func record(_ context: Context, status: Int, started: UInt64) {
-        let route = context.endpointPath ?? "unmatched"
+        let route = context.endpointPath ?? "NotFound"  // the name Hummingbird's router gives a path no route matches
         let dimensions = [("socket", socket), ("route", route), ("status", String(status))]
         Counter(label: "tally_http_requests_total", dimensions: dimensions).increment()
         Timer(label: "tally_http_request_duration_seconds", dimensions: [("socket", socket), ("route", route)])

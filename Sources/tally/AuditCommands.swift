@@ -119,7 +119,7 @@ struct Rebuild: ParsableCommand {
     @Flag(help: "Only report what would change.")
     var dryRun = false
 
-    @Option(help: "The rules version (default: the newest).")
+    @Option(help: "The rules version (default: the one in force, which is the newest unless a rebuild pinned another).")
     var version: Int64?
 
     @Option(help: "Publish this rules file first, then rebuild under it.")

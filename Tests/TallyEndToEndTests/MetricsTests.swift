@@ -56,6 +56,8 @@ struct MetricsTests {
         let reply = try daemon.post(lines)
         #expect(try daemon.post(Array(lines.prefix(5))).status == 202)  // five duplicates
         #expect(try daemon.post(["{\"type\":\"nope\",\"contact\":\"x\"}"]).status == 400)
+        #expect(try daemon.ingest().request("GET", "/v1/no-such-route").status == 404)
+        #expect(try daemon.admin().request("DELETE", "/v1/rules").status == 404)  // a known path, a wrong method
         let seq = UInt64(JSON.int(JSON.object(reply.body)["last_seq"]) ?? 0)
         _ = try daemon.contact("m-0", after: seq)
         let after = try Self.scrape(daemon)
@@ -65,6 +67,8 @@ struct MetricsTests {
         #expect(delta("tally_events_rejected_total{reason=invalid}") == 1)
         #expect(delta("tally_http_requests_total{route=/v1/events,socket=ingest,status=202}") == 2)
         #expect(delta("tally_http_requests_total{route=/v1/events,socket=ingest,status=400}") == 1)
+        #expect(delta("tally_http_requests_total{route=NotFound,socket=ingest,status=404}") == 1)
+        #expect(delta("tally_http_requests_total{route=NotFound,socket=admin,status=404}") == 1)
         #expect((after["tally_commit_duration_seconds_count{}"] ?? 0) >= 2)
         #expect((after["tally_commit_batch_events_bucket{le=+Inf}"] ?? 0) >= 2)
         #expect(after["tally_log_head{}"] == Double(seq))
@@ -74,5 +78,28 @@ struct MetricsTests {
         #expect((after["tally_lmdb_map_size_bytes{env=log}"] ?? 0) > 0)
         #expect((after["tally_lmdb_used_bytes{env=projections}"] ?? 0) > 0)
         #expect(after["tally_rebuild_running{}"] == 0)
+    }
+
+    @Test("/metrics on admin_http labels its requests socket=admin_http")
+    func adminHTTPLabel() throws {
+        let port = freeLoopbackPort()
+        let daemon = try Daemon(rules: endToEndRules, extraConfig: "admin_http: 127.0.0.1:\(port)")
+        try daemon.start()
+        defer { daemon.stop() }
+        func scrape() throws -> String {
+            let curl = Process()
+            curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            curl.arguments = ["-sf", "http://127.0.0.1:\(port)/metrics"]
+            let output = Pipe()
+            curl.standardOutput = output
+            try curl.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            curl.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+        _ = try scrape()
+        let samples = try Self.parse(try scrape())
+        #expect(samples["tally_http_requests_total{route=/metrics,socket=admin_http,status=200}"] == 1)
+        #expect(samples["tally_http_requests_total{route=/metrics,socket=admin,status=200}"] == nil)
     }
 }
