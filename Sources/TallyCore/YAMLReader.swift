@@ -1,4 +1,4 @@
-public import Yams
+package import Yams
 
 /// One problem in a YAML file, with the line it is on (1-based; 0 when the file as a whole is at fault).
 public struct YAMLIssue: Sendable, Equatable, CustomStringConvertible {
@@ -34,15 +34,15 @@ public struct YAMLValidationError: Error, Sendable, CustomStringConvertible {
 ///
 /// Used by the rules and the config parsers: each reads the keys it knows, and ``finish()`` reports the
 /// keys nobody read, so a typo such as `repeatible` is an error rather than a silent default.
-public final class YAMLMapReader {
-    public let node: Node
+package final class YAMLMapReader {
+    package let node: Node
     private let pairs: [(key: String, value: Node, line: Int)]
     private var used: Set<String> = []
     private let sink: YAMLIssueSink
     /// Where this mapping is, for messages ("action help-center").
-    public let context: String
+    package let context: String
 
-    public init?(_ node: Node, context: String, sink: YAMLIssueSink) {
+    package init?(_ node: Node, context: String, sink: YAMLIssueSink) {
         self.node = node
         self.context = context
         self.sink = sink
@@ -64,14 +64,14 @@ public final class YAMLMapReader {
     }
 
     /// The line of the mapping itself.
-    public var line: Int { node.mark?.line ?? 0 }
+    package var line: Int { node.mark?.line ?? 0 }
 
-    public func value(_ key: String) -> Node? {
+    package func value(_ key: String) -> Node? {
         used.insert(key)
         return pairs.first(where: { $0.key == key })?.value
     }
 
-    public func report(_ node: Node?, _ message: String) {
+    package func report(_ node: Node?, _ message: String) {
         if let node {
             sink.report(node, "\(context): \(message)")
         } else {
@@ -79,7 +79,7 @@ public final class YAMLMapReader {
         }
     }
 
-    public func string(_ key: String, required: Bool = false) -> String? {
+    package func string(_ key: String, required: Bool = false) -> String? {
         guard let node = value(key), !Self.isNull(node) else {
             if required { report(nil, "\"\(key)\" is required") }
             return nil
@@ -92,7 +92,7 @@ public final class YAMLMapReader {
     }
 
     /// Whether a node is YAML's null (`~`, `null` or nothing).
-    public static func isNull(_ node: Node) -> Bool {
+    package static func isNull(_ node: Node) -> Bool {
         if case .scalar(let scalar) = node, scalar.style == .plain,
             ["", "~", "null", "Null", "NULL"].contains(scalar.string)
         {
@@ -101,7 +101,7 @@ public final class YAMLMapReader {
         return false
     }
 
-    public func bool(_ key: String) -> Bool? {
+    package func bool(_ key: String) -> Bool? {
         guard let node = value(key) else { return nil }
         guard let value = node.scalar.flatMap(Bool.construct) else {
             report(node, "\"\(key)\" must be true or false")
@@ -110,7 +110,7 @@ public final class YAMLMapReader {
         return value
     }
 
-    public func integer(_ key: String, in range: ClosedRange<Int64>, required: Bool = false) -> Int64? {
+    package func integer(_ key: String, in range: ClosedRange<Int64>, required: Bool = false) -> Int64? {
         guard let node = value(key) else {
             if required { report(nil, "\"\(key)\" is required") }
             return nil
@@ -127,7 +127,7 @@ public final class YAMLMapReader {
     }
 
     /// A duration such as `30s`, `15m`, `24h`, `7d`, in milliseconds.
-    public func duration(_ key: String) -> Int64? {
+    package func duration(_ key: String) -> Int64? {
         guard let node = value(key) else { return nil }
         guard let text = node.scalar?.string, let millis = DurationText.parse(text), millis > 0 else {
             report(node, "\"\(key)\" must be a positive duration such as 30s, 15m, 24h or 7d")
@@ -137,7 +137,7 @@ public final class YAMLMapReader {
     }
 
     /// An RFC 3339 date-time, in epoch milliseconds.
-    public func timestamp(_ key: String) -> Int64? {
+    package func timestamp(_ key: String) -> Int64? {
         guard let node = value(key) else { return nil }
         guard let text = node.scalar?.string, let millis = Timestamp.parse(text) else {
             report(node, "\"\(key)\" must be an RFC 3339 date-time such as 2026-01-01T00:00:00Z")
@@ -146,7 +146,7 @@ public final class YAMLMapReader {
         return millis
     }
 
-    public func stringList(_ key: String) -> [String]? {
+    package func stringList(_ key: String) -> [String]? {
         guard let node = value(key) else { return nil }
         guard case .sequence(let sequence) = node else {
             if Self.isNull(node) { return [] }
@@ -164,7 +164,7 @@ public final class YAMLMapReader {
         return strings
     }
 
-    public func sequence(_ key: String) -> [Node]? {
+    package func sequence(_ key: String) -> [Node]? {
         guard let node = value(key) else { return nil }
         if case .sequence(let sequence) = node { return Array(sequence) }
         if Self.isNull(node) { return [] }
@@ -172,18 +172,18 @@ public final class YAMLMapReader {
         return nil
     }
 
-    public func mapping(_ key: String) -> YAMLMapReader? {
+    package func mapping(_ key: String) -> YAMLMapReader? {
         guard let node = value(key) else { return nil }
         return YAMLMapReader(node, context: "\(context).\(key)", sink: sink)
     }
 
     /// All keys of the mapping with their values, for free-form maps such as HTTP headers.
-    public var entries: [(key: String, value: Node)] {
+    package var entries: [(key: String, value: Node)] {
         pairs.map { ($0.key, $0.value) }
     }
 
     /// Reports every key that no accessor asked for.
-    public func finish() {
+    package func finish() {
         for pair in pairs where !used.contains(pair.key) {
             sink.report(line: pair.line, "\(context): unknown key \"\(pair.key)\"")
         }
@@ -191,21 +191,21 @@ public final class YAMLMapReader {
 }
 
 /// Collects the problems found while reading one YAML file.
-public final class YAMLIssueSink {
-    public private(set) var issues: [YAMLIssue] = []
+package final class YAMLIssueSink {
+    package private(set) var issues: [YAMLIssue] = []
 
-    public init() {}
+    package init() {}
 
-    public func report(_ node: Node, _ message: String) {
+    package func report(_ node: Node, _ message: String) {
         report(line: node.mark?.line ?? 0, message)
     }
 
-    public func report(line: Int, _ message: String) {
+    package func report(line: Int, _ message: String) {
         issues.append(YAMLIssue(line: line, message: message))
     }
 
     /// Composes a YAML document, reporting a syntax error with its line.
-    public func compose(_ text: String) -> Node? {
+    package func compose(_ text: String) -> Node? {
         do {
             return try Yams.compose(yaml: text)
         } catch let error as YamlError {
@@ -223,7 +223,7 @@ public final class YAMLIssueSink {
     }
 
     /// Throws the collected problems, sorted by line, if there are any.
-    public func check(file: String) throws(YAMLValidationError) {
+    package func check(file: String) throws(YAMLValidationError) {
         guard issues.isEmpty else {
             throw YAMLValidationError(
                 file: file,

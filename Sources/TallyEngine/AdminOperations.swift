@@ -278,7 +278,7 @@ extension TallyEngine {
         for sub in ["log", "projections"] {
             for name in (try? manager.contentsOfDirectory(atPath: directory + "/" + sub)) ?? [] {
                 let size = (try? manager.attributesOfItem(atPath: "\(directory)/\(sub)/\(name)")[.size] as? Int) ?? 0
-                bytes += size ?? 0
+                bytes += size
             }
         }
         return BackupReport(directory: directory, logHead: head, projected: projected, bytes: bytes)

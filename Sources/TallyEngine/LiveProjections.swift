@@ -1,5 +1,5 @@
 import Synchronization
-public import TallyCore
+import TallyCore
 public import TallyStore
 
 /// The projection store the daemon serves, which a rebuild replaces atomically (A4): a reader takes the

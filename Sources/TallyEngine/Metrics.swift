@@ -1,6 +1,6 @@
 public import CoreMetrics
 import Foundation
-public import TallyCore
+import TallyCore
 
 /// The daemon's metrics, through swift-metrics (`tally serve` bootstraps it with swift-prometheus and serves
 /// them on `GET /metrics`). Names follow Prometheus conventions; Docs/operations.md says what each one means and

@@ -1,5 +1,5 @@
 import Foundation
-public import TallyCore
+import TallyCore
 public import TallyStore
 
 /// Folds the log afresh into a scratch environment and compares it with the live projections: `verify` (A5)

@@ -1,7 +1,7 @@
 import CoreMetrics
 import Foundation
 import HTTPTypes
-public import Hummingbird
+import Hummingbird
 public import Prometheus
 import TallyEngine
 

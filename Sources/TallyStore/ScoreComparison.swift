@@ -1,4 +1,4 @@
-public import TallyCore
+import TallyCore
 
 /// What a rebuild would change (A4 `--dry-run`): the live projections against a fresh fold at the same
 /// checkpoint.
