@@ -1,14 +1,31 @@
 import Glibc
 
-/// A failure talking to the daemon: what was attempted and the system error.
+/// A failure talking to the daemon: what failed, in words, and the system error when a call failed.
 public struct ClientError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-
-    public init(_ message: String) {
-        self.message = message
+    /// Which step failed.
+    public enum Kind: Sendable, Equatable {
+        case connect, send, receive, closedBeforeResponse, closedMidResponse, malformedResponse, file, other
     }
 
-    public var description: String { message }
+    public var kind: Kind
+    public var message: String
+    /// The `errno` of the failing system call, captured at the call.
+    public var code: Int32?
+
+    public init(_ message: String, kind: Kind = .other, code: Int32? = nil) {
+        self.message = message
+        self.kind = kind
+        self.code = code
+    }
+
+    /// The connection was found closed before any byte of the response arrived (a kept-alive connection the
+    /// daemon closed while idle): the request may be sent again on a fresh connection.
+    public var isConnectionLost: Bool { kind == .send || kind == .closedBeforeResponse }
+
+    public var description: String {
+        guard let code else { return message }
+        return "\(message): \(String(cString: strerror(code)))"
+    }
 }
 
 /// Connecting to a Unix stream socket.
@@ -16,13 +33,13 @@ public enum UnixSocket {
     /// A connected socket descriptor (the caller closes it), or an error saying why not.
     public static func connect(to path: String) throws(ClientError) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw ClientError("socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw ClientError("socket", kind: .connect, code: errno) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
             close(fd)
-            throw ClientError("socket path too long: \(path)")
+            throw ClientError("socket path too long: \(path)", kind: .connect)
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
@@ -34,9 +51,9 @@ public enum UnixSocket {
             }
         }
         guard result == 0 else {
-            let reason = String(cString: strerror(errno))
+            let code = errno
             close(fd)
-            throw ClientError("cannot connect to \(path): \(reason) (is `tally serve` running?)")
+            throw ClientError("cannot connect to \(path) (is `tally serve` running?)", kind: .connect, code: code)
         }
         return fd
     }
@@ -91,7 +108,7 @@ public final class UnixHTTPClient {
         let reused = fd >= 0
         do {
             return try exchange(method, path, body, contentType, headers)
-        } catch let error where reused && error.message.hasPrefix("connection closed before") {
+        } catch let error where reused && error.isConnectionLost {
             disconnect()
             return try exchange(method, path, body, contentType, headers)
         }
@@ -104,10 +121,10 @@ public final class UnixHTTPClient {
         progress: (_ sent: Int, _ total: Int) -> Void = { _, _ in }
     ) throws(ClientError) -> HTTPReply {
         let file = open(bodyFile, O_RDONLY | O_CLOEXEC)
-        guard file >= 0 else { throw ClientError("cannot open \(bodyFile): \(String(cString: strerror(errno)))") }
+        guard file >= 0 else { throw ClientError("cannot open \(bodyFile)", kind: .file, code: errno) }
         defer { close(file) }
         var info = stat()
-        guard fstat(file, &info) == 0 else { throw ClientError("cannot stat \(bodyFile)") }
+        guard fstat(file, &info) == 0 else { throw ClientError("cannot stat \(bodyFile)", kind: .file, code: errno) }
         let total = Int(info.st_size)
         try connectIfNeeded()
         let head =
@@ -119,7 +136,8 @@ public final class UnixHTTPClient {
             while sent < total {
                 let count = chunk.withUnsafeMutableBytes { read(file, $0.baseAddress, $0.count) }
                 if count < 0, errno == EINTR { continue }
-                guard count > 0 else { throw ClientError("\(bodyFile) ended early") }
+                guard count >= 0 else { throw ClientError("cannot read \(bodyFile)", kind: .file, code: errno) }
+                guard count > 0 else { throw ClientError("\(bodyFile) ended early", kind: .file) }
                 try send(Array(chunk[0..<count]))
                 sent += count
                 progress(sent, total)
@@ -157,8 +175,9 @@ public final class UnixHTTPClient {
                 return Glibc.send(fd, base + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
             }
             if written < 0 {
-                if errno == EINTR { continue }
-                throw ClientError("connection closed before the request was sent: \(String(cString: strerror(errno)))")
+                let code = errno
+                if code == EINTR { continue }
+                throw ClientError("connection closed before the request was sent", kind: .send, code: code)
             }
             offset += written
         }
@@ -168,8 +187,11 @@ public final class UnixHTTPClient {
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count < 0, errno == EINTR { continue }
-            if count < 0 { throw ClientError("receive failed: \(String(cString: strerror(errno)))") }
+            if count < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                throw ClientError("receive failed", kind: .receive, code: code)
+            }
             if count == 0 { return false }
             buffer.append(contentsOf: chunk[0..<count])
             return true
@@ -185,15 +207,16 @@ public final class UnixHTTPClient {
             }
             if headerEnd != nil { break }
             guard try fill() else {
-                throw ClientError(
-                    buffer.isEmpty ? "connection closed before the response" : "connection closed mid-response")
+                throw buffer.isEmpty
+                    ? ClientError("connection closed before the response", kind: .closedBeforeResponse)
+                    : ClientError("connection closed mid-response", kind: .closedMidResponse)
             }
         }
-        guard let headerEnd else { throw ClientError("malformed response") }
+        guard let headerEnd else { throw ClientError("malformed response", kind: .malformedResponse) }
         let lines = String(decoding: buffer[0..<headerEnd], as: UTF8.self).split(separator: "\r\n")
         guard let statusLine = lines.first, statusLine.split(separator: " ").count >= 2,
             let status = Int(statusLine.split(separator: " ")[1])
-        else { throw ClientError("malformed status line") }
+        else { throw ClientError("malformed status line", kind: .malformedResponse) }
         var headers: [String: String] = [:]
         for line in lines.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
@@ -205,14 +228,16 @@ public final class UnixHTTPClient {
             while true {
                 let size = try readLine()
                 guard let length = Int(size.split(separator: ";").first ?? "", radix: 16) else {
-                    throw ClientError("malformed chunk size")
+                    throw ClientError("malformed chunk size", kind: .malformedResponse)
                 }
                 if length == 0 {
                     _ = try readLine()
                     break
                 }
                 while buffer.count < length + 2 {
-                    guard try fill() else { throw ClientError("connection closed mid-response") }
+                    guard try fill() else {
+                        throw ClientError("connection closed mid-response", kind: .closedMidResponse)
+                    }
                 }
                 body.append(contentsOf: buffer[0..<length])
                 buffer.removeFirst(length + 2)
@@ -220,7 +245,7 @@ public final class UnixHTTPClient {
         } else {
             let length = headers["content-length"].flatMap { Int($0) } ?? 0
             while buffer.count < length {
-                guard try fill() else { throw ClientError("connection closed mid-response") }
+                guard try fill() else { throw ClientError("connection closed mid-response", kind: .closedMidResponse) }
             }
             body = Array(buffer[0..<length])
             buffer.removeFirst(length)
@@ -236,7 +261,7 @@ public final class UnixHTTPClient {
                 buffer.removeFirst(end + 1)
                 return line
             }
-            guard try fill() else { throw ClientError("connection closed mid-response") }
+            guard try fill() else { throw ClientError("connection closed mid-response", kind: .closedMidResponse) }
         }
     }
 }

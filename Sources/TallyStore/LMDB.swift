@@ -114,19 +114,19 @@ public final class LMDBEnvironment: @unchecked Sendable {
         try check(mdb_env_set_flags(handle, UInt32(MDB_NOSYNC), 0), "mdb_env_set_flags")
     }
 
-    /// Opens or creates a named table.
+    /// Opens or creates a named table, in a write transaction of its own.
     public func database(_ name: String) throws(LMDBError) -> LMDBDatabase {
-        do {
-            return try write { txn in
-                var dbi: MDB_dbi = 0
-                try check(mdb_dbi_open(txn.handle, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open \(name)")
-                return LMDBDatabase(dbi: dbi)
-            }
-        } catch let error as LMDBError {
-            throw error
-        } catch {
-            throw LMDBError(code: EINVAL, operation: "mdb_dbi_open \(name): \(error)")
+        pthread_rwlock_rdlock(resizeLock)
+        defer { pthread_rwlock_unlock(resizeLock) }
+        let txn = try begin(flags: 0)
+        var dbi: MDB_dbi = 0
+        let code = mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &dbi)
+        guard code == 0 else {
+            mdb_txn_abort(txn)
+            throw LMDBError(code: code, operation: "mdb_dbi_open \(name)")
         }
+        try check(mdb_txn_commit(txn), "mdb_txn_commit")
+        return LMDBDatabase(dbi: dbi)
     }
 
     private func begin(flags: UInt32) throws(LMDBError) -> OpaquePointer {

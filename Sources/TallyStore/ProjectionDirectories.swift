@@ -34,22 +34,22 @@ public struct ProjectionDirectories: Sendable {
 
     /// Makes `path` (a directory in the data directory) the live environment: writes `CURRENT.tmp`, syncs it,
     /// renames it over `CURRENT`, and syncs the directory.
-    public func makeCurrent(_ path: String) throws {
+    public func makeCurrent(_ path: String) throws(FileSystemError) {
         let name = URL(fileURLWithPath: path).lastPathComponent
         let temporary = pointer + ".tmp"
         let descriptor = open(temporary, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o640)
-        guard descriptor >= 0 else { throw Self.failure("open \(temporary)") }
+        guard descriptor >= 0 else { throw FileSystemError("open", path: temporary) }
+        defer { close(descriptor) }
         let bytes = Array((name + "\n").utf8)
         let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        let synced = fsync(descriptor)
-        close(descriptor)
-        guard written == bytes.count, synced == 0 else { throw Self.failure("write \(temporary)") }
-        guard rename(temporary, pointer) == 0 else { throw Self.failure("rename \(temporary)") }
+        guard written >= 0 else { throw FileSystemError("write", path: temporary) }
+        guard written == bytes.count else { throw FileSystemError("write", path: temporary, code: EIO) }
+        guard fsync(descriptor) == 0 else { throw FileSystemError("fsync", path: temporary) }
+        guard rename(temporary, pointer) == 0 else { throw FileSystemError("rename", path: temporary) }
         let directory = open(dataDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directory >= 0 {
-            fsync(directory)
-            close(directory)
-        }
+        guard directory >= 0 else { throw FileSystemError("open", path: dataDirectory) }
+        defer { close(directory) }
+        guard fsync(directory) == 0 else { throw FileSystemError("fsync", path: dataDirectory) }
     }
 
     /// Removes projection environments other than the live one: old ones after a switch, and the unfinished
@@ -60,9 +60,5 @@ public struct ProjectionDirectories: Sendable {
         where (name == "projections" || name.hasPrefix("projections.")) && name != live {
             try FileManager.default.removeItem(atPath: dataDirectory + "/" + name)
         }
-    }
-
-    private static func failure(_ operation: String) -> CorruptRecordError {
-        CorruptRecordError(table: "CURRENT", message: "\(operation): \(String(cString: strerror(errno)))")
     }
 }
