@@ -30,6 +30,7 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
+        .target(name: "TallyAPI", swiftSettings: strict),
         .target(
             name: "TallyCore",
             dependencies: [.product(name: "Yams", package: "Yams")],
@@ -43,7 +44,7 @@ let package = Package(
         .target(
             name: "TallyEngine",
             dependencies: [
-                "TallyCore", "TallyStore", "TallyDelivery",
+                "TallyAPI", "TallyCore", "TallyStore", "TallyDelivery",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -54,7 +55,7 @@ let package = Package(
         .target(
             name: "TallyServer",
             dependencies: [
-                "TallyCore", "TallyStore", "TallyEngine", "TallyClient",
+                "TallyAPI", "TallyCore", "TallyStore", "TallyEngine", "TallyClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -77,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "tally",
             dependencies: [
-                "TallyCore", "TallyStore", "TallyEngine", "TallyServer", "TallyClient",
+                "TallyAPI", "TallyCore", "TallyStore", "TallyEngine", "TallyServer", "TallyClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -92,7 +93,7 @@ let package = Package(
         .testTarget(name: "TallyEngineTests", dependencies: ["TallyEngine", "TallyCore"], swiftSettings: strict),
         .testTarget(
             name: "TallyEndToEndTests",
-            dependencies: ["TallyCore", "TallyStore", "TallyEngine", "TallyClient"],
+            dependencies: ["TallyAPI", "TallyCore", "TallyStore", "TallyEngine", "TallyClient"],
             swiftSettings: strict
         ),
     ],

@@ -1,4 +1,5 @@
 import Foundation
+public import TallyAPI
 public import TallyCore
 public import TallyStore
 
@@ -218,22 +219,6 @@ extension TallyEngine {
             throw AdminRequestError(.invalid, error.description, field: error.column, line: error.line)
         }
         return reader.rows
-    }
-}
-
-/// What `tally backup` wrote.
-public struct BackupReport: Sendable, Codable, Equatable {
-    public var directory: String
-    /// The log head and the projections' checkpoint in the copy.
-    public var logHead: UInt64
-    public var projected: UInt64
-    public var bytes: Int
-
-    enum CodingKeys: String, CodingKey {
-        case directory
-        case logHead = "log_head"
-        case projected
-        case bytes
     }
 }
 

@@ -1,4 +1,5 @@
 import Synchronization
+public import TallyAPI
 import TallyCore
 public import TallyStore
 
@@ -35,30 +36,5 @@ public final class LiveProjections: Sendable {
             try fresh.update { new in try old.read { oldTxn in try new.adoptOutbox(of: oldTxn) } }
             current.withLock { $0 = fresh }
         }
-    }
-}
-
-/// Where a rebuild stands, for `GET /v1/rebuild`, the CLI's progress bar and the metrics.
-public struct RebuildProgress: Sendable, Equatable, Codable {
-    public enum Phase: String, Sendable, Codable {
-        case replaying, switching, done, failed
-    }
-
-    /// The `rebuild` event's sequence number.
-    public var seq: UInt64
-    public var version: Int64
-    public var phase: Phase
-    /// Events replayed so far, and the log head when the rebuild started.
-    public var replayed: UInt64
-    public var total: UInt64
-    /// Wall-clock epoch milliseconds.
-    public var startedAt: Int64
-    public var finishedAt: Int64?
-    public var error: String?
-
-    enum CodingKeys: String, CodingKey {
-        case seq, version, phase, replayed, total, error
-        case startedAt = "started_at"
-        case finishedAt = "finished_at"
     }
 }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import TallyAPI
 import TallyCore
 import TallyDelivery
 public import TallyStore
@@ -180,7 +181,7 @@ public final class OutboxDelivery: Sendable {
             var event: String
         }
         var key: String
-        var contact: ContactView
+        var contact: ContactDocument
         var trigger: Trigger
         var fired_seq: UInt64
     }
@@ -192,7 +193,7 @@ public final class OutboxDelivery: Sendable {
     {
         let body = WebhookBody(
             key: entry.key,
-            contact: ContactView(id: entry.contact, state: contact),
+            contact: ContactDocument(id: entry.contact, state: contact),
             trigger: .init(id: entry.trigger, event: entry.event), fired_seq: entry.firedSeq)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 import Synchronization
+public import TallyAPI
 public import TallyCore
 public import TallyStore
 

@@ -1,4 +1,5 @@
 import Foundation
+public import TallyAPI
 import TallyCore
 public import TallyStore
 
@@ -75,16 +76,6 @@ public enum Replays {
             try live.compareScores(with: fresh, checkpoint: checkpoint)
         }
     }
-}
-
-/// The outcome of `verify` (A5).
-public struct VerifyReport: Sendable, Equatable, Codable {
-    /// The checkpoint compared at.
-    public var checkpoint: UInt64
-    /// What differs, in words; empty when the projections equal the replay.
-    public var differences: [String]
-
-    public var passed: Bool { differences.isEmpty }
 }
 
 /// The data directory opened by a tool while no daemon runs (`tally verify` offline): holds the directory lock

@@ -1,5 +1,6 @@
 import Foundation
 public import Hummingbird
+import TallyAPI
 
 /// An error answered as JSON: `{"error": {"status", "message", "line"?, "field"?}}`.
 public struct APIError: HTTPResponseError, Sendable {
@@ -16,18 +17,8 @@ public struct APIError: HTTPResponseError, Sendable {
         self.field = field
     }
 
-    private struct Body: Encodable {
-        struct Detail: Encodable {
-            var status: Int
-            var message: String
-            var line: Int?
-            var field: String?
-        }
-        var error: Detail
-    }
-
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = Body(error: .init(status: status.code, message: message, line: line, field: field))
+        let body = ErrorDocument(error: .init(status: status.code, message: message, line: line, field: field))
         return JSONResponse.make(body, status: status)
     }
 }

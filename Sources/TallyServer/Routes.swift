@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 public import Logging
+import TallyAPI
 import TallyCore
 public import TallyEngine
 import TallyStore
@@ -55,13 +56,6 @@ public struct Routes: Sendable {
         router.get("/v1/pixel.gif") { request, _ in await self.pixel.handle(request) }
     }
 
-    struct Receipt: Encodable {
-        var accepted: Int
-        var duplicates: Int
-        var first_seq: UInt64?
-        var last_seq: UInt64?
-    }
-
     /// `POST /v1/events`: one JSON event, or NDJSON. Answers 202 only after the durable commit.
     func postEvents(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let limits = engine.configuration.limits
@@ -90,18 +84,11 @@ public struct Routes: Sendable {
         return try await append(events)
     }
 
-    struct Health: Encodable {
-        var status: String
-        var log_head: UInt64
-        var projected: UInt64
-        var error: String?
-    }
-
     /// `GET /health`: 200 while the log accepts writes, 503 with the reason when it does not.
     func health() -> Response {
         let failure = engine.writer.failure
-        let body = Health(
-            status: failure == nil ? "ok" : "unavailable", log_head: engine.writer.head.value,
+        let body = HealthStatus(
+            status: failure == nil ? "ok" : "unavailable", logHead: engine.writer.head.value,
             projected: engine.projector.projected.value, error: failure)
         return JSONResponse.make(body, status: failure == nil ? .ok : .serviceUnavailable)
     }
@@ -134,16 +121,16 @@ public struct Routes: Sendable {
             guard let (state, explanation) = try engine.explain(contact: id, asOf: asOf, limit: 0) else {
                 throw APIError(.notFound, "unknown contact \"\(id)\"")
             }
-            var view = ContactView(id: id, state: state)
-            view.points = explanation.points
-            view.groups = explanation.groups
-            view.at = Timestamp.format(asOf)
-            return JSONResponse.make(view)
+            var document = ContactDocument(id: id, state: state)
+            document.points = explanation.points
+            document.groups = explanation.groups
+            document.at = Timestamp.format(asOf)
+            return JSONResponse.make(document)
         }
         guard let state = try engine.projections.read({ txn in try txn.contact(id) }) else {
             throw APIError(.notFound, "unknown contact \"\(id)\"")
         }
-        return JSONResponse.make(ContactView(id: id, state: state))
+        return JSONResponse.make(ContactDocument(id: id, state: state))
     }
 
     /// `?at=T`: an RFC 3339 time or epoch milliseconds.
@@ -170,14 +157,9 @@ public struct Routes: Sendable {
             throw APIError(.serviceUnavailable, error.description)
         }
         return JSONResponse.make(
-            Receipt(
-                accepted: receipt.accepted, duplicates: receipt.duplicates, first_seq: receipt.firstSeq,
-                last_seq: receipt.lastSeq), status: .accepted)
-    }
-
-    struct ContactUpdate: Decodable {
-        var email: String?
-        var owner_email: String?
+            EventReceipt(
+                accepted: receipt.accepted, duplicates: receipt.duplicates, firstSeq: receipt.firstSeq,
+                lastSeq: receipt.lastSeq), status: .accepted)
     }
 
     /// `POST /v1/contacts/{id}`: a `contact.update` event setting the contact's email and owner email.
@@ -185,16 +167,16 @@ public struct Routes: Sendable {
         let id = try Self.contactID(context)
         var request = request
         let body = try await request.collectBody(upTo: 64 << 10)
-        let update: ContactUpdate
+        let update: ContactUpdateRequest
         do {
-            update = try JSONDecoder().decode(ContactUpdate.self, from: Data(buffer: body))
+            update = try JSONDecoder().decode(ContactUpdateRequest.self, from: Data(buffer: body))
         } catch {
             throw APIError(.badRequest, "expected a JSON object with \"email\" and/or \"owner_email\" strings")
         }
-        guard update.email != nil || update.owner_email != nil else {
+        guard update.email != nil || update.ownerEmail != nil else {
             throw APIError(.badRequest, "give \"email\" or \"owner_email\"", field: "email")
         }
-        for (field, value) in [("email", update.email), ("owner_email", update.owner_email)] {
+        for (field, value) in [("email", update.email), ("owner_email", update.ownerEmail)] {
             if let value, !EmailAddress.isValid(value) {
                 throw APIError(.badRequest, "\"\(value)\" is not an email address", field: field)
             }
@@ -202,7 +184,7 @@ public struct Routes: Sendable {
         return try await append([
             Event(
                 type: .contactUpdate, contact: id, at: wallClockMillis(), email: update.email,
-                ownerEmail: update.owner_email)
+                ownerEmail: update.ownerEmail)
         ])
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TallyAPI
 import TallyClient
 import TallyEngine
 
@@ -31,36 +32,32 @@ struct Explain: ParsableCommand {
             print(reply.text, terminator: "")
             return
         }
-        let object = JSON.object(reply.body)
-        let entries = object["entries"] as? [[String: Any]] ?? []
+        let explanation = try reply.decode(ExplainDocument.self)
         var table = TextTable(["when", "score", "change", "total", "by", "why"], rightAligned: [2, 3])
-        for entry in entries {
-            let delta = JSON.int(entry["delta"])
+        for entry in explanation.entries {
             table.add([
-                entry["at"] as? String ?? "", entry["group"] as? String ?? "main", (delta >= 0 ? "+" : "") + "\(delta)",
-                "\(JSON.int(entry["score_after"]))",
-                "\(entry["action"] as? String ?? "") (v\(JSON.int(entry["rules_version"])))",
-                entry["reason"] as? String ?? "",
+                entry.at, entry.group ?? "main", (entry.delta >= 0 ? "+" : "") + "\(entry.delta)",
+                "\(entry.scoreAfter)",
+                "\(entry.action) (v\(entry.rulesVersion))", entry.reason,
             ])
         }
-        let when = (object["at"] as? String).map { " as of \($0)" } ?? ""
-        print("\(contact) has \(JSON.int(object["points"])) points\(when).\n")
-        let total = JSON.int(object["entries_total"])
+        let when = explanation.at.map { " as of \($0)" } ?? ""
+        print("\(contact) has \(explanation.points) points\(when).\n")
+        let total = explanation.entriesTotal
         if total == 0 {
             print("No score changes recorded.")
         } else {
-            if total > entries.count { print("The newest \(entries.count) of \(total) changes:") }
+            if total > explanation.entries.count {
+                print("The newest \(explanation.entries.count) of \(total) changes:")
+            }
             print(table.render())
             var sums = TextTable(["action", "points"], rightAligned: [1])
-            for sum in object["actions"] as? [[String: Any]] ?? [] {
-                sums.add([sum["action"] as? String ?? "", "\(JSON.int(sum["points"]))"])
-            }
-            sums.add(["total", "\(JSON.int(object["points"]))"])
+            for sum in explanation.actions { sums.add([sum.action, "\(sum.points)"]) }
+            sums.add(["total", "\(explanation.points)"])
             print("Main score by action:")
             print(sums.render(), terminator: "")
         }
-        let groups = object["groups"] as? [String: Any] ?? [:]
-        for (name, points) in groups.sorted(by: { $0.key < $1.key }) { print("Group \(name): \(JSON.int(points))") }
+        for (name, points) in explanation.groups.sorted(by: { $0.key < $1.key }) { print("Group \(name): \(points)") }
     }
 }
 
@@ -87,24 +84,22 @@ struct Points: ParsableCommand {
     var reason: String?
 
     func run() throws {
-        var object: [String: Any] = ["op": operation, "value": value]
-        if let group { object["group"] = group }
-        if let reason { object["reason"] = reason }
-        let body = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        let body = try JSONEncoder().encode(
+            PointsChangeRequest(op: operation, value: value, group: group, reason: reason))
         let client = try options.adminClient()
         let reply = try client.request(
             "POST", "/v1/contacts/" + pathSegment(contact) + "/points", body: Array(body),
             contentType: "application/json")
         guard reply.status == 202 else { throw DaemonError(reply) }
-        let seq = JSON.int(JSON.object(reply.body)["last_seq"])
+        let seq = try reply.decode(EventReceipt.self).lastSeq ?? 0
         let contactReply = try client.request("GET", "/v1/contacts/" + pathSegment(contact) + "?after=\(seq)")
+        guard contactReply.status == 200 else { throw DaemonError(contactReply) }
         if options.json {
             print(contactReply.text, terminator: "")
             return
         }
-        let state = JSON.object(contactReply.body)
-        let score =
-            group.map { JSON.int((state["groups"] as? [String: Any])?[$0]) } ?? JSON.int(state["points"])
+        let document = try contactReply.decode(ContactDocument.self)
+        let score = group.map { document.groups[$0] ?? 0 } ?? document.points
         print("\(contact): \(group.map { "\($0) score" } ?? "score") is now \(score)")
     }
 }
@@ -130,7 +125,7 @@ struct Rebuild: ParsableCommand {
         if let rules {
             let reply = try Rules.Publish.publish(rules, client: client)
             if !options.json {
-                print("published \(rules) as rules version \(JSON.int(JSON.object(reply.body)["version"]))")
+                print("published \(rules) as rules version \(try reply.decode(RulesVersionDocument.self).version)")
             }
         }
         var query = dryRun ? ["dry_run=true"] : []
@@ -139,69 +134,63 @@ struct Rebuild: ParsableCommand {
         let reply = try client.request("POST", path)
         guard reply.status == (dryRun ? 200 : 202) else { throw DaemonError(reply) }
         if dryRun {
-            printPreview(reply)
+            try printPreview(reply)
         } else {
-            try follow(client, seq: UInt64(JSON.int(JSON.object(reply.body)["seq"])), started: reply)
+            try follow(client, seq: try reply.decode(RebuildStarted.self).seq)
         }
     }
 
-    private func printPreview(_ reply: HTTPReply) {
+    private func printPreview(_ reply: HTTPReply) throws {
         if options.json {
             print(reply.text, terminator: "")
             return
         }
-        let object = JSON.object(reply.body)
+        let preview = try reply.decode(RebuildPreview.self)
         var table = TextTable(["contact", "now", "after rebuild", "change"], rightAligned: [1, 2, 3])
-        for change in object["changes"] as? [[String: Any]] ?? [] {
-            let old = JSON.int(change["old_points"])
-            let new = JSON.int(change["new_points"])
-            table.add([
-                change["contact"] as? String ?? "", "\(old)", "\(new)", (new >= old ? "+" : "") + "\(new &- old)",
-            ])
+        for change in preview.changes {
+            let (old, new) = (change.oldPoints, change.newPoints)
+            table.add([change.contact, "\(old)", "\(new)", (new >= old ? "+" : "") + "\(new &- old)"])
         }
+        print("Dry run under rules version \(preview.rulesVersion) at log sequence \(preview.checkpoint):")
         print(
-            "Dry run under rules version \(JSON.int(object["rules_version"])) at log sequence \(JSON.int(object["checkpoint"])):"
-        )
-        print(
-            "\(JSON.int(object["changed"])) of \(JSON.int(object["contacts"])) contacts would change; "
-                + "total points \(JSON.int(object["old_total"])) → \(JSON.int(object["new_total"])).")
-        if JSON.int(object["changed"]) > 0 { print("\n" + table.render(), terminator: "") }
-        let reached = object["reached"] as? [[String: Any]] ?? []
-        print("\n\(JSON.int(object["newly_reached"])) contacts would newly reach trigger events.")
-        for contact in reached.prefix(50) {
-            print(
-                "  \(contact["contact"] as? String ?? ""): \((contact["triggers"] as? [String] ?? []).joined(separator: ", "))"
-            )
+            "\(preview.changed) of \(preview.contacts) contacts would change; "
+                + "total points \(preview.oldTotal) → \(preview.newTotal).")
+        if preview.changed > 0 { print("\n" + table.render(), terminator: "") }
+        print("\n\(preview.newlyReached) contacts would newly reach trigger events.")
+        for contact in preview.reached.prefix(50) {
+            print("  \(contact.contact): \(contact.triggers.joined(separator: ", "))")
         }
     }
 
     /// Shows the rebuild's progress until it has switched (or failed).
-    private func follow(_ client: UnixHTTPClient, seq: UInt64, started: HTTPReply) throws {
+    private func follow(_ client: UnixHTTPClient, seq: UInt64) throws {
         let bar = ProgressBar("rebuild")
         while true {
             let reply = try client.request("GET", "/v1/rebuild")
-            let progress = JSON.object(reply.body)["rebuild"] as? [String: Any] ?? [:]
-            if UInt64(JSON.int(progress["seq"])) > seq {
-                bar.finish()
-                throw ValidationError("superseded by a newer rebuild (log sequence \(JSON.int(progress["seq"])))")
-            }
-            if UInt64(JSON.int(progress["seq"])) == seq {
-                bar.update(done: UInt64(JSON.int(progress["replayed"])), total: UInt64(JSON.int(progress["total"])))
-                switch progress["phase"] as? String {
-                case "done":
+            guard reply.status == 200 else { throw DaemonError(reply) }
+            if let progress = try reply.decode(RebuildStatus.self).rebuild {
+                if progress.seq > seq {
                     bar.finish()
-                    if options.json {
-                        print(reply.text, terminator: "")
-                    } else {
-                        print(
-                            "rebuilt under rules version \(JSON.int(progress["version"])): \(JSON.int(progress["replayed"])) events replayed"
-                        )
+                    throw ValidationError("superseded by a newer rebuild (log sequence \(progress.seq))")
+                }
+                if progress.seq == seq {
+                    bar.update(done: progress.replayed, total: progress.total)
+                    switch progress.phase {
+                    case .done:
+                        bar.finish()
+                        if options.json {
+                            print(reply.text, terminator: "")
+                        } else {
+                            print(
+                                "rebuilt under rules version \(progress.version): \(progress.replayed) events replayed")
+                        }
+                        return
+                    case .failed:
+                        bar.finish()
+                        throw ValidationError("the rebuild failed: \(progress.error ?? "unknown error")")
+                    case .replaying, .switching:
+                        break
                     }
-                    return
-                case "failed":
-                    bar.finish()
-                    throw ValidationError("the rebuild failed: \(progress["error"] as? String ?? "unknown error")")
-                default: break
                 }
             }
             usleep(100_000)
@@ -223,7 +212,7 @@ struct Verify: ParsableCommand {
         let client = UnixHTTPClient(socketPath: configuration.adminSocket, timeoutSeconds: 3600)
         if let reply = try? client.request("POST", "/v1/verify") {
             guard reply.status == 200 else { throw DaemonError(reply) }
-            report = try JSONDecoder().decode(VerifyReport.self, from: Data(reply.body))
+            report = try reply.decode(VerifyReport.self)
         } else {
             let data = try OfflineData(configuration: configuration)
             let bar = ProgressBar("verify")
@@ -271,9 +260,9 @@ struct Import: ParsableCommand {
             print(reply.text, terminator: "")
             return
         }
-        let object = JSON.object(reply.body)
+        let receipt = try reply.decode(ImportReceipt.self)
         print(
-            "imported \(JSON.int(object["imported"])) scores from \(name) (log sequence \(JSON.int(object["first_seq"]))–\(JSON.int(object["last_seq"])))"
+            "imported \(receipt.imported) scores from \(name) (log sequence \(receipt.firstSeq ?? 0)–\(receipt.lastSeq ?? 0))"
         )
     }
 }
@@ -298,9 +287,9 @@ struct Backup: ParsableCommand {
             print(reply.text, terminator: "")
             return
         }
-        let object = JSON.object(reply.body)
+        let report = try reply.decode(BackupReport.self)
         print(
-            "backed up to \(absolute): log through sequence \(JSON.int(object["log_head"])), projections through "
-                + "\(JSON.int(object["projected"])), \(JSON.int(object["bytes"]) >> 20) MiB")
+            "backed up to \(absolute): log through sequence \(report.logHead), projections through "
+                + "\(report.projected), \(report.bytes >> 20) MiB")
     }
 }

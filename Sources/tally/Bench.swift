@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Synchronization
+import TallyAPI
 import TallyClient
 import TallyCore
 
@@ -83,7 +84,7 @@ struct Bench: ParsableCommand {
                     keys.renumber(&pool[slot].bytes, at: pool[slot].idOffsets)
                     let reply = try? client.request(
                         "POST", "/v1/events", body: pool[slot].bytes, contentType: "application/x-ndjson")
-                    if reply?.status == 202, let receipt = reply.flatMap(Receipt.init) {
+                    if reply?.status == 202, let receipt = try? reply?.decode(EventReceipt.self) {
                         receipts.withLock {
                             $0.accepted += receipt.accepted
                             $0.duplicates += receipt.duplicates
@@ -141,20 +142,6 @@ struct Bench: ParsableCommand {
         var idOffsets: [Int] = []
     }
 
-    /// The counts of a 202 receipt.
-    struct Receipt {
-        var accepted: Int
-        var duplicates: Int
-
-        init?(_ reply: HTTPReply) {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any],
-                let accepted = object["accepted"] as? Int, let duplicates = object["duplicates"] as? Int
-            else { return nil }
-            self.accepted = accepted
-            self.duplicates = duplicates
-        }
-    }
-
     static func spawn(_ group: DispatchGroup, _ body: @escaping @Sendable () -> Void) {
         group.enter()
         Thread {
@@ -199,11 +186,9 @@ final class LagProbe: Sendable {
 
     @discardableResult
     private func sample(_ client: UnixHTTPClient) -> (head: UInt64, projected: UInt64)? {
-        guard let reply = try? client.request("GET", "/health"),
-            let object = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any],
-            let head = (object["log_head"] as? NSNumber)?.uint64Value,
-            let projected = (object["projected"] as? NSNumber)?.uint64Value
+        guard let reply = try? client.request("GET", "/health"), let health = try? reply.decode(HealthStatus.self)
         else { return nil }
+        let (head, projected) = (health.logHead, health.projected)
         let at = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
         samples.withLock { $0.append((at, head, projected)) }
         return (head, projected)
@@ -252,10 +237,8 @@ final class ReadProbe: Sendable {
     }
 
     static func entries(_ reply: HTTPReply) -> Int {
-        guard reply.status == 200,
-            let object = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any]
-        else { return 0 }
-        return (object["entries"] as? [Any])?.count ?? 0
+        guard reply.status == 200, let explanation = try? reply.decode(ExplainDocument.self) else { return 0 }
+        return explanation.entries.count
     }
 
     func run(while running: borrowing Atomic<Bool>) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TallyAPI
 import TallyClient
 import TallyEngine
 
@@ -23,6 +24,25 @@ struct CommonOptions: ParsableArguments {
     }
 }
 
+/// An answer of the daemon that is not the document the command expects (a daemon of another version).
+struct UnexpectedAnswerError: Error, CustomStringConvertible {
+    var expected: String
+    var problem: String
+
+    var description: String { "the daemon's answer is not a \(expected): \(problem)" }
+}
+
+extension HTTPReply {
+    /// The body as the API document `type` (TallyAPI); a renamed or missing field is an error, never a zero.
+    func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(body))
+        } catch {
+            throw UnexpectedAnswerError(expected: "\(T.self)", problem: "\(error)")
+        }
+    }
+}
+
 /// The daemon answered with an error: its status and message.
 struct DaemonError: Error, CustomStringConvertible {
     var status: Int
@@ -30,9 +50,7 @@ struct DaemonError: Error, CustomStringConvertible {
 
     init(_ reply: HTTPReply) {
         status = reply.status
-        let object = (try? JSONSerialization.jsonObject(with: Data(reply.body))) as? [String: Any]
-        let error = object?["error"] as? [String: Any]
-        message = error?["message"] as? String ?? reply.text
+        message = (try? JSONDecoder().decode(ErrorDocument.self, from: Data(reply.body)))?.error.message ?? reply.text
     }
 
     var description: String { "the daemon answered \(status): \(message)" }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TallyAPI
 import TallyClient
 import TallyCore
 
@@ -22,13 +23,11 @@ struct Rules: ParsableCommand {
                 print(reply.text, terminator: "")
                 return
             }
-            let versions = JSON.object(reply.body)["versions"] as? [[String: Any]] ?? []
             var table = TextTable(["version", "seq", "published", "source", ""])
-            for version in versions {
+            for version in try reply.decode(RulesVersionList.self).versions {
                 table.add([
-                    "\(JSON.int(version["version"]))", "\(JSON.int(version["seq"]))",
-                    version["published_at"] as? String ?? "", version["source"] as? String ?? "",
-                    version["in_force"] as? Bool == true ? "in force" : "",
+                    "\(version.version)", "\(version.seq)", version.publishedAt, version.source,
+                    version.inForce ? "in force" : "",
                 ])
             }
             print(table.render(), terminator: "")
@@ -51,10 +50,8 @@ struct Rules: ParsableCommand {
                 print(reply.text, terminator: "")
                 return
             }
-            let object = JSON.object(reply.body)
-            print(
-                "published \(file) as rules version \(JSON.int(object["version"])) (log sequence \(JSON.int(object["seq"])))"
-            )
+            let version = try reply.decode(RulesVersionDocument.self)
+            print("published \(file) as rules version \(version.version) (log sequence \(version.seq))")
         }
 
         /// Sends `file` to `PUT /v1/rules`; the daemon's answer when it published a version (201).

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TallyAPI
 import TallyClient
 
 /// `tally score CONTACT`: a contact's scores.
@@ -29,10 +30,9 @@ struct Score: ParsableCommand {
             print(reply.text, terminator: "")
             return
         }
-        let object = (try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any]) ?? [:]
-        let when = (object["at"] as? String).map { " at \($0)" } ?? ""
-        print("\(contact): \(JSON.int(object["points"])) points\(when)")
-        let groups = (object["groups"] as? [String: Any]) ?? [:]
-        for (name, points) in groups.sorted(by: { $0.key < $1.key }) { print("  \(name): \(points)") }
+        let document = try reply.decode(ContactDocument.self)
+        let when = document.at.map { " at \($0)" } ?? ""
+        print("\(contact): \(document.points) points\(when)")
+        for (name, points) in document.groups.sorted(by: { $0.key < $1.key }) { print("  \(name): \(points)") }
     }
 }

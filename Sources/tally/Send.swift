@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TallyAPI
 import TallyClient
 
 /// `tally send [FILE]`: posts NDJSON events from a file or standard input.
@@ -37,18 +38,16 @@ struct Send: ParsableCommand {
             let reply = try client.request("POST", "/v1/events", body: chunk, contentType: "application/x-ndjson")
             guard reply.status == 202 else {
                 var error = DaemonError(reply)
-                if let object = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any],
-                    let detail = object["error"] as? [String: Any], let line = detail["line"] as? Int
-                {
-                    error.message = "line \(chunkStart + line - 1): " + (detail["message"] as? String ?? "")
+                if let detail = (try? reply.decode(ErrorDocument.self))?.error, let line = detail.line {
+                    error.message = "line \(chunkStart + line - 1): " + detail.message
                 }
                 throw error
             }
-            let receipt = (try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any]) ?? [:]
-            totals.accepted += receipt["accepted"] as? Int ?? 0
-            totals.duplicates += receipt["duplicates"] as? Int ?? 0
-            if let first = (receipt["first_seq"] as? NSNumber)?.uint64Value { totals.first = totals.first ?? first }
-            if let last = (receipt["last_seq"] as? NSNumber)?.uint64Value { totals.last = last }
+            let receipt = try reply.decode(EventReceipt.self)
+            totals.accepted += receipt.accepted
+            totals.duplicates += receipt.duplicates
+            if let first = receipt.firstSeq { totals.first = totals.first ?? first }
+            if let last = receipt.lastSeq { totals.last = last }
             chunk.removeAll(keepingCapacity: true)
             chunkLines = 0
         }

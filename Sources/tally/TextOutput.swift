@@ -30,15 +30,6 @@ struct TextTable {
     }
 }
 
-/// Reading the daemon's JSON answers.
-enum JSON {
-    static func object(_ bytes: [UInt8]) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]) ?? [:]
-    }
-
-    static func int(_ value: Any?) -> Int64 { (value as? NSNumber)?.int64Value ?? 0 }
-}
-
 /// A progress line on a terminal (standard error), redrawn in place: done of total, rate, time left. Silent
 /// when standard error is not a terminal.
 struct ProgressBar {

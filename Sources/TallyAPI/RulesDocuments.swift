@@ -1,0 +1,133 @@
+/// One published rules version (A3), as `GET /v1/rules` lists it and `PUT /v1/rules` answers.
+public struct RulesVersionDocument: Codable, Sendable, Equatable {
+    public var version: Int64
+    /// The sequence number of its `rules.published` event.
+    public var seq: UInt64
+    /// RFC 3339.
+    public var publishedAt: String
+    /// Where it came from: `file config/rules.yaml`, `api`, `api: NAME`.
+    public var source: String
+    /// Whether the live projections fold new events with it.
+    public var inForce: Bool
+    /// The YAML, with `?version=N` only.
+    public var text: String?
+
+    public init(version: Int64, seq: UInt64, publishedAt: String, source: String, inForce: Bool, text: String?) {
+        self.version = version
+        self.seq = seq
+        self.publishedAt = publishedAt
+        self.source = source
+        self.inForce = inForce
+        self.text = text
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, seq, source, text
+        case publishedAt = "published_at"
+        case inForce = "in_force"
+    }
+}
+
+/// `GET /v1/rules`: every published version, oldest first.
+public struct RulesVersionList: Codable, Sendable, Equatable {
+    public var versions: [RulesVersionDocument]
+
+    public init(versions: [RulesVersionDocument]) {
+        self.versions = versions
+    }
+}
+
+/// `POST /v1/rebuild` without `dry_run`: the `rebuild` event appended (A4).
+public struct RebuildStarted: Codable, Sendable, Equatable {
+    public var seq: UInt64
+    public var rulesVersion: Int64
+
+    public init(seq: UInt64, rulesVersion: Int64) {
+        self.seq = seq
+        self.rulesVersion = rulesVersion
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case seq
+        case rulesVersion = "rules_version"
+    }
+}
+
+/// `POST /v1/rebuild?dry_run=true` (A4): what a rebuild under a version would change.
+public struct RebuildPreview: Codable, Sendable, Equatable {
+    /// One contact whose scores would change.
+    public struct Change: Codable, Sendable, Equatable {
+        public var contact: String
+        public var oldPoints: Int64
+        public var newPoints: Int64
+        public var oldGroups: [String: Int64]
+        public var newGroups: [String: Int64]
+
+        public init(
+            contact: String, oldPoints: Int64, newPoints: Int64, oldGroups: [String: Int64], newGroups: [String: Int64]
+        ) {
+            self.contact = contact
+            self.oldPoints = oldPoints
+            self.newPoints = newPoints
+            self.oldGroups = oldGroups
+            self.newGroups = newGroups
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case contact
+            case oldPoints = "old_points"
+            case newPoints = "new_points"
+            case oldGroups = "old_groups"
+            case newGroups = "new_groups"
+        }
+    }
+
+    /// One contact that would newly reach trigger events.
+    public struct Reached: Codable, Sendable, Equatable {
+        public var contact: String
+        /// `trigger/event`.
+        public var triggers: [String]
+
+        public init(contact: String, triggers: [String]) {
+            self.contact = contact
+            self.triggers = triggers
+        }
+    }
+
+    public var dryRun = true
+    public var rulesVersion: Int64
+    /// The log sequence number both sides were compared at.
+    public var checkpoint: UInt64
+    public var contacts: Int
+    public var changed: Int
+    public var oldTotal: Int64
+    public var newTotal: Int64
+    /// The changes, at most a bounded number of them.
+    public var changes: [Change]
+    public var newlyReached: Int
+    public var reached: [Reached]
+
+    public init(
+        rulesVersion: Int64, checkpoint: UInt64, contacts: Int, changed: Int, oldTotal: Int64, newTotal: Int64,
+        changes: [Change], newlyReached: Int, reached: [Reached]
+    ) {
+        self.rulesVersion = rulesVersion
+        self.checkpoint = checkpoint
+        self.contacts = contacts
+        self.changed = changed
+        self.oldTotal = oldTotal
+        self.newTotal = newTotal
+        self.changes = changes
+        self.newlyReached = newlyReached
+        self.reached = reached
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case checkpoint, contacts, changed, changes, reached
+        case dryRun = "dry_run"
+        case rulesVersion = "rules_version"
+        case oldTotal = "old_total"
+        case newTotal = "new_total"
+        case newlyReached = "newly_reached"
+    }
+}
