@@ -3,22 +3,50 @@ import Synchronization
 
 /// A monotonically increasing log position (the log head, or the projected checkpoint) that threads and tasks
 /// can wait on.
+///
+/// Tasks wait without polling: each waiter is a continuation kept with its target, resumed by the
+/// ``advance(to:)`` that reaches it (or by its timeout or cancellation, whichever comes first: a waiter is
+/// removed from the list by the one that resumes it, so it is resumed exactly once).
 public final class SequenceWatch: Sendable {
-    private let condition = NSCondition()
-    private let current: Mutex<UInt64>
-
-    public init(_ value: UInt64) {
-        current = Mutex(value)
+    /// A suspended ``wait(forAtLeast:timeout:)``.
+    private struct Waiter {
+        var id: UInt64
+        var target: UInt64
+        var continuation: CheckedContinuation<Bool, Never>
     }
 
-    public var value: UInt64 { current.withLock { $0 } }
+    private struct State {
+        var value: UInt64
+        var waiters: [Waiter] = []
+        var nextID: UInt64 = 0
+    }
 
-    /// Raises the value (never lowers it) and wakes every waiter.
+    private let condition = NSCondition()
+    private let state: Mutex<State>
+
+    public init(_ value: UInt64) {
+        state = Mutex(State(value: value))
+    }
+
+    public var value: UInt64 { state.withLock { $0.value } }
+
+    /// Tasks waiting in ``wait(forAtLeast:timeout:)``.
+    var waiting: Int { state.withLock { $0.waiters.count } }
+
+    /// Raises the value (never lowers it) and wakes every waiter it reaches.
     public func advance(to value: UInt64) {
         condition.lock()
-        current.withLock { $0 = max($0, value) }
+        let reached = state.withLock { state -> [Waiter] in
+            state.value = max(state.value, value)
+            guard !state.waiters.isEmpty else { return [] }
+            let current = state.value
+            let reached = state.waiters.filter { $0.target <= current }
+            if !reached.isEmpty { state.waiters.removeAll { $0.target <= current } }
+            return reached
+        }
         condition.broadcast()
         condition.unlock()
+        for waiter in reached { waiter.continuation.resume(returning: true) }
     }
 
     /// Blocks the calling thread until the value exceeds `value` or `timeout` seconds pass; returns the value.
@@ -39,17 +67,42 @@ public final class SequenceWatch: Sendable {
         condition.unlock()
     }
 
-    /// Waits (asynchronously) until the value reaches `target`; false when `timeout` passes first.
+    /// Waits (asynchronously, without polling) until the value reaches `target`; false when `timeout` passes or
+    /// the task is cancelled first.
     public func wait(forAtLeast target: UInt64, timeout: Duration) async -> Bool {
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: timeout)
-        var pause = Duration.microseconds(200)
-        while value < target {
-            guard clock.now < deadline, !Task.isCancelled else { return false }
-            try? await Task.sleep(for: pause)
-            pause = min(pause * 2, .milliseconds(20))
+        let id = state.withLock { state -> UInt64 in
+            defer { state.nextID += 1 }
+            return state.nextID
         }
-        return true
+        var timer: Task<Void, Never>?
+        defer { timer?.cancel() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let done = state.withLock { state -> Bool in
+                    if state.value >= target { return true }
+                    state.waiters.append(Waiter(id: id, target: target, continuation: continuation))
+                    return false
+                }
+                if done { return continuation.resume(returning: true) }
+                // Started only once the waiter is listed, so that neither can miss the other.
+                timer = Task {
+                    guard (try? await Task.sleep(for: timeout)) != nil else { return }  // cancelled: resumed already
+                    self.expire(id)
+                }
+                if Task.isCancelled { expire(id) }  // cancelled before the waiter was listed
+            }
+        } onCancel: {
+            expire(id)
+        }
+    }
+
+    /// Resumes the waiter `id` with false, if it is still waiting.
+    private func expire(_ id: UInt64) {
+        let expired = state.withLock { state -> Waiter? in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.waiters.remove(at: index)
+        }
+        expired?.continuation.resume(returning: false)
     }
 }
 
