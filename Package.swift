@@ -46,6 +46,7 @@ let package = Package(
             dependencies: [
                 "TallyAPI", "TallyCore", "TallyStore", "TallyDelivery",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -125,8 +125,12 @@ extension TallyEngine {
     }
 
     /// A4 `--dry-run`: folds the whole log under rules `version` (by default the version in force) into a scratch
-    /// environment and compares it with the live projections. Blocking: call it off the cooperative pool.
-    public func previewRebuild(version: Int64? = nil) throws -> ScoreComparison {
+    /// environment and compares it with the live projections, on the blocking pool.
+    public func previewRebuild(version: Int64? = nil) async throws -> ScoreComparison {
+        try await blocking.run { try self.previewRebuildNow(version: version) }
+    }
+
+    private func previewRebuildNow(version: Int64?) throws -> ScoreComparison {
         let published = Int64(try rulesVersions().count)
         let version = try version ?? versionInForce()
         guard version >= 1, version <= published else {
@@ -138,11 +142,13 @@ extension TallyEngine {
             mapSize: configuration.mapSize, sessionTimeout: configuration.sessionTimeout)
     }
 
-    /// A5: replays the log into a scratch environment and compares. Blocking: call it off the cooperative pool.
-    public func verify() throws -> VerifyReport {
-        try Replays.verify(
-            log: log, live: { self.projections.store }, dataDirectory: configuration.dataDirectory,
-            mapSize: configuration.mapSize, sessionTimeout: configuration.sessionTimeout)
+    /// A5: replays the log into a scratch environment and compares, on the blocking pool.
+    public func verify() async throws -> VerifyReport {
+        try await blocking.run {
+            try Replays.verify(
+                log: self.log, live: { self.projections.store }, dataDirectory: self.configuration.dataDirectory,
+                mapSize: self.configuration.mapSize, sessionTimeout: self.configuration.sessionTimeout)
+        }
     }
 
     /// M1: checks and appends a `points.change` event.
@@ -170,14 +176,44 @@ extension TallyEngine {
     /// for an unknown contact. Memory is bounded by `limit`, not by the contact's history.
     public func explain(
         contact: String, asOf: Int64? = nil, limit: Int = Explanation.defaultLimit
-    ) throws
+    ) async throws
         -> (ContactState, Explanation)?
     {
-        try projections.read { txn in
-            guard let state = try txn.contact(contact) else { return nil }
-            var builder = Explanation.Builder(asOf: asOf, limit: limit)
-            try txn.forEachAudit(contact: contact) { builder.add($0) }
-            return (state, builder.explanation)
+        try await blocking.run {
+            try self.projections.read { txn in
+                guard let state = try txn.contact(contact) else { return nil }
+                var builder = Explanation.Builder(asOf: asOf, limit: limit)
+                try txn.forEachAudit(contact: contact) { builder.add($0) }
+                return (state, builder.explanation)
+            }
+        }
+    }
+
+    /// A contact's state; nil for a contact never seen. One point read, cheap enough for the calling task.
+    public func contact(_ id: String) throws -> ContactState? {
+        try projections.read { txn in try txn.contact(id) }
+    }
+
+    /// The `limit` contacts with the highest main scores, highest first (one pass over the contacts, on the
+    /// blocking pool).
+    public func topContacts(limit: Int) async throws -> [(id: String, state: ContactState)] {
+        try await blocking.run {
+            var top: [(id: String, state: ContactState)] = []
+            try self.projections.read { txn in
+                var after: String?
+                while true {
+                    let batch = try txn.contacts(after: after, limit: 10_000)
+                    for item in batch {
+                        guard top.count < limit || item.1.points > top[top.count - 1].state.points else { continue }
+                        let index = top.firstIndex { $0.state.points < item.1.points } ?? top.count
+                        top.insert((item.0, item.1), at: index)
+                        if top.count > limit { top.removeLast() }
+                    }
+                    guard batch.count == 10_000, let last = batch.last else { break }
+                    after = last.0
+                }
+            }
+            return top
         }
     }
 }
@@ -188,7 +224,7 @@ extension TallyEngine {
     /// reading the file again rather than holding its rows. Blocking reads: call it with a spooled file.
     public func importPoints(file path: String, name: String) async throws -> AppendReceipt {
         let groups = Set(try latestRules().groups)
-        let rows = try await offThePool { try Self.readPointsCSV(path, groups: groups) { _ in } }
+        let rows = try await blocking.run { try Self.readPointsCSV(path, groups: groups) { _ in } }
         guard rows > 0 else { throw AdminRequestError(.invalid, "the file holds no rows", line: 2) }
         let at = wallClockMillis()
         return try await writer.append(stream: { emit in
@@ -225,9 +261,13 @@ extension TallyEngine {
 extension TallyEngine {
     /// A hot backup into `directory` (absolute, new or empty): the projections first, then the log, each a
     /// compacted snapshot taken while the daemon keeps serving; `CURRENT` names the projections. The copied log
-    /// is at least as far as the copied projections, so a daemon started on the copy folds the rest. Blocking:
-    /// call it off the cooperative pool.
-    public func backup(to directory: String) throws -> BackupReport {
+    /// is at least as far as the copied projections, so a daemon started on the copy folds the rest. Runs on the
+    /// blocking pool.
+    public func backup(to directory: String) async throws -> BackupReport {
+        try await blocking.run { try self.backupNow(to: directory) }
+    }
+
+    private func backupNow(to directory: String) throws -> BackupReport {
         guard directory.hasPrefix("/") else {
             throw AdminRequestError(.invalid, "the backup directory must be an absolute path", field: "dir")
         }

@@ -53,6 +53,8 @@ public struct Configuration: Sendable {
     public var smtp = SMTP()
     public var outbox = Outbox()
     public var limits = Limits()
+    /// Threads for blocking work (LMDB scans, replays, backups): ``BlockingWork``.
+    public var blockingThreads = 4
     /// `info`, `debug`, `warning`, …
     public var logLevel = "info"
     /// `logfmt` or `json`: how `tally serve` writes its log lines.
@@ -80,7 +82,7 @@ public struct Configuration: Sendable {
     static let topLevelKeys = [
         "data_dir", "ingest_socket", "admin_socket", "admin_socket_mode", "admin_socket_group", "admin_http", "rules",
         "session_timeout", "map_size", "integrations", "smtp",
-        "outbox", "limits", "log_level", "log_format",
+        "outbox", "limits", "log_level", "log_format", "blocking_threads",
     ]
 
     /// Parses configuration text; every problem is reported with its line.
@@ -143,6 +145,7 @@ public struct Configuration: Sendable {
             }
         }
         sessionTimeout = top.duration("session_timeout") ?? sessionTimeout
+        blockingThreads = top.integer("blocking_threads", in: 1...256).map { Int($0) } ?? blockingThreads
         if let node = top.value("log_level") {
             let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
             if let text = node.scalar?.string, levels.contains(text) {

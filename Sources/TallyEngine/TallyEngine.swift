@@ -27,6 +27,8 @@ public final class TallyEngine: Service, Sendable {
     public let writer: LogWriter
     public let projector: Projector
     public let outbox: OutboxDelivery
+    /// Where blocking work runs, off the cooperative pool.
+    public let blocking: BlockingWork
     /// Set while a rebuild request is being appended, and the sequence number of the last one appended.
     let requestingRebuild = Mutex(false)
     let lastRebuildRequest = Mutex<UInt64>(0)
@@ -72,6 +74,7 @@ public final class TallyEngine: Service, Sendable {
             sessionTimeout: configuration.sessionTimeout, mapSize: configuration.mapSize, logHead: writer.head,
             logger: logger)
         outbox = OutboxDelivery(projections: projector.projections, configuration: configuration, logger: logger)
+        blocking = BlockingWork(threads: configuration.blockingThreads)  // last: nothing after it may throw
     }
 
     /// The live projections.
@@ -111,12 +114,21 @@ public final class TallyEngine: Service, Sendable {
         delivery.cancel()
         await delivery.value
         await outbox.shutdown()
-        await offThePool {
-            self.writer.stop()
-            self.projector.stop()
+        do {
+            try await blocking.run {
+                self.writer.stop()
+                self.projector.stop()
+            }
+        } catch {
+            writer.stop()
+            projector.stop()
         }
+        await blocking.shutdown()
         logger.info("engine stopped", metadata: ["tally.log_head": "\(writer.head.value)"])
     }
+
+    /// An engine that never ran (start-up failed after it was built) still stops its threads.
+    deinit { blocking.shutdownNow() }
 }
 
 /// Runs blocking work (fsyncing commits, joining threads) on a thread of its own, keeping the cooperative pool

@@ -21,7 +21,7 @@ extension Routes {
             }
             limit = value
         }
-        guard let (state, explanation) = try engine.explain(contact: id, asOf: asOf, limit: limit) else {
+        guard let (state, explanation) = try await engine.explain(contact: id, asOf: asOf, limit: limit) else {
             throw APIError(.notFound, "unknown contact \"\(id)\"")
         }
         return JSONResponse.make(
@@ -116,7 +116,7 @@ extension Routes {
             if query["dry_run"] == "true" || query["dry_run"] == "1" {
                 let engine = engine
                 let number = try version ?? engine.versionInForce()
-                let preview = try await offThePool { try engine.previewRebuild(version: number) }
+                let preview = try await engine.previewRebuild(version: number)
                 return JSONResponse.make(
                     RebuildPreview(
                         rulesVersion: number, checkpoint: preview.checkpoint, contacts: preview.contacts,
@@ -143,7 +143,7 @@ extension Routes {
         }
         let engine = engine
         do {
-            return JSONResponse.make(try await offThePool { try engine.backup(to: directory) }, status: .created)
+            return JSONResponse.make(try await engine.backup(to: directory), status: .created)
         } catch let error as AdminRequestError {
             throw APIError(error)
         }
@@ -157,7 +157,7 @@ extension Routes {
     /// `POST /v1/verify` (A5): replays the log and compares; 200 with the report whatever the outcome.
     func verify() async throws -> Response {
         let engine = engine
-        return JSONResponse.make(try await offThePool { try engine.verify() })
+        return JSONResponse.make(try await engine.verify())
     }
 
 }

@@ -173,7 +173,7 @@ enum ContactPage {
 extension Routes {
     /// Adds the UI routes.
     func addUIRoutes(to router: Router<BasicRequestContext>) {
-        router.get("/ui") { _, _ in try self.topContacts() }
+        router.get("/ui") { _, _ in try await self.topContacts() }
         router.get("/ui/search") { request, _ in
             let contact = request.uri.queryParameters["contact"].map(String.init) ?? ""
             var allowed = CharacterSet.urlPathAllowed
@@ -185,30 +185,15 @@ extension Routes {
         }
         router.get("/ui/contacts/:id") { _, context in
             let id = try Self.contactID(context)
-            guard let (state, explanation) = try engine.explain(contact: id) else {
+            guard let (state, explanation) = try await engine.explain(contact: id) else {
                 throw APIError(.notFound, "unknown contact \"\(id)\"")
             }
             return ContactPage.contact(id, state: state, entries: explanation.entries, total: explanation.total)
         }
     }
 
-    /// The 50 contacts with the highest main scores (one pass over the contacts).
-    func topContacts() throws -> Response {
-        var top: [(String, ContactState)] = []
-        try engine.projections.read { txn in
-            var after: String?
-            while true {
-                let batch = try txn.contacts(after: after, limit: 10_000)
-                for item in batch {
-                    guard top.count < 50 || item.1.points > top[top.count - 1].1.points else { continue }
-                    let index = top.firstIndex { $0.1.points < item.1.points } ?? top.count
-                    top.insert(item, at: index)
-                    if top.count > 50 { top.removeLast() }
-                }
-                guard batch.count == 10_000, let last = batch.last else { break }
-                after = last.0
-            }
-        }
-        return ContactPage.top(top)
+    /// The 50 contacts with the highest main scores.
+    func topContacts() async throws -> Response {
+        ContactPage.top(try await engine.topContacts(limit: 50).map { ($0.id, $0.state) })
     }
 }

@@ -118,7 +118,7 @@ public struct Routes: Sendable {
         let id = try Self.contactID(context)
         try await awaitProjection(request)
         if let asOf = try Self.asOf(request) {
-            guard let (state, explanation) = try engine.explain(contact: id, asOf: asOf, limit: 0) else {
+            guard let (state, explanation) = try await engine.explain(contact: id, asOf: asOf, limit: 0) else {
                 throw APIError(.notFound, "unknown contact \"\(id)\"")
             }
             var document = ContactDocument(id: id, state: state)
@@ -127,7 +127,7 @@ public struct Routes: Sendable {
             document.at = Timestamp.format(asOf)
             return JSONResponse.make(document)
         }
-        guard let state = try engine.projections.read({ txn in try txn.contact(id) }) else {
+        guard let state = try engine.contact(id) else {
             throw APIError(.notFound, "unknown contact \"\(id)\"")
         }
         return JSONResponse.make(ContactDocument(id: id, state: state))

@@ -37,6 +37,7 @@ import Testing
         #expect(config.limits.readAfterTimeout == 5000 && config.limits.idleTimeout == 30_000)
         #expect(config.logLevel == "info")
         #expect(config.logFormat == .logfmt)
+        #expect(config.blockingThreads == 4)
     }
 
     @Test func everyKeyIsRead() throws {
@@ -53,6 +54,7 @@ import Testing
             map_size: 1GiB
             log_level: debug
             log_format: json
+            blocking_threads: 8
             limits:
               max_body: 1MiB
               max_line: 4KiB
@@ -75,6 +77,7 @@ import Testing
         #expect(config.mapSize == 1 << 30)
         #expect(config.logLevel == "debug")
         #expect(config.logFormat == .json)
+        #expect(config.blockingThreads == 8)
         #expect(config.limits.maxBodyBytes == 1 << 20)
         #expect(config.limits.maxLineBytes == 4 << 10)
         #expect(config.limits.readAfterTimeout == 2000)
@@ -125,6 +128,7 @@ import Testing
         ("integrations: { crm: { url: x, method: PUT } }", "unknown key \"method\""),
         ("integrations: [crm]", "config.integrations must be a mapping"),
         ("log_levl: info", "unknown key \"log_levl\""),
+        ("blocking_threads: 0", "\"blocking_threads\" must be within 1...256"),
     ])
     func aBadValueIsNamedWithItsLine(line: String, message: String) {
         let text = "# a comment\n" + line + "\n"
