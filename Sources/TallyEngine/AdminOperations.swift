@@ -14,9 +14,24 @@ public struct RulesVersionInfo: Sendable, Equatable, Codable {
     public var text: String
 }
 
-/// Why an administrative request was refused: a client error (400 unless said otherwise), nothing appended.
-public struct AdminRequestError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: Sendable { case invalid, conflict, notFound }
+/// Why the engine refused or could not do a request, with what the caller needs to say so: the kind (the server
+/// maps each kind to one HTTP status, in one place), the message, and the field or line at fault. Nothing was
+/// appended.
+public struct EngineError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable {
+        /// The request is malformed or names something that does not exist in it (400).
+        case invalid
+        /// Not allowed on this socket (403).
+        case forbidden
+        /// The contact, entry or version does not exist (404).
+        case notFound
+        /// It contradicts the current state: a rebuild already running, a delivered entry (409).
+        case conflict
+        /// The log cannot take writes now (a full disk, shutting down): retry later (503).
+        case unavailable
+        /// The projections did not reach the awaited sequence number in time (504).
+        case timedOut
+    }
 
     public var kind: Kind
     public var message: String
@@ -28,6 +43,11 @@ public struct AdminRequestError: Error, Sendable, CustomStringConvertible {
         self.message = message
         self.field = field
         self.line = line
+    }
+
+    /// An append that failed: nothing of it is in the log.
+    public init(_ error: AppendError) {
+        self.init(.unavailable, error.description)
     }
 
     public var description: String { message }
@@ -79,13 +99,13 @@ extension TallyEngine {
         do {
             _ = try Self.validate(rules: text, source: source, configuration: configuration)
         } catch let error as YAMLValidationError {
-            throw AdminRequestError(.invalid, error.description, line: error.issues.first?.line)
+            throw EngineError(.invalid, error.description, line: error.issues.first?.line)
         } catch {
-            throw AdminRequestError(.invalid, "\(error)")
+            throw EngineError(.invalid, "\(error)")
         }
-        let receipt = try await writer.append([Self.publication(text: text, source: source)])
+        let receipt = try await append([Self.publication(text: text, source: source)])
         guard let seq = receipt.lastSeq, let version = try rulesVersions().first(where: { $0.seq == seq }) else {
-            throw AdminRequestError(.conflict, "the publication was not appended")
+            throw EngineError(.conflict, "the publication was not appended")
         }
         logger.info(
             "rules published",
@@ -99,7 +119,7 @@ extension TallyEngine {
         let published = Int64(try rulesVersions().count)
         let version = try version ?? versionInForce()
         guard version >= 1, version <= published else {
-            throw AdminRequestError(
+            throw EngineError(
                 .invalid, "rules version \(version) does not exist (1…\(published))", field: "version")
         }
         // One rebuild at a time: refused while one runs, or while one requested has not started yet.
@@ -112,14 +132,14 @@ extension TallyEngine {
             return true
         }
         guard claimed else {
-            throw AdminRequestError(.conflict, "a rebuild is already running; wait for it to finish")
+            throw EngineError(.conflict, "a rebuild is already running; wait for it to finish")
         }
         defer { requestingRebuild.withLock { $0 = false } }
-        let receipt = try await writer.append([
+        let receipt = try await append([
             Event(type: .rebuild, contact: "", at: wallClockMillis(), value: version)
         ])
         if let seq = receipt.lastSeq { lastRebuildRequest.withLock { $0 = seq } }
-        guard let seq = receipt.lastSeq else { throw AdminRequestError(.conflict, "the rebuild was not appended") }
+        guard let seq = receipt.lastSeq else { throw EngineError(.conflict, "the rebuild was not appended") }
         logger.info("rebuild requested", metadata: ["tally.seq": "\(seq)", "tally.rules_version": "\(version)"])
         return (seq, version)
     }
@@ -134,7 +154,7 @@ extension TallyEngine {
         let published = Int64(try rulesVersions().count)
         let version = try version ?? versionInForce()
         guard version >= 1, version <= published else {
-            throw AdminRequestError(
+            throw EngineError(
                 .invalid, "rules version \(version) does not exist (1…\(published))", field: "version")
         }
         return try Replays.preview(
@@ -156,15 +176,15 @@ extension TallyEngine {
         contact: String, operation: PointsOperation, value: Int64, group: String?, reason: String?
     ) async throws -> AppendReceipt {
         if operation == .divide, value == 0 {
-            throw AdminRequestError(.invalid, "division by zero", field: "value")
+            throw EngineError(.invalid, "division by zero", field: "value")
         }
         if let group, !(try latestRules().groups.contains(group)) {
-            throw AdminRequestError(.invalid, "unknown group \"\(group)\"", field: "group")
+            throw EngineError(.invalid, "unknown group \"\(group)\"", field: "group")
         }
         if let reason, reason.utf8.count > 1024 {
-            throw AdminRequestError(.invalid, "reason longer than 1024 bytes", field: "reason")
+            throw EngineError(.invalid, "reason longer than 1024 bytes", field: "reason")
         }
-        return try await writer.append([
+        return try await append([
             Event(
                 type: .pointsChange, contact: contact, at: wallClockMillis(), group: group, reason: reason,
                 value: value,
@@ -225,16 +245,18 @@ extension TallyEngine {
     public func importPoints(file path: String, name: String) async throws -> AppendReceipt {
         let groups = Set(try latestRules().groups)
         let rows = try await blocking.run { try Self.readPointsCSV(path, groups: groups) { _ in } }
-        guard rows > 0 else { throw AdminRequestError(.invalid, "the file holds no rows", line: 2) }
+        guard rows > 0 else { throw EngineError(.invalid, "the file holds no rows", line: 2) }
         let at = wallClockMillis()
-        return try await writer.append(stream: { emit in
-            _ = try Self.readPointsCSV(path, groups: groups) { row in
-                try emit(
-                    Event(
-                        type: .pointsSet, contact: row.contact, at: at, email: row.email, group: row.group,
-                        reason: name, value: row.points))
-            }
-        })
+        return try await appending {
+            try await writer.append(stream: { emit in
+                _ = try Self.readPointsCSV(path, groups: groups) { row in
+                    try emit(
+                        Event(
+                            type: .pointsSet, contact: row.contact, at: at, email: row.email, group: row.group,
+                            reason: name, value: row.points))
+                }
+            })
+        }
     }
 
     /// Reads a CSV file through ``PointsCSVReader`` in 64 KiB chunks; returns the number of rows.
@@ -242,7 +264,7 @@ extension TallyEngine {
         _ path: String, groups: Set<String>, _ row: (PointsImportRow) throws -> Void
     ) throws -> Int {
         guard let file = FileHandle(forReadingAtPath: path) else {
-            throw AdminRequestError(.invalid, "cannot read the uploaded file")
+            throw EngineError(.invalid, "cannot read the uploaded file")
         }
         defer { try? file.close() }
         var reader = PointsCSVReader(knownGroups: groups)
@@ -252,7 +274,7 @@ extension TallyEngine {
             }
             try reader.finish(row)
         } catch let error as PointsCSVError {
-            throw AdminRequestError(.invalid, error.description, field: error.column, line: error.line)
+            throw EngineError(.invalid, error.description, field: error.column, line: error.line)
         }
         return reader.rows
     }
@@ -269,18 +291,18 @@ extension TallyEngine {
 
     private func backupNow(to directory: String) throws -> BackupReport {
         guard directory.hasPrefix("/") else {
-            throw AdminRequestError(.invalid, "the backup directory must be an absolute path", field: "dir")
+            throw EngineError(.invalid, "the backup directory must be an absolute path", field: "dir")
         }
         let manager = FileManager.default
         if manager.fileExists(atPath: directory) {
             guard (try manager.contentsOfDirectory(atPath: directory)).isEmpty else {
-                throw AdminRequestError(.conflict, "\(directory) is not empty", field: "dir")
+                throw EngineError(.conflict, "\(directory) is not empty", field: "dir")
             }
         } else {
             do {
                 try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
             } catch {
-                throw AdminRequestError(.invalid, "cannot create \(directory): \(error.localizedDescription)")
+                throw EngineError(.invalid, "cannot create \(directory): \(error.localizedDescription)")
             }
         }
         let store = projections.store

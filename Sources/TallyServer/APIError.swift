@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 import TallyAPI
+import TallyEngine
 
 /// An error answered as JSON: `{"error": {"status", "message", "line"?, "field"?}}`.
 public struct APIError: HTTPResponseError, Sendable {
@@ -20,6 +21,38 @@ public struct APIError: HTTPResponseError, Sendable {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let body = ErrorDocument(error: .init(status: status.code, message: message, line: line, field: field))
         return JSONResponse.make(body, status: status)
+    }
+}
+
+extension APIError {
+    /// The one mapping of the engine's errors to HTTP statuses.
+    init(_ error: EngineError) {
+        let status: HTTPResponse.Status =
+            switch error.kind {
+            case .invalid: .badRequest
+            case .forbidden: .forbidden
+            case .notFound: .notFound
+            case .conflict: .conflict
+            case .unavailable: .serviceUnavailable
+            case .timedOut: .gatewayTimeout
+            }
+        self.init(status, error.message, line: error.line, field: error.field)
+    }
+}
+
+/// Answers every ``EngineError`` a route lets through as its ``APIError``, so that routes call the engine
+/// without a catch of their own.
+struct EngineErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws
+        -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let error as EngineError {
+            throw APIError(error)
+        }
     }
 }
 

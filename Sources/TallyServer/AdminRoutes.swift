@@ -3,7 +3,6 @@ import Hummingbird
 import TallyAPI
 import TallyCore
 import TallyEngine
-import TallyStore
 
 /// The audit, rules, rebuild and verify endpoints of the admin socket (SPEC §5, §6).
 extension Routes {
@@ -58,21 +57,15 @@ extension Routes {
         guard let operation = PointsOperation(name: change.op) else {
             throw APIError(.badRequest, "\"op\" must be plus, minus, times, divide or set", field: "op")
         }
-        do {
-            return try await appending {
-                try await engine.changePoints(
-                    contact: id, operation: operation, value: change.value, group: change.group,
-                    reason: change.reason)
-            }
-        } catch let error as AdminRequestError {
-            throw APIError(error)
-        }
+        let receipt = try await engine.changePoints(
+            contact: id, operation: operation, value: change.value, group: change.group, reason: change.reason)
+        return Self.accepted(receipt)
     }
 
     /// `GET /v1/rules[?version=N]`: the published versions (A3), or one version with its text.
     func listRules(_ request: Request) throws -> Response {
         let versions = try engine.rulesVersions()
-        let inForce = engine.projector.rules.scorer.version
+        let inForce = engine.versionFolded
         if let text = request.uri.queryParameters["version"] {
             guard let number = Int64(text), let info = versions.first(where: { $0.version == number }) else {
                 throw APIError(.notFound, "no rules version \(text)")
@@ -91,14 +84,9 @@ extension Routes {
             throw APIError(.badRequest, "the rules file is not UTF-8")
         }
         let source = request.uri.queryParameters["source"].map { "api: \($0)" } ?? "api"
-        do {
-            let info = try await engine.publishRules(text: text, source: String(source))
-            return JSONResponse.make(
-                RulesVersionDocument(info, inForce: engine.projector.rules.scorer.version, withText: false),
-                status: .created)
-        } catch let error as AdminRequestError {
-            throw APIError(error)
-        }
+        let info = try await engine.publishRules(text: text, source: String(source))
+        return JSONResponse.make(
+            RulesVersionDocument(info, inForce: engine.versionFolded, withText: false), status: .created)
     }
 
     /// `POST /v1/rebuild[?dry_run=true][&version=N]` (A4): appends a rebuild event (202), or previews one.
@@ -111,29 +99,23 @@ extension Routes {
             }
             requested = number
         }
-        let version = requested
-        do {
-            if query["dry_run"] == "true" || query["dry_run"] == "1" {
-                let engine = engine
-                let number = try version ?? engine.versionInForce()
-                let preview = try await engine.previewRebuild(version: number)
-                return JSONResponse.make(
-                    RebuildPreview(
-                        rulesVersion: number, checkpoint: preview.checkpoint, contacts: preview.contacts,
-                        changed: preview.changedCount, oldTotal: preview.oldTotal, newTotal: preview.newTotal,
-                        changes: preview.changes.map {
-                            .init(
-                                contact: $0.contact, oldPoints: $0.oldPoints, newPoints: $0.newPoints,
-                                oldGroups: $0.oldGroups, newGroups: $0.newGroups)
-                        },
-                        newlyReached: preview.newlyReachedCount,
-                        reached: preview.newlyReached.map { .init(contact: $0.contact, triggers: $0.fired) }))
-            }
-            let (seq, number) = try await engine.requestRebuild(version: version)
-            return JSONResponse.make(RebuildStarted(seq: seq, rulesVersion: number), status: .accepted)
-        } catch let error as AdminRequestError {
-            throw APIError(error)
+        if query["dry_run"] == "true" || query["dry_run"] == "1" {
+            let number = try requested ?? engine.versionInForce()
+            let preview = try await engine.previewRebuild(version: number)
+            return JSONResponse.make(
+                RebuildPreview(
+                    rulesVersion: number, checkpoint: preview.checkpoint, contacts: preview.contacts,
+                    changed: preview.changedCount, oldTotal: preview.oldTotal, newTotal: preview.newTotal,
+                    changes: preview.changes.map {
+                        .init(
+                            contact: $0.contact, oldPoints: $0.oldPoints, newPoints: $0.newPoints,
+                            oldGroups: $0.oldGroups, newGroups: $0.newGroups)
+                    },
+                    newlyReached: preview.newlyReachedCount,
+                    reached: preview.newlyReached.map { .init(contact: $0.contact, triggers: $0.fired) }))
         }
+        let (seq, number) = try await engine.requestRebuild(version: requested)
+        return JSONResponse.make(RebuildStarted(seq: seq, rulesVersion: number), status: .accepted)
     }
 
     /// `POST /v1/backup?dir=/absolute/path`: a hot, compacted copy of the log and the projections.
@@ -141,37 +123,19 @@ extension Routes {
         guard let directory = request.uri.queryParameters["dir"].map(String.init) else {
             throw APIError(.badRequest, "give the backup directory as ?dir=/absolute/path", field: "dir")
         }
-        let engine = engine
-        do {
-            return JSONResponse.make(try await engine.backup(to: directory), status: .created)
-        } catch let error as AdminRequestError {
-            throw APIError(error)
-        }
+        return JSONResponse.make(try await engine.backup(to: directory), status: .created)
     }
 
     /// `GET /v1/rebuild`: the rebuild in progress or last finished.
     func rebuildProgress() -> Response {
-        JSONResponse.make(RebuildStatus(rebuild: engine.projector.rebuildProgress))
+        JSONResponse.make(RebuildStatus(rebuild: engine.rebuildProgress))
     }
 
     /// `POST /v1/verify` (A5): replays the log and compares; 200 with the report whatever the outcome.
     func verify() async throws -> Response {
-        let engine = engine
-        return JSONResponse.make(try await engine.verify())
+        JSONResponse.make(try await engine.verify())
     }
 
-}
-
-extension APIError {
-    init(_ error: AdminRequestError) {
-        let status: HTTPResponse.Status =
-            switch error.kind {
-            case .invalid: .badRequest
-            case .conflict: .conflict
-            case .notFound: .notFound
-            }
-        self.init(status, error.message, line: error.line, field: error.field)
-    }
 }
 
 extension Routes {
@@ -193,17 +157,10 @@ extension Routes {
             try? spool.close()
             throw APIError(.serviceUnavailable, "cannot spool the upload: \(error)")
         }
-        do {
-            let engine = engine
-            let receipt = try await engine.importPoints(file: path, name: name)
-            return JSONResponse.make(
-                ImportReceipt(imported: receipt.accepted, firstSeq: receipt.firstSeq, lastSeq: receipt.lastSeq),
-                status: .accepted)
-        } catch let error as AdminRequestError {
-            throw APIError(error)
-        } catch let error as AppendError {
-            throw APIError(.serviceUnavailable, error.description)
-        }
+        let receipt = try await engine.importPoints(file: path, name: name)
+        return JSONResponse.make(
+            ImportReceipt(imported: receipt.accepted, firstSeq: receipt.firstSeq, lastSeq: receipt.lastSeq),
+            status: .accepted)
     }
 }
 

@@ -2,7 +2,6 @@ import Foundation
 import Hummingbird
 import TallyCore
 import TallyEngine
-import TallyStore
 
 /// The admin UI (`GET /ui/`, `GET /ui/contacts/{id}`): self-contained HTML pages — inline CSS, an inline SVG
 /// chart, no scripts, fonts or images from anywhere — served with a Content-Security-Policy that forbids

@@ -72,7 +72,7 @@ final class Pixel: Sendable {
             session: nonEmpty(query["session"]) ?? cookies["tally_session"])
         do {
             try event.validate()
-            _ = try await engine.writer.append([event])
+            _ = try await engine.append([event])
         } catch {
             let count = rejected.add(1, ordering: .relaxed).newValue
             TallyMetrics.rejected("pixel").increment()

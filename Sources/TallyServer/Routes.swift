@@ -21,6 +21,7 @@ public struct Routes: Sendable {
     public func ingestRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(socket: "ingest"))
+        router.add(middleware: EngineErrorMiddleware())
         addBehaviourRoutes(to: router)
         return router
     }
@@ -31,6 +32,7 @@ public struct Routes: Sendable {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(socket: loopbackPort == nil ? "admin" : "admin_http"))
         if let loopbackPort { router.add(middleware: LoopbackGuardMiddleware(port: loopbackPort)) }
+        router.add(middleware: EngineErrorMiddleware())
         addBehaviourRoutes(to: router)
         router.get("/metrics") { _, _ in MetricsExport.response(self.engine) }
         addUIRoutes(to: router)
@@ -86,10 +88,9 @@ public struct Routes: Sendable {
 
     /// `GET /health`: 200 while the log accepts writes, 503 with the reason when it does not.
     func health() -> Response {
-        let failure = engine.writer.failure
+        let (head, projected, failure) = engine.health()
         let body = HealthStatus(
-            status: failure == nil ? "ok" : "unavailable", logHead: engine.writer.head.value,
-            projected: engine.projector.projected.value, error: failure)
+            status: failure == nil ? "ok" : "unavailable", logHead: head, projected: projected, error: failure)
         return JSONResponse.make(body, status: failure == nil ? .ok : .serviceUnavailable)
     }
 
@@ -97,12 +98,7 @@ public struct Routes: Sendable {
     func awaitProjection(_ request: Request) async throws {
         guard let text = request.uri.queryParameters["after"] else { return }
         guard let target = UInt64(text) else { throw APIError(.badRequest, "\"after\" must be a sequence number") }
-        let timeout = Duration.milliseconds(engine.configuration.limits.readAfterTimeout)
-        guard await engine.projector.projected.wait(forAtLeast: target, timeout: timeout) else {
-            throw APIError(
-                .gatewayTimeout,
-                "projections have not reached sequence \(target) yet (at \(engine.projector.projected.value))")
-        }
+        try await engine.awaitProjection(through: target)
     }
 
     static func contactID(_ context: BasicRequestContext) throws -> String {
@@ -144,19 +140,12 @@ public struct Routes: Sendable {
 
     /// Appends events and answers 202 with the receipt; 503 when the log cannot take them.
     func append(_ events: [Event]) async throws -> Response {
-        try await appending { try await engine.writer.append(events) }
+        Self.accepted(try await engine.append(events))
     }
 
-    /// Runs an append and answers 202 with its receipt, or 503 when the log cannot take the events.
-    func appending(_ append: () async throws -> AppendReceipt) async throws -> Response {
-        let receipt: AppendReceipt
-        do {
-            receipt = try await append()
-        } catch let error as AppendError {
-            TallyMetrics.rejected("unavailable").increment()
-            throw APIError(.serviceUnavailable, error.description)
-        }
-        return JSONResponse.make(
+    /// The 202 answer to an append.
+    static func accepted(_ receipt: AppendReceipt) -> Response {
+        JSONResponse.make(
             EventReceipt(
                 accepted: receipt.accepted, duplicates: receipt.duplicates, firstSeq: receipt.firstSeq,
                 lastSeq: receipt.lastSeq), status: .accepted)
@@ -173,19 +162,7 @@ public struct Routes: Sendable {
         } catch {
             throw APIError(.badRequest, "expected a JSON object with \"email\" and/or \"owner_email\" strings")
         }
-        guard update.email != nil || update.ownerEmail != nil else {
-            throw APIError(.badRequest, "give \"email\" or \"owner_email\"", field: "email")
-        }
-        for (field, value) in [("email", update.email), ("owner_email", update.ownerEmail)] {
-            if let value, !EmailAddress.isValid(value) {
-                throw APIError(.badRequest, "\"\(value)\" is not an email address", field: field)
-            }
-        }
-        return try await append([
-            Event(
-                type: .contactUpdate, contact: id, at: wallClockMillis(), email: update.email,
-                ownerEmail: update.ownerEmail)
-        ])
+        return Self.accepted(try await engine.updateContact(id, email: update.email, ownerEmail: update.ownerEmail))
     }
 
     struct OutboxItem: Encodable {
