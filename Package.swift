@@ -89,6 +89,9 @@ let package = Package(
         .testTarget(name: "TallyCoreTests", dependencies: ["TallyCore"], swiftSettings: strict),
         .testTarget(name: "TallyStoreTests", dependencies: ["TallyStore", "TallyCore"], swiftSettings: strict),
         .testTarget(name: "TallyDeliveryTests", dependencies: ["TallyDelivery"], swiftSettings: strict),
+        // The batching property test (issue 15): the real ProjectionFolder into real LMDB projections.
+        .testTarget(
+            name: "TallyFoldTests", dependencies: ["TallyCore", "TallyStore", "TallyEngine"], swiftSettings: strict),
         .testTarget(
             name: "TallyEndToEndTests",
             dependencies: ["TallyCore", "TallyStore", "TallyEngine", "TallyClient"],

@@ -40,7 +40,7 @@ struct ByteWriter {
         if set.count < 2 {
             for element in set { string(element) }
         } else {
-            for element in set.sorted() { string(element) }
+            for element in set.sorted(by: ByteString.precedes) { string(element) }  // byte order: canonical bytes
         }
     }
 }

@@ -33,8 +33,9 @@ public final class ProjectionStore: Sendable {
         try StoreFormat.check(environment, meta, supported: Self.format)
     }
 
-    /// The projections' on-disk format (see Docs/format.md).
-    public static let format: UInt8 = 1
+    /// The projections' on-disk format (see Docs/format.md): 2 since the audit key's index is a u32 (format 1 had
+    /// a u8 that wrapped past 255 awards of one event) and ids sort as bytes.
+    public static let format: UInt8 = 2
 
     /// The sequence number of the last event folded into the projections.
     public func checkpoint() throws -> UInt64 {
@@ -203,9 +204,11 @@ extension ProjectionTransaction {
     /// Up to `limit` contacts in id order after `after` (from the first when nil).
     public func contacts(after: String?, limit: Int) throws -> [(String, ContactState)] {
         var result: [(String, ContactState)] = []
-        try txn.scan(store.contacts, from: after.map { Array($0.utf8) }) { key, value in
+        let start = after.map { Array($0.utf8) }
+        try txn.scan(store.contacts, from: start) { key, value in
+            // The key itself is skipped by its bytes: `String ==` would also skip a canonically equivalent next id.
+            if let start, key.elementsEqual(start) { return true }
             let id = String(decoding: key, as: UTF8.self)
-            if id == after { return true }
             result.append((id, try ContactCodec.decode(value)))
             return result.count < limit
         }
