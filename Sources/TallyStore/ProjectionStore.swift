@@ -30,7 +30,14 @@ public final class ProjectionStore: Sendable {
         outbox = try environment.database("outbox")
         outboxDue = try environment.database("outbox_due")
         meta = try environment.database("meta")
-        try StoreFormat.check(environment, meta, supported: Self.format)
+        try StoreFormat.check(environment, meta, supported: Self.format) { found in
+            // Older projections are derived data this release does not migrate; newer ones need their release.
+            found < Self.format
+                ? "projections are derived from the log: stop Tally, move this directory (and CURRENT beside it) "
+                    + "aside and start again to fold the log afresh — see \"Upgrade\" in Docs/operations.md (the "
+                    + "outbox's delivery records stay in the old directory)"
+                : nil
+        }
     }
 
     /// The projections' on-disk format (see Docs/format.md): 2 since the audit key's index is a u32 (format 1 had
