@@ -96,7 +96,8 @@ struct BatchingPropertyTests {
         let replay = try LogReplay.replay(try log.read(from: 1, limit: Int(head)), sessionTimeout: Self.sessionTimeout)
         try expectEqualToReplay(whole, replay, context: context)
         print(
-            "batching property: done, \(context), \(cuts.count) rules events; tables: \(sizes); in "
+            "batching property: done, \(context), batches up to \(maximum), \(limits), \(cuts.count) rules events; "
+                + "tables: \(sizes); in "
                 + "\(Int(Date().timeIntervalSince(started))) s")
     }
 
