@@ -51,6 +51,9 @@ struct RandomLog {
         let special = [
             RandomLog.composed, RandomLog.decomposed, "\(RandomLog.composed)-\(RandomLog.decomposed)",
             "\(RandomLog.decomposed)-\(RandomLog.composed)",
+            // Equivalent and adjacent in byte order (78 65 cc 81, 78 c3 a9): a pass that resumes after the first
+            // must not skip the second.
+            "xe\u{301}", "x\u{E9}",
         ]
         self.contacts = special + (0..<max(contacts, 1)).map { "c-\($0)" }
     }

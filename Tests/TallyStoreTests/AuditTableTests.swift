@@ -25,6 +25,19 @@ struct AuditTableTests {
         #expect(AuditCodec.key(contact: "c", seq: 7, index: 300).suffix(4) == [0, 0, 1, 44], "u32 big-endian index")
     }
 
+    @Test("T4 a trigger_existing pass resumes after its last contact by bytes: an equivalent next id is not skipped")
+    func passResumesByBytes() throws {
+        let directory = try TemporaryDirectory()
+        let store = try ProjectionStore(directory: directory.path, mapSize: 1 << 20)
+        // Adjacent in byte order ("xe\u{301}" is 78 65 cc 81, "x\u{E9}" 78 c3 a9) and equal for `String ==`.
+        let ids = ["w", "xe\u{301}", "x\u{E9}", "y"]
+        try store.update { txn in for id in ids { try txn.setContact(id, ContactState(points: 1)) } }
+        let after = try store.read { txn in try txn.contacts(after: "xe\u{301}", limit: 10) }
+        #expect(after.map { Array($0.0.utf8) } == [Array("x\u{E9}".utf8), Array("y".utf8)])
+        let all = try store.read { txn in try txn.contacts(after: nil, limit: 10) }
+        #expect(all.map { Array($0.0.utf8) } == ids.map { Array($0.utf8) }, "id order is byte order")
+    }
+
     @Test("projections in format 1 (u8 audit index) are refused with what to do, not misread")
     func formatOneIsRefused() throws {
         let directory = try TemporaryDirectory()
