@@ -91,7 +91,8 @@ let package = Package(
         .testTarget(name: "TallyCoreTests", dependencies: ["TallyCore"], swiftSettings: strict),
         .testTarget(name: "TallyStoreTests", dependencies: ["TallyStore", "TallyCore"], swiftSettings: strict),
         .testTarget(name: "TallyDeliveryTests", dependencies: ["TallyDelivery"], swiftSettings: strict),
-        .testTarget(name: "TallyEngineTests", dependencies: ["TallyEngine", "TallyCore"], swiftSettings: strict),
+        .testTarget(
+            name: "TallyEngineTests", dependencies: ["TallyEngine", "TallyCore", "TallyStore"], swiftSettings: strict),
         .testTarget(
             name: "TallyEndToEndTests",
             dependencies: ["TallyAPI", "TallyCore", "TallyStore", "TallyEngine", "TallyClient"],

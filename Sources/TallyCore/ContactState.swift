@@ -6,9 +6,9 @@ public struct ContactState: Sendable, Equatable {
     public var groups: [String: Int64]
     /// The once-only ledger (S3): ids of non-repeatable actions already awarded to this contact.
     public var awarded: Set<String>
-    /// Page-visit state per `url.hit` pattern (keyed by ``URLPattern/key``): what U3–U5 need, O(1) per pattern
-    /// whatever the number of hits.
-    public var visits: [String: VisitStats]
+    /// Page-visit state per `url.hit` pattern (keyed by ``URLPattern/key``, compared as bytes): what U3–U5 need,
+    /// O(1) per pattern whatever the number of hits.
+    public var visits: [ByteString: VisitStats]
     /// Trigger events already fired for this contact, as `trigger/event` (T3: at most once, ever).
     public var fired: Set<String>
     /// Tags, segments and campaign memberships, changed by trigger events (T5).
@@ -20,7 +20,8 @@ public struct ContactState: Sendable, Equatable {
     public var ownerEmail: String?
 
     public init(
-        points: Int64 = 0, groups: [String: Int64] = [:], awarded: Set<String> = [], visits: [String: VisitStats] = [:],
+        points: Int64 = 0, groups: [String: Int64] = [:], awarded: Set<String> = [],
+        visits: [ByteString: VisitStats] = [:],
         fired: Set<String> = [], tags: Set<String> = [], segments: Set<String> = [], campaigns: Set<String> = [],
         email: String? = nil, ownerEmail: String? = nil
     ) {
@@ -118,7 +119,8 @@ public struct OpenHit: Sendable, Equatable {
     }
 }
 
-/// Identifies a contact's browser session.
+/// Identifies a contact's browser session; equal, hashed and ordered by the bytes of both ids (SPEC §1), like
+/// the `sessions` table's keys.
 public struct SessionKey: Sendable, Hashable {
     public var contact: String
     public var session: String
@@ -126,5 +128,14 @@ public struct SessionKey: Sendable, Hashable {
     public init(contact: String, session: String) {
         self.contact = contact
         self.session = session
+    }
+
+    public static func == (a: SessionKey, b: SessionKey) -> Bool {
+        ByteString.equal(a.contact, b.contact) && ByteString.equal(a.session, b.session)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        ByteString.hash(contact, into: &hasher)
+        ByteString.hash(session, into: &hasher)
     }
 }

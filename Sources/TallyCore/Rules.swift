@@ -73,8 +73,8 @@ public struct PointAction: Sendable, Equatable {
     /// For `url.hit`: which URLs count.
     public var url: URLPattern?
     public var conditions: URLConditions
-    /// For the item types: the item ids that count; empty means any (S1).
-    public var items: Set<String>
+    /// For the item types: the item ids that count, compared as bytes; empty means any (S1).
+    public var items: Set<ByteString>
     /// Award to this group's score instead of the main score (S4).
     public var group: String?
     public var window: PublishWindow
@@ -82,7 +82,7 @@ public struct PointAction: Sendable, Equatable {
     public init(
         id: String, name: String = "", description: String = "", category: String = "", type: EventType,
         delta: Int64, repeatable: Bool = false, url: URLPattern? = nil, conditions: URLConditions = URLConditions(),
-        items: Set<String> = [], group: String? = nil, window: PublishWindow = PublishWindow()
+        items: Set<ByteString> = [], group: String? = nil, window: PublishWindow = PublishWindow()
     ) {
         self.id = id
         self.name = name

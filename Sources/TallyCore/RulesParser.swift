@@ -104,7 +104,7 @@ public enum RulesParser {
 
         var url: URLPattern?
         var conditions = URLConditions()
-        var items: Set<String> = []
+        var items: Set<ByteString> = []
         if type == .urlHit {
             if let text = map.string("url", required: true) {
                 if text.isEmpty { map.report(map.value("url"), "\"url\" must not be empty") }
@@ -124,7 +124,7 @@ public enum RulesParser {
                 map.report(map.value("items"), "\"items\" applies to item types, not url.hit")
             }
         } else if type != nil {
-            items = Set(map.stringList("items") ?? [])
+            items = Set((map.stringList("items") ?? []).map { ByteString($0) })
             for key in ["url", "page_hits", "returns_within", "returns_after", "time_spent"]
             where map.value(key) != nil {
                 map.report(map.value(key), "\"\(key)\" applies to url.hit actions only")

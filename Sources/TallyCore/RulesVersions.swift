@@ -104,10 +104,10 @@ public struct RulesState: Sendable {
 /// The reference the stored projections are checked against in tests.
 public struct LogReplay: Sendable {
     public var projection = Projection()
-    /// Audit entries per contact, in log order.
-    public var audit: [String: [AuditEntry]] = [:]
-    /// The keys of every side effect fired (the outbox's keys).
-    public var sideEffects: Set<String> = []
+    /// Audit entries per contact (compared as bytes), in log order.
+    public var audit: [ByteString: [AuditEntry]] = [:]
+    /// The keys of every side effect fired (the outbox's keys, compared as bytes).
+    public var sideEffects: Set<ByteString> = []
     public private(set) var rules: RulesState
     private var versions: [Int64: RuleSet] = [:]
 
@@ -152,18 +152,19 @@ public struct LogReplay: Sendable {
             if rules.pinned { return }
             versions[rules.scorer.version] = rules.scorer.rules
             guard !existing.isEmpty else { return }
-            for contact in projection.contacts.keys.sorted() {
+            for contact in projection.contacts.keys.sorted() {  // byte order, as the store's pass
                 guard var state = projection.contacts[contact] else { continue }
-                let outcome = rules.scorer.fireExisting(existing, contact: contact, state: &state, at: event.at)
+                let outcome = rules.scorer.fireExisting(existing, contact: contact.string, state: &state, at: event.at)
                 projection.contacts[contact] = state
-                sideEffects.formUnion(outcome.sideEffects.map(\.key))
+                sideEffects.formUnion(outcome.sideEffects.map { ByteString($0.key) })
             }
             return
         }
         let outcome = projection.apply(event, scorer: rules.scorer)
         for award in outcome.awards {
-            audit[event.contact, default: []].append(AuditEntry(award, of: logged, version: rules.scorer.version))
+            audit[ByteString(event.contact), default: []].append(
+                AuditEntry(award, of: logged, version: rules.scorer.version))
         }
-        sideEffects.formUnion(outcome.sideEffects.map(\.key))
+        sideEffects.formUnion(outcome.sideEffects.map { ByteString($0.key) })
     }
 }

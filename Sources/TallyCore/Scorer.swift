@@ -20,7 +20,7 @@ public struct Scorer: Sendable {
         self.version = version
         self.sessionTimeout = sessionTimeout
         self.actionsByType = Dictionary(grouping: rules.actions, by: \.type)
-        var seen: Set<String> = []
+        var seen: Set<ByteString> = []
         let patterns = rules.actions.compactMap(\.url).filter { seen.insert($0.key).inserted }
         self.patterns = patterns
         self.urlActions = (actionsByType[.urlHit] ?? []).compactMap { action in
@@ -112,7 +112,7 @@ public struct Scorer: Sendable {
         var awards: [Award] = []
         for action in actionsByType[event.type] ?? [] {
             let item = event.item ?? ""
-            guard action.items.isEmpty || action.items.contains(item) else { continue }  // S1
+            guard action.items.isEmpty || action.items.contains(ByteString(item)) else { continue }  // S1, as bytes
             award(action, event, "\(event.type.name) of \"\(item)\"", &state, &awards)
         }
         return awards

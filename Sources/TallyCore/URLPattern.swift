@@ -9,14 +9,14 @@ public struct URLPattern: Sendable, Hashable, CustomStringConvertible {
     private let normalized: [UInt8]
     private let keepsQuery: Bool
 
-    /// Identifies the pattern's page-visit state: equal for patterns that match the same URLs.
-    public let key: String
+    /// Identifies the pattern's page-visit state: equal (as bytes) for patterns that match the same URLs.
+    public let key: ByteString
 
     public init(_ text: String) {
         self.text = text
         self.keepsQuery = text.contains("?")
         self.normalized = Self.normalize(text, dropQuery: false)
-        self.key = String(decoding: normalized, as: UTF8.self) + (keepsQuery ? "" : " #nq")
+        self.key = ByteString(String(decoding: normalized, as: UTF8.self) + (keepsQuery ? "" : " #nq"))
     }
 
     public var description: String { text }

@@ -23,6 +23,20 @@ public final class ProjectionFolder: @unchecked Sendable {
     /// Contacts visited per transaction by a `trigger_existing` pass.
     public static let existingBatchSize = 10_000
 
+    /// The sizes that bound a folder's memory and transactions; none of them may change what is folded (the
+    /// batching property test folds with small ones to reach every cut).
+    public struct Limits: Sendable {
+        /// Contacts visited per transaction by a `trigger_existing` pass.
+        public var existingBatchSize: Int
+        /// Committed contact states, and open session hits, kept decoded across batches (each).
+        public var cachedStates: Int
+
+        public init(existingBatchSize: Int = ProjectionFolder.existingBatchSize, cachedStates: Int = 10_000) {
+            self.existingBatchSize = max(existingBatchSize, 1)
+            self.cachedStates = max(cachedStates, 2)
+        }
+    }
+
     public let log: EventLog
     public let store: ProjectionStore
     public private(set) var rules: RulesState
@@ -31,14 +45,18 @@ public final class ProjectionFolder: @unchecked Sendable {
     /// The sequence number of the latest `rebuild` event folded by ``step(through:)``, if any.
     public private(set) var foldedRebuild: UInt64?
     private var versions: [Int64: RuleSet] = [:]
+    private let limits: Limits
     /// Committed contact states and open session hits, so hot contacts are not read back for every batch.
-    private var contactCache = StateCache<String, ContactState>(limit: 10_000)
-    private var sessionCache = StateCache<SessionKey, OpenHit>(limit: 10_000)
+    private var contactCache: StateCache<ByteString, ContactState>
+    private var sessionCache: StateCache<SessionKey, OpenHit>
 
     /// Continues the projections in `store` from their checkpoint, with the rules version they were at.
-    public init(log: EventLog, store: ProjectionStore, sessionTimeout: Int64) throws {
+    public init(log: EventLog, store: ProjectionStore, sessionTimeout: Int64, limits: Limits = Limits()) throws {
         self.log = log
         self.store = store
+        self.limits = limits
+        contactCache = StateCache(limit: limits.cachedStates)
+        sessionCache = StateCache(limit: limits.cachedStates)
         let (checkpoint, cursor) = try store.read { txn in (try txn.checkpoint(), try txn.rulesCursor()) }
         self.checkpoint = checkpoint
         self.rules = RulesState(sessionTimeout: sessionTimeout)
@@ -55,12 +73,16 @@ public final class ProjectionFolder: @unchecked Sendable {
     /// Folds the log from the start into the empty `store` with the events before the rebuild event at
     /// `until` scored under rules `version` (a rebuild, or with `until: .max` a dry run).
     public init(
-        log: EventLog, emptyStore store: ProjectionStore, sessionTimeout: Int64, version: Int64, until: UInt64
+        log: EventLog, emptyStore store: ProjectionStore, sessionTimeout: Int64, version: Int64, until: UInt64,
+        limits: Limits = Limits()
     )
         throws
     {
         self.log = log
         self.store = store
+        self.limits = limits
+        contactCache = StateCache(limit: limits.cachedStates)
+        sessionCache = StateCache(limit: limits.cachedStates)
         self.checkpoint = 0
         self.rules = RulesState(sessionTimeout: sessionTimeout)
         rules = RulesState(
@@ -106,16 +128,18 @@ public final class ProjectionFolder: @unchecked Sendable {
             // new (T2).
             // Indices rather than `for logged in events`: an event is a wide struct, and copying one per loop
             // costs a retain and a release of each of its strings.
-            var loaded: Set<String> = []
+            // Every table here compares ids as bytes (ByteString, SessionKey), as the stored tables do (SPEC §1).
+            var loaded: Set<ByteString> = []
             var audit = AuditBatch()
             for index in events.indices where !events[index].event.type.switchesRules {
-                let contact = events[index].event.contact
-                if loaded.insert(contact).inserted, let state = try contactCache.value(contact) ?? txn.contact(contact)
+                let contact = ByteString(events[index].event.contact)
+                if loaded.insert(contact).inserted,
+                    let state = try contactCache.value(contact) ?? txn.contact(contact.string)
                 {
                     working.contacts[contact] = state
                 }
                 if events[index].event.type == .urlHit, let session = events[index].event.session {
-                    let key = SessionKey(contact: contact, session: session)
+                    let key = SessionKey(contact: contact.string, session: session)
                     if working.openHits[key] == nil {
                         working.openHits[key] = try sessionCache.value(key) ?? txn.openHit(key)
                     }
@@ -153,7 +177,7 @@ public final class ProjectionFolder: @unchecked Sendable {
             // would be copied.
             let keys = working.contacts.keys
             for index in keys.indices.sorted(by: { keys[$0] < keys[$1] }) {
-                try txn.setContact(keys[index], working.contacts.values[index])
+                try txn.setContact(keys[index].string, working.contacts.values[index])
             }
             for (key, hit) in working.openHits { try txn.setOpenHit(key, hit) }
             try txn.setRulesCursor(version: rulesAfter.scorer.version, published: rulesAfter.published)
@@ -173,7 +197,7 @@ public final class ProjectionFolder: @unchecked Sendable {
         contactCache.removeAll()  // the pass rewrites contacts behind the cache
         let triggers = rules.scorer.rules.triggers.filter { pass.triggers.contains($0.id) }
         try store.update { txn in
-            let batch = try txn.contacts(after: pass.after, limit: Self.existingBatchSize)
+            let batch = try txn.contacts(after: pass.after, limit: limits.existingBatchSize)
             for (contact, state) in batch {
                 var state = state
                 let outcome = rules.scorer.fireExisting(triggers, contact: contact, state: &state, at: pass.at)
@@ -185,7 +209,7 @@ public final class ProjectionFolder: @unchecked Sendable {
             }
             var next = pass
             next.after = batch.last?.0
-            try txn.setExistingTriggersPass(batch.count < Self.existingBatchSize ? nil : next)
+            try txn.setExistingTriggersPass(batch.count < limits.existingBatchSize ? nil : next)
         }
     }
 }

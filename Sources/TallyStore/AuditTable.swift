@@ -1,8 +1,12 @@
 public import TallyCore
 
 /// The binary encoding of an audit entry (A1), stored under the key `varint length + contact · u64 BE seq ·
-/// u8 index` (the index orders several entries of one event), so that one contact's entries are one key range in
-/// log order.
+/// u32 BE index` (the index orders several entries of one event), so that one contact's entries are one key range
+/// in log order.
+///
+/// One event makes at most one award per point action of its type (a manual change or an import, one), so the
+/// index is below the number of actions in a rules file; 32 bits cannot overflow (a rules file is at most 1 MiB
+/// through the API, and a u8 index did: 300 matching actions overwrote each other's entries from the 257th on).
 ///
 /// ```
 /// u8 format (1) · u8 kind · i64 LE at · i64 LE version · i64 LE delta · i64 LE score after
@@ -11,11 +15,14 @@ public import TallyCore
 enum AuditCodec {
     static let format: UInt8 = 1
 
-    static func key(contact: String, seq: UInt64, index: UInt8) -> [UInt8] {
+    /// The bytes of the index after the sequence number.
+    static let indexWidth = 4
+
+    static func key(contact: String, seq: UInt64, index: UInt32) -> [UInt8] {
         var writer = ByteWriter()
         writer.string(contact)
         writer.bytes += SequenceKey.encode(seq)
-        writer.u8(index)
+        withUnsafeBytes(of: index.bigEndian) { writer.bytes.append(contentsOf: $0) }
         return writer.bytes
     }
 
@@ -72,12 +79,11 @@ public struct AuditBatch {
 
     /// Adds the audit entries of one event's awards to one contact.
     public mutating func add(contact: String, _ entries: [AuditEntry]) {
+        // An event's awards are bounded by the actions of a rules file (see AuditCodec), far below 2^32.
+        precondition(entries.count <= Int(UInt32.max), "more audit entries for one event than the index holds")
         for (index, entry) in entries.enumerated() {
             records.append(
-                (
-                    AuditCodec.key(contact: contact, seq: entry.seq, index: UInt8(truncatingIfNeeded: index)),
-                    AuditCodec.encode(entry)
-                ))
+                (AuditCodec.key(contact: contact, seq: entry.seq, index: UInt32(index)), AuditCodec.encode(entry)))
         }
     }
 
@@ -105,7 +111,7 @@ extension ProjectionTransaction {
     public func forEachAudit(contact: String, _ body: (AuditEntry) throws -> Void) throws {
         let prefix = AuditCodec.prefix(contact: contact)
         try txn.scan(store.audit, from: prefix) { key, value in
-            guard key.count == prefix.count + 9, key.starts(with: prefix) else { return false }
+            guard key.count == prefix.count + 8 + AuditCodec.indexWidth, key.starts(with: prefix) else { return false }
             let seq = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key[prefix.count..<(prefix.count + 8)])) ?? 0
             try body(try AuditCodec.decode(value, seq: seq))
             return true

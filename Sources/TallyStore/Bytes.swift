@@ -40,7 +40,7 @@ struct ByteWriter {
         if set.count < 2 {
             for element in set { string(element) }
         } else {
-            for element in set.sorted() { string(element) }
+            for element in set.sorted(by: ByteString.precedes) { string(element) }  // byte order: canonical bytes
         }
     }
 }
@@ -126,10 +126,12 @@ public struct UnsupportedFormatError: Error, Sendable, CustomStringConvertible {
     public var path: String
     public var found: Int
     public var supported: Int
+    /// What to do about it, when more can be said than "run the release that wrote it".
+    public var advice: String?
 
     public var description: String {
         "\(path) holds on-disk format \(found), and this version of Tally reads format \(supported): "
-            + "run the Tally release that wrote it, or see Docs/format.md on upgrading"
+            + (advice ?? "run the Tally release that wrote it, or see Docs/format.md on upgrading")
     }
 }
 
@@ -139,12 +141,16 @@ enum StoreFormat {
     static let key = Array("format".utf8)
 
     /// Records `supported` in a new environment; throws when an existing one holds another format.
-    static func check(_ environment: LMDBEnvironment, _ meta: LMDBDatabase, supported: UInt8) throws {
+    static func check(
+        _ environment: LMDBEnvironment, _ meta: LMDBDatabase, supported: UInt8,
+        advice: ((_ found: Int) -> String?)? = nil
+    ) throws {
         try environment.write { txn in
             if let stored = try txn.get(meta, key) {
                 guard stored == [supported] else {
+                    let found = Int(stored.first ?? 0)
                     throw UnsupportedFormatError(
-                        path: environment.path, found: Int(stored.first ?? 0), supported: Int(supported))
+                        path: environment.path, found: found, supported: Int(supported), advice: advice?(found))
                 }
             } else {
                 try txn.put(meta, key, [supported])

@@ -123,7 +123,7 @@ public enum ContactCodec {
         writer.varint(UInt64(state.visits.count))
         for pattern in sortedKeys(state.visits) {
             let stats = state.visits[pattern] ?? VisitStats()
-            writer.string(pattern)
+            writer.string(pattern.string)
             writer.int64(stats.hits)
             writer.int64(stats.dwell)
             writer.u8(stats.lastAt == nil ? 0 : 1)
@@ -140,7 +140,7 @@ public enum ContactCodec {
 
     /// A dictionary's keys in order (the encoding is canonical: `verify` compares records byte for byte); most
     /// states have none or one, which need no sorting.
-    private static func sortedKeys<Value>(_ dictionary: [String: Value]) -> [String] {
+    private static func sortedKeys<Key: Comparable, Value>(_ dictionary: [Key: Value]) -> [Key] {
         dictionary.count < 2 ? Array(dictionary.keys) : dictionary.keys.sorted()
     }
 
@@ -154,7 +154,7 @@ public enum ContactCodec {
         }
         for _ in 0..<(try reader.varint()) { state.awarded.insert(try reader.string()) }
         for _ in 0..<(try reader.varint()) {
-            let pattern = try reader.string()
+            let pattern = ByteString(try reader.string())
             var stats = VisitStats(hits: try reader.int64(), dwell: try reader.int64())
             if try reader.u8() == 1 { stats.lastAt = try reader.int64() }
             state.visits[pattern] = stats

@@ -74,3 +74,23 @@ extension ProjectionStore {
         }
     }
 }
+
+extension ProjectionStore {
+    /// Every table of the projections with its records in key order, as raw bytes: what two folds of one log
+    /// must agree on byte for byte (the batching property test).
+    public func rawTables() throws -> [(name: String, records: [(key: [UInt8], value: [UInt8])])] {
+        try environment.read { txn in
+            try [
+                ("contacts", contacts), ("sessions", sessions), ("audit", audit), ("outbox", outbox),
+                ("outbox_due", outboxDue), ("meta", meta),
+            ].map { name, table in
+                var records: [(key: [UInt8], value: [UInt8])] = []
+                try txn.scan(table) { key, value in
+                    records.append((Array(key), Array(value)))
+                    return true
+                }
+                return (name, records)
+            }
+        }
+    }
+}

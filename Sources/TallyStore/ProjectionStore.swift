@@ -30,11 +30,19 @@ public final class ProjectionStore: Sendable {
         outbox = try environment.database("outbox")
         outboxDue = try environment.database("outbox_due")
         meta = try environment.database("meta")
-        try StoreFormat.check(environment, meta, supported: Self.format)
+        try StoreFormat.check(environment, meta, supported: Self.format) { found in
+            // Older projections are derived data this release does not migrate; newer ones need their release.
+            found < Self.format
+                ? "projections are derived from the log: stop Tally, move this directory (and CURRENT beside it) "
+                    + "aside and start again to fold the log afresh — see \"Upgrade\" in Docs/operations.md (the "
+                    + "outbox's delivery records stay in the old directory)"
+                : nil
+        }
     }
 
-    /// The projections' on-disk format (see Docs/format.md).
-    public static let format: UInt8 = 1
+    /// The projections' on-disk format (see Docs/format.md): 2 since the audit key's index is a u32 (format 1 had
+    /// a u8 that wrapped past 255 awards of one event) and ids sort as bytes.
+    public static let format: UInt8 = 2
 
     /// The sequence number of the last event folded into the projections.
     public func checkpoint() throws -> UInt64 {
@@ -203,9 +211,11 @@ extension ProjectionTransaction {
     /// Up to `limit` contacts in id order after `after` (from the first when nil).
     public func contacts(after: String?, limit: Int) throws -> [(String, ContactState)] {
         var result: [(String, ContactState)] = []
-        try txn.scan(store.contacts, from: after.map { Array($0.utf8) }) { key, value in
+        let start = after.map { Array($0.utf8) }
+        try txn.scan(store.contacts, from: start) { key, value in
+            // The key itself is skipped by its bytes: `String ==` would also skip a canonically equivalent next id.
+            if let start, key.elementsEqual(start) { return true }
             let id = String(decoding: key, as: UTF8.self)
-            if id == after { return true }
             result.append((id, try ContactCodec.decode(value)))
             return result.count < limit
         }

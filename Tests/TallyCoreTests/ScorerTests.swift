@@ -483,15 +483,15 @@ struct ScorerTests {
             for event in events { projection.apply(event, scorer: scorer) }
             return projection
         }
-        func score() -> ([String: ContactState], [[Award]]) {
-            var states: [String: ContactState] = [:]
-            let awards = events.map { scorer.apply($0, to: &states[$0.contact, default: ContactState()]) }
+        func score() -> ([ByteString: ContactState], [[Award]]) {
+            var states: [ByteString: ContactState] = [:]
+            let awards = events.map { scorer.apply($0, to: &states[ByteString($0.contact), default: ContactState()]) }
             return (states, awards)
         }
         let first = project()
         let second = project()
         #expect(first == second)
-        #expect(Set(first.contacts.keys) == Set(contacts))
+        #expect(Set(first.contacts.keys) == Set(contacts.map { ByteString($0) }))
         let (states, awards) = score()
         let (statesAgain, awardsAgain) = score()
         #expect(states == statesAgain)
@@ -502,7 +502,7 @@ struct ScorerTests {
         // Each contact's state depends only on its own events: contacts do not interact.
         for contact in contacts {
             let (state, _) = fold(events.filter { $0.contact == contact }, rules.actions)
-            #expect(first.contacts[contact] == state, "contact \(contact)")
+            #expect(first.contacts[ByteString(contact)] == state, "contact \(contact)")
         }
     }
 

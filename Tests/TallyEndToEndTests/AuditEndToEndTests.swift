@@ -218,7 +218,9 @@ struct AuditEndToEndTests {
         let replay = try LogReplay.replay(try log.read(from: 1, limit: 1_000_000))
         let store = try ProjectionStore(
             directory: try ProjectionDirectories(dataDirectory: daemon.dataDirectory).current(), mapSize: 1 << 20)
-        #expect(Dictionary(uniqueKeysWithValues: try store.allContacts()) == replay.projection.contacts)
+        #expect(
+            Dictionary(uniqueKeysWithValues: try store.allContacts().map { (ByteString($0), $1) })
+                == replay.projection.contacts)
         daemon.stop()
 
         // Offline verify: passes, then fails on a tampered row.

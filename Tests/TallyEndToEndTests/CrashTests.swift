@@ -209,10 +209,12 @@ struct CrashTests {
         let store = try ProjectionStore(
             directory: try ProjectionDirectories(dataDirectory: daemon.dataDirectory).current(), mapSize: 1 << 20)
         #expect(try store.checkpoint() == head)
-        let stored = Dictionary(uniqueKeysWithValues: try store.allContacts())
+        let stored = Dictionary(uniqueKeysWithValues: try store.allContacts().map { (ByteString($0), $1) })
         #expect(stored == fold.contacts)
         #expect(try store.allOpenHits() == fold.openHits)
-        for (contact, entries) in replay.audit { #expect(try store.read { try $0.audit(contact: contact) } == entries) }
+        for (contact, entries) in replay.audit {
+            #expect(try store.read { try $0.audit(contact: contact.string) } == entries)
+        }
         // A5: the daemon's own verify agrees.
         #expect(try daemon.verify().passed)
         #expect(fold.contacts.values.contains { !$0.visits.isEmpty && $0.tags.contains("warm") })
@@ -227,7 +229,9 @@ struct CrashTests {
                 deliveredAt[key] = Double(millis) / 1000
             }
         }
-        #expect(Set(deliveredAt.keys) == replay.sideEffects, "the outbox holds exactly the side effects the log fires")
+        #expect(
+            Set(deliveredAt.keys.map { ByteString($0) }) == replay.sideEffects,
+            "the outbox holds exactly the side effects the log fires")
         var resent = 0
         for request in webhook.requests {
             guard let key = WebhookServer.header(request, "Idempotency-Key"), let time = request["time"] as? Double
