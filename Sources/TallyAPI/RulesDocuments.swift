@@ -131,3 +131,31 @@ public struct RebuildPreview: Codable, Sendable, Equatable {
         case newlyReached = "newly_reached"
     }
 }
+
+/// `tally rules check FILE --json`: whether a rules file is valid, what it holds, or every problem with its line.
+public struct RulesCheckReport: Codable, Sendable, Equatable {
+    /// One problem of the file.
+    public struct Problem: Codable, Sendable, Equatable {
+        public var line: Int
+        public var message: String
+
+        public init(line: Int, message: String) {
+            self.line = line
+            self.message = message
+        }
+    }
+
+    public var valid: Bool
+    public var groups: Int?
+    public var actions: Int?
+    public var triggers: Int?
+    public var errors: [Problem]?
+
+    public init(valid: Bool, groups: Int? = nil, actions: Int? = nil, triggers: Int? = nil, errors: [Problem]? = nil) {
+        self.valid = valid
+        self.groups = groups
+        self.actions = actions
+        self.triggers = triggers
+        self.errors = errors
+    }
+}

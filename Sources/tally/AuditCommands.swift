@@ -223,9 +223,7 @@ struct Verify: ParsableCommand {
             bar.finish()
         }
         if options.json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else if report.passed {
             print("verified: the projections equal a replay of the log through sequence \(report.checkpoint)")
         } else {

@@ -83,27 +83,28 @@ struct Rules: ParsableCommand {
             } catch {
                 throw ValidationError("cannot read \(file): \(error.localizedDescription)")
             }
+            let rules: RuleSet
             do {
-                let rules = try RulesParser.parse(text, file: file)
-                if options.json {
-                    print(
-                        #"{"valid":true,"groups":\#(rules.groups.count),"actions":\#(rules.actions.count),"#
-                            + #""triggers":\#(rules.triggers.count)}"#)
-                } else {
-                    print(
-                        "\(file): valid — \(rules.actions.count) actions, \(rules.triggers.count) triggers, "
-                            + "\(rules.groups.count) groups")
-                }
+                rules = try RulesParser.parse(text, file: file)
             } catch {
                 if options.json {
-                    let issues = error.issues.map { ["line": $0.line, "message": $0.message] as [String: Any] }
-                    let data = try JSONSerialization.data(
-                        withJSONObject: ["valid": false, "errors": issues], options: [.sortedKeys])
-                    print(String(decoding: data, as: UTF8.self))
+                    try printJSON(
+                        RulesCheckReport(
+                            valid: false, errors: error.issues.map { .init(line: $0.line, message: $0.message) }))
                 } else {
                     printError(error.description)
                 }
                 throw ExitCode(1)
+            }
+            if options.json {
+                try printJSON(
+                    RulesCheckReport(
+                        valid: true, groups: rules.groups.count, actions: rules.actions.count,
+                        triggers: rules.triggers.count))
+            } else {
+                print(
+                    "\(file): valid — \(rules.actions.count) actions, \(rules.triggers.count) triggers, "
+                        + "\(rules.groups.count) groups")
             }
         }
     }

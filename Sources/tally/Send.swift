@@ -75,11 +75,10 @@ struct Send: ParsableCommand {
         }
         try flush()
         if options.json {
-            let first = totals.first.map(String.init) ?? "null"
-            let last = totals.last.map(String.init) ?? "null"
-            print(
-                #"{"accepted":\#(totals.accepted),"duplicates":\#(totals.duplicates),"first_seq":\#(first),"#
-                    + #""last_seq":\#(last)}"#)
+            try printJSON(
+                EventReceipt(
+                    accepted: totals.accepted, duplicates: totals.duplicates, firstSeq: totals.first,
+                    lastSeq: totals.last))
         } else {
             let range = totals.first.map { "seq \($0)–\(totals.last ?? $0)" } ?? "no new events"
             print("accepted \(totals.accepted), duplicates \(totals.duplicates), \(range)")

@@ -30,6 +30,13 @@ struct TextTable {
     }
 }
 
+/// Prints an API document as one line of JSON with sorted keys (`--json`).
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
 /// A progress line on a terminal (standard error), redrawn in place: done of total, rate, time left. Silent
 /// when standard error is not a terminal.
 struct ProgressBar {

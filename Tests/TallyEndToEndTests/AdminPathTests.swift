@@ -1,4 +1,5 @@
 import Foundation
+import TallyAPI
 import TallyClient
 import Testing
 
@@ -29,7 +30,7 @@ struct AdminPathTests {
         #expect(valid.status == 0, "\(valid.error)")
         #expect(valid.output.contains("valid — 2 actions, 1 triggers, 1 groups"), "\(valid.output)")
         let json = try daemon.run(["rules", "check", good, "--json"])
-        #expect(JSON.object(Array(json.output.utf8))["valid"] as? Bool == true, "\(json.output)")
+        #expect(try decode(RulesCheckReport.self, output: json.output).valid, "\(json.output)")
 
         let bad = daemon.directory + "/bad.yaml"
         try """
@@ -46,8 +47,9 @@ struct AdminPathTests {
         #expect(lines.contains { $0.hasPrefix(bad + ":3:") && $0.contains("delta") }, "\(invalid.error)")
         let invalidJSON = try daemon.run(["rules", "check", bad, "--json"])
         #expect(invalidJSON.status == 1)
-        let errors = JSON.object(Array(invalidJSON.output.utf8))["errors"] as? [[String: Any]] ?? []
-        #expect(Set(errors.compactMap { JSON.int($0["line"]) }) == [2, 3], "\(invalidJSON.output)")
+        let report = try decode(RulesCheckReport.self, output: invalidJSON.output)
+        #expect(!report.valid)
+        #expect(Set((report.errors ?? []).map(\.line)) == [2, 3], "\(invalidJSON.output)")
 
         let missing = try daemon.run(["rules", "check", daemon.directory + "/missing.yaml"])
         #expect(missing.status != 0)
@@ -60,13 +62,13 @@ struct AdminPathTests {
         try daemon.start()
         defer { daemon.stop() }
         let posted = try daemon.post([JSON.event("email.open", contact: "c", item: "n")])
-        let last = UInt64(JSON.int(JSON.object(posted.body)["last_seq"]) ?? 0)
+        let last = try #require(try posted.receipt.lastSeq)
         #expect(try daemon.contact("c", after: last).status == 200)
         let far = last + 1000
         for path in ["/v1/contacts/c?after=\(far)", "/v1/contacts/c/explain?after=\(far)"] {
             let reply = try daemon.admin().request("GET", path)
             #expect(reply.status == 504, "\(path)")
-            let message = (JSON.object(reply.body)["error"] as? [String: Any])?["message"] as? String ?? ""
+            let message = try reply.error.message
             #expect(message.contains("sequence \(far)") && message.contains("at \(last)"), "\(message)")
         }
         let bad = try daemon.admin().request("GET", "/v1/contacts/c?after=soon")
@@ -83,26 +85,26 @@ struct AdminPathTests {
             .write(toFile: v2, atomically: true, encoding: .utf8)
         #expect(try daemon.run(["rules", "publish", v2]).status == 0)
         let posted = try daemon.post([JSON.event("email.open", contact: "c", item: "n")])
-        let last = UInt64(JSON.int(JSON.object(posted.body)["last_seq"]) ?? 0)
-        #expect(JSON.int(try daemon.contact("c", after: last).json["points"]) == 7)
+        let last = try #require(try posted.receipt.lastSeq)
+        #expect(try daemon.contact("c", after: last).document?.points == 7)
 
         // With version 2 the newest and in force, the default is 2: nothing would change.
         let first = try daemon.run(["rebuild", "--dry-run", "--json"])
-        #expect(JSON.int(JSON.object(Array(first.output.utf8))["rules_version"]) == 2, "\(first.output)")
+        #expect(try decode(RebuildPreview.self, output: first.output).rulesVersion == 2, "\(first.output)")
 
         let pinned = try daemon.run(["rebuild", "--version", "1"])
         #expect(pinned.status == 0, "\(pinned.error)")
-        #expect(JSON.int(try daemon.contact("c").json["points"]) == 5)
-        let listed = JSON.object(try daemon.admin().request("GET", "/v1/rules").body)["versions"] as? [[String: Any]]
-        #expect(listed?.map { $0["in_force"] as? Bool } == [true, false], "\(String(describing: listed))")
+        #expect(try daemon.contact("c").document?.points == 5)
+        let listed = try daemon.admin().request("GET", "/v1/rules").decode(RulesVersionList.self).versions
+        #expect(listed.map(\.inForce) == [true, false], "\(listed)")
 
         // Now version 1 is in force: the default dry run and rebuild use it, and change nothing.
         let preview = try daemon.run(["rebuild", "--dry-run", "--json"])
-        let object = JSON.object(Array(preview.output.utf8))
-        #expect(JSON.int(object["rules_version"]) == 1, "\(preview.output)")
-        #expect(JSON.int(object["changed"]) == 0, "\(preview.output)")
+        let object = try decode(RebuildPreview.self, output: preview.output)
+        #expect(object.rulesVersion == 1, "\(preview.output)")
+        #expect(object.changed == 0, "\(preview.output)")
         let again = try daemon.adminRequest("POST", "/v1/rebuild")
         #expect(again.status == 202)
-        #expect(JSON.int(again.json["rules_version"]) == 1, "\(again.json)")
+        #expect(try again.decode(RebuildStarted.self).rulesVersion == 1, "\(again.text)")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TallyAPI
 import TallyClient
 import TallyCore
 import TallyStore
@@ -20,7 +21,7 @@ struct AuditEndToEndTests {
         JSON.event("email.open", contact: contact, item: "n", id: id)
     }
 
-    static func lastSeq(_ reply: HTTPReply) -> UInt64 { UInt64(JSON.int(JSON.object(reply.body)["last_seq"]) ?? 0) }
+    static func lastSeq(_ reply: HTTPReply) throws -> UInt64 { try #require(try reply.receipt.lastSeq) }
 
     @Test("M1 A2 A6 manual changes: each operation, the real deltas in explain, clear errors that append nothing")
     func manualChanges() throws {
@@ -28,15 +29,15 @@ struct AuditEndToEndTests {
         try daemon.start()
         defer { daemon.stop() }
         let before = try daemon.post([Self.open("m")])
-        _ = try daemon.contact("m", after: Self.lastSeq(before))
+        _ = try daemon.contact("m", after: try Self.lastSeq(before))
         let path = "/v1/contacts/m/points"
         for (op, value) in [("plus", 11), ("minus", 5), ("times", 2), ("divide", 3), ("set", 21)] {
             let reply = try daemon.adminRequest("POST", path, json: #"{"op":"\#(op)","value":\#(value),"reason":"r"}"#)
-            #expect(reply.status == 202, "\(op): \(reply.json)")
+            #expect(reply.status == 202, "\(op): \(reply.text)")
         }
         let group = try daemon.adminRequest("POST", path, json: #"{"op":"plus","value":4,"group":"product"}"#)
         #expect(group.status == 202)
-        let head = JSON.int(try daemon.health()["log_head"]) ?? 0
+        let head = try daemon.health().logHead
         for (body, field) in [
             (#"{"op":"divide","value":0}"#, "value"),
             (#"{"op":"plus","value":1,"group":"nope"}"#, "group"),
@@ -47,29 +48,28 @@ struct AuditEndToEndTests {
         ] {
             let reply = try daemon.adminRequest("POST", path, json: body)
             #expect(reply.status == 400, "\(body)")
-            #expect((reply.json["error"] as? [String: Any])?["field"] as? String == field, "\(body): \(reply.json)")
+            #expect(try reply.error.field == field, "\(body): \(reply.text)")
         }
-        #expect(JSON.int(try daemon.health()["log_head"]) == head, "a rejected change appends nothing")
-        let explain = try daemon.admin().request("GET", "/v1/contacts/m/explain?after=\(head)")
-        let object = JSON.object(explain.body)
-        let entries = object["entries"] as? [[String: Any]] ?? []
+        #expect(try daemon.health().logHead == head, "a rejected change appends nothing")
+        let object = try daemon.admin().request("GET", "/v1/contacts/m/explain?after=\(head)")
+            .decode(ExplainDocument.self)
         // open +5, plus 11 → 16, minus 5 → 11, times 2 → 22, divide 3 → 7, set 21 → 21, product +4
-        #expect(entries.map { JSON.int($0["delta"]) ?? 0 } == [5, 11, -5, 11, -15, 14, 4])
-        #expect(JSON.int(object["points"]) == 21)
-        #expect(JSON.int((object["by_action"] as? [String: Any])?["(manual)"]) == 16)
-        #expect(JSON.int((object["groups"] as? [String: Any])?["product"]) == 4)
-        #expect((entries.last?["reason"] as? String)?.contains("product score was 0, now 4") == true)
+        #expect(object.entries.map(\.delta) == [5, 11, -5, 11, -15, 14, 4])
+        #expect(object.points == 21)
+        #expect(object.byAction["(manual)"] == 16)
+        #expect(object.groups["product"] == 4)
+        #expect(object.entries.last?.reason.contains("product score was 0, now 4") == true)
 
         // A2 with a limit: the newest entries only, in log order; the sums still cover every entry.
-        let limited = JSON.object(try daemon.admin().request("GET", "/v1/contacts/m/explain?limit=2").body)
-        #expect((limited["entries"] as? [[String: Any]] ?? []).map { JSON.int($0["delta"]) ?? 0 } == [14, 4])
-        #expect(JSON.int(limited["entries_total"]) == 7)
-        #expect(JSON.int(limited["points"]) == 21)
-        #expect(JSON.int((limited["by_action"] as? [String: Any])?["(manual)"]) == 16)
+        let limited = try daemon.admin().request("GET", "/v1/contacts/m/explain?limit=2").decode(ExplainDocument.self)
+        #expect(limited.entries.map(\.delta) == [14, 4])
+        #expect(limited.entriesTotal == 7)
+        #expect(limited.points == 21)
+        #expect(limited.byAction["(manual)"] == 16)
         for bad in ["-1", "x", "100001"] {
             let reply = try daemon.admin().request("GET", "/v1/contacts/m/explain?limit=\(bad)")
             #expect(reply.status == 400, "limit=\(bad)")
-            #expect((JSON.object(reply.body)["error"] as? [String: Any])?["field"] as? String == "limit")
+            #expect(try reply.error.field == "limit")
         }
         let newest = try daemon.run(["explain", "m", "--limit", "2"])
         #expect(newest.output.contains("The newest 2 of 7 changes"), "\(newest.output)")
@@ -99,17 +99,16 @@ struct AuditEndToEndTests {
         let bad = try daemon.run(["rules", "publish", daemon.configPath])
         #expect(bad.status != 0, "a configuration file is not a rules file")
         let second = try daemon.post([Self.open("v")])
-        let explain = JSON.object(
-            try daemon.admin().request("GET", "/v1/contacts/v/explain?after=\(Self.lastSeq(second))").body)
-        let entries = explain["entries"] as? [[String: Any]] ?? []
-        #expect(entries.map { JSON.int($0["rules_version"]) ?? 0 } == [1, 2])
-        #expect(JSON.int(explain["points"]) == 12)
+        let explain = try daemon.admin().request("GET", "/v1/contacts/v/explain?after=\(try Self.lastSeq(second))")
+            .decode(ExplainDocument.self)
+        #expect(explain.entries.map(\.rulesVersion) == [1, 2])
+        #expect(explain.points == 12)
         daemon.stop()
         try daemon.start()
         defer { daemon.stop() }
-        let versions = JSON.object(try daemon.admin().request("GET", "/v1/rules").body)["versions"] as? [[String: Any]]
-        #expect(versions?.count == 2, "the unchanged rules file is not published again at start")
-        #expect(versions?.last?["in_force"] as? Bool == true)
+        let versions = try daemon.admin().request("GET", "/v1/rules").decode(RulesVersionList.self).versions
+        #expect(versions.count == 2, "the unchanged rules file is not published again at start")
+        #expect(versions.last?.inForce == true)
         let listed = try daemon.run(["rules"])
         #expect(listed.output.contains("in force"))
     }
@@ -139,8 +138,9 @@ struct AuditEndToEndTests {
         let seeded = try daemon.post(lines)
         var before: [String: Int64] = [:]
         for index in 0..<20 {
+            // r-0, r-4, … have no events: unknown contacts (404), which hold 0 points.
             before["r-\(index)"] =
-                JSON.int(try daemon.contact("r-\(index)", after: Self.lastSeq(seeded)).json["points"]) ?? 0
+                try daemon.contact("r-\(index)", after: try Self.lastSeq(seeded)).document?.points ?? 0
         }
         try Self.waitUntil { webhook.requests.count >= 10 }
 
@@ -170,12 +170,11 @@ struct AuditEndToEndTests {
             toFile: file, atomically: true, encoding: .utf8)
         #expect(try daemon.run(["rules", "publish", file]).status == 0)
         let dry = try daemon.adminRequest("POST", "/v1/rebuild?dry_run=true")
-        #expect(dry.status == 200, "\(dry.json)")
+        #expect(dry.status == 200, "\(dry.text)")
+        let preview = try dry.decode(RebuildPreview.self)
         var predicted: [String: Int64] = [:]
-        for change in dry.json["changes"] as? [[String: Any]] ?? [] {
-            predicted[change["contact"] as? String ?? ""] = JSON.int(change["new_points"])
-        }
-        let reached = (dry.json["reached"] as? [[String: Any]] ?? []).compactMap { $0["contact"] as? String }
+        for change in preview.changes { predicted[change.contact] = change.newPoints }
+        let reached = preview.reached.map(\.contact)
         #expect(predicted.count == 15)
         #expect(Set(reached) == Set((0..<20).filter { $0 % 4 == 1 }.map { "r-\($0)" }))
         let dryText = try daemon.run(["rebuild", "--dry-run"])
@@ -187,20 +186,20 @@ struct AuditEndToEndTests {
         stop.withLock { $0 = true }
         while poster.isExecuting { usleep(10_000) }
         try Self.waitUntil {
-            webhook.requests.filter { WebhookServer.header($0, "Idempotency-Key")?.hasPrefix("r-") == true }.count >= 15
+            webhook.requests.filter { $0.header("Idempotency-Key")?.hasPrefix("r-") == true }.count >= 15
         }
         usleep(500_000)
 
-        let head = UInt64(JSON.int(try daemon.health()["log_head"]) ?? 0)
+        let head = try daemon.health().logHead
         var actual: [String: Int64] = [:]
         for index in 0..<20 {
-            let points = JSON.int(try daemon.contact("r-\(index)", after: head).json["points"]) ?? 0
+            let points = try daemon.contact("r-\(index)", after: head).document?.points ?? 0
             if points != before["r-\(index)"] { actual["r-\(index)"] = points }
         }
         #expect(actual == predicted, "the dry run predicted exactly what the rebuild changed")
         var formPoints: Int64 = 0
         for contact in 0..<7 {
-            formPoints += JSON.int(try daemon.contact("p-\(contact)", after: head).json["points"]) ?? 0
+            formPoints += try #require(try daemon.contact("p-\(contact)", after: head).document).points
         }
         #expect(
             formPoints == Int64(acknowledged.withLock { $0.count }),
@@ -208,7 +207,7 @@ struct AuditEndToEndTests {
         for index in 0..<20 where index % 4 != 0 {
             #expect(webhook.acknowledged("r-\(index)/hot/push") == 1, "r-\(index) pushed once")
         }
-        let keys = webhook.requests.compactMap { WebhookServer.header($0, "Idempotency-Key") }
+        let keys = webhook.requests.compactMap { $0.header("Idempotency-Key") }
         #expect(keys.filter { $0.hasPrefix("r-") }.count == 15)
         #expect(Set(keys).count == keys.count, "no webhook sent twice (the posting client's contacts cross 10 too)")
         #expect(try daemon.verify().passed)
@@ -243,7 +242,7 @@ struct AuditEndToEndTests {
         try daemon.start()
         defer { daemon.stop() }
         let reply = try daemon.post((0..<50).map { Self.open("b-\($0 % 5)") })
-        let seq = Self.lastSeq(reply)
+        let seq = try Self.lastSeq(reply)
         _ = try daemon.contact("b-0", after: seq)
         let target = daemon.directory + "/backup"
         // A client keeps posting while the backup runs.
@@ -274,7 +273,7 @@ struct AuditEndToEndTests {
         try restored.start()
         defer { restored.stop() }
         for contact in 0..<5 {
-            #expect(JSON.int(try restored.contact("b-\(contact)", after: seq).json["points"]) == 50)
+            #expect(try restored.contact("b-\(contact)", after: seq).document?.points == 50)
         }
         #expect(try restored.verify().passed)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TallyAPI
 import TallyClient
 import Testing
 
@@ -102,10 +103,10 @@ struct BrowserTests {
             #expect(waitForExit(chromium, timeout: 60) != nil, "chromium did not finish within 60 s")
             let dom = (try? String(contentsOfFile: domPath, encoding: .utf8)) ?? ""
             #expect(dom.contains("Tally tracking demo"), "chromium did not render the page")
-            let head = UInt64(JSON.int(try daemon.health()["log_head"]) ?? 0)
+            let head = try daemon.health().logHead
             #expect(
                 head == UInt64(visit) + 1, "the rules publication and the pixel hits in the log after visit \(visit)")
-            scores.append(JSON.int(try daemon.contact("browser-visitor", after: head).json["points"]) ?? -1)
+            scores.append(try daemon.contact("browser-visitor", after: head).document?.points ?? -1)
         }
         // one point per visit, ten more on the third (page_hits 3)
         #expect(scores == [1, 2, 13])

@@ -1,4 +1,5 @@
 import Foundation
+import TallyAPI
 import TallyClient
 import Testing
 
@@ -36,20 +37,20 @@ struct ByteIdentityTests {
             Self.line("asset.download", contact: decomposed, item: composed),
         ])
         #expect(reply.status == 202, "\(reply.text)")
-        let receipt = JSON.object(reply.body)
-        #expect(JSON.int(receipt["accepted"]) == 5, "S6: two different event ids, neither a duplicate")
-        #expect(JSON.int(receipt["duplicates"]) == 0)
-        let head = UInt64(JSON.int(receipt["last_seq"]) ?? 0)
+        let receipt = try reply.receipt
+        #expect(receipt.accepted == 5, "S6: two different event ids, neither a duplicate")
+        #expect(receipt.duplicates == 0)
+        let head = try #require(receipt.lastSeq)
 
         let (composedStatus, composedState) = try daemon.contact(composed, after: head)
         let (decomposedStatus, decomposedState) = try daemon.contact(decomposed, after: head)
         #expect(composedStatus == 200)
         #expect(decomposedStatus == 200)
-        #expect(JSON.int(composedState["points"]) == 2, "one open; the decomposed item is not the listed one")
-        #expect(JSON.int(decomposedState["points"]) == 12, "one open (2) and one once-only download (10)")
+        #expect(composedState?.points == 2, "one open; the decomposed item is not the listed one")
+        #expect(decomposedState?.points == 12, "one open (2) and one once-only download (10)")
         // Compared as bytes: `String ==` would take either spelling for the other.
-        #expect(Array((composedState["contact"] as? String ?? "").utf8) == Array(composed.utf8))
-        #expect(Array((decomposedState["contact"] as? String ?? "").utf8) == Array(decomposed.utf8))
+        #expect(Array((composedState?.contact ?? "").utf8) == Array(composed.utf8))
+        #expect(Array((decomposedState?.contact ?? "").utf8) == Array(decomposed.utf8))
         let verify = try daemon.verify()
         #expect(verify.passed, "\(verify.differences)")
     }
@@ -62,18 +63,17 @@ struct ByteIdentityTests {
         defer { daemon.stop() }
         let reply = try daemon.post([JSON.event("email.open", contact: "wide", item: "n")])
         #expect(reply.status == 202)
-        let head = UInt64(JSON.int(JSON.object(reply.body)["last_seq"]) ?? 0)
-        #expect(JSON.int(try daemon.contact("wide", after: head).json["points"]) == 300)
+        let head = try #require(try reply.receipt.lastSeq)
+        #expect(try daemon.contact("wide", after: head).document?.points == 300)
 
-        let explain = JSON.object(try daemon.admin().request("GET", "/v1/contacts/wide/explain?after=\(head)").body)
-        let entries = explain["entries"] as? [[String: Any]] ?? []
-        #expect(entries.count == 300)
-        #expect(JSON.int(explain["entries_total"]) == 300)
-        #expect(entries.map { JSON.int($0["delta"]) ?? 0 }.reduce(0, +) == 300)
-        #expect(entries.map { $0["action"] as? String ?? "" } == (0..<300).map { "a\($0)" }, "file order (S5)")
-        let byAction = explain["by_action"] as? [String: Any] ?? [:]
-        #expect(byAction.count == 300)
-        #expect(byAction.values.map { JSON.int($0) ?? 0 }.reduce(0, +) == 300)
+        let explain = try daemon.admin().request("GET", "/v1/contacts/wide/explain?after=\(head)")
+            .decode(ExplainDocument.self)
+        #expect(explain.entries.count == 300)
+        #expect(explain.entriesTotal == 300)
+        #expect(explain.entries.map(\.delta).reduce(0, +) == 300)
+        #expect(explain.entries.map(\.action) == (0..<300).map { "a\($0)" }, "file order (S5)")
+        #expect(explain.byAction.count == 300)
+        #expect(explain.byAction.values.reduce(0, +) == 300)
         let verify = try daemon.verify()
         #expect(verify.passed, "\(verify.differences)")
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TallyAPI
 import TallyClient
 import Testing
 
@@ -31,6 +32,6 @@ struct ClientTests {
         let reply = try daemon.post(
             [JSON.event("email.open", contact: "kept", item: "n", id: "kept-1")], client: client)
         #expect(reply.status == 202)
-        #expect(JSON.int(JSON.object(reply.body)["accepted"]) == 1)
+        #expect(try reply.receipt.accepted == 1)
     }
 }

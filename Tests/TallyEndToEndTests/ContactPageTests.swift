@@ -1,4 +1,5 @@
 import Foundation
+import TallyAPI
 import TallyClient
 import Testing
 
@@ -40,9 +41,9 @@ struct ContactPageTests {
         _ = try daemon.post(lines)
         let manual = try daemon.adminRequest(
             "POST", "/v1/contacts/ui-1/points", json: #"{"op":"plus","value":10,"reason":"met at <the fair>"}"#)
-        let seq = UInt64(JSON.int(manual.json["last_seq"]) ?? 0)
-        let explain = JSON.object(try daemon.admin().request("GET", "/v1/contacts/ui-1/explain?after=\(seq)").body)
-        let entries = (explain["entries"] as? [[String: Any]])?.count ?? 0
+        let seq = try #require(try manual.receipt.lastSeq)
+        let entries = try daemon.admin().request("GET", "/v1/contacts/ui-1/explain?after=\(seq)")
+            .decode(ExplainDocument.self).entries.count
         #expect(entries == 10)
 
         let page = try daemon.admin().request("GET", "/ui/contacts/ui-1")

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TallyAPI
 import TallyClient
 import TallyCore
 import TallyStore
@@ -165,11 +166,9 @@ struct CrashTests {
         defer { daemon.stop() }
         // Let a rebuild that a crash interrupted finish, and the outbox drain.
         try AuditEndToEndTests.waitUntil(timeout: 120) {
-            let rebuild =
-                JSON.object(try daemon.admin().request("GET", "/v1/rebuild").body)["rebuild"] as? [String: Any]
-            let phase = rebuild?["phase"] as? String
-            let pending = JSON.object(try daemon.admin().request("GET", "/v1/outbox?state=pending").body)["entries"]
-            return phase != "replaying" && phase != "switching" && (pending as? [Any])?.isEmpty == true
+            let phase = try daemon.admin().request("GET", "/v1/rebuild").decode(RebuildStatus.self).rebuild?.phase
+            let pending = try daemon.admin().request("GET", "/v1/outbox?state=pending").decode(OutboxList.self)
+            return phase != .replaying && phase != .switching && pending.entries.isEmpty
         }
 
         // Every acknowledged id exactly once; no id twice; unanswered requests all-or-nothing.
@@ -220,12 +219,12 @@ struct CrashTests {
         #expect(fold.contacts.values.contains { !$0.visits.isEmpty && $0.tags.contains("warm") })
 
         // T7: every fired push was delivered, and none was sent again after its delivery was recorded.
-        let entries = JSON.object(try daemon.admin().request("GET", "/v1/outbox?limit=100000").body)["entries"]
+        let entries = try daemon.admin().request("GET", "/v1/outbox?limit=100000").decode(OutboxList.self).entries
         var deliveredAt: [String: Double] = [:]
-        for entry in entries as? [[String: Any]] ?? [] {
-            guard let key = entry["key"] as? String else { continue }
-            #expect(entry["state"] as? String == "delivered", "\(key) not delivered")
-            if let text = entry["delivered_at"] as? String, let millis = Timestamp.parse(text) {
+        for entry in entries {
+            let key = entry.key
+            #expect(entry.state == "delivered", "\(key) not delivered")
+            if let text = entry.deliveredAt, let millis = Timestamp.parse(text) {
                 deliveredAt[key] = Double(millis) / 1000
             }
         }
@@ -234,8 +233,8 @@ struct CrashTests {
             "the outbox holds exactly the side effects the log fires")
         var resent = 0
         for request in webhook.requests {
-            guard let key = WebhookServer.header(request, "Idempotency-Key"), let time = request["time"] as? Double
-            else { continue }
+            guard let key = request.header("Idempotency-Key") else { continue }
+            let time = request.time
             #expect(deliveredAt[key] != nil, "\(key) was sent but is not in the outbox")
             if let recorded = deliveredAt[key], time > recorded + 0.001 { resent += 1 }
         }

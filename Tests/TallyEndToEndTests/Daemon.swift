@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TallyAPI
 import TallyClient
 
 /// A real `tally serve` process on real Unix sockets in a temporary directory, for end-to-end tests.
@@ -132,46 +133,56 @@ final class Daemon {
         return try (client ?? ingest()).request("POST", "/v1/events", body: body, contentType: "application/x-ndjson")
     }
 
-    /// A contact as JSON from the admin socket, once the projections include `after`.
-    func contact(_ id: String, after: UInt64? = nil) throws -> (status: Int, json: [String: Any]) {
+    /// A contact's document from the admin socket, once the projections include `after`; nil unless 200.
+    func contact(_ id: String, after: UInt64? = nil) throws -> (status: Int, document: ContactDocument?) {
         var path = "/v1/contacts/\(id.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? id)"
         if let after { path += "?after=\(after)" }
         let reply = try admin().request("GET", path)
-        return (reply.status, JSON.object(reply.body))
+        return (reply.status, reply.status == 200 ? try reply.decode(ContactDocument.self) : nil)
     }
 
-    /// Runs `POST /v1/verify` (A5): passed, and the differences found.
-    func verify() throws -> (passed: Bool, differences: [String]) {
+    /// Runs `POST /v1/verify` (A5).
+    func verify() throws -> VerifyReport {
         let reply = try admin().request("POST", "/v1/verify")
-        let differences = JSON.object(reply.body)["differences"] as? [String] ?? ["verify answered \(reply.status)"]
-        return (reply.status == 200 && differences.isEmpty, differences)
+        guard reply.status == 200 else { throw ClientError("verify answered \(reply.status): \(reply.text)") }
+        return try reply.decode(VerifyReport.self)
     }
 
     /// A JSON request to the admin socket.
-    func adminRequest(
-        _ method: String, _ path: String, json: String? = nil
-    ) throws -> (
-        status: Int, json: [String: Any]
-    ) {
-        let reply = try admin().request(
-            method, path, body: json.map { Array($0.utf8) } ?? [], contentType: "application/json")
-        return (reply.status, JSON.object(reply.body))
+    func adminRequest(_ method: String, _ path: String, json: String? = nil) throws -> HTTPReply {
+        try admin().request(method, path, body: json.map { Array($0.utf8) } ?? [], contentType: "application/json")
     }
 
     /// The health document.
-    func health() throws -> [String: Any] {
-        JSON.object(try ingest().request("GET", "/health").body)
+    func health() throws -> HealthStatus {
+        try ingest().request("GET", "/health").decode(HealthStatus.self)
     }
 }
 
-/// Small helpers to read JSON answers.
-enum JSON {
-    static func object(_ bytes: [UInt8]) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]) ?? [:]
+extension HTTPReply {
+    /// The body as the API document `type`: a renamed or missing field fails the test instead of reading as 0.
+    func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(body))
+        } catch {
+            throw ClientError("the answer (\(status)) is not a \(T.self): \(error); body: \(text)")
+        }
     }
 
-    static func int(_ value: Any?) -> Int64? { (value as? NSNumber)?.int64Value }
+    /// The receipt of a 202.
+    var receipt: EventReceipt { get throws { try decode(EventReceipt.self) } }
 
+    /// The error of an error answer.
+    var error: ErrorDocument.Detail { get throws { try decode(ErrorDocument.self).error } }
+}
+
+/// Output of `tally … --json` decoded as the API document `type`.
+func decode<T: Decodable>(_ type: T.Type, output: String) throws -> T {
+    try JSONDecoder().decode(T.self, from: Data(output.utf8))
+}
+
+/// Building JSON event lines.
+enum JSON {
     /// One event as a JSON line.
     static func event(
         _ type: String, contact: String, item: String? = nil, url: String? = nil, id: String? = nil, at: Int64? = nil

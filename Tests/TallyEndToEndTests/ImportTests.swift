@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TallyAPI
 import TallyClient
 import TallyCore
 import TallyStore
@@ -76,12 +77,12 @@ struct ImportTests {
         var result: (status: Int32, output: String, error: String) = (0, "", "")
         let peak = try Self.peakMemory(daemon) { result = try daemon.run(["import", file, "--json"]) }
         #expect(result.status == 0, "\(result.error)")
-        let receipt = JSON.object(Array(result.output.utf8))
-        #expect(JSON.int(receipt["imported"]) == 1_000_000)
-        let last = UInt64(JSON.int(receipt["last_seq"]) ?? 0)
+        let receipt = try decode(ImportReceipt.self, output: result.output)
+        #expect(receipt.imported == 1_000_000)
+        let last = try #require(receipt.lastSeq)
         try AuditEndToEndTests.waitUntil(timeout: 300) { try daemon.contact("c-999999", after: last).status == 200 }
-        #expect(JSON.int(try daemon.contact("c-999999").json["points"]) == 99)
-        #expect(JSON.int(try daemon.contact("c-123456").json["points"]) == 56)
+        #expect(try daemon.contact("c-999999").document?.points == 99)
+        #expect(try daemon.contact("c-123456").document?.points == 56)
         // The rows are never all in memory: 1,000,000 parsed rows would take well over 100 MiB. What remains is
         // LMDB's dirty pages of the one import transaction and the projector's batches.
         print("M2 import of 1,000,000 lines: anonymous memory \(baseline >> 20) MiB → peak \(peak >> 20) MiB")
@@ -98,11 +99,11 @@ struct ImportTests {
         var text = try String(contentsOfFile: bad, encoding: .utf8)
         text = text.replacingOccurrences(of: "c-499,-1", with: "c-499,12a")
         try text.write(toFile: bad, atomically: true, encoding: .utf8)
-        let head = JSON.int(try daemon.health()["log_head"])
+        let head = try daemon.health().logHead
         let refused = try daemon.run(["import", bad])
         #expect(refused.status != 0)
         #expect(refused.error.contains("line 501, column points"), "\(refused.error)")
-        #expect(JSON.int(try daemon.health()["log_head"]) == head, "a bad file imports nothing")
+        #expect(try daemon.health().logHead == head, "a bad file imports nothing")
         #expect(try daemon.contact("c-0").status == 404)
 
         let good = daemon.directory + "/good.csv"
@@ -110,14 +111,14 @@ struct ImportTests {
             toFile: good, atomically: true, encoding: .utf8)
         let imported = try daemon.run(["import", good, "--json"])
         #expect(imported.status == 0, "\(imported.error)")
-        let last = UInt64(JSON.int(JSON.object(Array(imported.output.utf8))["last_seq"]) ?? 0)
+        let last = try #require(try decode(ImportReceipt.self, output: imported.output).lastSeq)
         let (status, contact) = try daemon.contact("a,b", after: last)
         #expect(status == 200)
-        #expect(JSON.int(contact["points"]) == 60)
-        #expect(contact["email"] as? String == "q@x.com")
-        #expect(contact["tags"] as? [String] == ["mql"], "M3: the import lifted a,b over the MQL threshold")
-        let quoted = try daemon.contact("multi\nline \"quoted\"").json
-        #expect(JSON.int((quoted["groups"] as? [String: Any])?["product"]) == 3)
+        #expect(contact?.points == 60)
+        #expect(contact?.email == "q@x.com")
+        #expect(contact?.tags == ["mql"], "M3: the import lifted a,b over the MQL threshold")
+        let quoted = try daemon.contact("multi\nline \"quoted\"").document
+        #expect(quoted?.groups["product"] == 3)
         let explain = try daemon.run(["explain", "a,b"])
         #expect(explain.output.contains("imported from good.csv: score set to 60, was 0"), "\(explain.output)")
     }
@@ -130,7 +131,7 @@ struct ImportTests {
         try Self.writeCSV(file, rows: 200_000) { _ in 20 }
         let imported = try daemon.run(["import", file, "--json"])
         #expect(imported.status == 0, "\(imported.error)")
-        let last = UInt64(JSON.int(JSON.object(Array(imported.output.utf8))["last_seq"]) ?? 0)
+        let last = try #require(try decode(ImportReceipt.self, output: imported.output).lastSeq)
         _ = try daemon.contact("c-99999", after: last)
         let baseline = Self.anonymousMemory(daemon)
         let v2 = daemon.directory + "/rules-v2.yaml"
@@ -142,7 +143,7 @@ struct ImportTests {
             #expect(try daemon.run(["rules", "publish", v2]).status == 0)
             // The pass visits contacts in id order; c-99999 is the last.
             try AuditEndToEndTests.waitUntil(timeout: 300) {
-                (try daemon.contact("c-99999").json["tags"] as? [String])?.contains("old") == true
+                try daemon.contact("c-99999").document?.tags.contains("old") == true
             }
         }
         print("T4 over 200,000 contacts: anonymous memory \(baseline >> 20) MiB → peak \(peak >> 20) MiB")

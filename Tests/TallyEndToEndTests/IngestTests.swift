@@ -1,4 +1,5 @@
 import Foundation
+import TallyAPI
 import TallyClient
 import Testing
 
@@ -25,8 +26,8 @@ struct IngestTests {
         let first = try daemon.ingest().request(
             "POST", "/v1/events", body: Array(single.utf8), contentType: "application/json")
         #expect(first.status == 202)
-        #expect(JSON.int(JSON.object(first.body)["accepted"]) == 1)
-        #expect(JSON.int(JSON.object(first.body)["first_seq"]) == 2)
+        #expect(try first.receipt.accepted == 1)
+        #expect(try first.receipt.firstSeq == 2)
 
         let reply = try daemon.post([
             JSON.event("email.open", contact: "c-1", item: "n1"),
@@ -38,21 +39,21 @@ struct IngestTests {
             JSON.event("page.hit", contact: "c-2", item: "lp"),
         ])
         #expect(reply.status == 202)
-        let receipt = JSON.object(reply.body)
-        #expect(JSON.int(receipt["accepted"]) == 7)
-        #expect(JSON.int(receipt["first_seq"]) == 3)
-        #expect(JSON.int(receipt["last_seq"]) == 9)
+        let receipt = try reply.receipt
+        #expect(receipt.accepted == 7)
+        #expect(receipt.firstSeq == 3)
+        #expect(receipt.lastSeq == 9)
 
         let (status, contact) = try daemon.contact("c-1", after: 9)
         #expect(status == 200)
         let expected: Int64 = 10 + 2 + 2 + 5  // dl once (S3), two opens, one pricing hit
-        #expect(JSON.int(contact["points"]) == expected)
-        #expect(JSON.int((contact["groups"] as? [String: Any])?["product"]) == 25)
-        #expect(contact["contact"] as? String == "c-1")
-        #expect(JSON.int(try daemon.contact("c-2").json["points"]) == -1)
+        #expect(contact?.points == expected)
+        #expect(contact?.groups["product"] == 25)
+        #expect(contact?.contact == "c-1")
+        #expect(try daemon.contact("c-2").document?.points == -1)
         #expect(try daemon.contact("nobody").status == 404)
         let health = try daemon.health()
-        #expect(JSON.int(health["log_head"]) == 9)
+        #expect(health.logHead == 9)
     }
 
     @Test(
@@ -75,9 +76,9 @@ struct IngestTests {
         for (lines, line, field) in cases {
             let reply = try daemon.post(lines)
             #expect(reply.status == 400, "\(lines)")
-            let error = JSON.object(reply.body)["error"] as? [String: Any]
-            #expect(JSON.int(error?["line"]) == Int64(line), "\(reply.text)")
-            #expect(error?["field"] as? String == field, "\(reply.text)")
+            let error = try reply.error
+            #expect(error.line == line, "\(reply.text)")
+            #expect(error.field == field, "\(reply.text)")
         }
         var invalidUTF8 = Array(#"{"type":"email.open","contact":""#.utf8) + [0xFF, 0xFE]
         invalidUTF8 += Array(#"","item":"x"}"#.utf8)
@@ -90,8 +91,8 @@ struct IngestTests {
             #"{"type":"contact.update","contact":"c","email":"a@b.c"}"#,
         ])
         #expect(admin.status == 403)
-        #expect(JSON.int((JSON.object(admin.body)["error"] as? [String: Any])?["line"]) == 2)
-        #expect(JSON.int(try daemon.health()["log_head"]) == 2)
+        #expect(try admin.error.line == 2)
+        #expect(try daemon.health().logHead == 2)
     }
 
     @Test("S6 a retried event id is acknowledged as a duplicate and scored once")
@@ -100,12 +101,12 @@ struct IngestTests {
         try daemon.start()
         defer { daemon.stop() }
         let line = JSON.event("email.open", contact: "c-9", item: "x", id: "retry-1")
-        #expect(JSON.int(JSON.object(try daemon.post([line]).body)["accepted"]) == 1)
-        let again = JSON.object(try daemon.post([line, line]).body)
-        #expect(JSON.int(again["accepted"]) == 0)
-        #expect(JSON.int(again["duplicates"]) == 2)
-        #expect(JSON.int(again["last_seq"]) == 2)
-        #expect(JSON.int(try daemon.contact("c-9", after: 2).json["points"]) == 2)
+        #expect(try daemon.post([line]).receipt.accepted == 1)
+        let again = try daemon.post([line, line]).receipt
+        #expect(again.accepted == 0)
+        #expect(again.duplicates == 2)
+        #expect(again.lastSeq == 2)
+        #expect(try daemon.contact("c-9", after: 2).document?.points == 2)
     }
 
     @Test("the ingest socket is 0666, the admin socket 0600, and a second daemon refuses to start")
@@ -168,9 +169,9 @@ struct IngestTests {
         #expect(daemon.stop() == 0)
         try daemon.start()
         defer { daemon.stop() }
-        #expect(JSON.int(try daemon.health()["log_head"]) == 101)
+        #expect(try daemon.health().logHead == 101)
         var total: Int64 = 0
-        for contact in 0..<7 { total += JSON.int(try daemon.contact("c-\(contact)", after: 101).json["points"]) ?? 0 }
+        for contact in 0..<7 { total += try #require(try daemon.contact("c-\(contact)", after: 101).document).points }
         #expect(total == 200)
     }
 
@@ -185,7 +186,7 @@ struct IngestTests {
         ].joined(separator: "\n")
         let sent = try daemon.run(["send", "--json"], stdin: input)
         #expect(sent.status == 0, "\(sent.error)")
-        #expect(JSON.int(JSON.object(Array(sent.output.utf8))["accepted"]) == 2)
+        #expect(try decode(EventReceipt.self, output: sent.output).accepted == 2)
         let score = try daemon.run(["score", "c@x.com", "--after", "3"])
         #expect(score.status == 0, "\(score.error)")
         #expect(score.output.contains("c@x.com: 2 points"))

@@ -1,4 +1,5 @@
 import Foundation
+import TallyAPI
 import TallyClient
 import Testing
 
@@ -58,7 +59,7 @@ struct MetricsTests {
         #expect(try daemon.post(["{\"type\":\"nope\",\"contact\":\"x\"}"]).status == 400)
         #expect(try daemon.ingest().request("GET", "/v1/no-such-route").status == 404)
         #expect(try daemon.admin().request("DELETE", "/v1/rules").status == 404)  // a known path, a wrong method
-        let seq = UInt64(JSON.int(JSON.object(reply.body)["last_seq"]) ?? 0)
+        let seq = try #require(try reply.receipt.lastSeq)
         _ = try daemon.contact("m-0", after: seq)
         let after = try Self.scrape(daemon)
         func delta(_ key: String) -> Double { (after[key] ?? 0) - (before[key] ?? 0) }

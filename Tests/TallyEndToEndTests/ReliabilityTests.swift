@@ -1,4 +1,5 @@
 import Foundation
+import TallyAPI
 import TallyClient
 import TallyCore
 import TallyStore
@@ -31,7 +32,7 @@ struct ReliabilityTests {
             rules: endToEndRules, extraConfig: "limits: { max_body: 64KiB, max_line: 1KiB, idle_timeout: 1s }")
         try daemon.start()
         defer { daemon.stop() }
-        let head = JSON.int(try daemon.health()["log_head"])
+        let head = try daemon.health().logHead
         let client = daemon.ingest()
         let big = String(repeating: JSON.event("email.open", contact: "c", item: "x") + "\n", count: 2000)
         #expect(
@@ -73,8 +74,8 @@ struct ReliabilityTests {
         #expect(Self.waitForClose(slow, timeout: 10), "the slow-loris client is cut off")
         #expect(idle.allSatisfy { Self.waitForClose($0, timeout: 10) }, "idle connections are closed")
         for fd in idle + [slow] { close(fd) }
-        #expect(try daemon.health()["status"] as? String == "ok")
-        #expect(JSON.int(try daemon.health()["log_head"]) == (head ?? 0) + 20, "only the good client's events")
+        #expect(try daemon.health().status == "ok")
+        #expect(try daemon.health().logHead == head + 20, "only the good client's events")
     }
 
     @Test(
@@ -115,7 +116,7 @@ struct ReliabilityTests {
         let refused = try #require(refusal, "the 3 MiB disk never filled")
         #expect(refused.status == 503)
         #expect(refused.text.contains("disk is full"), "\(refused.text)")
-        #expect(try daemon.health()["status"] as? String == "unavailable")
+        #expect(try daemon.ingest().request("GET", "/health").decode(HealthStatus.self).status == "unavailable")
         #expect(daemon.process?.isRunning == true, "the daemon stays up")
 
         try FileManager.default.removeItem(atPath: ballast)

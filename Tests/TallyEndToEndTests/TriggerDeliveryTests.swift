@@ -1,4 +1,5 @@
 import Foundation
+import TallyAPI
 import TallyClient
 import Testing
 
@@ -55,19 +56,41 @@ final class WebhookServer {
     }
     func failAlways() throws { try "always".write(toFile: directory + "/fail", atomically: true, encoding: .utf8) }
 
-    /// Every request received so far, in order.
-    var requests: [[String: Any]] {
+    /// One request the server received.
+    struct Recorded: Decodable {
+        var path: String
+        var headers: [String: String]
+        /// The webhook's body, as the API defines it.
+        var body: WebhookPayload
+        /// Whether the server answered 500 (told to fail).
+        var failed: Bool
+        var time: Double
+
+        func header(_ name: String) -> String? {
+            headers.first { $0.key.lowercased() == name.lowercased() }?.value
+        }
+    }
+
+    /// Every request received so far, in order. A body that is not a ``WebhookPayload`` fails the decode.
+    var requests: [Recorded] {
         let text = (try? String(contentsOfFile: directory + "/requests.jsonl", encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").map { JSON.object(Array($0.utf8)) }
+        return text.split(separator: "\n").map { line in
+            do {
+                return try JSONDecoder().decode(Recorded.self, from: Data(line.utf8))
+            } catch {
+                Issue.record("the webhook request is not a WebhookPayload: \(error): \(line)")
+                return Recorded(
+                    path: "", headers: [:],
+                    body: WebhookPayload(
+                        key: "", contact: ContactDocument(contact: "", points: 0), trigger: .init(id: "", event: ""),
+                        firedSeq: 0), failed: true, time: 0)
+            }
+        }
     }
 
     /// Requests that were answered 200, by Idempotency-Key.
     func acknowledged(_ key: String) -> Int {
-        requests.filter { ($0["failed"] as? Bool) == false && Self.header($0, "Idempotency-Key") == key }.count
-    }
-
-    static func header(_ request: [String: Any], _ name: String) -> String? {
-        (request["headers"] as? [String: Any])?.first { $0.key.lowercased() == name.lowercased() }?.value as? String
+        requests.filter { !$0.failed && $0.header("Idempotency-Key") == key }.count
     }
 }
 
@@ -134,21 +157,20 @@ struct TriggerDeliveryTests {
     static func waitForEntry(
         _ daemon: Daemon, _ key: String, state: String, timeout: TimeInterval = 20
     ) throws
-        -> [String: Any]
+        -> OutboxItem
     {
         let deadline = Date().addingTimeInterval(timeout)
-        var last: [String: Any] = [:]
+        var last: OutboxItem?
         while Date() < deadline {
-            let reply = try daemon.admin().request("GET", "/v1/outbox")
-            let entries = (JSON.object(reply.body)["entries"] as? [[String: Any]]) ?? []
-            if let entry = entries.first(where: { $0["key"] as? String == key }) {
+            let entries = try daemon.admin().request("GET", "/v1/outbox").decode(OutboxList.self).entries
+            if let entry = entries.first(where: { $0.key == key }) {
                 last = entry
-                if entry["state"] as? String == state { return entry }
+                if entry.state == state { return entry }
             }
             usleep(50_000)
         }
-        Issue.record("outbox entry \(key) did not reach \(state): \(last)")
-        return last
+        Issue.record("outbox entry \(key) did not reach \(state): \(String(describing: last))")
+        return try #require(last)
     }
 
     static func qualify(_ daemon: Daemon, _ contact: String) throws {
@@ -185,20 +207,21 @@ struct TriggerDeliveryTests {
 
         // Crossing the threshold: state changes, one webhook, two emails.
         try Self.qualify(daemon, "c-1")
-        let (_, contact) = try daemon.contact("c-1", after: 4)
-        #expect(contact["tags"] as? [String] == ["mql"])
-        #expect(contact["segments"] as? [String] == ["mql-list"])
-        #expect(contact["campaigns"] as? [String] == ["nurture"])
-        #expect((contact["triggers"] as? [String])?.count == 6)
+        let contact = try #require(try daemon.contact("c-1", after: 4).document)
+        #expect(contact.tags == ["mql"])
+        #expect(contact.segments == ["mql-list"])
+        #expect(contact.campaigns == ["nurture"])
+        #expect(contact.triggers.count == 6)
         for key in ["c-1/mql/crm", "c-1/mql/welcome", "c-1/mql/alert"] {
             _ = try Self.waitForEntry(daemon, key, state: "delivered")
         }
         #expect(webhook.acknowledged("c-1/mql/crm") == 1)
-        let push = webhook.requests.first { WebhookServer.header($0, "Idempotency-Key") == "c-1/mql/crm" }
-        #expect(WebhookServer.header(push ?? [:], "Authorization") == "Bearer test")
-        let pushed = (push?["body"] as? [String: Any])?["contact"] as? [String: Any]
-        #expect(JSON.int(pushed?["points"]) == 20)
-        #expect(pushed?["tags"] as? [String] == ["mql"])
+        let push = try #require(webhook.requests.first { $0.header("Idempotency-Key") == "c-1/mql/crm" })
+        #expect(push.header("Authorization") == "Bearer test")
+        #expect(push.body.key == "c-1/mql/crm")
+        #expect(push.body.trigger == .init(id: "mql", event: "crm"))
+        #expect(push.body.contact.points == 20)
+        #expect(push.body.contact.tags == ["mql"])
         let messages = mail.messages
         #expect(messages.count == 2)
         #expect(messages.contains { $0.contains("To: c-1@example.com") && $0.contains("Subject: mql-welcome") })
@@ -212,15 +235,15 @@ struct TriggerDeliveryTests {
         try webhook.failNext(2)
         try Self.qualify(daemon, "c-2")
         let retried = try Self.waitForEntry(daemon, "c-2/mql/crm", state: "delivered")
-        #expect(JSON.int(retried["attempts"]) == 3)
-        #expect(webhook.requests.filter { WebhookServer.header($0, "Idempotency-Key") == "c-2/mql/crm" }.count == 3)
+        #expect(retried.attempts == 3)
+        #expect(webhook.requests.filter { $0.header("Idempotency-Key") == "c-2/mql/crm" }.count == 3)
 
         // Failing for good: parked after three attempts, then retried by hand.
         try webhook.failAlways()
         try Self.qualify(daemon, "c-3")
         _ = try Self.waitForEntry(daemon, "c-3/mql/crm", state: "failed")
-        let failed = JSON.object(try daemon.admin().request("GET", "/v1/outbox?state=failed").body)
-        #expect((failed["entries"] as? [[String: Any]])?.map { $0["key"] as? String } == ["c-3/mql/crm"])
+        let failed = try daemon.admin().request("GET", "/v1/outbox?state=failed").decode(OutboxList.self)
+        #expect(failed.entries.map(\.key) == ["c-3/mql/crm"])
         try webhook.failNext(0)
         let retry = try daemon.admin().request("POST", "/v1/outbox/c-3%2Fmql%2Fcrm/retry")
         #expect(retry.status == 200, "\(retry.text)")

@@ -1,4 +1,5 @@
 import Foundation
+import TallyAPI
 import TallyClient
 import Testing
 
@@ -119,8 +120,8 @@ struct URLVisitAcceptanceTests {
     }
 
     static func score(_ daemon: Daemon, _ index: Int, after: UInt64) throws -> Int64 {
-        let (status, json) = try daemon.contact("visitor-\(index)", after: after)
-        return status == 200 ? JSON.int(json["points"]) ?? 0 : -999
+        let (status, document) = try daemon.contact("visitor-\(index)", after: after)
+        return status == 200 ? try #require(document).points : -999
     }
 
     @Test("each scenario posted hit by hit gives the expected score after every hit", arguments: visitScenarios.indices)
@@ -133,7 +134,7 @@ struct URLVisitAcceptanceTests {
         for hit in scenario.hits {
             let reply = try daemon.post([Self.line(index, hit)])
             #expect(reply.status == 202, "\(reply.text)")
-            let seq = UInt64(JSON.int(JSON.object(reply.body)["last_seq"]) ?? 0)
+            let seq = try #require(try reply.receipt.lastSeq)
             observed.append(try Self.score(daemon, index, after: seq))
         }
         #expect(observed == scenario.scores, "\(scenario)")
@@ -150,7 +151,7 @@ struct URLVisitAcceptanceTests {
         }
         let reply = try daemon.post(lines)
         #expect(reply.status == 202)
-        let seq = UInt64(JSON.int(JSON.object(reply.body)["last_seq"]) ?? 0)
+        let seq = try #require(try reply.receipt.lastSeq)
         for (index, scenario) in visitScenarios.enumerated() {
             #expect(try Self.score(daemon, index, after: seq) == scenario.scores.last, "\(scenario)")
         }
@@ -173,7 +174,7 @@ struct URLVisitAcceptanceTests {
         #expect(cookie.status == 200)
         let retry = try client.request("GET", "/v1/pixel.gif?contact=visitor-0&url=\(url)&id=px-1")
         #expect(retry.status == 200)
-        #expect(JSON.int(try daemon.health()["log_head"]) == 3)
+        #expect(try daemon.health().logHead == 3)
         #expect(try Self.score(daemon, 0, after: 3) == 10)
 
         for bad in ["/v1/pixel.gif?url=\(url)", "/v1/pixel.gif?contact=x&url=not-absolute", "/v1/pixel.gif?contact=x"] {
@@ -181,7 +182,7 @@ struct URLVisitAcceptanceTests {
             #expect(reply.status == 200)
             #expect(reply.headers["content-type"] == "image/gif")
         }
-        #expect(JSON.int(try daemon.health()["log_head"]) == 3)
+        #expect(try daemon.health().logHead == 3)
         #expect(daemon.log.contains("pixel hit not recorded"))
     }
 }
