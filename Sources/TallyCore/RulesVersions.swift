@@ -99,7 +99,8 @@ public struct RulesState: Sendable {
 }
 
 /// The fold of a whole log in memory, exactly as the projector folds it into the store: rules versions (A3),
-/// rebuilds (A4), `trigger_existing` (T4), the audit trail (A1) and the side effects fired (T6).
+/// rebuilds (A4), `trigger_existing` (T4), the audit trail (A1), the side effects fired (T6) and their delivery
+/// outcomes (T7).
 ///
 /// The reference the stored projections are checked against in tests.
 public struct LogReplay: Sendable {
@@ -108,6 +109,8 @@ public struct LogReplay: Sendable {
     public var audit: [String: [AuditEntry]] = [:]
     /// The keys of every side effect fired (the outbox's keys).
     public var sideEffects: Set<String> = []
+    /// The delivery of every webhook and email fired, by outbox key (T7).
+    public var deliveries: [String: DeliveryStatus] = [:]
     public private(set) var rules: RulesState
     private var versions: [Int64: RuleSet] = [:]
 
@@ -156,14 +159,27 @@ public struct LogReplay: Sendable {
                 guard var state = projection.contacts[contact] else { continue }
                 let outcome = rules.scorer.fireExisting(existing, contact: contact, state: &state, at: event.at)
                 projection.contacts[contact] = state
-                sideEffects.formUnion(outcome.sideEffects.map(\.key))
+                record(outcome.sideEffects)
             }
+            return
+        }
+        if event.type.isDeliveryOutcome {
+            // An outcome for an effect this fold never fired (a rebuild under rules that do not fire it) is
+            // ignored, as the projector ignores it.
+            if let item = event.item { deliveries[item]?.apply(event) }
             return
         }
         let outcome = projection.apply(event, scorer: rules.scorer)
         for award in outcome.awards {
             audit[event.contact, default: []].append(AuditEntry(award, of: logged, version: rules.scorer.version))
         }
-        sideEffects.formUnion(outcome.sideEffects.map(\.key))
+        record(outcome.sideEffects)
+    }
+
+    private mutating func record(_ effects: [SideEffect]) {
+        for effect in effects {
+            sideEffects.insert(effect.key)
+            if effect.isDelivered, deliveries[effect.key] == nil { deliveries[effect.key] = DeliveryStatus() }
+        }
     }
 }

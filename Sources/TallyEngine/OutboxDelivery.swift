@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import Synchronization
 import TallyCore
 import TallyDelivery
 public import TallyStore
@@ -21,40 +22,102 @@ public enum OutboxRetryError: Error, Sendable, CustomStringConvertible {
 
 /// Delivers the outbox (T6, T7): webhooks to the configured integrations and email through the SMTP relay.
 ///
-/// At least once: an entry is marked delivered only after its receiver accepted it, so a crash in between sends
-/// it again, with the same `Idempotency-Key` (webhooks) and `Message-ID` (email) for the receiver to drop.
-/// A failed attempt is retried after `outbox.backoff`, doubling, until `outbox.attempts` attempts, then parked
-/// as failed for an operator to see and retry. A delivered entry is never sent again.
+/// At least once: an entry counts as delivered only once its `outbox.delivered` event is in the log, appended
+/// after the receiver accepted it, so a crash in between sends it again, with the same `Idempotency-Key`
+/// (webhooks) and `Message-ID` (email) for the receiver to drop. A failed attempt is retried after
+/// `outbox.backoff`, doubling (and not before a webhook's `Retry-After`), until `outbox.attempts` attempts; a
+/// permanent failure (``DeliveryError/Decision/park``) or the last attempt parks the entry as failed for an
+/// operator to see and retry. Every outcome is an event in the log, which the projector folds into the outbox:
+/// the delivery never writes the projections, and a delivered entry is never sent again, also after a rebuild,
+/// the loss of the projections or a restored backup.
+///
+/// The delivery reads the outbox only from projections that have folded every outcome event in the log (the
+/// last one's sequence number is ``barrier``, from the log's `outcomes` index at start, then from its own
+/// appends), so that an entry whose outcome the projector has not folded yet is never sent again.
 public final class OutboxDelivery: Sendable {
     private let projections: LiveProjections
+    private let projected: SequenceWatch
+    private let writer: LogWriter
+    private let log: EventLog
     private let configuration: Configuration
     private let logger: Logger
     private let http: HTTPClient
+    /// The sequence number of the last delivery outcome event in the log; nil until read at start.
+    private let barrier = Mutex<UInt64?>(nil)
 
-    init(projections: LiveProjections, configuration: Configuration, logger: Logger) {
+    /// Entries delivered concurrently per round.
+    static let concurrency = 16
+    /// Longest wait honoured from a `Retry-After` header: a day.
+    static let longestRetryAfter: Int64 = 86_400_000
+
+    init(
+        projections: LiveProjections, projected: SequenceWatch, writer: LogWriter, log: EventLog,
+        configuration: Configuration, logger: Logger
+    ) {
         self.projections = projections
+        self.projected = projected
+        self.writer = writer
+        self.log = log
         self.configuration = configuration
         self.logger = logger
         self.http = HTTPClient(eventLoopGroupProvider: .singleton)
     }
 
+    /// Waits until the live projections have folded every delivery outcome in the log; false when cancelled or
+    /// after `timeout`.
+    private func caughtUp(timeout: Duration) async -> Bool {
+        var needed = barrier.withLock { $0 }
+        if needed == nil {
+            do {
+                let last = try await offThePool { try self.log.lastDeliveryOutcome() }
+                needed = barrier.withLock { barrier in
+                    barrier = max(barrier ?? 0, last)
+                    return barrier
+                }
+            } catch {
+                logger.error("outbox read failed", metadata: ["tally.error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+                return false
+            }
+        }
+        return await projected.wait(forAtLeast: needed ?? .max, timeout: timeout)
+    }
+
+    /// Raises the barrier to an outcome just appended.
+    private func appended(_ seq: UInt64?) {
+        guard let seq else { return }
+        barrier.withLock { $0 = max($0 ?? 0, seq) }
+    }
+
     /// Delivers due entries until the task is cancelled.
     func run() async {
         while !Task.isCancelled {
+            guard await caughtUp(timeout: .seconds(1)) else { continue }
+            let seen = projected.value
             let keys: [String]
+            let nextDue: Int64?
             do {
-                keys = try projections.read { txn in try txn.dueOutboxKeys(now: wallClockMillis(), limit: 16) }
+                (keys, nextDue) = try projections.read { txn in
+                    (try txn.dueOutboxKeys(now: wallClockMillis(), limit: Self.concurrency), try txn.nextDueAt())
+                }
             } catch {
                 logger.error("outbox read failed", metadata: ["tally.error": "\(error)"])
-                keys = []
-            }
-            if keys.isEmpty {
-                try? await Task.sleep(for: .milliseconds(100))
+                try? await Task.sleep(for: .seconds(1))
                 continue
             }
-            await withTaskGroup(of: Void.self) { group in
-                for key in keys { group.addTask { await self.deliver(key) } }
+            if keys.isEmpty {
+                // Idle: until the projector folds more (which may fire entries) or the next entry is due.
+                let wait = min(max((nextDue ?? .max) - wallClockMillis(), 1), 1000)
+                _ = await projected.wait(forAtLeast: seen + 1, timeout: .milliseconds(wait))
+                continue
             }
+            let outcomes = await withTaskGroup(of: Attempt?.self) { group in
+                for key in keys { group.addTask { await self.attempt(key) } }
+                var outcomes: [Attempt] = []
+                for await outcome in group { if let outcome { outcomes.append(outcome) } }
+                return outcomes
+            }
+            await record(outcomes)
         }
     }
 
@@ -65,22 +128,31 @@ public final class OutboxDelivery: Sendable {
     /// An engine that never ran (start-up failed after it was built) still shuts its HTTP client down.
     deinit { try? http.syncShutdown() }
 
-    /// Puts an entry back in the queue, due now, with its attempts reset (a delivered entry stays delivered).
+    /// Puts an entry back in the queue, due now, with its attempts reset (a delivered entry stays delivered): an
+    /// `outbox.retried` event in the log. Returns the entry as the fold makes it.
     public func retry(key: String) async throws -> OutboxEntry {
-        try await offThePool {
-            try self.projections.update { txn in
-                guard var entry = try txn.outboxEntry(key) else { throw OutboxRetryError.unknown(key: key) }
-                guard entry.state != .delivered else { throw OutboxRetryError.alreadyDelivered(key: key) }
-                entry.state = .pending
-                entry.attempts = 0
-                entry.dueAt = wallClockMillis()
-                try txn.updateOutboxEntry(entry)
-                return entry
-            }
+        guard await caughtUp(timeout: .seconds(10)) else { throw AppendError.storage("the projector is behind") }
+        guard let entry = try projections.read({ txn in try txn.outboxEntry(key) }) else {
+            throw OutboxRetryError.unknown(key: key)
         }
+        guard entry.state != .delivered else { throw OutboxRetryError.alreadyDelivered(key: key) }
+        let event = Event(type: .outboxRetried, contact: entry.contact, at: wallClockMillis(), item: key)
+        let receipt = try await writer.append([event])
+        appended(receipt.lastSeq)
+        logger.info("outbox entry retried by hand", metadata: ["tally.key": "\(key)"])
+        // So that a listing right after the answer shows the entry pending.
+        _ = await projected.wait(forAtLeast: receipt.lastSeq ?? 0, timeout: .seconds(10))
+        return entry.applying(event)
     }
 
-    private func deliver(_ key: String) async {
+    /// One attempt's entry, the outcome event to append, and the error of a failed attempt.
+    struct Attempt: Sendable {
+        var entry: OutboxEntry
+        var event: Event
+        var error: DeliveryError?
+    }
+
+    private func attempt(_ key: String) async -> Attempt? {
         let loaded: (OutboxEntry, ContactState?)?
         do {
             loaded = try projections.read { txn in
@@ -88,87 +160,98 @@ public final class OutboxDelivery: Sendable {
                 return (entry, try txn.contact(entry.contact))
             }
         } catch {
-            logger.error("outbox read failed", metadata: ["tally.error": "\(error)"])
-            return
+            logger.error("outbox read failed", metadata: ["tally.key": "\(key)", "tally.error": "\(error)"])
+            return nil
         }
-        guard let (entry, contact) = loaded else { return }
-        let failure: String?
-        do {
-            try await attempt(entry, contact: contact ?? ContactState())
+        guard let (entry, contact) = loaded else { return nil }
+        let failure: DeliveryError?
+        do throws(DeliveryError) {
+            try await send(entry, contact: contact ?? ContactState())
             failure = nil
         } catch {
-            failure = "\(error)"
+            failure = error
         }
+        return Attempt(entry: entry, event: outcome(of: entry, failure, now: wallClockMillis()), error: failure)
+    }
+
+    /// The outcome event of an attempt: delivered, failed with the next due time, or parked.
+    func outcome(of entry: OutboxEntry, _ failure: DeliveryError?, now: Int64) -> Event {
+        guard let failure else {
+            return Event(type: .outboxDelivered, contact: entry.contact, at: now, item: entry.key)
+        }
+        let attempts = entry.attempts + 1
+        guard case .retry(let notBefore) = failure.decision, attempts < configuration.outbox.attempts else {
+            return Event(
+                type: .outboxParked, contact: entry.contact, at: now, item: entry.key, reason: failure.description)
+        }
+        let backoff = configuration.outbox.backoff << min(attempts - 1, 20)
+        var due = now + backoff
+        if let notBefore { due = max(due, min(notBefore, now + Self.longestRetryAfter)) }
+        return Event(
+            type: .outboxAttemptFailed, contact: entry.contact, at: now, item: entry.key, reason: failure.description,
+            value: due)
+    }
+
+    /// Appends the outcomes in one commit; metrics and log lines follow the commit, once.
+    private func record(_ attempts: [Attempt]) async {
+        guard !attempts.isEmpty else { return }
         do {
-            try await offThePool { try self.record(entry, failure: failure) }
+            let receipt = try await writer.append(attempts.map(\.event))
+            appended(receipt.lastSeq)
         } catch {
-            // The attempt could not be recorded (a full disk): the entry stays due. Pause before the loop sends it
-            // again, so that the receiver is not flooded with the same message while the store cannot write.
-            logger.error("outbox update failed", metadata: ["tally.key": "\(key)", "tally.error": "\(error)"])
+            // The outcomes could not be appended (a full disk): the entries stay due. Pause before the loop sends
+            // them again, so that the receivers are not flooded with the same messages while the log cannot write.
+            logger.error(
+                "outbox update failed",
+                metadata: [
+                    "tally.key": "\(attempts.map(\.entry.key).joined(separator: " "))", "tally.error": "\(error)",
+                ])
             try? await Task.sleep(for: .seconds(5))
+            return
         }
-    }
-
-    /// Records an attempt's outcome on the stored entry.
-    private func record(_ attempted: OutboxEntry, failure: String?) throws {
-        try projections.update { txn in
-            guard var entry = try txn.outboxEntry(attempted.key), entry.state == .pending else { return }
-            entry.attempts += 1
-            let now = wallClockMillis()
-            if let failure {
-                entry.lastError = failure
-                TallyMetrics.outbox("failed_attempts", kind: entry.kindName).increment()
-                if entry.attempts >= configuration.outbox.attempts {
-                    entry.state = .failed
-                    TallyMetrics.outbox("parked", kind: entry.kindName).increment()
-                    logger.error(
-                        "outbox entry parked as failed",
-                        metadata: [
-                            "tally.key": "\(entry.key)", "tally.attempts": "\(entry.attempts)",
-                            "tally.error": "\(failure)",
-                        ])
-                } else {
-                    let delay = configuration.outbox.backoff << min(entry.attempts - 1, 20)
-                    entry.dueAt = now + delay
-                    logger.warning(
-                        "outbox delivery failed; will retry",
-                        metadata: [
-                            "tally.key": "\(entry.key)", "tally.attempts": "\(entry.attempts)",
-                            "tally.error": "\(failure)",
-                        ])
-                }
-            } else {
-                entry.state = .delivered
-                entry.deliveredAt = now
+        for attempt in attempts {
+            let entry = attempt.entry
+            let metadata: Logger.Metadata = [
+                "tally.key": "\(entry.key)", "tally.attempts": "\(entry.attempts + 1)",
+                "tally.error": "\(attempt.error.map(\.description) ?? "")",
+            ]
+            switch attempt.event.type {
+            case .outboxDelivered:
                 TallyMetrics.outbox("delivered", kind: entry.kindName).increment()
-                entry.lastError = nil
+            case .outboxAttemptFailed:
+                TallyMetrics.outbox("failed_attempts", kind: entry.kindName).increment()
+                logger.warning("outbox delivery failed; will retry", metadata: metadata)
+            default:
+                TallyMetrics.outbox("failed_attempts", kind: entry.kindName).increment()
+                TallyMetrics.outbox("parked", kind: entry.kindName).increment()
+                logger.error("outbox entry parked as failed", metadata: metadata)
             }
-            try txn.updateOutboxEntry(entry)
         }
     }
 
-    struct DeliveryError: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    private func attempt(_ entry: OutboxEntry, contact: ContactState) async throws {
+    private func send(_ entry: OutboxEntry, contact: ContactState) async throws(DeliveryError) {
+        func beforeSending(_ reason: String, _ decision: DeliveryError.Decision) -> DeliveryError {
+            DeliveryError(key: entry.key, target: "outbox", reason: reason, decision: decision)
+        }
         switch entry.kind {
         case .integrationPush(let name):
             guard let integration = configuration.integrations[name] else {
-                throw DeliveryError(description: "no integration \"\(name)\" in the configuration")
+                throw beforeSending("no integration \"\(name)\" in the configuration", .park)
             }
             try await postWebhook(entry, contact: contact, to: integration)
         case .emailSend(let template):
             guard let email = contact.email else {
-                throw DeliveryError(description: "contact \"\(entry.contact)\" has no email address (contact.update)")
+                // A contact.update may still bring it: retried.
+                throw beforeSending(
+                    "contact \"\(entry.contact)\" has no email address (contact.update)", .retry(notBefore: nil))
             }
             try await sendEmail(entry, template: template, to: [email], contact: contact)
         case .emailSendToUser(let template, let toOwner, let to):
             var recipients = to
             if toOwner, let owner = contact.ownerEmail { recipients.insert(owner, at: 0) }
             guard !recipients.isEmpty else {
-                throw DeliveryError(
-                    description: "contact \"\(entry.contact)\" has no owner email and no \"to\" addresses")
+                throw beforeSending(
+                    "contact \"\(entry.contact)\" has no owner email and no \"to\" addresses", .retry(notBefore: nil))
             }
             try await sendEmail(entry, template: template, to: recipients, contact: contact)
         }
@@ -188,8 +271,9 @@ public final class OutboxDelivery: Sendable {
     private func postWebhook(
         _ entry: OutboxEntry, contact: ContactState, to integration: Configuration.Integration
     )
-        async throws
+        async throws(DeliveryError)
     {
+        let target = "webhook \(integration.url)"
         let body = WebhookBody(
             key: entry.key,
             contact: ContactView(id: entry.contact, state: contact),
@@ -202,18 +286,31 @@ public final class OutboxDelivery: Sendable {
         request.headers.add(name: "Idempotency-Key", value: entry.key)
         request.headers.add(name: "User-Agent", value: "tally")
         for (name, value) in integration.headers { request.headers.add(name: name, value: value) }
-        request.body = .bytes(ByteBuffer(bytes: try encoder.encode(body)))
-        let response = try await http.execute(request, timeout: .seconds(10))
-        _ = try? await response.body.collect(upTo: 64 << 10)
-        guard (200..<300).contains(response.status.code) else {
-            throw DeliveryError(description: "webhook \(integration.url) answered \(response.status.code)")
+        let response: HTTPClientResponse
+        do {
+            request.body = .bytes(ByteBuffer(bytes: try encoder.encode(body)))
+            response = try await http.execute(request, timeout: .seconds(10))
+            _ = try? await response.body.collect(upTo: 64 << 10)
+        } catch {
+            throw DeliveryError(key: entry.key, target: target, reason: "\(error)", decision: .retry(notBefore: nil))
         }
+        let status = Int(response.status.code)
+        guard !(200..<300).contains(status) else { return }
+        var notBefore: Int64?
+        if status == 429 || status == 503, let header = response.headers.first(name: "Retry-After") {
+            notBefore = RetryAfter.notBefore(header, now: wallClockMillis())
+        }
+        var reason = "answered \(status)"
+        if let notBefore { reason += ", retry after \(Timestamp.format(notBefore))" }
+        throw DeliveryError(
+            key: entry.key, target: target, code: status, reason: reason,
+            decision: DeliveryError.webhookDecision(status: status, notBefore: notBefore))
     }
 
     private func sendEmail(
         _ entry: OutboxEntry, template: String, to recipients: [String], contact: ContactState
     )
-        async throws
+        async throws(DeliveryError)
     {
         let smtp = configuration.smtp
         let text = """
@@ -230,7 +327,14 @@ public final class OutboxDelivery: Sendable {
                 ("Message-ID", "<\(Self.messageID(entry.key))@tally>"), ("X-Tally-Idempotency-Key", entry.key),
                 ("X-Tally-Template", template),
             ])
-        try await SMTPClient().send(message, via: SMTPRelay(host: smtp.host, port: smtp.port, from: smtp.from))
+        do {
+            try await SMTPClient().send(message, via: SMTPRelay(host: smtp.host, port: smtp.port, from: smtp.from))
+        } catch {
+            throw DeliveryError(
+                key: entry.key, target: "SMTP relay \(smtp.host):\(smtp.port)", code: error.code,
+                reason: error.description,
+                decision: error.isPermanent ? .park : .retry(notBefore: nil))
+        }
     }
 
     /// A stable Message-ID local part for a key (FNV-1a 64, hex), so that a resent message is recognisable.

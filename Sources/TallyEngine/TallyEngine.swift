@@ -71,7 +71,9 @@ public final class TallyEngine: Service, Sendable {
             log: log, directories: ProjectionDirectories(dataDirectory: configuration.dataDirectory),
             sessionTimeout: configuration.sessionTimeout, mapSize: configuration.mapSize, logHead: writer.head,
             logger: logger)
-        outbox = OutboxDelivery(projections: projector.projections, configuration: configuration, logger: logger)
+        outbox = OutboxDelivery(
+            projections: projector.projections, projected: projector.projected, writer: writer, log: log,
+            configuration: configuration, logger: logger)
     }
 
     /// The live projections.

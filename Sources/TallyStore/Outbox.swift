@@ -3,13 +3,13 @@ public import TallyCore
 
 /// One side effect waiting for delivery, delivered, or parked as failed (T6, T7).
 ///
-/// Stored as JSON in the `outbox` table of the projections (read rarely, never on the ingest path), keyed by
-/// ``key``; pending entries are also indexed by due time in `outbox_due`.
+/// A projection like the others: the fold adds an entry when a trigger fires it and applies the delivery
+/// outcome events of the log to it (``DeliveryStatus``), so the log alone knows what was sent. Stored as JSON in
+/// the `outbox` table of the projections (read rarely, never on the ingest path), keyed by ``key``; pending
+/// entries are also indexed by due time in `outbox_due`.
 public struct OutboxEntry: Sendable, Equatable, Codable {
     /// Where an entry is in its life.
-    public enum State: String, Sendable, Codable {
-        case pending, delivered, failed
-    }
+    public typealias State = DeliveryState
 
     /// What to deliver.
     public enum Kind: Sendable, Equatable, Codable {
@@ -53,6 +53,20 @@ public struct OutboxEntry: Sendable, Equatable, Codable {
         self.attempts = 0
         self.dueAt = 0
         self.firedSeq = firedSeq
+    }
+
+    /// The entry after the delivery outcome `event` (T7).
+    public func applying(_ event: Event) -> OutboxEntry {
+        var status = DeliveryStatus(
+            state: state, attempts: attempts, dueAt: dueAt, lastError: lastError, deliveredAt: deliveredAt)
+        status.apply(event)
+        var entry = self
+        entry.state = status.state
+        entry.attempts = status.attempts
+        entry.dueAt = status.dueAt
+        entry.lastError = status.lastError
+        entry.deliveredAt = status.deliveredAt
+        return entry
     }
 
     /// A short name of the kind, for listings and metrics.
@@ -102,8 +116,16 @@ extension ProjectionTransaction {
         try Array(key.utf8).withUnsafeBytes { raw in try txn.get(store.outbox, raw).map { try OutboxCodec.decode($0) } }
     }
 
+    /// Folds a delivery outcome event (T7) into the entry its `item` names. An outcome for a key this fold
+    /// never fired (a rebuild under rules that do not fire it) changes nothing.
+    public func applyDeliveryOutcome(_ event: Event) throws {
+        guard let key = event.item, let entry = try outboxEntry(key) else { return }
+        let next = entry.applying(event)
+        if next != entry { try updateOutboxEntry(next) }
+    }
+
     /// Replaces an entry, keeping the due index in step.
-    public func updateOutboxEntry(_ entry: OutboxEntry) throws {
+    func updateOutboxEntry(_ entry: OutboxEntry) throws {
         if let old = try outboxEntry(entry.key), old.state == .pending {
             try txn.delete(store.outboxDue, OutboxCodec.dueKey(old))
         }
@@ -124,6 +146,18 @@ extension ProjectionTransaction {
         return keys
     }
 
+    /// The due time of the pending entry due soonest, if any.
+    public func nextDueAt() throws -> Int64? {
+        var due: Int64?
+        try txn.scan(store.outboxDue) { key, _ in
+            if key.count >= 8, let raw = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key.prefix(8))) {
+                due = Int64(bitPattern: raw ^ (1 << 63))
+            }
+            return false
+        }
+        return due
+    }
+
     /// The number of pending entries.
     public func pendingOutboxCount() throws -> Int { try txn.count(store.outboxDue) }
 
@@ -136,17 +170,5 @@ extension ProjectionTransaction {
             return entries.count < limit
         }
         return entries
-    }
-}
-
-extension ProjectionTransaction {
-    /// Carries every entry of `old`'s outbox into this store, replacing the entry a rebuild's fold queued
-    /// under the same key: delivered stays delivered, pending and failed keep their attempts (T7).
-    public func adoptOutbox(of old: ProjectionTransaction) throws {
-        try old.txn.scan(old.store.outbox) { key, value in
-            let adopted = try OutboxCodec.decode(value)
-            try updateOutboxEntry(adopted)
-            return true
-        }
     }
 }

@@ -33,8 +33,8 @@ public final class ProjectionStore: Sendable {
         try StoreFormat.check(environment, meta, supported: Self.format)
     }
 
-    /// The projections' on-disk format (see Docs/format.md).
-    public static let format: UInt8 = 1
+    /// The projections' on-disk format (see Docs/format.md): 2 since the outbox is folded from the log (T7).
+    public static let format: UInt8 = 2
 
     /// The sequence number of the last event folded into the projections.
     public func checkpoint() throws -> UInt64 {
