@@ -200,7 +200,7 @@ struct OutboxOutcomeTests {
         let before = try Self.outbox(daemon)
         let requestsBefore = webhook.requests.count
         let messagesBefore = mail.messages.count
-        #expect(requestsBefore == 4)  // c-1: 503, 200; c-2: 404, and nothing more
+        #expect(requestsBefore == 3)  // c-1: 503, 200; c-2: 404, and nothing more
         #expect(messagesBefore == 2)
         #expect(daemon.stop() == 0)
 
