@@ -15,7 +15,9 @@ struct DeliveryStatusTests {
               - { id: tag, type: tags.modify, add: [mql] }
         """
 
-    static func outcome(_ type: EventType, _ key: String, at: Int64, reason: String? = nil, due: Int64? = nil)
+    static func outcome(
+        _ type: EventType, _ key: String, at: Int64, reason: String? = nil, due: Int64? = nil
+    )
         -> Event
     {
         Event(type: type, contact: "c", at: at, item: key, reason: reason, value: due)
@@ -33,12 +35,16 @@ struct DeliveryStatusTests {
             return try LogReplay.replay(logged).deliveries["c/mql/crm"]
         }
         #expect(
-            try replay() == DeliveryStatus(state: .pending, attempts: 1, dueAt: 5_000, lastError: "webhook: answered 503"))
+            try replay()
+                == DeliveryStatus(state: .pending, attempts: 1, dueAt: 5_000, lastError: "webhook: answered 503"))
         events.append(Self.outcome(.outboxParked, "c/mql/crm", at: 6_000, reason: "webhook: answered 400 (permanent)"))
         #expect(try replay()?.state == .failed)
         #expect(try replay()?.attempts == 2)
         events.append(Self.outcome(.outboxRetried, "c/mql/crm", at: 7_000))
-        #expect(try replay() == DeliveryStatus(state: .pending, attempts: 0, dueAt: 7_000, lastError: "webhook: answered 400 (permanent)"))
+        #expect(
+            try replay()
+                == DeliveryStatus(
+                    state: .pending, attempts: 0, dueAt: 7_000, lastError: "webhook: answered 400 (permanent)"))
         events.append(Self.outcome(.outboxDelivered, "c/mql/crm", at: 8_000))
         let delivered = DeliveryStatus(state: .delivered, attempts: 1, dueAt: 7_000, deliveredAt: 8_000)
         #expect(try replay() == delivered)

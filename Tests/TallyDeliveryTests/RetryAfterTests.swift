@@ -12,9 +12,10 @@ struct RetryAfterTests {
         #expect(RetryAfter.notBefore("99999999999999999999999", now: now) == .max)
         #expect(RetryAfter.notBefore("Sun, 06 Nov 1994 08:49:37 GMT", now: now) == 784_111_777_000)
         #expect(RetryAfter.notBefore("Tue, 29 Feb 2028 23:59:59 GMT", now: now) == 1_835_481_599_000)
-        for bad in ["", "-5", "1.5", "soon", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994",
-            "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 36 Nov 1994 08:49:37 GMT"]
-        {
+        for bad in [
+            "", "-5", "1.5", "soon", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 36 Nov 1994 08:49:37 GMT",
+        ] {
             #expect(RetryAfter.notBefore(bad, now: now) == nil, "\(bad)")
         }
     }

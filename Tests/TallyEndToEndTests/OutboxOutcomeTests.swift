@@ -234,7 +234,7 @@ struct OutboxOutcomeTests {
     }
 
     @Test(
-        "T7 permanent failures park at once (webhook 400, SMTP 550); 503 with Retry-After waits as told, SMTP 451 is retried; outbox metrics count each outcome once with a map that grows",
+        "T7 permanent failures park at once (webhook 400, SMTP 550); 503 with Retry-After waits as told, SMTP 451 is retried; metrics count each outcome once while write transactions run their bodies twice",
         .disabled(if: aiosmtpdMissing, "python3-aiosmtpd is not installed (scripts/install-deps --test installs it)")
     )
     func permanentAndTransientFailures() throws {
@@ -242,12 +242,12 @@ struct OutboxOutcomeTests {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let webhook = try ScriptedWebhookServer(directory: scratch + "/webhook")
         let mail = try ScriptedMailServer(directory: scratch + "/mail")
-        // The smallest map: the log and the projections grow (their write closures run again) under the
-        // deliveries.
+        // The smallest map, which grows under the load, and half of all write transactions made to run their
+        // body again (`TALLY_FAULT=rerun`, as a full map does): an effect inside a write closure would count twice.
         let daemon = try Self.daemon(
             webhookPort: webhook.port, mailPort: mail.port, outbox: "{ attempts: 5, backoff: 100ms }",
             mapSize: "64KiB")
-        try daemon.start()
+        try daemon.start(environment: ["TALLY_FAULT": "rerun:0.5"])
         defer { daemon.stop() }
 
         // Permanent: one attempt each, parked with the reason.
@@ -292,6 +292,8 @@ struct OutboxOutcomeTests {
         #expect(metrics["tally_outbox_failed_attempts_total{kind=integration.push}"] == 2)  // the 400 and the 503
         #expect(metrics["tally_outbox_failed_attempts_total{kind=email.send}"] == 2)
         #expect(webhook.requests.count == 43)
+        #expect(metrics["tally_events_accepted_total{type=email.open}"] == 84)  // two per contact
+        #expect(metrics["tally_events_accepted_total{type=contact.update}"] == 42)
         let verified = try daemon.verify()
         #expect(verified.passed, "\(verified.differences)")
     }
