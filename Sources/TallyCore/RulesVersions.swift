@@ -111,6 +111,8 @@ public struct LogReplay: Sendable {
     public var sideEffects: Set<String> = []
     /// The delivery of every webhook and email fired, by outbox key (T7).
     public var deliveries: [String: DeliveryStatus] = [:]
+    /// Keys in ``deliveries`` that outcomes made before (or without) the fold firing them.
+    public private(set) var orphans: Set<String> = []
     public private(set) var rules: RulesState
     private var versions: [Int64: RuleSet] = [:]
 
@@ -164,9 +166,12 @@ public struct LogReplay: Sendable {
             return
         }
         if event.type.isDeliveryOutcome {
-            // An outcome for an effect this fold never fired (a rebuild under rules that do not fire it) is
-            // ignored, as the projector ignores it.
-            if let item = event.item { deliveries[item]?.apply(event) }
+            // An outcome for an effect this fold has not fired (a rebuild under rules that do not fire it) makes an
+            // orphan, as the projector does: never sent, and giving way to a later firing unless delivered.
+            if let item = event.item {
+                if deliveries[item] == nil { orphans.insert(item) }
+                deliveries[item, default: DeliveryStatus()].apply(event)
+            }
             return
         }
         let outcome = projection.apply(event, scorer: rules.scorer)
@@ -179,7 +184,13 @@ public struct LogReplay: Sendable {
     private mutating func record(_ effects: [SideEffect]) {
         for effect in effects {
             sideEffects.insert(effect.key)
-            if effect.isDelivered, deliveries[effect.key] == nil { deliveries[effect.key] = DeliveryStatus() }
+            guard effect.isDelivered else { continue }
+            if deliveries[effect.key] == nil {
+                deliveries[effect.key] = DeliveryStatus()
+            } else if orphans.contains(effect.key), deliveries[effect.key]?.state != .delivered {
+                orphans.remove(effect.key)
+                deliveries[effect.key] = DeliveryStatus()
+            }
         }
     }
 }

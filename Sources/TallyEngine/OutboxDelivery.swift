@@ -11,11 +11,14 @@ public import TallyStore
 public enum OutboxRetryError: Error, Sendable, CustomStringConvertible {
     case unknown(key: String)
     case alreadyDelivered(key: String)
+    case notFired(key: String)
 
     public var description: String {
         switch self {
         case .unknown(let key): "no outbox entry \"\(key)\""
         case .alreadyDelivered(let key): "\"\(key)\" was delivered already and is never sent again"
+        case .notFired(let key):
+            "\"\(key)\" is not fired under the rules in force (its outcomes are from before a rebuild): nothing to send"
         }
     }
 }
@@ -136,6 +139,7 @@ public final class OutboxDelivery: Sendable {
             throw OutboxRetryError.unknown(key: key)
         }
         guard entry.state != .delivered else { throw OutboxRetryError.alreadyDelivered(key: key) }
+        guard entry.kind != nil else { throw OutboxRetryError.notFired(key: key) }
         let event = Event(type: .outboxRetried, contact: entry.contact, at: wallClockMillis(), item: key)
         let receipt = try await writer.append([event])
         appended(receipt.lastSeq)
@@ -234,6 +238,8 @@ public final class OutboxDelivery: Sendable {
             DeliveryError(key: entry.key, target: "outbox", reason: reason, decision: decision)
         }
         switch entry.kind {
+        case nil:
+            throw beforeSending("not fired under the rules in force", .park)  // never due; for completeness
         case .integrationPush(let name):
             guard let integration = configuration.integrations[name] else {
                 throw beforeSending("no integration \"\(name)\" in the configuration", .park)

@@ -259,7 +259,7 @@ public struct Routes: Sendable {
         } catch let error as OutboxRetryError {
             switch error {
             case .unknown: throw APIError(.notFound, error.description)
-            case .alreadyDelivered: throw APIError(.conflict, error.description)
+            case .alreadyDelivered, .notFired: throw APIError(.conflict, error.description)
             }
         }
     }

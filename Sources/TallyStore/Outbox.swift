@@ -23,7 +23,9 @@ public struct OutboxEntry: Sendable, Equatable, Codable {
     public var contact: String
     public var trigger: String
     public var event: String
-    public var kind: Kind
+    /// Nil for an orphan: an entry made by a delivery outcome in the log for a key that the fold (under the rules
+    /// in force) never fired, kept so that the key is never sent again (T7). An orphan is never delivered.
+    public var kind: Kind?
     public var state: State
     /// Delivery attempts made so far.
     public var attempts: Int
@@ -55,6 +57,9 @@ public struct OutboxEntry: Sendable, Equatable, Codable {
         self.firedSeq = firedSeq
     }
 
+    /// Whether the entry waits for delivery (and is in `outbox_due`): pending, and not an orphan.
+    var isDue: Bool { state == .pending && kind != nil }
+
     /// The entry after the delivery outcome `event` (T7).
     public func applying(_ event: Event) -> OutboxEntry {
         var status = DeliveryStatus(
@@ -69,9 +74,26 @@ public struct OutboxEntry: Sendable, Equatable, Codable {
         return entry
     }
 
+    /// The orphan entry an outcome for `key` of `contact` makes when the fold never fired the key.
+    init(orphan key: String, contact: String) {
+        self.key = key
+        self.contact = contact
+        // `<contact>/<trigger>/<event id>`: trigger and event ids hold no "/".
+        let rest = key.hasPrefix(contact + "/") ? key.dropFirst(contact.count + 1) : ""
+        let parts = rest.split(separator: "/", omittingEmptySubsequences: false)
+        self.trigger = parts.count == 2 ? String(parts[0]) : ""
+        self.event = parts.count == 2 ? String(parts[1]) : ""
+        self.kind = nil
+        self.state = .pending
+        self.attempts = 0
+        self.dueAt = 0
+        self.firedSeq = 0
+    }
+
     /// A short name of the kind, for listings and metrics.
     public var kindName: String {
         switch kind {
+        case nil: "unknown"
         case .integrationPush: "integration.push"
         case .emailSend: "email.send"
         case .emailSendToUser: "email.send_to_user"
@@ -102,13 +124,20 @@ enum OutboxCodec {
 
 extension ProjectionTransaction {
     /// Adds a new entry; returns false (changing nothing) when the key is already in the outbox, so that a
-    /// replay or rebuild never queues an effect twice (T7).
+    /// replay or rebuild never queues an effect twice (T7). An orphan under the key (outcomes the fold met before
+    /// it fired the key) gives way unless it was delivered: a delivered effect is never sent again.
     @discardableResult
     public func addOutboxEntry(_ entry: OutboxEntry) throws -> Bool {
         guard
             try txn.put(store.outbox, Array(entry.key.utf8), OutboxCodec.encode(entry), flags: LMDBPutFlags.noOverwrite)
-        else { return false }
-        if entry.state == .pending { try txn.put(store.outboxDue, OutboxCodec.dueKey(entry), []) }
+        else {
+            guard let existing = try outboxEntry(entry.key), existing.kind == nil, existing.state != .delivered else {
+                return false
+            }
+            try updateOutboxEntry(entry)
+            return true
+        }
+        if entry.isDue { try txn.put(store.outboxDue, OutboxCodec.dueKey(entry), []) }
         return true
     }
 
@@ -119,18 +148,18 @@ extension ProjectionTransaction {
     /// Folds a delivery outcome event (T7) into the entry its `item` names. An outcome for a key this fold
     /// never fired (a rebuild under rules that do not fire it) changes nothing.
     public func applyDeliveryOutcome(_ event: Event) throws {
-        guard let key = event.item, let entry = try outboxEntry(key) else { return }
-        let next = entry.applying(event)
-        if next != entry { try updateOutboxEntry(next) }
+        guard let key = event.item else { return }
+        let entry = try outboxEntry(key) ?? OutboxEntry(orphan: key, contact: event.contact)
+        try updateOutboxEntry(entry.applying(event))
     }
 
     /// Replaces an entry, keeping the due index in step.
     func updateOutboxEntry(_ entry: OutboxEntry) throws {
-        if let old = try outboxEntry(entry.key), old.state == .pending {
+        if let old = try outboxEntry(entry.key), old.isDue {
             try txn.delete(store.outboxDue, OutboxCodec.dueKey(old))
         }
         try txn.put(store.outbox, Array(entry.key.utf8), OutboxCodec.encode(entry))
-        if entry.state == .pending { try txn.put(store.outboxDue, OutboxCodec.dueKey(entry), []) }
+        if entry.isDue { try txn.put(store.outboxDue, OutboxCodec.dueKey(entry), []) }
     }
 
     /// Keys of pending entries due at `now` or earlier, soonest first.

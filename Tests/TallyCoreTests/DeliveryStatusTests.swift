@@ -51,12 +51,12 @@ struct DeliveryStatusTests {
         events.append(Self.outcome(.outboxRetried, "c/mql/crm", at: 9_000))
         events.append(Self.outcome(.outboxParked, "c/mql/crm", at: 9_500, reason: "late"))
         #expect(try replay() == delivered, "nothing changes a delivered entry")
-        // An outcome for an effect the fold never fired changes nothing and creates no entry; the tag is no outbox
-        // entry.
+        // An outcome for an effect the fold never fired makes an orphan; the tag is no outbox entry.
         events.append(Self.outcome(.outboxDelivered, "c/other/crm", at: 10_000))
         let logged = events.enumerated().map { LoggedEvent(seq: UInt64($0.offset + 1), event: $0.element) }
         let final = try LogReplay.replay(logged)
-        #expect(Set(final.deliveries.keys) == ["c/mql/crm"])
+        #expect(Set(final.deliveries.keys) == ["c/mql/crm", "c/other/crm"])
+        #expect(final.orphans == ["c/other/crm"])
         #expect(final.projection.contacts["c"]?.points == 10, "outcome events are no behaviour of the contact")
     }
 
@@ -70,5 +70,26 @@ struct DeliveryStatusTests {
                 _ = try Array(line.utf8).withUnsafeBytes { raw in try EventDecoder(receivedAt: 0).decode(raw) }
             }
         }
+    }
+
+    @Test(
+        "T7 an orphan (outcomes before the fold fires the key, as after a rebuild) stays delivered when fired; an undelivered one gives way"
+    )
+    func orphans() throws {
+        let rules = Self.rules.replacingOccurrences(of: "min_points: 10", with: "min_points: 20")
+        let events = [
+            Event(type: .rulesPublished, contact: "", at: 0, reason: "test", text: rules),
+            Self.outcome(.outboxDelivered, "c/mql/crm", at: 500),
+            Self.outcome(.outboxParked, "d/mql/crm", at: 500, reason: "gone"),
+            Event(type: .emailOpen, contact: "c", at: 1_000, item: "n"),
+            Event(type: .emailOpen, contact: "c", at: 1_001, item: "n"),
+            Event(type: .emailOpen, contact: "d", at: 1_000, item: "n"),
+            Event(type: .emailOpen, contact: "d", at: 1_001, item: "n"),
+        ]
+        let logged = events.enumerated().map { LoggedEvent(seq: UInt64($0.offset + 1), event: $0.element) }
+        let replay = try LogReplay.replay(logged)
+        #expect(replay.deliveries["c/mql/crm"]?.state == .delivered, "a delivered key is never sent again")
+        #expect(replay.deliveries["d/mql/crm"] == DeliveryStatus(), "fired after a parked orphan: queued afresh")
+        #expect(replay.orphans == ["c/mql/crm"])
     }
 }

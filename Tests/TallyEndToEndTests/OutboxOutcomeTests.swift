@@ -297,4 +297,59 @@ struct OutboxOutcomeTests {
         let verified = try daemon.verify()
         #expect(verified.passed, "\(verified.differences)")
     }
+
+    @Test(
+        "T7 A4 a rebuild under rules that no longer fire a delivered push keeps its delivery: firing the key later sends nothing"
+    )
+    func rebuildKeepsDeliveries() throws {
+        let scratch = "/tmp/tally-outcomes-" + UUID().uuidString.prefix(8).lowercased()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let webhook = try ScriptedWebhookServer(directory: scratch + "/webhook")
+        let rules = """
+            actions:
+              - { id: open, type: email.open, delta: 10, repeatable: true }
+            triggers:
+              - id: mql
+                min_points: 20
+                events:
+                  - { id: crm, type: integration.push, integration: crm }
+            """
+        let daemon = try Daemon(
+            rules: rules,
+            extraConfig: """
+                integrations:
+                  crm: { url: "http://127.0.0.1:\(webhook.port)/hook" }
+                outbox: { attempts: 3, backoff: 100ms }
+                """)
+        try daemon.start()
+        defer { daemon.stop() }
+        try TriggerDeliveryTests.qualify(daemon, "r-1")
+        try Self.waitForState(daemon, ["r-1/mql/crm"], "delivered")
+
+        // Version 2 fires at 30 points: rebuilt under it, r-1 (20 points) has not fired.
+        let file = daemon.directory + "/rules-v2.yaml"
+        try rules.replacingOccurrences(of: "min_points: 20", with: "min_points: 30").write(
+            toFile: file, atomically: true, encoding: .utf8)
+        #expect(try daemon.run(["rules", "publish", file]).status == 0)
+        let rebuilt = try daemon.run(["rebuild"])
+        #expect(rebuilt.status == 0, "\(rebuilt.error)")
+        var entry = try Self.outbox(daemon)["r-1/mql/crm"]
+        #expect(entry?["state"] as? String == "delivered", "the delivery stays listed: \(entry ?? [:])")
+        #expect(entry?["kind"] as? String == "unknown")
+        #expect(try daemon.admin().request("POST", "/v1/outbox/r-1%2Fmql%2Fcrm/retry").status == 409)
+        var verified = try daemon.verify()
+        #expect(verified.passed, "\(verified.differences)")
+
+        // Reaching 30 fires the key under version 2: it was delivered, so nothing is sent.
+        let reply = try daemon.post([JSON.event("email.open", contact: "r-1", item: "n3")])
+        let seq = UInt64(JSON.int(JSON.object(reply.body)["last_seq"]) ?? 0)
+        let (_, contact) = try daemon.contact("r-1", after: seq)
+        #expect((contact["triggers"] as? [String]) == ["mql/crm"])
+        sleep(1)
+        #expect(webhook.requests("r-1/mql/crm").count == 1)
+        entry = try Self.outbox(daemon)["r-1/mql/crm"]
+        #expect(entry?["state"] as? String == "delivered")
+        verified = try daemon.verify()
+        #expect(verified.passed, "\(verified.differences)")
+    }
 }
