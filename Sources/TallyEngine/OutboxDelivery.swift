@@ -114,12 +114,15 @@ public final class OutboxDelivery: Sendable {
                 _ = await projected.wait(forAtLeast: seen + 1, timeout: .milliseconds(wait))
                 continue
             }
-            let outcomes = await withTaskGroup(of: Attempt?.self) { group in
+            var outcomes = await withTaskGroup(of: Attempt?.self) { group in
                 for key in keys { group.addTask { await self.attempt(key) } }
                 var outcomes: [Attempt] = []
                 for await outcome in group { if let outcome { outcomes.append(outcome) } }
                 return outcomes
             }
+            // Shutting down cancels the requests in flight: those failures are not the receivers', so they are not
+            // recorded (the entries stay due); deliveries are.
+            if Task.isCancelled { outcomes.removeAll { $0.error != nil } }
             await record(outcomes)
         }
     }
