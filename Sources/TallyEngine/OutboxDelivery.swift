@@ -12,6 +12,9 @@ public enum OutboxRetryError: Error, Sendable, CustomStringConvertible {
     case unknown(key: String)
     case alreadyDelivered(key: String)
     case notFired(key: String)
+    /// The projections have not folded the delivery outcomes in the log yet (a start after the projections were
+    /// lost, a long catch-up): the entry's state is not known.
+    case projectorBehind(key: String)
 
     public var description: String {
         switch self {
@@ -19,6 +22,8 @@ public enum OutboxRetryError: Error, Sendable, CustomStringConvertible {
         case .alreadyDelivered(let key): "\"\(key)\" was delivered already and is never sent again"
         case .notFired(let key):
             "\"\(key)\" is not fired under the rules in force (its outcomes are from before a rebuild): nothing to send"
+        case .projectorBehind(let key):
+            "the projections have not folded the outbox's delivery outcomes yet; retry \"\(key)\" in a moment"
         }
     }
 }
@@ -110,7 +115,8 @@ public final class OutboxDelivery: Sendable {
             }
             if keys.isEmpty {
                 // Idle: until the projector folds more (which may fire entries) or the next entry is due.
-                let wait = min(max((nextDue ?? .max) - wallClockMillis(), 1), 1000)
+                let now = wallClockMillis()
+                let wait = nextDue.map { $0 <= now ? 1 : min($0 - now, 1000) } ?? 1000
                 _ = await projected.wait(forAtLeast: seen + 1, timeout: .milliseconds(wait))
                 continue
             }
@@ -137,7 +143,7 @@ public final class OutboxDelivery: Sendable {
     /// Puts an entry back in the queue, due now, with its attempts reset (a delivered entry stays delivered): an
     /// `outbox.retried` event in the log. Returns the entry as the fold makes it.
     public func retry(key: String) async throws -> OutboxEntry {
-        guard await caughtUp(timeout: .seconds(10)) else { throw AppendError.storage("the projector is behind") }
+        guard await caughtUp(timeout: .seconds(10)) else { throw OutboxRetryError.projectorBehind(key: key) }
         guard let entry = try projections.read({ txn in try txn.outboxEntry(key) }) else {
             throw OutboxRetryError.unknown(key: key)
         }

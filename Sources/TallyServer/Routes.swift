@@ -260,7 +260,10 @@ public struct Routes: Sendable {
             switch error {
             case .unknown: throw APIError(.notFound, error.description)
             case .alreadyDelivered, .notFired: throw APIError(.conflict, error.description)
+            case .projectorBehind: throw APIError(.serviceUnavailable, error.description)
             }
+        } catch let error as AppendError {
+            throw APIError(.serviceUnavailable, error.description)
         }
     }
 }
