@@ -39,9 +39,11 @@ public enum OutboxRetryError: Error, Sendable, CustomStringConvertible {
 /// the delivery never writes the projections, and a delivered entry is never sent again, also after a rebuild,
 /// the loss of the projections or a restored backup.
 ///
-/// The delivery reads the outbox only from projections that have folded every outcome event in the log (the
-/// last one's sequence number is ``barrier``, from the log's `outcomes` index at start, then from its own
-/// appends), so that an entry whose outcome the projector has not folded yet is never sent again.
+/// After a start it reads the outbox only once the projections have folded every outcome event in the log (the
+/// last one's sequence number, from the log's `outcomes` index: the ``barrier``), and while running it keeps the
+/// keys whose outcome it appended but the projector has not folded yet out of what it reads, so that an entry
+/// whose outcome the projections do not show yet is never sent again. A retry by hand waits for the barrier,
+/// which every outcome appended raises.
 public final class OutboxDelivery: Sendable {
     private let projections: LiveProjections
     private let projected: SequenceWatch
@@ -53,7 +55,7 @@ public final class OutboxDelivery: Sendable {
     /// The sequence number of the last delivery outcome event in the log; nil until read at start.
     private let barrier = Mutex<UInt64?>(nil)
 
-    /// Entries delivered concurrently per round.
+    /// Entries delivered concurrently.
     static let concurrency = 16
     /// Longest wait honoured from a `Retry-After` header: a day.
     static let longestRetryAfter: Int64 = 86_400_000
@@ -97,39 +99,73 @@ public final class OutboxDelivery: Sendable {
         barrier.withLock { $0 = max($0 ?? 0, seq) }
     }
 
-    /// Delivers due entries until the task is cancelled.
+    /// Keys being attempted, and keys whose outcome was appended but not folded yet (key → the outcome's
+    /// sequence number): the projections still show them due, so they are not read from there meanwhile.
+    private struct Window {
+        var inFlight: Set<String> = []
+        var unfolded: [String: UInt64] = [:]
+    }
+
+    private let window = Mutex(Window())
+
+    /// Delivers due entries until the task is cancelled: up to ``concurrency`` at a time, each slot taken again as
+    /// soon as its delivery is recorded, so a slow receiver holds up only its own entries.
     func run() async {
-        while !Task.isCancelled {
-            guard await caughtUp(timeout: .seconds(1)) else { continue }
-            let seen = projected.value
-            let keys: [String]
-            let nextDue: Int64?
-            do {
-                (keys, nextDue) = try projections.read { txn in
-                    (try txn.dueOutboxKeys(now: wallClockMillis(), limit: Self.concurrency), try txn.nextDueAt())
+        // After a start on lost projections, the refold must pass every outcome in the log before the outbox is
+        // read: until then, a delivered entry is pending there.
+        while !Task.isCancelled, !(await caughtUp(timeout: .seconds(1))) {}
+        await withDiscardingTaskGroup { group in
+            while !Task.isCancelled {
+                let seen = projected.value
+                let (busy, skip) = window.withLock { window in
+                    window.unfolded = window.unfolded.filter { $0.value > seen }
+                    return (window.inFlight.count, window.inFlight.union(window.unfolded.keys))
                 }
-            } catch {
-                logger.error("outbox read failed", metadata: ["tally.error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-                continue
-            }
-            if keys.isEmpty {
-                // Idle: until the projector folds more (which may fire entries) or the next entry is due.
+                var keys: [String] = []
+                var nextDue: Int64?
+                if busy < Self.concurrency {
+                    do {
+                        (keys, nextDue) = try projections.read { txn in
+                            let due = try txn.dueOutboxKeys(
+                                now: wallClockMillis(), limit: Self.concurrency - busy + skip.count)
+                            return (
+                                Array(due.filter { !skip.contains($0) }.prefix(Self.concurrency - busy)),
+                                try txn.nextDueAt()
+                            )
+                        }
+                    } catch {
+                        logger.error("outbox read failed", metadata: ["tally.error": "\(error)"])
+                        try? await Task.sleep(for: .seconds(1))
+                        continue
+                    }
+                }
+                for key in keys {
+                    window.withLock { _ = $0.inFlight.insert(key) }
+                    group.addTask { await self.deliver(key) }
+                }
+                guard keys.isEmpty else { continue }
+                // Nothing to start: wait for the projector's next commit (new entries, folded outcomes), at most
+                // 10 ms while deliveries are in flight or unfolded, else until the next entry is due (at most 1 s).
                 let now = wallClockMillis()
-                let wait = nextDue.map { $0 <= now ? 1 : min($0 - now, 1000) } ?? 1000
+                let waiting = busy > 0 || !skip.isEmpty
+                let wait = waiting ? 10 : nextDue.map { $0 <= now ? 1 : min($0 - now, 1000) } ?? 1000
                 _ = await projected.wait(forAtLeast: seen + 1, timeout: .milliseconds(wait))
-                continue
             }
-            var outcomes = await withTaskGroup(of: Attempt?.self) { group in
-                for key in keys { group.addTask { await self.attempt(key) } }
-                var outcomes: [Attempt] = []
-                for await outcome in group { if let outcome { outcomes.append(outcome) } }
-                return outcomes
-            }
+        }
+    }
+
+    /// One entry: an attempt, then its outcome appended to the log; the key leaves the window's in-flight set for
+    /// its unfolded set in one step.
+    private func deliver(_ key: String) async {
+        var seq: UInt64?
+        if let attempt = await attempt(key) {
             // Shutting down cancels the requests in flight: those failures are not the receivers', so they are not
-            // recorded (the entries stay due); deliveries are.
-            if Task.isCancelled { outcomes.removeAll { $0.error != nil } }
-            await record(outcomes)
+            // recorded (the entry stays due); deliveries are.
+            if !(Task.isCancelled && attempt.error != nil) { seq = await record(attempt) }
+        }
+        window.withLock { window in
+            window.inFlight.remove(key)
+            if let seq { window.unfolded[key] = seq }
         }
     }
 
@@ -205,41 +241,37 @@ public final class OutboxDelivery: Sendable {
             value: due)
     }
 
-    /// Appends the outcomes in one commit; metrics and log lines follow the commit, once.
-    private func record(_ attempts: [Attempt]) async {
-        guard !attempts.isEmpty else { return }
+    /// Appends an attempt's outcome; its metrics and log line follow the commit, once. Returns the outcome's
+    /// sequence number, or nil when the log could not take it.
+    private func record(_ attempt: Attempt) async -> UInt64? {
+        let entry = attempt.entry
+        let seq: UInt64?
         do {
-            let receipt = try await writer.append(attempts.map(\.event))
-            appended(receipt.lastSeq)
+            seq = try await writer.append([attempt.event]).lastSeq
+            appended(seq)
         } catch {
-            // The outcomes could not be appended (a full disk): the entries stay due. Pause before the loop sends
-            // them again, so that the receivers are not flooded with the same messages while the log cannot write.
-            logger.error(
-                "outbox update failed",
-                metadata: [
-                    "tally.key": "\(attempts.map(\.entry.key).joined(separator: " "))", "tally.error": "\(error)",
-                ])
+            // The outcome could not be appended (a full disk): the entry stays due. Pause before it is sent again,
+            // so that the receiver is not flooded with the same message while the log cannot write.
+            logger.error("outbox update failed", metadata: ["tally.key": "\(entry.key)", "tally.error": "\(error)"])
             try? await Task.sleep(for: .seconds(5))
-            return
+            return nil
         }
-        for attempt in attempts {
-            let entry = attempt.entry
-            let metadata: Logger.Metadata = [
-                "tally.key": "\(entry.key)", "tally.attempts": "\(entry.attempts + 1)",
-                "tally.error": "\(attempt.error.map(\.description) ?? "")",
-            ]
-            switch attempt.event.type {
-            case .outboxDelivered:
-                TallyMetrics.outbox("delivered", kind: entry.kindName).increment()
-            case .outboxAttemptFailed:
-                TallyMetrics.outbox("failed_attempts", kind: entry.kindName).increment()
-                logger.warning("outbox delivery failed; will retry", metadata: metadata)
-            default:
-                TallyMetrics.outbox("failed_attempts", kind: entry.kindName).increment()
-                TallyMetrics.outbox("parked", kind: entry.kindName).increment()
-                logger.error("outbox entry parked as failed", metadata: metadata)
-            }
+        let metadata: Logger.Metadata = [
+            "tally.key": "\(entry.key)", "tally.attempts": "\(entry.attempts + 1)",
+            "tally.error": "\(attempt.error.map(\.description) ?? "")",
+        ]
+        switch attempt.event.type {
+        case .outboxDelivered:
+            TallyMetrics.outbox("delivered", kind: entry.kindName).increment()
+        case .outboxAttemptFailed:
+            TallyMetrics.outbox("failed_attempts", kind: entry.kindName).increment()
+            logger.warning("outbox delivery failed; will retry", metadata: metadata)
+        default:
+            TallyMetrics.outbox("failed_attempts", kind: entry.kindName).increment()
+            TallyMetrics.outbox("parked", kind: entry.kindName).increment()
+            logger.error("outbox entry parked as failed", metadata: metadata)
         }
+        return seq
     }
 
     private func send(_ entry: OutboxEntry, contact: ContactState) async throws(DeliveryError) {

@@ -1,9 +1,10 @@
 import Foundation
 import TallyClient
+import TallyCore
 import Testing
 
 /// A real HTTP server for webhooks that answers from a script: each line of the file `answers` in its directory
-/// (`STATUS [RETRY-AFTER]`) answers one request, then 200. Every request is recorded as a JSON line.
+/// (`STATUS [RETRY-AFTER]`, or `sleep SECONDS` for a slow 200) answers one request, then 200. Every request is recorded as a JSON line.
 final class ScriptedWebhookServer {
     let directory: String
     let port: Int
@@ -17,19 +18,23 @@ final class ScriptedWebhookServer {
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status, retry_after = 200, None
+                status, retry_after, delay = 200, None, 0
                 with lock:
                     path = os.path.join(directory, "answers")
                     lines = open(path).read().split("\n") if os.path.exists(path) else []
                     lines = [line for line in lines if line.strip()]
                     if lines:
                         parts = lines[0].split(" ", 1)
-                        status = int(parts[0])
-                        retry_after = parts[1] if len(parts) > 1 else None
+                        if parts[0] == "sleep":
+                            delay = float(parts[1])
+                        else:
+                            status = int(parts[0])
+                            retry_after = parts[1] if len(parts) > 1 else None
                         open(path, "w").write("\n".join(lines[1:]))
                     record = {"key": self.headers.get("Idempotency-Key"), "status": status, "time": time.time()}
                     with open(os.path.join(directory, "requests.jsonl"), "a") as log:
                         log.write(json.dumps(record) + "\n")
+                time.sleep(delay)
                 self.send_response(status)
                 if retry_after:
                     self.send_header("Retry-After", retry_after)
@@ -351,5 +356,30 @@ struct OutboxOutcomeTests {
         #expect(entry?["state"] as? String == "delivered")
         verified = try daemon.verify()
         #expect(verified.passed, "\(verified.differences)")
+    }
+
+    @Test(
+        "T6 issue 16: a slow webhook holds up only its own entry; the email fired with it is delivered meanwhile",
+        .disabled(if: aiosmtpdMissing, "python3-aiosmtpd is not installed (scripts/install-deps --test installs it)")
+    )
+    func slowReceiver() throws {
+        let scratch = "/tmp/tally-outcomes-" + UUID().uuidString.prefix(8).lowercased()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let webhook = try ScriptedWebhookServer(directory: scratch + "/webhook")
+        let mail = try ScriptedMailServer(directory: scratch + "/mail")
+        let daemon = try Self.daemon(
+            webhookPort: webhook.port, mailPort: mail.port, outbox: "{ attempts: 3, backoff: 100ms }")
+        try daemon.start()
+        defer { daemon.stop() }
+        try webhook.answer(["sleep 3"])
+        try TriggerDeliveryTests.qualify(daemon, "s-1")
+        try Self.waitForState(daemon, ["s-1/mql/welcome"], "delivered")
+        #expect(try Self.outbox(daemon)["s-1/mql/crm"]?["state"] as? String == "pending", "the webhook still waits")
+        try Self.waitForState(daemon, ["s-1/mql/crm"], "delivered")
+        let entries = try Self.outbox(daemon)
+        let email = (entries["s-1/mql/welcome"]?["delivered_at"] as? String).flatMap(Timestamp.parse)
+        let push = (entries["s-1/mql/crm"]?["delivered_at"] as? String).flatMap(Timestamp.parse)
+        if let email, let push { #expect(push - email >= 2_000, "the email waited for the webhook") }
+        #expect(webhook.requests("s-1/mql/crm").count == 1)
     }
 }
