@@ -23,6 +23,18 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// Administrative: the projections were rebuilt under rules version ``Event/value`` (A4): everything
     /// before this event is folded again under that version, and the fold goes on from here with it.
     case rebuild = 36
+    /// Administrative, appended by the outbox delivery alone (T7): the side effect whose outbox key is
+    /// ``Event/item`` was accepted by its receiver at ``Event/at``.
+    case outboxDelivered = 37
+    /// Administrative, outbox delivery (T7): an attempt at ``Event/item`` failed with ``Event/reason``; the next
+    /// attempt is due at ``Event/value`` (epoch milliseconds).
+    case outboxAttemptFailed = 38
+    /// Administrative, outbox delivery (T7): ``Event/item`` is parked as failed with ``Event/reason`` (a
+    /// permanent error, or the last attempt failed).
+    case outboxParked = 39
+    /// Administrative, `POST /v1/outbox/{key}/retry` (T7): ``Event/item`` is due again at ``Event/at``, its
+    /// attempts reset.
+    case outboxRetried = 40
 
     /// The name used on the wire and in the rules file.
     public var name: String {
@@ -38,6 +50,10 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .pointsSet: "points.set"
         case .rulesPublished: "rules.published"
         case .rebuild: "rebuild"
+        case .outboxDelivered: "outbox.delivered"
+        case .outboxAttemptFailed: "outbox.attempt_failed"
+        case .outboxParked: "outbox.parked"
+        case .outboxRetried: "outbox.retried"
         }
     }
 
@@ -63,6 +79,10 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case "points.set": self = .pointsSet
         case "rules.published": self = .rulesPublished
         case "rebuild": self = .rebuild
+        case "outbox.delivered": self = .outboxDelivered
+        case "outbox.attempt_failed": self = .outboxAttemptFailed
+        case "outbox.parked": self = .outboxParked
+        case "outbox.retried": self = .outboxRetried
         default: return nil
         }
     }
@@ -77,6 +97,10 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 
     /// Whether the event changes the rules version (`rules.published`, `rebuild`) rather than a contact.
     public var switchesRules: Bool { self == .rulesPublished || self == .rebuild }
+
+    /// Whether the event records a side effect's delivery (T7) rather than a contact's behaviour or a change of
+    /// it: the fold applies it to the outbox entry its ``Event/item`` names, never to the contact.
+    public var isDeliveryOutcome: Bool { (37...40).contains(rawValue) }
 
     /// Whether events of this type carry a `url`.
     public var requiresURL: Bool { self == .urlHit }

@@ -99,7 +99,8 @@ public struct RulesState: Sendable {
 }
 
 /// The fold of a whole log in memory, exactly as the projector folds it into the store: rules versions (A3),
-/// rebuilds (A4), `trigger_existing` (T4), the audit trail (A1) and the side effects fired (T6).
+/// rebuilds (A4), `trigger_existing` (T4), the audit trail (A1), the side effects fired (T6) and their delivery
+/// outcomes (T7).
 ///
 /// The reference the stored projections are checked against in tests.
 public struct LogReplay: Sendable {
@@ -108,6 +109,10 @@ public struct LogReplay: Sendable {
     public var audit: [ByteString: [AuditEntry]] = [:]
     /// The keys of every side effect fired (the outbox's keys, compared as bytes).
     public var sideEffects: Set<ByteString> = []
+    /// The delivery of every webhook and email fired, by outbox key (T7).
+    public var deliveries: [ByteString: DeliveryStatus] = [:]
+    /// Keys in ``deliveries`` that outcomes made before (or without) the fold firing them.
+    public private(set) var orphans: Set<ByteString> = []
     public private(set) var rules: RulesState
     private var versions: [Int64: RuleSet] = [:]
 
@@ -156,7 +161,17 @@ public struct LogReplay: Sendable {
                 guard var state = projection.contacts[contact] else { continue }
                 let outcome = rules.scorer.fireExisting(existing, contact: contact.string, state: &state, at: event.at)
                 projection.contacts[contact] = state
-                sideEffects.formUnion(outcome.sideEffects.map { ByteString($0.key) })
+                record(outcome.sideEffects)
+            }
+            return
+        }
+        if event.type.isDeliveryOutcome {
+            // An outcome for an effect this fold has not fired (a rebuild under rules that do not fire it) makes an
+            // orphan, as the projector does: never sent, and giving way to a later firing unless delivered.
+            if let item = event.item {
+                let key = ByteString(item)
+                if deliveries[key] == nil { orphans.insert(key) }
+                deliveries[key, default: DeliveryStatus()].apply(event)
             }
             return
         }
@@ -165,6 +180,20 @@ public struct LogReplay: Sendable {
             audit[ByteString(event.contact), default: []].append(
                 AuditEntry(award, of: logged, version: rules.scorer.version))
         }
-        sideEffects.formUnion(outcome.sideEffects.map { ByteString($0.key) })
+        record(outcome.sideEffects)
+    }
+
+    private mutating func record(_ effects: [SideEffect]) {
+        for effect in effects {
+            let key = ByteString(effect.key)
+            sideEffects.insert(key)
+            guard effect.isDelivered else { continue }
+            if deliveries[key] == nil {
+                deliveries[key] = DeliveryStatus()
+            } else if orphans.contains(key), deliveries[key]?.state != .delivered {
+                orphans.remove(key)
+                deliveries[key] = DeliveryStatus()
+            }
+        }
     }
 }

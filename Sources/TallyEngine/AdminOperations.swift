@@ -331,3 +331,38 @@ extension TallyEngine {
         return BackupReport(directory: directory, logHead: head, projected: projected, bytes: bytes)
     }
 }
+
+extension TallyEngine {
+    /// The outbox's entries in key order (T6), optionally only those in `state` (`pending`, `delivered` or
+    /// `failed`), at most `limit` of them.
+    public func outboxEntries(state: String?, limit: Int) async throws -> [OutboxItem] {
+        var wanted: OutboxEntry.State?
+        if let state {
+            guard let value = OutboxEntry.State(rawValue: state) else {
+                throw EngineError(.invalid, "state must be pending, delivered or failed", field: "state")
+            }
+            wanted = value
+        }
+        let only = wanted
+        return try await blocking.run {
+            try self.projections.read { txn in try txn.outboxEntries(state: only, limit: limit) }
+        }.map(OutboxItem.init)
+    }
+
+    /// Puts a failed (or pending) entry back in the queue, due now (an `outbox.retried` event); see
+    /// ``OutboxDelivery/retry(key:)``.
+    public func retryOutbox(key: String) async throws -> OutboxItem {
+        OutboxItem(try await outbox.retry(key: key))
+    }
+}
+
+extension OutboxItem {
+    /// An outbox entry as the API shows it.
+    init(_ entry: OutboxEntry) {
+        self.init(
+            key: entry.key, kind: entry.kindName, contact: entry.contact, trigger: entry.trigger, event: entry.event,
+            state: entry.state.rawValue, attempts: entry.attempts,
+            dueAt: entry.state == .pending ? Timestamp.format(entry.dueAt) : nil, lastError: entry.lastError,
+            firedSeq: entry.firedSeq, deliveredAt: entry.deliveredAt.map(Timestamp.format))
+    }
+}

@@ -6,7 +6,9 @@ import Foundation
 ///
 /// At an enabled point the process kills itself with SIGKILL (no cleanup, like `kill -9`) with the given
 /// probability. Points: `writer` (inside the log's write transaction, after the batch's puts, before the
-/// commit) and `projector` (inside a fold transaction, after its writes, before the commit).
+/// commit) and `projector` (inside a fold transaction, after its writes, before the commit). `rerun:P` is not a
+/// crash: TallyStore's `WriteRerunFault` reads it and makes every write transaction run its body again with
+/// probability P, as a full map does.
 enum FaultInjection {
     static let points: [String: Double] = {
         guard let text = ProcessInfo.processInfo.environment["TALLY_FAULT"] else { return [:] }

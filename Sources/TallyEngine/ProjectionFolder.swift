@@ -5,8 +5,9 @@ public import TallyStore
 /// Folds the event log into one projection store, one bounded batch per transaction: the live projector, a
 /// rebuild and `verify` all fold with it.
 ///
-/// Each transaction writes the batch's contact states, open sessions, audit entries (A1) and outbox entries
-/// (T6) together with the checkpoint and the rules cursor (A5). A batch ends after a `rules.published` or
+/// Each transaction writes the batch's contact states, open sessions, audit entries (A1), the outbox entries
+/// fired (T6) and the delivery outcomes of the log applied to them (T7), together with the checkpoint and the
+/// rules cursor (A5). A batch ends after a `rules.published` or
 /// `rebuild` event, where the version switches (A3); a publication that turns `trigger_existing` on starts a
 /// pass over every stored contact, a bounded batch of contacts per transaction, resumable after a crash (T4).
 ///
@@ -131,7 +132,8 @@ public final class ProjectionFolder: @unchecked Sendable {
             // Every table here compares ids as bytes (ByteString, SessionKey), as the stored tables do (SPEC §1).
             var loaded: Set<ByteString> = []
             var audit = AuditBatch()
-            for index in events.indices where !events[index].event.type.switchesRules {
+            for index in events.indices
+            where !events[index].event.type.switchesRules && !events[index].event.type.isDeliveryOutcome {
                 let contact = ByteString(events[index].event.contact)
                 if loaded.insert(contact).inserted,
                     let state = try contactCache.value(contact) ?? txn.contact(contact.string)
@@ -159,6 +161,10 @@ public final class ProjectionFolder: @unchecked Sendable {
                         try txn.setExistingTriggersPass(
                             ExistingTriggersPass(seq: seq, at: events[index].event.at, triggers: existing.map(\.id)))
                     }
+                    continue
+                }
+                if events[index].event.type.isDeliveryOutcome {
+                    try txn.applyDeliveryOutcome(events[index].event)
                     continue
                 }
                 let outcome = working.apply(events[index].event, scorer: rulesAfter.scorer)

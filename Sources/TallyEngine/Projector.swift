@@ -13,9 +13,9 @@ public import TallyStore
 /// A rebuild is a `rebuild` event in the log. When the projector folds one (or finds at start one that its
 /// store was not built for), a rebuild thread folds the whole log into a fresh environment, with the events
 /// before the rebuild event under the version it names, while the live projections go on being served and
-/// updated. Once the fresh fold has caught up with the log, the projector thread folds its last events, carries
-/// the outbox over, replaces the live store and points `CURRENT` at the fresh environment; the old one is
-/// deleted. A crash before the switch leaves the old store live, and the rebuild starts again.
+/// updated. Once the fresh fold has caught up with the log, the projector thread folds its last events, replaces
+/// the live store and points `CURRENT` at the fresh environment; the old one is deleted. Nothing is carried
+/// over: delivery outcomes are events in the log (T7), so the fresh fold's outbox knows every delivery. A crash before the switch leaves the old store live, and the rebuild starts again.
 public final class Projector: Sendable {
     private struct State {
         var folder: ProjectionFolder
@@ -223,7 +223,7 @@ public final class Projector: Sendable {
             while fresh.checkpoint < target, try fresh.step() {}
             while try fresh.store.read({ try $0.existingTriggersPass() }) != nil { try fresh.step() }
             try fresh.store.environment.syncAndMakeDurable()
-            try projections.replace(with: fresh.store)
+            projections.replace(with: fresh.store)
             try directories.makeCurrent(fresh.store.environment.path)
             state.withLock { state in
                 state.folder = fresh

@@ -73,8 +73,11 @@ public final class TallyEngine: Service, Sendable {
             log: log, directories: ProjectionDirectories(dataDirectory: configuration.dataDirectory),
             sessionTimeout: configuration.sessionTimeout, mapSize: configuration.mapSize, logHead: writer.head,
             logger: logger)
-        outbox = OutboxDelivery(projections: projector.projections, configuration: configuration, logger: logger)
-        blocking = BlockingWork(threads: configuration.blockingThreads)  // last: nothing after it may throw
+        // From here on nothing may throw: the pool's threads must be shut down by `run()` or `deinit`.
+        blocking = BlockingWork(threads: configuration.blockingThreads)
+        outbox = OutboxDelivery(
+            projections: projector.projections, projected: projector.projected, writer: writer, log: log,
+            configuration: configuration, blocking: blocking, logger: logger)
     }
 
     /// The live projections.
@@ -129,15 +132,6 @@ public final class TallyEngine: Service, Sendable {
 
     /// An engine that never ran (start-up failed after it was built) still stops its threads.
     deinit { blocking.shutdownNow() }
-}
-
-/// Runs blocking work (fsyncing commits, joining threads) on a thread of its own, keeping the cooperative pool
-/// free.
-public func offThePool<T: Sendable, E: Error>(_ work: @escaping @Sendable () throws(E) -> T) async throws(E) -> T {
-    let result: Result<T, E> = await withCheckedContinuation { continuation in
-        Thread { continuation.resume(returning: Result { () throws(E) -> T in try work() }) }.start()
-    }
-    return try result.get()
 }
 
 /// An exclusive `flock` on a file in the data directory, so that two daemons never share one store.

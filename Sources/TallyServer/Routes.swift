@@ -47,7 +47,7 @@ public struct Routes: Sendable {
         router.post("/v1/verify") { _, _ in try await self.verify() }
         router.post("/v1/import/points") { request, _ in try await self.importPoints(request) }
         router.post("/v1/backup") { request, _ in try await self.backup(request) }
-        router.get("/v1/outbox") { request, _ in try self.listOutbox(request) }
+        router.get("/v1/outbox") { request, _ in try await self.listOutbox(request) }
         router.post("/v1/outbox/:key/retry") { _, context in try await self.retryOutbox(context) }
         return router
     }
@@ -165,47 +165,12 @@ public struct Routes: Sendable {
         return Self.accepted(try await engine.updateContact(id, email: update.email, ownerEmail: update.ownerEmail))
     }
 
-    struct OutboxItem: Encodable {
-        var key: String
-        var kind: String
-        var contact: String
-        var trigger: String
-        var event: String
-        var state: String
-        var attempts: Int
-        var due_at: String?
-        var last_error: String?
-        var fired_seq: UInt64
-        var delivered_at: String?
-
-        init(_ entry: OutboxEntry) {
-            key = entry.key
-            kind = entry.kindName
-            contact = entry.contact
-            trigger = entry.trigger
-            event = entry.event
-            state = entry.state.rawValue
-            attempts = entry.attempts
-            due_at = entry.state == .pending ? Timestamp.format(entry.dueAt) : nil
-            last_error = entry.lastError
-            fired_seq = entry.firedSeq
-            delivered_at = entry.deliveredAt.map(Timestamp.format)
-        }
-    }
-
     /// `GET /v1/outbox[?state=pending|delivered|failed][&limit=N]`.
-    func listOutbox(_ request: Request) throws -> Response {
+    func listOutbox(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
-        var state: OutboxEntry.State?
-        if let text = query["state"] {
-            guard let value = OutboxEntry.State(rawValue: String(text)) else {
-                throw APIError(.badRequest, "state must be pending, delivered or failed", field: "state")
-            }
-            state = value
-        }
         let limit = query["limit"].flatMap { Int($0) } ?? 1000
-        let entries = try engine.projections.read { txn in try txn.outboxEntries(state: state, limit: limit) }
-        return JSONResponse.make(["entries": entries.map(OutboxItem.init)])
+        let entries = try await engine.outboxEntries(state: query["state"].map(String.init), limit: limit)
+        return JSONResponse.make(OutboxList(entries: entries))
     }
 
     /// `POST /v1/outbox/{key}/retry`: puts a failed (or pending) entry back in the queue, due now.
@@ -213,13 +178,6 @@ public struct Routes: Sendable {
         guard let raw = context.parameters.get("key"), let key = raw.removingPercentEncoding else {
             throw APIError(.badRequest, "invalid outbox key")
         }
-        do {
-            return JSONResponse.make(OutboxItem(try await engine.outbox.retry(key: key)))
-        } catch let error as OutboxRetryError {
-            switch error {
-            case .unknown: throw APIError(.notFound, error.description)
-            case .alreadyDelivered: throw APIError(.conflict, error.description)
-            }
-        }
+        return JSONResponse.make(try await engine.retryOutbox(key: key))
     }
 }

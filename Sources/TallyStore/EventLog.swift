@@ -2,7 +2,8 @@ public import TallyCore
 
 /// The append-only event log: `events` (big-endian seq → encoded event), the idempotency index `ids`
 /// (event id → seq) and the index `rules` of the events that change rules versions (seq → type code of each
-/// `rules.published` and `rebuild`), in their own LMDB environment.
+/// `rules.published` and `rebuild`) and the index `outcomes` of the delivery outcome events (seq → type code, T7),
+/// in their own LMDB environment.
 ///
 /// Appends must come from one thread at a time (the group-commit writer); reads may come from any thread.
 public final class EventLog: Sendable {
@@ -10,14 +11,16 @@ public final class EventLog: Sendable {
     let events: LMDBDatabase
     let ids: LMDBDatabase
     let rules: LMDBDatabase
-    /// The log's on-disk format (see Docs/format.md).
-    public static let format: UInt8 = 1
+    let outcomes: LMDBDatabase
+    /// The log's on-disk format (see Docs/format.md): 2 since delivery outcomes are events (T7).
+    public static let format: UInt8 = 2
 
     public init(directory: String, mapSize: Int) throws {
         environment = try LMDBEnvironment(path: directory, mapSize: mapSize)
         events = try environment.database("events")
         ids = try environment.database("ids")
         rules = try environment.database("rules")
+        outcomes = try environment.database("outcomes")
         try StoreFormat.check(environment, try environment.database("meta"), supported: Self.format)
     }
 
@@ -58,6 +61,8 @@ public final class EventLog: Sendable {
                     try txn.put(events, seqKey, record, flags: LMDBPutFlags.append)
                     if request[index].type.switchesRules {
                         try txn.put(rules, seqKey, [request[index].type.rawValue])
+                    } else if request[index].type.isDeliveryOutcome {
+                        try txn.put(outcomes, seqKey, [request[index].type.rawValue])
                     }
                     receipt.accepted += 1
                     receipt.include(next)
@@ -132,6 +137,14 @@ public final class EventLog: Sendable {
             try SequenceKey.encode(seq).withUnsafeBytes { key in
                 try txn.get(events, key).map { try EventCodec.decode($0) }
             }
+        }
+    }
+
+    /// The sequence number of the last delivery outcome event (T7), 0 when there is none: a delivery must not
+    /// trust projections that have not folded this far.
+    public func lastDeliveryOutcome() throws -> UInt64 {
+        try environment.read { txn in
+            try txn.lastKey(outcomes).flatMap { key in key.withUnsafeBytes { SequenceKey.decode($0) } } ?? 0
         }
     }
 

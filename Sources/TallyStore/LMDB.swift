@@ -157,17 +157,22 @@ public final class LMDBEnvironment: @unchecked Sendable {
     /// When the map is full, the transaction is aborted, the map doubled, and `body` run again from the start:
     /// `body` must compute everything it writes inside the transaction so that a rerun is correct.
     /// An error thrown by `body` aborts the transaction and is rethrown.
+    /// So nothing in `body` may have an effect outside the transaction (a metric, a log line, a continuation
+    /// resumed): do that after `write` returns.
     public func write<T>(_ body: (LMDBTransaction) throws -> T) throws -> T {
+        var rerunForced = false
         while true {
             do {
-                return try writeOnce(body)
+                return try writeOnce(body, forceRerun: !rerunForced && WriteRerunFault.fires())
             } catch let error as LMDBError where error.isMapFull {
                 try grow(to: mapSize * 2)
+            } catch is WriteRerunFault {
+                rerunForced = true
             }
         }
     }
 
-    private func writeOnce<T>(_ body: (LMDBTransaction) throws -> T) throws -> T {
+    private func writeOnce<T>(_ body: (LMDBTransaction) throws -> T, forceRerun: Bool) throws -> T {
         pthread_rwlock_rdlock(resizeLock)
         defer { pthread_rwlock_unlock(resizeLock) }
         let txn = try begin(flags: 0)
@@ -177,6 +182,10 @@ public final class LMDBEnvironment: @unchecked Sendable {
         } catch {
             mdb_txn_abort(txn)
             throw error
+        }
+        if forceRerun {
+            mdb_txn_abort(txn)
+            throw WriteRerunFault()
         }
         try check(mdb_txn_commit(txn), "mdb_txn_commit")  // the commit frees the transaction even when it fails
         return value
@@ -295,4 +304,20 @@ public struct LMDBTransaction {
 public enum LMDBPutFlags {
     public static let noOverwrite = MDB_NOOVERWRITE
     public static let append = MDB_APPEND
+}
+
+/// A test hook: with `TALLY_FAULT=rerun:P` in the environment (read once), a write transaction is aborted after
+/// its body ran, with probability P, and its body run again — as when the map is full, but on any write — so
+/// that the tests catch effects inside write closures (issue 15). Inert without it.
+struct WriteRerunFault: Error {
+    static let probability: Double = {
+        guard let raw = getenv("TALLY_FAULT") else { return 0 }
+        for item in String(cString: raw).split(separator: ",") {
+            let parts = item.split(separator: ":")
+            if parts.count == 2, parts[0] == "rerun", let probability = Double(parts[1]) { return probability }
+        }
+        return 0
+    }()
+
+    static func fires() -> Bool { probability > 0 && Double.random(in: 0..<1) < probability }
 }

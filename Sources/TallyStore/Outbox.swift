@@ -3,13 +3,13 @@ public import TallyCore
 
 /// One side effect waiting for delivery, delivered, or parked as failed (T6, T7).
 ///
-/// Stored as JSON in the `outbox` table of the projections (read rarely, never on the ingest path), keyed by
-/// ``key``; pending entries are also indexed by due time in `outbox_due`.
+/// A projection like the others: the fold adds an entry when a trigger fires it and applies the delivery
+/// outcome events of the log to it (``DeliveryStatus``), so the log alone knows what was sent. Stored as JSON in
+/// the `outbox` table of the projections (read rarely, never on the ingest path), keyed by ``key``; pending
+/// entries are also indexed by due time in `outbox_due`.
 public struct OutboxEntry: Sendable, Equatable, Codable {
     /// Where an entry is in its life.
-    public enum State: String, Sendable, Codable {
-        case pending, delivered, failed
-    }
+    public typealias State = DeliveryState
 
     /// What to deliver.
     public enum Kind: Sendable, Equatable, Codable {
@@ -23,7 +23,9 @@ public struct OutboxEntry: Sendable, Equatable, Codable {
     public var contact: String
     public var trigger: String
     public var event: String
-    public var kind: Kind
+    /// Nil for an orphan: an entry made by a delivery outcome in the log for a key that the fold (under the rules
+    /// in force) never fired, kept so that the key is never sent again (T7). An orphan is never delivered.
+    public var kind: Kind?
     public var state: State
     /// Delivery attempts made so far.
     public var attempts: Int
@@ -55,9 +57,43 @@ public struct OutboxEntry: Sendable, Equatable, Codable {
         self.firedSeq = firedSeq
     }
 
+    /// Whether the entry waits for delivery (and is in `outbox_due`): pending, and not an orphan.
+    var isDue: Bool { state == .pending && kind != nil }
+
+    /// The entry after the delivery outcome `event` (T7).
+    public func applying(_ event: Event) -> OutboxEntry {
+        var status = DeliveryStatus(
+            state: state, attempts: attempts, dueAt: dueAt, lastError: lastError, deliveredAt: deliveredAt)
+        status.apply(event)
+        var entry = self
+        entry.state = status.state
+        entry.attempts = status.attempts
+        entry.dueAt = status.dueAt
+        entry.lastError = status.lastError
+        entry.deliveredAt = status.deliveredAt
+        return entry
+    }
+
+    /// The orphan entry an outcome for `key` of `contact` makes when the fold never fired the key.
+    init(orphan key: String, contact: String) {
+        self.key = key
+        self.contact = contact
+        // `<contact>/<trigger>/<event id>`: trigger and event ids hold no "/".
+        let rest = key.hasPrefix(contact + "/") ? key.dropFirst(contact.count + 1) : ""
+        let parts = rest.split(separator: "/", omittingEmptySubsequences: false)
+        self.trigger = parts.count == 2 ? String(parts[0]) : ""
+        self.event = parts.count == 2 ? String(parts[1]) : ""
+        self.kind = nil
+        self.state = .pending
+        self.attempts = 0
+        self.dueAt = 0
+        self.firedSeq = 0
+    }
+
     /// A short name of the kind, for listings and metrics.
     public var kindName: String {
         switch kind {
+        case nil: "unknown"
         case .integrationPush: "integration.push"
         case .emailSend: "email.send"
         case .emailSendToUser: "email.send_to_user"
@@ -88,13 +124,20 @@ enum OutboxCodec {
 
 extension ProjectionTransaction {
     /// Adds a new entry; returns false (changing nothing) when the key is already in the outbox, so that a
-    /// replay or rebuild never queues an effect twice (T7).
+    /// replay or rebuild never queues an effect twice (T7). An orphan under the key (outcomes the fold met before
+    /// it fired the key) gives way unless it was delivered: a delivered effect is never sent again.
     @discardableResult
     public func addOutboxEntry(_ entry: OutboxEntry) throws -> Bool {
         guard
             try txn.put(store.outbox, Array(entry.key.utf8), OutboxCodec.encode(entry), flags: LMDBPutFlags.noOverwrite)
-        else { return false }
-        if entry.state == .pending { try txn.put(store.outboxDue, OutboxCodec.dueKey(entry), []) }
+        else {
+            guard let existing = try outboxEntry(entry.key), existing.kind == nil, existing.state != .delivered else {
+                return false
+            }
+            try updateOutboxEntry(entry)
+            return true
+        }
+        if entry.isDue { try txn.put(store.outboxDue, OutboxCodec.dueKey(entry), []) }
         return true
     }
 
@@ -102,13 +145,21 @@ extension ProjectionTransaction {
         try Array(key.utf8).withUnsafeBytes { raw in try txn.get(store.outbox, raw).map { try OutboxCodec.decode($0) } }
     }
 
+    /// Folds a delivery outcome event (T7) into the entry its `item` names. An outcome for a key this fold
+    /// never fired (a rebuild under rules that do not fire it) changes nothing.
+    public func applyDeliveryOutcome(_ event: Event) throws {
+        guard let key = event.item else { return }
+        let entry = try outboxEntry(key) ?? OutboxEntry(orphan: key, contact: event.contact)
+        try updateOutboxEntry(entry.applying(event))
+    }
+
     /// Replaces an entry, keeping the due index in step.
-    public func updateOutboxEntry(_ entry: OutboxEntry) throws {
-        if let old = try outboxEntry(entry.key), old.state == .pending {
+    func updateOutboxEntry(_ entry: OutboxEntry) throws {
+        if let old = try outboxEntry(entry.key), old.isDue {
             try txn.delete(store.outboxDue, OutboxCodec.dueKey(old))
         }
         try txn.put(store.outbox, Array(entry.key.utf8), OutboxCodec.encode(entry))
-        if entry.state == .pending { try txn.put(store.outboxDue, OutboxCodec.dueKey(entry), []) }
+        if entry.isDue { try txn.put(store.outboxDue, OutboxCodec.dueKey(entry), []) }
     }
 
     /// Keys of pending entries due at `now` or earlier, soonest first.
@@ -124,6 +175,18 @@ extension ProjectionTransaction {
         return keys
     }
 
+    /// The due time of the pending entry due soonest, if any.
+    public func nextDueAt() throws -> Int64? {
+        var due: Int64?
+        try txn.scan(store.outboxDue) { key, _ in
+            if key.count >= 8, let raw = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key.prefix(8))) {
+                due = Int64(bitPattern: raw ^ (1 << 63))
+            }
+            return false
+        }
+        return due
+    }
+
     /// The number of pending entries.
     public func pendingOutboxCount() throws -> Int { try txn.count(store.outboxDue) }
 
@@ -136,17 +199,5 @@ extension ProjectionTransaction {
             return entries.count < limit
         }
         return entries
-    }
-}
-
-extension ProjectionTransaction {
-    /// Carries every entry of `old`'s outbox into this store, replacing the entry a rebuild's fold queued
-    /// under the same key: delivered stays delivered, pending and failed keep their attempts (T7).
-    public func adoptOutbox(of old: ProjectionTransaction) throws {
-        try old.txn.scan(old.store.outbox) { key, value in
-            let adopted = try OutboxCodec.decode(value)
-            try updateOutboxEntry(adopted)
-            return true
-        }
     }
 }

@@ -1,25 +1,22 @@
 extension ProjectionStore {
     /// The differences between these (live) projections and `expected`, a fresh fold of the same log to the
-    /// same checkpoint (A5); empty when they agree. Contacts, sessions, audit entries and the metadata must be
-    /// equal; every outbox key of `expected` must be in the live outbox (which also keeps the entries of
-    /// effects fired before a rebuild, T7). At most `limit` differences are listed.
+    /// same checkpoint (A5); empty when they agree. Contacts, sessions, audit entries, the outbox with its due
+    /// index (delivery outcomes are events in the log, T7) and the metadata must be equal, byte for byte. At most
+    /// `limit` differences are listed.
     /// Nil when this store is no longer at `checkpoint` (fold the fresh one further and call again).
     public func differences(from expected: ProjectionStore, checkpoint: UInt64, limit: Int = 100) throws -> [String]? {
         var found: [String] = []
         let sameCheckpoint = try environment.read { live in
             guard try ProjectionTransaction(txn: live, store: self).checkpoint() == checkpoint else { return false }
             try expected.environment.read { fresh in
-                for (table, name) in [(contacts, "contacts"), (sessions, "sessions"), (audit, "audit"), (meta, "meta")]
-                {
+                let tables = [
+                    (contacts, "contacts"), (sessions, "sessions"), (audit, "audit"), (outbox, "outbox"),
+                    (outboxDue, "outbox_due"), (meta, "meta"),
+                ]
+                for (table, name) in tables {
                     guard found.count < limit else { return }
                     try Self.compare(
                         live, expected.table(named: name), fresh, table, name: name, limit: limit, into: &found)
-                }
-                try fresh.scan(expected.outbox) { key, _ in
-                    if try live.get(outbox, key) == nil {
-                        found.append("outbox: missing entry \(String(decoding: key, as: UTF8.self))")
-                    }
-                    return found.count < limit
                 }
             }
             return true
@@ -32,6 +29,8 @@ extension ProjectionStore {
         case "contacts": contacts
         case "sessions": sessions
         case "audit": audit
+        case "outbox": outbox
+        case "outbox_due": outboxDue
         default: meta
         }
     }

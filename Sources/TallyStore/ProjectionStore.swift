@@ -34,14 +34,14 @@ public final class ProjectionStore: Sendable {
             // Older projections are derived data this release does not migrate; newer ones need their release.
             found < Self.format
                 ? "projections are derived from the log: stop Tally, move this directory (and CURRENT beside it) "
-                    + "aside and start again to fold the log afresh — see \"Upgrade\" in Docs/operations.md (the "
-                    + "outbox's delivery records stay in the old directory)"
+                    + "aside and start again to fold the log afresh — see \"Upgrade\" in Docs/operations.md"
                 : nil
         }
     }
 
     /// The projections' on-disk format (see Docs/format.md): 2 since the audit key's index is a u32 (format 1 had
-    /// a u8 that wrapped past 255 awards of one event) and ids sort as bytes.
+    /// a u8 that wrapped past 255 awards of one event), ids sort as bytes, and the outbox is folded from the log
+    /// (T7).
     public static let format: UInt8 = 2
 
     /// The sequence number of the last event folded into the projections.

@@ -231,6 +231,9 @@ struct CrashTests {
         #expect(
             Set(deliveredAt.keys.map { ByteString($0) }) == replay.sideEffects,
             "the outbox holds exactly the side effects the log fires")
+        // T7: the log itself records every delivery (what a refold or a restored backup relies on).
+        #expect(Set(replay.deliveries.keys) == replay.sideEffects)
+        #expect(replay.deliveries.values.allSatisfy { $0.state == .delivered }, "a delivery the log does not record")
         var resent = 0
         for request in webhook.requests {
             guard let key = request.header("Idempotency-Key") else { continue }

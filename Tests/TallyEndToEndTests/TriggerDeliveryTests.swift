@@ -71,22 +71,8 @@ final class WebhookServer {
         }
     }
 
-    /// Every request received so far, in order. A body that is not a ``WebhookPayload`` fails the decode.
-    var requests: [Recorded] {
-        let text = (try? String(contentsOfFile: directory + "/requests.jsonl", encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").map { line in
-            do {
-                return try JSONDecoder().decode(Recorded.self, from: Data(line.utf8))
-            } catch {
-                Issue.record("the webhook request is not a WebhookPayload: \(error): \(line)")
-                return Recorded(
-                    path: "", headers: [:],
-                    body: WebhookPayload(
-                        key: "", contact: ContactDocument(contact: "", points: 0), trigger: .init(id: "", event: ""),
-                        firedSeq: 0), failed: true, time: 0)
-            }
-        }
-    }
+    /// Every request received so far, in order. A body that is not a ``WebhookPayload`` fails the test.
+    var requests: [Recorded] { readRecords(directory + "/requests.jsonl") }
 
     /// Requests that were answered 200, by Idempotency-Key.
     func acknowledged(_ key: String) -> Int {

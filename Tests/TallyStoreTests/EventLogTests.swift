@@ -104,23 +104,36 @@ struct EventLogTests {
         #expect(try ContactCodec.encode(state).withUnsafeBytes { try ContactCodec.decode($0) } == state)
     }
 
-    @Test("an environment in another on-disk format is refused with a clear message, not misread")
+    @Test(
+        "an environment in another on-disk format is refused with a clear message, not misread; format 1 (T7: delivery outcomes outside the log) is refused"
+    )
     func unsupportedFormat() throws {
         let directory = try TemporaryDirectory()
         do {
             let log = try EventLog(directory: directory.path, mapSize: 1 << 20)
             _ = try log.append([[Self.event(1)]])
             let meta = try log.environment.database("meta")
-            try log.environment.write { txn in _ = try txn.put(meta, Array("format".utf8), [2]) }
+            try log.environment.write { txn in _ = try txn.put(meta, Array("format".utf8), [1]) }
         }
         #expect {
             _ = try EventLog(directory: directory.path, mapSize: 1 << 20)
         } throws: { error in
-            "\(error)".contains("holds on-disk format 2, and this version of Tally reads format 1")
+            "\(error)".contains("holds on-disk format 1, and this version of Tally reads format 2")
         }
         let projections = try TemporaryDirectory()
-        _ = try ProjectionStore(directory: projections.path, mapSize: 1 << 20)
-        let reopened = try ProjectionStore(directory: projections.path, mapSize: 1 << 20)
+        do {
+            let store = try ProjectionStore(directory: projections.path, mapSize: 1 << 20)
+            let meta = try store.environment.database("meta")
+            try store.environment.write { txn in _ = try txn.put(meta, Array("format".utf8), [1]) }
+        }
+        #expect {
+            _ = try ProjectionStore(directory: projections.path, mapSize: 1 << 20)
+        } throws: { error in
+            "\(error)".contains("holds on-disk format 1, and this version of Tally reads format 2")
+        }
+        let current = try TemporaryDirectory()
+        _ = try ProjectionStore(directory: current.path, mapSize: 1 << 20)
+        let reopened = try ProjectionStore(directory: current.path, mapSize: 1 << 20)
         #expect(try reopened.read { try $0.checkpoint() } == 0, "a store in the current format opens again")
     }
 
