@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TallyAPI
 import TallyClient
 
 /// `tally outbox [--failed]`: the side effects waiting, delivered or parked as failed.
@@ -29,30 +30,15 @@ struct Outbox: ParsableCommand {
             print(reply.text, terminator: "")
             return
         }
-        let object = (try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any]) ?? [:]
-        let entries = (object["entries"] as? [[String: Any]]) ?? []
+        let entries = try reply.decode(OutboxList.self).entries
         if entries.isEmpty {
             print(failed ? "no failed entries" : "the outbox is empty")
             return
         }
-        let rows = entries.map { entry -> [String] in
-            [
-                entry["key"] as? String ?? "", entry["kind"] as? String ?? "", entry["state"] as? String ?? "",
-                "\(entry["attempts"] as? Int ?? 0)", entry["last_error"] as? String ?? "",
-            ]
+        var table = TextTable(["key", "kind", "state", "attempts", "last error"], rightAligned: [3])
+        for entry in entries {
+            table.add([entry.key, entry.kind, entry.state, "\(entry.attempts)", entry.lastError ?? ""])
         }
-        printTable(header: ["KEY", "KIND", "STATE", "ATTEMPTS", "LAST ERROR"], rows: rows)
-    }
-}
-
-/// Prints rows in columns padded to their widest cell.
-func printTable(header: [String], rows: [[String]]) {
-    let all = [header] + rows
-    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
-    for row in all {
-        let cells = row.enumerated().map { index, cell in
-            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-        }
-        print(cells.joined(separator: "  "))
+        print(table.render(), terminator: "")
     }
 }
