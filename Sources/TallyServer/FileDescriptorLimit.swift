@@ -18,7 +18,7 @@ enum FileDescriptorLimit {
             raised.rlim_cur = limit.rlim_max
             if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
         }
-        if limit.rlim_cur != RLIM_INFINITY, limit.rlim_cur < rlim_t(needing) {
+        if limit.rlim_cur < rlim_t(needing) {
             logger.warning(
                 "the open-file limit is below what limits.max_connections may need; raise LimitNOFILE or lower it",
                 metadata: ["tally.nofile": "\(limit.rlim_cur)", "tally.nofile_needed": "\(needing)"])

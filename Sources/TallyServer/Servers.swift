@@ -27,7 +27,8 @@ public enum Servers {
         let adminMode = mode_t(configuration.adminSocketMode)
         let limits = configuration.limits
         let sockets = configuration.adminHTTP == nil ? 2 : 3
-        FileDescriptorLimit.raise(needing: sockets * limits.maxConnections + FileDescriptorLimit.reserve, logger: logger)
+        FileDescriptorLimit.raise(
+            needing: sockets * limits.maxConnections + FileDescriptorLimit.reserve, logger: logger)
         /// Each socket counts its own connections; idle and slow clients are cut off (SPEC §8).
         func http1(socket: String, administrative: Bool) -> HTTPServerBuilder {
             let table = ConnectionTable(socket: socket, limit: limits.maxConnections)
@@ -63,7 +64,8 @@ public enum Servers {
             logger: logger)
         guard let http = configuration.adminHTTP else { return [ingest, admin] }
         let loopback = Application(
-            router: routes.adminRouter(loopbackPort: http.port), server: http1(socket: "admin_http", administrative: true),
+            router: routes.adminRouter(loopbackPort: http.port),
+            server: http1(socket: "admin_http", administrative: true),
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "tally"),
             logger: logger)
         return [ingest, admin, loopback]

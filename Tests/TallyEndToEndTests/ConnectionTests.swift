@@ -151,9 +151,7 @@ struct ConnectionTests {
         #expect(try MetricsTests.scrape(daemon)["tally_connections_refused_total{socket=ingest}"] == 1)
     }
 
-    @Test(
-        "§8 while other clients hold 30,000 connections to the ingest socket, a new client is served and the "
-            + "daemon's memory stays bounded")
+    @Test("§8 while other clients hold 30,000 connections to the ingest socket, a new client is served, memory bounded")
     func floodOfIdleConnections() throws {
         let daemon = try Daemon(rules: endToEndRules)
         try daemon.start()
