@@ -27,11 +27,11 @@ public enum Servers {
         let adminMode = mode_t(configuration.adminSocketMode)
         let limits = configuration.limits
         let sockets = configuration.adminHTTP == nil ? 2 : 3
-        FileDescriptorLimit.raise(
-            needing: sockets * limits.maxConnections + FileDescriptorLimit.reserve, logger: logger)
-        /// Each socket counts its own connections; idle and slow clients are cut off (SPEC §8).
+        let maxConnections = FileDescriptorLimit.connectionsPerSocket(
+            configured: limits.maxConnections, sockets: sockets, logger: logger)
+        // Each socket counts its own connections; idle and slow clients are cut off (SPEC §8).
         func http1(socket: String, administrative: Bool) -> HTTPServerBuilder {
-            let table = ConnectionTable(socket: socket, limit: limits.maxConnections)
+            let table = ConnectionTable(socket: socket, limit: maxConnections)
             let bodyLimits = RequestBodyLimits(events: limits.maxBodyBytes, administrative: administrative)
             return .http1(
                 configuration: .init(

@@ -153,7 +153,8 @@ struct ConnectionTests {
 
     @Test("§8 while other clients hold 30,000 connections to the ingest socket, a new client is served, memory bounded")
     func floodOfIdleConnections() throws {
-        let daemon = try Daemon(rules: endToEndRules)
+        // A long idle timeout, so that only the connection limit closes the flood's connections.
+        let daemon = try Daemon(rules: endToEndRules, extraConfig: "limits:\n  idle_timeout: 10m")
         try daemon.start()
         defer { daemon.stop() }
         let pid = try #require(daemon.process?.processIdentifier)
@@ -169,10 +170,69 @@ struct ConnectionTests {
         let metrics = try MetricsTests.scrape(daemon)
         #expect((metrics["tally_connections_open{socket=ingest}"] ?? .infinity) <= 1024)
         #expect((metrics["tally_connections_evicted_total{socket=ingest}"] ?? 0) >= 30_000 - 1024)
-        // Measured (Docs/reliability.md): 1,024 held connections add about 10 MiB; 30,000 unbounded ones
-        // added several hundred MiB.
+        // Measured (Docs/reliability.md): the flood adds about 21 MiB with the limit (debug build); without it
+        // each held connection costs about 14 KiB, 30,000 about 420 MiB (and more descriptors than allowed here).
         #expect(after - before < 64 << 20, "RSS grew from \(before >> 20) MiB to \(after >> 20) MiB")
         print("ingest flood of 30,000 connections: RSS \(before >> 10) KiB before, \(after >> 10) KiB after")
+    }
+
+    @Test("§8 a limits.max_connections out of range stops the start, naming the key")
+    func badMaxConnectionsIsRefused() throws {
+        let daemon = try Daemon(rules: endToEndRules, extraConfig: "limits:\n  max_connections: 0")
+        let result = try daemon.run(["serve"])
+        #expect(result.status != 0)
+        #expect((result.error + result.output).contains("max_connections"), "\(result.error)")
+    }
+
+    /// Starts `tally serve` after `ulimit` runs with `limit` (e.g. `-S -n 512`), as the daemon's process.
+    static func start(_ daemon: Daemon, ulimit limit: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = [
+            "-c", "ulimit \(limit) && exec \"$0\" serve --config \"$1\"", Daemon.binary, daemon.configPath,
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        daemon.process = process
+        for _ in 0..<1500 {
+            if (try? daemon.ingest().request("GET", "/health"))?.status == 200 { return }
+            usleep(20_000)
+        }
+        throw ClientError("tally serve did not answer under ulimit \(limit)")
+    }
+
+    @Test("§8 the daemon raises its soft open-file limit to the hard limit, so that connections do not run out")
+    func openFileLimitIsRaised() throws {
+        let daemon = try Daemon(rules: endToEndRules)
+        try Self.start(daemon, ulimit: "-S -n 512")
+        defer { daemon.stop() }
+        let pid = try #require(daemon.process?.processIdentifier)
+        let limits = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
+        let line = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") })
+        let numbers = line.split(separator: " ").compactMap { Int($0) }
+        #expect(numbers.count == 2 && numbers[0] == numbers[1] && numbers[0] > 512, "\(line)")
+    }
+
+    @Test(
+        "§8 a max_connections beyond the open-file limit is lowered to fit, and a flood past it cannot crash the daemon"
+    )
+    func connectionsFitTheOpenFileLimit() throws {
+        // Running out of descriptors is fatal (libdispatch traps), so the limit must keep the daemon below it.
+        let daemon = try Daemon(
+            rules: endToEndRules, extraConfig: "limits:\n  max_connections: 100000\n  idle_timeout: 10m")
+        try Self.start(daemon, ulimit: "-n 2048")
+        defer { daemon.stop() }
+        let flood = try ConnectionFlood(socket: daemon.ingestSocket, connections: 5_000)
+        defer { flood.stop() }
+        let client = UnixHTTPClient(socketPath: daemon.ingestSocket, timeoutSeconds: 120)
+        let reply = try daemon.post([JSON.event("email.open", contact: "fits", item: "n")], client: client)
+        #expect(reply.status == 202)
+        #expect(daemon.process?.isRunning == true)
+        let metrics = try MetricsTests.scrape(daemon)
+        // (2,048 descriptors − 512 in reserve) / 2 sockets.
+        #expect(metrics["tally_connections_open{socket=ingest}"] ?? .infinity <= 768)
+        #expect(metrics["tally_connections_evicted_total{socket=ingest}"] ?? 0 >= 5_000 - 768)
     }
 
     /// VmRSS of a process, bytes.
@@ -269,7 +329,13 @@ final class ConnectionFlood {
             try process.run()
             processes.append((process, input))
             // One process at a time, so that the connections arrive in order.
-            let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+            var said = Data()
+            while !said.contains(UInt8(ascii: "\n")) {
+                let chunk = output.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                said += chunk
+            }
+            let line = String(decoding: said, as: UTF8.self)
             guard line.hasPrefix("held \(count)") else { throw ClientError("the flood helper said \"\(line)\"") }
         }
     }
