@@ -32,6 +32,9 @@ public struct Configuration: Sendable {
         public var readAfterTimeout: Int64 = 5000
         /// A connection that sends nothing for this long (between or inside requests) is closed, milliseconds.
         public var idleTimeout: Int64 = 30_000
+        /// Open connections per listening socket; at the limit a new connection evicts the longest-idle one, or is
+        /// refused with a 503 when every connection has a request in flight (Docs/decisions.md).
+        public var maxConnections = 1024
     }
 
     public var dataDirectory = "data"
@@ -204,6 +207,8 @@ public struct Configuration: Sendable {
             }
             limits.readAfterTimeout = map.duration("read_after_timeout") ?? limits.readAfterTimeout
             limits.idleTimeout = map.duration("idle_timeout") ?? limits.idleTimeout
+            limits.maxConnections =
+                map.integer("max_connections", in: 1...1_000_000).map { Int($0) } ?? limits.maxConnections
             map.finish()
         }
     }

@@ -4,7 +4,6 @@ public import Logging
 import TallyAPI
 import TallyCore
 public import TallyEngine
-import TallyStore
 
 /// The HTTP API of both sockets (SPEC §7). The ingest socket gets the behaviour routes only; the admin socket
 /// gets those and the administrative ones.

@@ -3,8 +3,8 @@ import Hummingbird
 import HummingbirdCore
 public import Logging
 import NIOCore
+import NIOPosix
 public import ServiceLifecycle
-import TallyClient
 public import TallyEngine
 
 /// Builds the two HTTP/1.1 servers on Unix sockets: ingest (mode 0666) and admin (mode 0600, or the configured
@@ -25,16 +25,28 @@ public enum Servers {
             return entry.pointee.gr_gid
         }
         let adminMode = mode_t(configuration.adminSocketMode)
-        // Idle and slow clients are cut off (SPEC §8).
-        let http1 = HTTPServerBuilder.http1(
-            configuration: .init(idleTimeout: .milliseconds(configuration.limits.idleTimeout)))
+        let limits = configuration.limits
+        let sockets = configuration.adminHTTP == nil ? 2 : 3
+        let maxConnections = FileDescriptorLimit.connectionsPerSocket(
+            configured: limits.maxConnections, sockets: sockets, logger: logger)
+        // Each socket counts its own connections; idle and slow clients are cut off (SPEC §8).
+        func http1(socket: String, administrative: Bool) -> HTTPServerBuilder {
+            let table = ConnectionTable(socket: socket, limit: maxConnections)
+            let bodyLimits = RequestBodyLimits(events: limits.maxBodyBytes, administrative: administrative)
+            return .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [
+                        ConnectionLimitHandler(table: table), ExpectContinueHandler(limits: bodyLimits, socket: socket),
+                    ],
+                    idleTimeout: .milliseconds(limits.idleTimeout)))
+        }
         let ingest = Application(
-            router: routes.ingestRouter(), server: http1,
+            router: routes.ingestRouter(), server: http1(socket: "ingest", administrative: false),
             configuration: .init(address: .unixDomainSocket(path: configuration.ingestSocket), serverName: "tally"),
             onServerRunning: { _ in chmod(configuration.ingestSocket, 0o666) },
             logger: logger)
         let admin = Application(
-            router: routes.adminRouter(), server: http1,
+            router: routes.adminRouter(), server: http1(socket: "admin", administrative: true),
             configuration: .init(address: .unixDomainSocket(path: configuration.adminSocket), serverName: "tally"),
             onServerRunning: { _ in
                 // Failing to open the socket up leaves it owner-only (safe); say so instead of failing silently.
@@ -52,7 +64,8 @@ public enum Servers {
             logger: logger)
         guard let http = configuration.adminHTTP else { return [ingest, admin] }
         let loopback = Application(
-            router: routes.adminRouter(loopbackPort: http.port), server: http1,
+            router: routes.adminRouter(loopbackPort: http.port),
+            server: http1(socket: "admin_http", administrative: true),
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "tally"),
             logger: logger)
         return [ingest, admin, loopback]
@@ -83,9 +96,12 @@ public enum Servers {
         unlink(path)
     }
 
+    /// Whether a process accepts connections on the Unix socket at `path` (a connection is opened and closed).
     static func isListening(_ path: String) -> Bool {
-        guard let fd = try? UnixSocket.connect(to: path) else { return false }
-        close(fd)
+        let connected = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(unixDomainSocketPath: path)
+        guard let channel = try? connected.wait() else { return false }
+        try? channel.close().wait()
         return true
     }
 }

@@ -35,6 +35,7 @@ import Testing
         #expect(config.limits == Configuration.Limits())
         #expect(config.limits.maxBodyBytes == 16 << 20 && config.limits.maxLineBytes == 64 << 10)
         #expect(config.limits.readAfterTimeout == 5000 && config.limits.idleTimeout == 30_000)
+        #expect(config.limits.maxConnections == 1024)
         #expect(config.logLevel == "info")
         #expect(config.logFormat == .logfmt)
         #expect(config.blockingThreads == 4)
@@ -60,6 +61,7 @@ import Testing
               max_line: 4KiB
               read_after_timeout: 2s
               idle_timeout: 1m
+              max_connections: 64
             integrations:
               crm: { url: "http://127.0.0.1:9000/hook", headers: { Authorization: "Bearer x" } }
               bare: { url: "http://127.0.0.1:9001/" }
@@ -82,6 +84,7 @@ import Testing
         #expect(config.limits.maxLineBytes == 4 << 10)
         #expect(config.limits.readAfterTimeout == 2000)
         #expect(config.limits.idleTimeout == 60_000)
+        #expect(config.limits.maxConnections == 64)
         #expect(
             config.integrations["crm"]
                 == Configuration.Integration(url: "http://127.0.0.1:9000/hook", headers: ["Authorization": "Bearer x"]))
@@ -124,6 +127,7 @@ import Testing
         ("limits: { read_after_timeout: 5 }", "\"read_after_timeout\" must be a positive duration"),
         ("limits: { idle_timeout: x }", "\"idle_timeout\" must be a positive duration"),
         ("limits: { max_lines: 5 }", "unknown key \"max_lines\""),
+        ("limits: { max_connections: 0 }", "\"max_connections\" must be within 1...1000000"),
         ("integrations: { crm: { headers: {} } }", "\"url\" is required"),
         ("integrations: { crm: { url: x, method: PUT } }", "unknown key \"method\""),
         ("integrations: [crm]", "config.integrations must be a mapping"),
