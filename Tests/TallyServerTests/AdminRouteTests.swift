@@ -173,14 +173,19 @@ struct AdminRouteTests {
         // The writer runs, the projector does not: the first rebuild stays requested and never starts.
         try await TestEngine.with(running: false) { test in
             test.engine.writer.start()
-            defer { test.engine.writer.stop() }
-            try await test.admin { client in
-                let first = try await client.execute(uri: "/v1/rebuild", method: .post)
-                #expect(first.status == .accepted)
-                let second = try await client.execute(uri: "/v1/rebuild?version=1", method: .post)
-                try expectError(second, .conflict, containing: "already")
-                #expect(test.engine.health().logHead == 2)
+            do {
+                try await test.admin { client in
+                    let first = try await client.execute(uri: "/v1/rebuild", method: .post)
+                    #expect(first.status == .accepted)
+                    let second = try await client.execute(uri: "/v1/rebuild?version=1", method: .post)
+                    try expectError(second, .conflict, containing: "already")
+                    #expect(test.engine.health().logHead == 2)
+                }
+            } catch {
+                await offThePool { test.engine.writer.stop() }
+                throw error
             }
+            await offThePool { test.engine.writer.stop() }  // joins the writer thread
         }
     }
 

@@ -49,7 +49,11 @@ struct TestEngine: Sendable {
         configure(&configuration)
         var logger = Logger(label: "tally-server-tests")
         logger.logLevel = .critical
-        let engine = try TallyEngine(configuration: configuration, logger: logger)
+        // Opening the environments commits (fsyncs): off the cooperative pool, which the other suites' asynchronous
+        // tests share (2 threads here).
+        let engine = try await offThePool { [configuration, logger] in
+            try TallyEngine(configuration: configuration, logger: logger)
+        }
         let test = TestEngine(directory: directory, engine: engine, routes: Routes(engine: engine, logger: logger))
         guard running else { return try await body(test) }
         let group = ServiceGroup(services: [engine], gracefulShutdownSignals: [], logger: logger)
