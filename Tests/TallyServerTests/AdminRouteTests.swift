@@ -7,6 +7,7 @@ import TallyAPI
 import TallyCore
 import TallyEngine
 import TallyServer
+import TallyStore
 import Testing
 
 /// The administrative routes of the admin socket: rules (A3), rebuild (A4), verify (A5), import (M2), backup.
@@ -207,6 +208,14 @@ struct AdminRouteTests {
                 #expect(report.checkpoint == after)
                 #expect(report.differences == [])
                 #expect(report.passed)
+
+                // Projections that differ from the replay: still 200, with the difference in words.
+                try test.engine.projections.store.update { txn in try txn.setContact("c-1", ContactState(points: 999)) }
+                let differing = try await client.execute(uri: "/v1/verify", method: .post)
+                #expect(differing.status == .ok)
+                let failed = try decode(VerifyReport.self, differing)
+                #expect(!failed.passed)
+                #expect(failed.differences.contains { $0.contains("c-1") }, "\(failed.differences)")
             }
         }
     }

@@ -133,6 +133,36 @@ struct IngestRouteTests {
         }
     }
 
+    @Test("SPEC §8 a log that takes no writes (shutting down) answers 503 to every append and appends nothing")
+    func unavailableLog() async throws {
+        try await TestEngine.with(running: false) { test in
+            test.engine.writer.start()
+            await offThePool { test.engine.writer.stop() }
+            let head = test.engine.health().logHead
+            try await test.admin { client in
+                let event = #"{"type":"email.open","contact":"c-1","item":"n"}"#
+                try expectError(try await client.postEvents(event), .serviceUnavailable, containing: "shutting down")
+                try expectError(
+                    try await client.send(.post, "/v1/contacts/c-1/points", json: #"{"op":"plus","value":1}"#),
+                    .serviceUnavailable, containing: "shutting down")
+                try expectError(
+                    try await client.send(.post, "/v1/contacts/c-1", json: #"{"email":"a@example.com"}"#),
+                    .serviceUnavailable)
+                try expectError(
+                    try await client.execute(
+                        uri: "/v1/rules", method: .put, body: ByteBuffer(string: TestEngine.rules)),
+                    .serviceUnavailable)
+                try expectError(try await client.execute(uri: "/v1/rebuild", method: .post), .serviceUnavailable)
+                try expectError(
+                    try await client.execute(
+                        uri: "/v1/import/points", method: .post, body: ByteBuffer(string: "contact,points\nx,1\n")),
+                    .serviceUnavailable)
+                Self.expectGIF(try await client.get("/v1/pixel.gif?contact=c-1&url=https://example.com/pricing"))
+            }
+            #expect(test.engine.health().logHead == head)
+        }
+    }
+
     @Test("GET /health: 200 with the log head and the projected sequence number")
     func health() async throws {
         try await TestEngine.with { test in

@@ -21,6 +21,8 @@ struct UIAndMetricsRouteTests {
             try await test.admin { client in
                 let empty = try await client.get("/ui")
                 #expect(empty.status == .ok)
+                // The pages' header and the empty search link to `/ui/`.
+                #expect(try await client.get("/ui/").status == .ok)
                 #expect(String(buffer: empty.body).contains("No contacts yet."))
                 let receipt = try await client.append(
                     """
