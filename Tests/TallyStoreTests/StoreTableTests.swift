@@ -136,6 +136,22 @@ struct StoreTableTests {
         #expect(try store.read { try $0.audit(contact: "cc") }.count == 1, "another contact's range is not read")
     }
 
+    @Test("A2 audit: a malformed key in a contact's range is a corrupt `audit` record, not the silent end of its trail")
+    func corruptAuditKey() throws {
+        let directory = try TemporaryDirectory()
+        let store = try ProjectionStore(directory: directory.path, mapSize: 1 << 20)
+        var batch = AuditBatch()
+        batch.add(contact: "c", CodecTests.entries)
+        try store.update { txn in try txn.addAudit(batch) }
+        let audit = try store.environment.database("audit")
+        let value = AuditCodec.encode(CodecTests.entries[0])
+        // The contact's prefix and a sequence number, without the index: sorts before the entries of seq 7.
+        try store.environment.write { txn in
+            _ = try txn.put(audit, AuditCodec.prefix(contact: "c") + SequenceKey.encode(1), value)
+        }
+        #expect(performing: { _ = try store.read { try $0.audit(contact: "c") } }, throws: Self.isCorrupt("audit"))
+    }
+
     @Test("A5 meta: the checkpoint, the rules cursor, the rebuild seq and the T4 pass round-trip and survive reopening")
     func metaRoundTrip() throws {
         let directory = try TemporaryDirectory()
