@@ -90,7 +90,7 @@ struct AdminRouteTests {
         try await TestEngine.with { test in
             try await test.admin { client in
                 #expect(try decode(RebuildStatus.self, try await client.get("/v1/rebuild")).rebuild == nil)
-                let events = try await client.append(
+                _ = try await client.append(
                     """
                     {"type":"asset.download","contact":"c-1","item":"g"}
                     {"type":"asset.download","contact":"c-1","item":"g"}
@@ -149,7 +149,6 @@ struct AdminRouteTests {
                 #expect(status.error == nil)
                 let contact = try decode(ContactDocument.self, try await client.get("/v1/contacts/c-1"))
                 #expect(contact.points == 14)
-                _ = events
             }
         }
     }
