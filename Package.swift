@@ -97,6 +97,21 @@ let package = Package(
         .testTarget(
             name: "TallyEngineTests", dependencies: ["TallyEngine", "TallyCore", "TallyStore"], swiftSettings: strict),
         .testTarget(
+            name: "TallyServerTests",
+            dependencies: [
+                "TallyServer", "TallyEngine", "TallyAPI", "TallyCore", "TallyStore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "TallyEndToEndTests",
             dependencies: ["TallyAPI", "TallyCore", "TallyStore", "TallyEngine", "TallyClient"],
             swiftSettings: strict

@@ -111,7 +111,13 @@ extension ProjectionTransaction {
     public func forEachAudit(contact: String, _ body: (AuditEntry) throws -> Void) throws {
         let prefix = AuditCodec.prefix(contact: contact)
         try txn.scan(store.audit, from: prefix) { key, value in
-            guard key.count == prefix.count + 8 + AuditCodec.indexWidth, key.starts(with: prefix) else { return false }
+            guard key.starts(with: prefix) else { return false }
+            // The length-prefixed contact makes every key with this prefix the contact's: one of another length is
+            // damage, not the end of the range (ending there would hide the rest of the trail).
+            guard key.count == prefix.count + 8 + AuditCodec.indexWidth else {
+                throw CorruptRecordError(
+                    table: "audit", message: "key of \(key.count) bytes for contact \"\(contact)\"")
+            }
             let seq = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key[prefix.count..<(prefix.count + 8)])) ?? 0
             try body(try AuditCodec.decode(value, seq: seq))
             return true

@@ -98,8 +98,18 @@ public struct ProjectionTransaction {
     let store: ProjectionStore
 
     public func checkpoint() throws -> UInt64 {
-        guard let raw = try txn.get(store.meta, ProjectionStore.checkpointKey) else { return 0 }
-        return raw.withUnsafeBytes { SequenceKey.decode($0) } ?? 0
+        try sequenceNumber(ProjectionStore.checkpointKey)
+    }
+
+    /// A sequence number stored in `meta`, 0 when absent. A malformed one is a corrupt record: read as 0, a
+    /// checkpoint would fold the whole log again onto the folded state.
+    func sequenceNumber(_ key: [UInt8]) throws -> UInt64 {
+        guard let raw = try txn.get(store.meta, key) else { return 0 }
+        guard let seq = raw.withUnsafeBytes({ SequenceKey.decode($0) }) else {
+            throw CorruptRecordError(
+                table: "meta", message: "\(String(decoding: key, as: UTF8.self)) of \(raw.count) bytes, not 8")
+        }
+        return seq
     }
 
     public func setCheckpoint(_ seq: UInt64) throws {
@@ -170,8 +180,7 @@ extension ProjectionTransaction {
 
     /// The sequence number of the `rebuild` event these projections were built for; 0 when never rebuilt.
     public func rebuildSeq() throws -> UInt64 {
-        guard let raw = try txn.get(store.meta, ProjectionStore.rebuildKey) else { return 0 }
-        return raw.withUnsafeBytes { SequenceKey.decode($0) } ?? 0
+        try sequenceNumber(ProjectionStore.rebuildKey)
     }
 
     public func setRebuildSeq(_ seq: UInt64) throws {
