@@ -137,3 +137,22 @@ extension TestClientProtocol {
         return try decode(EventReceipt.self, response)
     }
 }
+
+/// Runs blocking work (opening environments, which fsyncs; joining the writer's thread) on a thread of its own,
+/// so that it does not hold one of the cooperative pool's threads, which the other suites' tests share.
+func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    let result: Result<T, any Error> = await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: Result { try work() }) }.start()
+    }
+    return try result.get()
+}
+
+/// ``offThePool(_:)`` for work that cannot fail.
+func offThePool(_ work: @escaping @Sendable () -> Void) async {
+    await withCheckedContinuation { continuation in
+        Thread {
+            work()
+            continuation.resume()
+        }.start()
+    }
+}
