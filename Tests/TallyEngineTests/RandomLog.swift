@@ -116,6 +116,19 @@ struct RandomLog {
                 value: log.random.int64(in: -10...100))
         },
         Kind(name: "rules.published", weight: 1_000) { log in RandomLog.publication(&log) },
+        // Delivery outcomes (T7) for keys the random rules may fire (t0…t3 with their side-effect events), and for
+        // keys no trigger fires (orphans): the outbox is folded from them.
+        Kind(name: "outbox outcome", weight: 3_000) { log in
+            let contact = log.contact()
+            let key = "\(contact)/t\(log.random.int(in: 0...4))/\(log.random.pick(["crm", "mail", "alert", "tag"]))"
+            let type = log.random.pick([
+                EventType.outboxDelivered, .outboxAttemptFailed, .outboxAttemptFailed, .outboxParked, .outboxRetried,
+            ])
+            return Event(
+                type: type, contact: contact, at: log.clock, item: key,
+                reason: type == .outboxAttemptFailed || type == .outboxParked ? "webhook answered 503" : nil,
+                value: type == .outboxAttemptFailed ? log.clock + log.random.int64(in: 1...60) * 1000 : nil)
+        },
     ]
 
     /// A `rules.published` event with a random, valid rule set.
