@@ -36,9 +36,9 @@ struct CapsAndRearmEndToEndTests {
             JSON.event("page.hit", contact: "c2", item: "p", at: Self.t + Int64($0))
         }
         #expect(try daemon.post(hits).status == 202)
-        let capped = try #require(try daemon.contact("c1", after: 9).document)
+        let capped = try #require(try daemon.contact("c1", after: try daemon.health().logHead).document)
         #expect(capped.points == 10)
-        let rated = try #require(try daemon.contact("c2", after: 9).document)
+        let rated = try #require(try daemon.contact("c2", after: try daemon.health().logHead).document)
         #expect(rated.points == 3)
         #expect(try daemon.verify().passed)
     }
@@ -75,11 +75,11 @@ struct CapsAndRearmEndToEndTests {
         #expect(try daemon.post([Self.open("r", at: Self.t)]).status == 202)
         #expect(
             try daemon.post([JSON.event("form.submit", contact: "r", item: "unsub", at: Self.t + 1)]).status == 202)
-        let cooled = try #require(try daemon.contact("r", after: 3).document)
+        let cooled = try #require(try daemon.contact("r", after: try daemon.health().logHead).document)
         #expect(cooled.points == 2)
         #expect(cooled.tags == ["cold"])
         #expect(try daemon.post([Self.open("r", at: Self.t + 2), Self.open("r", at: Self.t + 3)]).status == 202)
-        let contact = try #require(try daemon.contact("r", after: 5).document)
+        let contact = try #require(try daemon.contact("r", after: try daemon.health().logHead).document)
         #expect(contact.points == 22)
         #expect(contact.triggers == ["cooling/cold", "mql/crm", "mql/crm/2"])
         _ = try TriggerDeliveryTests.waitForEntry(daemon, "r/mql/crm", state: "delivered")
@@ -93,7 +93,7 @@ struct CapsAndRearmEndToEndTests {
 
         // T8 after a manual minus too: 22 → 9 does not fire cooling again (no rearm, T3), but re-arms mql.
         try Self.minus(daemon, "r", 13)
-        let after = try #require(try daemon.contact("r", after: 6).document)
+        let after = try #require(try daemon.contact("r", after: try daemon.health().logHead).document)
         #expect(after.points == 9)
         #expect(after.triggers == ["cooling/cold", "mql/crm", "mql/crm/2"])
         #expect(try daemon.verify().passed)
