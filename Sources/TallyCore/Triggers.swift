@@ -71,16 +71,20 @@ struct TriggerEvaluator: Sendable {
             fire(trigger, firing: 1, contact: contact, state: &state, outcome: &outcome)
             return
         }
+        // The state changes only when something fires: the `trigger_existing` pass stores only such contacts.
+        guard !trigger.events.isEmpty else { return }
         var record = Self.record(trigger, state)
         if record.firings == 0 || record.armed {
             record.firings += 1
             record.armed = false
+            state.rearms[trigger.id] = record
             fire(trigger, firing: record.firings, contact: contact, state: &state, outcome: &outcome)
         } else if record.firings == 1 {
             // Still reached after the first firing: events added to the trigger since then fire once (T3).
+            let firedBefore = outcome.fired.count
             fire(trigger, firing: 1, contact: contact, state: &state, outcome: &outcome)
+            if outcome.fired.count > firedBefore { state.rearms[trigger.id] = record }
         }
-        state.rearms[trigger.id] = record
     }
 
     /// The contact's record of a `rearm` trigger. A trigger published without `rearm` first may have fired

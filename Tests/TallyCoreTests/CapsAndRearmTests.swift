@@ -247,3 +247,21 @@ struct CapsAndRearmTests {
         #expect(again.sideEffects.map(\.key) == ["c/mql/mail/2"])
     }
 }
+
+@Suite("T4 T9 trigger_existing on a rearm trigger")
+struct RearmExistingTests {
+    @Test("T4 T9 a trigger_existing pass over a contact a rearm trigger already fired for changes nothing")
+    func existingPassChangesNothing() throws {
+        let rules = try RulesParser.parse(
+            CapsAndRearmTests.rearmMQL.replacingOccurrences(
+                of: "rearm: true", with: "rearm: true\n    trigger_existing: true"))
+        let scorer = Scorer(rules: rules)
+        var projection = Projection()
+        projection.apply(CapsAndRearmTests.open(CapsAndRearmTests.t), scorer: scorer)
+        var state = try #require(projection.contacts["c"])
+        let before = state
+        let outcome = scorer.fireExisting(rules.triggers, contact: "c", state: &state, at: CapsAndRearmTests.t)
+        #expect(outcome.fired.isEmpty)
+        #expect(state == before, "the pass stores only contacts that fired: the state must not change otherwise")
+    }
+}
