@@ -250,17 +250,19 @@ struct CapsAndRearmTests {
 
 @Suite("T4 T9 trigger_existing on a rearm trigger")
 struct RearmExistingTests {
-    @Test("T4 T9 a trigger_existing pass over a contact a rearm trigger already fired for changes nothing")
+    @Test("T4 T9 a trigger_existing pass over a contact the trigger fired for before it had rearm changes nothing")
     func existingPassChangesNothing() throws {
+        let once = try RulesParser.parse(
+            CapsAndRearmTests.rearmMQL.replacingOccurrences(of: "rearm: true", with: "rearm: false"))
         let rules = try RulesParser.parse(
             CapsAndRearmTests.rearmMQL.replacingOccurrences(
                 of: "rearm: true", with: "rearm: true\n    trigger_existing: true"))
-        let scorer = Scorer(rules: rules)
         var projection = Projection()
-        projection.apply(CapsAndRearmTests.open(CapsAndRearmTests.t), scorer: scorer)
+        projection.apply(CapsAndRearmTests.open(CapsAndRearmTests.t), scorer: Scorer(rules: once))
         var state = try #require(projection.contacts["c"])
         let before = state
-        let outcome = scorer.fireExisting(rules.triggers, contact: "c", state: &state, at: CapsAndRearmTests.t)
+        let outcome = Scorer(rules: rules).fireExisting(
+            rules.triggers, contact: "c", state: &state, at: CapsAndRearmTests.t)
         #expect(outcome.fired.isEmpty)
         #expect(state == before, "the pass stores only contacts that fired: the state must not change otherwise")
     }
