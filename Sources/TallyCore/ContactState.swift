@@ -18,12 +18,17 @@ public struct ContactState: Sendable, Equatable {
     /// The contact's email address and its owner's, from `contact.update` (used by email side effects).
     public var email: String?
     public var ownerEmail: String?
+    /// C1/C2: per capped action id, its awards to this contact (kept only while the action has a cap).
+    public var caps: [String: CapState]
+    /// T9: per `rearm` trigger id that has fired for this contact, how often and whether it may fire again.
+    public var rearms: [String: RearmState]
 
     public init(
         points: Int64 = 0, groups: [String: Int64] = [:], awarded: Set<String> = [],
         visits: [ByteString: VisitStats] = [:],
         fired: Set<String> = [], tags: Set<String> = [], segments: Set<String> = [], campaigns: Set<String> = [],
-        email: String? = nil, ownerEmail: String? = nil
+        email: String? = nil, ownerEmail: String? = nil, caps: [String: CapState] = [:],
+        rearms: [String: RearmState] = [:]
     ) {
         self.points = points
         self.groups = groups
@@ -35,6 +40,8 @@ public struct ContactState: Sendable, Equatable {
         self.campaigns = campaigns
         self.email = email
         self.ownerEmail = ownerEmail
+        self.caps = caps
+        self.rearms = rearms
     }
 
     /// The main score, or a group's score when `group` is set.
@@ -56,6 +63,61 @@ public struct ContactState: Sendable, Equatable {
         let new = overflow ? (delta > 0 ? Int64.max : Int64.min) : sum
         if let group { groups[group] = new } else { points = new }
         return new &- old
+    }
+}
+
+/// What the caps of one action (C1, C2) remember about its awards to one contact: bounded, whatever the number of
+/// events.
+public struct CapState: Sendable, Equatable {
+    /// Awards of the action to the contact since it was first capped (C1).
+    public var count: Int64
+    /// The `at` of the latest awards in event time, ascending, at most `max_per.count` of them (C2). Empty when the
+    /// action has no `max_per`.
+    public var recent: [Int64]
+    /// The greatest `at` of the awards ``recent`` has let go of: every forgotten award is at or before it.
+    public var forgotten: Int64?
+
+    public init(count: Int64 = 0, recent: [Int64] = [], forgotten: Int64? = nil) {
+        self.count = count
+        self.recent = recent
+        self.forgotten = forgotten
+    }
+
+    /// Whether `max_per` allows an award at `at`: fewer than `cap.count` awards with their `at` in
+    /// `(at − within, at]`. Exact when events arrive in time order. A late event whose window may hold a
+    /// forgotten award (``forgotten`` is after the window's start) is refused: a cap never lets through more than
+    /// it states.
+    public func allows(_ cap: RateCap, at: Int64) -> Bool {
+        let start = at &- cap.within  // excluded
+        if let forgotten, forgotten > start { return false }
+        let inWindow = recent.lazy.filter { $0 > start && $0 <= at }.count
+        return Int64(inWindow) < cap.count
+    }
+
+    /// Records an award at `at`, keeping the `keep` latest times.
+    public mutating func record(at: Int64, keep: Int) {
+        count &+= 1
+        guard keep > 0 else { return }
+        let index = recent.firstIndex(where: { $0 > at }) ?? recent.endIndex
+        recent.insert(at, at: index)
+        if recent.count > keep {
+            let dropped = recent.prefix(recent.count - keep)
+            if let latest = dropped.last { forgotten = max(forgotten ?? latest, latest) }
+            recent.removeFirst(dropped.count)
+        }
+    }
+}
+
+/// A `rearm` trigger's record for one contact (T9).
+public struct RearmState: Sendable, Equatable {
+    /// How many times the trigger has fired for the contact; the n-th firing's outbox keys end in `/n` (n ≥ 2).
+    public var firings: Int64
+    /// Whether the contact has left the reached condition since the last firing, so that reaching it fires again.
+    public var armed: Bool
+
+    public init(firings: Int64, armed: Bool) {
+        self.firings = firings
+        self.armed = armed
     }
 }
 

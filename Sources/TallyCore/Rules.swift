@@ -78,11 +78,20 @@ public struct PointAction: Sendable, Equatable {
     /// Award to this group's score instead of the main score (S4).
     public var group: String?
     public var window: PublishWindow
+    /// C1 `max_awards`: at most this many awards per contact, ever (repeatable actions only).
+    public var maxAwards: Int64?
+    /// C2 `max_per`: at most `count` awards per contact whose `at` lies in any window of `within` ending at an
+    /// event's time (repeatable actions only).
+    public var maxPer: RateCap?
+
+    /// Whether the contact state keeps a ``CapState`` for this action (C1, C2).
+    public var isCapped: Bool { maxAwards != nil || maxPer != nil }
 
     public init(
         id: String, name: String = "", description: String = "", category: String = "", type: EventType,
         delta: Int64, repeatable: Bool = false, url: URLPattern? = nil, conditions: URLConditions = URLConditions(),
-        items: Set<ByteString> = [], group: String? = nil, window: PublishWindow = PublishWindow()
+        items: Set<ByteString> = [], group: String? = nil, window: PublishWindow = PublishWindow(),
+        maxAwards: Int64? = nil, maxPer: RateCap? = nil
     ) {
         self.id = id
         self.name = name
@@ -96,29 +105,54 @@ public struct PointAction: Sendable, Equatable {
         self.items = items
         self.group = group
         self.window = window
+        self.maxAwards = maxAwards
+        self.maxPer = maxPer
     }
 }
 
-/// A point trigger: what happens to a contact whose score reaches `minPoints` (SPEC §4).
+/// C2 `max_per: {count, within}`: an event at `t` is awarded only when fewer than `count` awards of the action
+/// for the contact have their `at` in `(t − within, t]`.
+public struct RateCap: Sendable, Equatable {
+    /// At least 1.
+    public var count: Int64
+    /// Milliseconds, at least 1.
+    public var within: Int64
+
+    public init(count: Int64, within: Int64) {
+        self.count = count
+        self.within = within
+    }
+}
+
+/// A point trigger: what happens to a contact whose score reaches `minPoints` (SPEC §4), or falls below
+/// `fallsBelow` (T8).
 public struct PointTrigger: Sendable, Equatable {
     public var id: String
     public var name: String
+    /// `min_points`: reached while the watched score is at least this. Ignored when ``fallsBelow`` is set.
     public var minPoints: Int64
+    /// T8 `falls_below`: reached when a change takes the watched score from this or more to less than this.
+    public var fallsBelow: Int64?
     /// Watch this group's score instead of the main score.
     public var group: String?
     public var triggerExisting: Bool
+    /// T9 `rearm`: fire again each time the contact leaves the reached condition and reaches it again.
+    public var rearm: Bool
     public var window: PublishWindow
     public var events: [TriggerEvent]
 
     public init(
-        id: String, name: String = "", minPoints: Int64, group: String? = nil, triggerExisting: Bool = false,
-        window: PublishWindow = PublishWindow(), events: [TriggerEvent] = []
+        id: String, name: String = "", minPoints: Int64 = 0, fallsBelow: Int64? = nil, group: String? = nil,
+        triggerExisting: Bool = false, rearm: Bool = false, window: PublishWindow = PublishWindow(),
+        events: [TriggerEvent] = []
     ) {
         self.id = id
         self.name = name
         self.minPoints = minPoints
+        self.fallsBelow = fallsBelow
         self.group = group
         self.triggerExisting = triggerExisting
+        self.rearm = rearm
         self.window = window
         self.events = events
     }

@@ -36,7 +36,7 @@ public enum RulesParser {
         var actionIDs: Set<String> = []
         for (index, node) in (top.sequence("actions") ?? []).enumerated() {
             guard let map = YAMLMapReader(node, context: "actions[\(index)]", sink: sink) else { continue }
-            if let action = action(map, groups: groups) {
+            if let action = action(map, groups: groups, sink: sink) {
                 if !actionIDs.insert(action.id).inserted {
                     map.report(map.node, "action id \"\(action.id)\" is used twice")
                 }
@@ -86,7 +86,7 @@ public enum RulesParser {
         return window
     }
 
-    private static func action(_ map: YAMLMapReader, groups: Set<String>) -> PointAction? {
+    private static func action(_ map: YAMLMapReader, groups: Set<String>, sink: YAMLIssueSink) -> PointAction? {
         let id = id(map)
         let typeName = map.string("type", required: true)
         let type = typeName.flatMap { EventType(name: $0) }.flatMap { $0.isBehaviour ? $0 : nil }
@@ -101,6 +101,7 @@ public enum RulesParser {
         let name = map.string("name") ?? ""
         let description = map.string("description") ?? ""
         let category = map.string("category") ?? ""
+        let (maxAwards, maxPer) = caps(map, repeatable: repeatable, sink: sink)
 
         var url: URLPattern?
         var conditions = URLConditions()
@@ -138,15 +139,55 @@ public enum RulesParser {
         guard let id, let type, let delta, let group else { return nil }
         return PointAction(
             id: id, name: name, description: description, category: category, type: type, delta: delta,
-            repeatable: repeatable, url: url, conditions: conditions, items: items, group: group, window: window)
+            repeatable: repeatable, url: url, conditions: conditions, items: items, group: group, window: window,
+            maxAwards: maxAwards, maxPer: maxPer)
+    }
+
+    /// C1 `max_awards` and C2 `max_per`, which only a repeatable action may carry (a once-only one is awarded once
+    /// anyway, S3).
+    private static func caps(_ map: YAMLMapReader, repeatable: Bool, sink: YAMLIssueSink) -> (Int64?, RateCap?) {
+        let maxAwards = map.integer("max_awards", in: 1...Int64(Int32.max))
+        var maxPer: RateCap?
+        if let node = map.value("max_per") {
+            if let capMap = YAMLMapReader(node, context: "\(map.context).max_per", sink: sink) {
+                let count = capMap.integer("count", in: 1...1024, required: true)
+                let within = capMap.duration("within")
+                if capMap.value("within") == nil { capMap.report(nil, "\"within\" is required") }
+                capMap.finish()
+                if let count, let within { maxPer = RateCap(count: count, within: within) }
+            }
+        }
+        if !repeatable {
+            for key in ["max_awards", "max_per"] where map.value(key) != nil {
+                map.report(
+                    map.value(key),
+                    "\"\(key)\" applies to repeatable actions only (add \"repeatable: true\"; a once-only action is "
+                        + "awarded at most once anyway)")
+            }
+        }
+        return (maxAwards, maxPer)
     }
 
     private static func trigger(_ map: YAMLMapReader, groups: Set<String>, sink: YAMLIssueSink) -> PointTrigger? {
         let id = id(map)
         let name = map.string("name") ?? ""
-        let minPoints = map.integer("min_points", in: Int64.min...Int64.max, required: true)
+        let hasFallsBelow = map.value("falls_below") != nil
+        let minPoints = map.integer("min_points", in: Int64.min...Int64.max, required: !hasFallsBelow)
+        let fallsBelow = map.integer("falls_below", in: (Int64.min + 1)...Int64.max)
+        if hasFallsBelow, map.value("min_points") != nil {
+            map.report(
+                map.value("falls_below"),
+                "\"falls_below\" and \"min_points\" exclude each other: a trigger watches a score rise or fall")
+        }
         let group = group(map, groups: groups)
         let triggerExisting = map.bool("trigger_existing") ?? false
+        if hasFallsBelow, triggerExisting {
+            map.report(
+                map.value("trigger_existing"),
+                "\"trigger_existing\" applies to min_points triggers only: falls_below is reached by a change of the "
+                    + "score, and publishing rules changes none")
+        }
+        let rearm = map.bool("rearm") ?? false
         let window = window(map)
         var events: [TriggerEvent] = []
         var eventIDs: Set<String> = []
@@ -162,10 +203,10 @@ public enum RulesParser {
             }
             eventMap.finish()
         }
-        guard let id, let minPoints, let group else { return nil }
+        guard let id, let group, minPoints != nil || fallsBelow != nil else { return nil }
         return PointTrigger(
-            id: id, name: name, minPoints: minPoints, group: group, triggerExisting: triggerExisting, window: window,
-            events: events)
+            id: id, name: name, minPoints: minPoints ?? 0, fallsBelow: fallsBelow, group: group,
+            triggerExisting: triggerExisting, rearm: rearm, window: window, events: events)
     }
 
     private static func triggerEvent(_ map: YAMLMapReader) -> TriggerEvent? {

@@ -51,11 +51,14 @@ public struct Scorer: Sendable {
             outcome.awards = apply(event, to: &state, openHit: &openHit)
         }
         var changed: [String?] = []  // the scores that moved: usually none or one, so an array, not a set
+        var before: [Int64] = []  // each changed score before the event (T8)
         for award in outcome.awards where award.delta != 0 && !changed.contains(award.group) {
             changed.append(award.group)
+            before.append(award.scoreAfter &- award.delta)
         }
         triggers.evaluate(
-            contact: event.contact, state: &state, changed: changed, isNew: isNew, at: event.at, outcome: &outcome)
+            contact: event.contact, state: &state, changed: changed, before: before, isNew: isNew, at: event.at,
+            outcome: &outcome)
         return outcome
     }
 
@@ -66,8 +69,10 @@ public struct Scorer: Sendable {
     ) -> FoldOutcome {
         var outcome = FoldOutcome()
         for trigger in triggers
-        where trigger.window.contains(at) && state.score(group: trigger.group) >= trigger.minPoints {
-            self.triggers.fire(trigger, contact: contact, state: &state, outcome: &outcome)
+        where trigger.fallsBelow == nil && trigger.window.contains(at)
+            && state.score(group: trigger.group) >= trigger.minPoints
+        {
+            self.triggers.reach(trigger, contact: contact, state: &state, outcome: &outcome)
         }
         return outcome
     }
@@ -126,6 +131,13 @@ public struct Scorer: Sendable {
         guard action.delta != 0, action.window.contains(event.at) else { return }  // S2; delta 0 awards nothing
         guard action.repeatable || !state.awarded.contains(action.id) else { return }  // S3
         if !action.repeatable { state.awarded.insert(action.id) }
+        if action.isCapped {
+            var cap = state.caps[action.id] ?? CapState()
+            if let maxAwards = action.maxAwards, cap.count >= maxAwards { return }  // C1
+            if let maxPer = action.maxPer, !cap.allows(maxPer, at: event.at) { return }  // C2, on event time
+            cap.record(at: event.at, keep: action.maxPer.map { Int($0.count) } ?? 0)
+            state.caps[action.id] = cap
+        }
         let applied = state.add(action.delta, group: action.group)  // S4
         awards.append(
             Award(

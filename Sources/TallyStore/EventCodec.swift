@@ -106,9 +106,10 @@ public enum EventCodec {
     }
 }
 
-/// The binary encoding of a contact's projected state.
+/// The binary encoding of a contact's projected state (see Docs/format.md); format 2 added the caps (C1, C2) and
+/// the `rearm` triggers' records (T9) at the end.
 public enum ContactCodec {
-    static let format: UInt8 = 1
+    static let format: UInt8 = 2
 
     public static func encode(_ state: ContactState) -> [UInt8] {
         var writer = ByteWriter(capacity: 256)
@@ -135,6 +136,23 @@ public enum ContactCodec {
         writer.sortedStrings(state.campaigns)
         writer.optionalString(state.email)
         writer.optionalString(state.ownerEmail)
+        writer.varint(UInt64(state.caps.count))
+        for action in sortedKeys(state.caps) {
+            let cap = state.caps[action] ?? CapState()
+            writer.string(action)
+            writer.int64(cap.count)
+            writer.varint(UInt64(cap.recent.count))
+            for at in cap.recent { writer.int64(at) }
+            writer.u8(cap.forgotten == nil ? 0 : 1)
+            if let forgotten = cap.forgotten { writer.int64(forgotten) }
+        }
+        writer.varint(UInt64(state.rearms.count))
+        for trigger in sortedKeys(state.rearms) {
+            let record = state.rearms[trigger] ?? RearmState(firings: 0, armed: false)
+            writer.string(trigger)
+            writer.int64(record.firings)
+            writer.u8(record.armed ? 1 : 0)
+        }
         return writer.bytes
     }
 
@@ -170,6 +188,22 @@ public enum ContactCodec {
         state.campaigns = try stringSet()
         if try reader.u8() == 1 { state.email = try reader.string() }
         if try reader.u8() == 1 { state.ownerEmail = try reader.string() }
+        for _ in 0..<(try reader.varint()) {
+            let action = try reader.string()
+            var cap = CapState(count: try reader.int64())
+            let times = try reader.varint()
+            guard times <= 1024 else { throw reader.corrupt("more than 1024 award times of one cap") }
+            for _ in 0..<times { cap.recent.append(try reader.int64()) }
+            if try reader.u8() == 1 { cap.forgotten = try reader.int64() }
+            state.caps[action] = cap
+        }
+        for _ in 0..<(try reader.varint()) {
+            let trigger = try reader.string()
+            let firings = try reader.int64()
+            let armed = try reader.u8()
+            guard armed <= 1 else { throw reader.corrupt("unknown armed flag \(armed)") }
+            state.rearms[trigger] = RearmState(firings: firings, armed: armed == 1)
+        }
         guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
         return state
     }

@@ -153,7 +153,15 @@ struct RandomLog {
         for index in 0..<random.int(in: 1...10) {
             let type = random.pick(["asset.download", "email.send", "email.open", "form.submit", "page.hit", "url.hit"])
             var fields = "id: a\(index), type: \(type), delta: \(random.int(in: -5...20))"
-            if random.chance(1, in: 2) { fields += ", repeatable: true" }
+            if random.chance(1, in: 2) {
+                fields += ", repeatable: true"
+                // C1, C2: caps on event time (the log's events are out of time order too).
+                if random.chance(1, in: 3) { fields += ", max_awards: \(random.int(in: 1...4))" }
+                if random.chance(1, in: 3) {
+                    fields +=
+                        ", max_per: { count: \(random.int(in: 1...3)), within: \(random.pick(["1m", "10m", "2h"])) }"
+                }
+            }
             if random.chance(1, in: 3) { fields += ", group: \(random.pick(["g1", "g2"]))" }
             fields += random.chance(1, in: 4) ? random.pick(windows) : ""
             if type == "url.hit" {
@@ -179,9 +187,14 @@ struct RandomLog {
             "{ id: alert, type: email.send_to_user, email: alert, to_owner: true, to: [sales@example.com] }",
         ]
         for index in 0..<random.int(in: 0...4) {
-            var fields = "id: t\(index), min_points: \(random.int(in: -5...60))"
+            let fallsBelow = random.chance(1, in: 3)  // T8
+            var fields =
+                fallsBelow
+                ? "id: t\(index), falls_below: \(random.int(in: -5...40))"
+                : "id: t\(index), min_points: \(random.int(in: -5...60))"
             if random.chance(1, in: 3) { fields += ", group: \(random.pick(["g1", "g2"]))" }
-            if random.chance(1, in: 2) { fields += ", trigger_existing: true" }
+            if !fallsBelow, random.chance(1, in: 2) { fields += ", trigger_existing: true" }
+            if random.chance(1, in: 2) { fields += ", rearm: true" }  // T9
             fields += random.chance(1, in: 5) ? random.pick(windows) : ""
             let chosen = Set((0..<random.int(in: 1...3)).map { _ in random.int(in: 0...(events.count - 1)) })
             lines.append("  - { \(fields), events: [\(chosen.sorted().map { events[$0] }.joined(separator: ", "))] }")

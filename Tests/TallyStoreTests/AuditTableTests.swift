@@ -50,7 +50,24 @@ struct AuditTableTests {
             _ = try ProjectionStore(directory: directory.path, mapSize: 1 << 20)
         } throws: { error in
             let text = "\(error)"
-            return text.contains("holds on-disk format 1, and this version of Tally reads format 2")
+            return text.contains("holds on-disk format 1, and this version of Tally reads format 3")
+                && text.contains("fold the log afresh")
+        }
+    }
+
+    @Test("C1 C2 T9 projections in format 2 (contact records without caps or rearm records) are refused")
+    func formatTwoIsRefused() throws {
+        let directory = try TemporaryDirectory()
+        do {
+            let store = try ProjectionStore(directory: directory.path, mapSize: 1 << 20)
+            let meta = try store.environment.database("meta")
+            try store.environment.write { txn in _ = try txn.put(meta, Array("format".utf8), [2]) }
+        }
+        #expect {
+            _ = try ProjectionStore(directory: directory.path, mapSize: 1 << 20)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("holds on-disk format 2, and this version of Tally reads format 3")
                 && text.contains("fold the log afresh")
         }
     }

@@ -84,7 +84,9 @@ struct CodecTests {
             ByteString("https://example.com/docs*"): VisitStats(hits: 1, lastAt: nil, dwell: 0),
         ],
         fired: ["hot/tag-hot"], tags: ["hot", "b"], segments: ["mql-list"], campaigns: ["nurture"],
-        email: "a@example.com", ownerEmail: "o@example.com")
+        email: "a@example.com", ownerEmail: "o@example.com",
+        caps: ["open": CapState(count: 7, recent: [-5, 1_000, 2_000], forgotten: -9), "visit": CapState(count: 2)],
+        rearms: ["mql": RearmState(firings: 3, armed: true), "cold": RearmState(firings: 1, armed: false)])
 
     @Test("the contact state codec round-trips every field, and refuses each truncation as corrupt `contacts`")
     func contactState() throws {
@@ -96,6 +98,16 @@ struct CodecTests {
         var format = ContactCodec.encode(Self.fullState)
         format[0] &+= 1
         Self.expectCorrupt(format, table: "contacts", containing: "format") { _ = try ContactCodec.decode($0) }
+    }
+
+    @Test("C2 T9 a contact record with an out-of-range armed flag or too many cap times is corrupt, not misread")
+    func contactStateLimits() throws {
+        var armed = ContactCodec.encode(ContactState(rearms: ["t": RearmState(firings: 2, armed: true)]))
+        armed[armed.count - 1] = 2
+        Self.expectCorrupt(armed, table: "contacts", containing: "armed") { _ = try ContactCodec.decode($0) }
+        let many = ContactCodec.encode(
+            ContactState(caps: ["a": CapState(count: 2000, recent: Array(0..<1025))]))
+        Self.expectCorrupt(many, table: "contacts", containing: "1024") { _ = try ContactCodec.decode($0) }
     }
 
     @Test("U5 the session codec round-trips an open hit, and refuses truncations and another format as `sessions`")

@@ -129,7 +129,8 @@ struct EventLogTests {
         #expect {
             _ = try ProjectionStore(directory: projections.path, mapSize: 1 << 20)
         } throws: { error in
-            "\(error)".contains("holds on-disk format 1, and this version of Tally reads format 2")
+            "\(error)".contains(
+                "holds on-disk format 1, and this version of Tally reads format \(ProjectionStore.format)")
         }
         let current = try TemporaryDirectory()
         _ = try ProjectionStore(directory: current.path, mapSize: 1 << 20)
