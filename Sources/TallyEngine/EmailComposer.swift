@@ -75,7 +75,7 @@ extension TallyEngine {
         let composer = EmailComposer(configuration: configuration)
         let recipient = state.email ?? "no-address@invalid"
         let message: EmailMessage
-        do {
+        do throws(EmailTemplateError) {
             message = try composer.message(
                 key: "\(id)/\(trigger.id)/\(eventID)", template: template, to: [recipient],
                 context: EmailTemplateContext(

@@ -367,7 +367,7 @@ public final class OutboxDelivery: Sendable {
             contact: ContactDocument(id: entry.contact, state: contact), triggerID: entry.trigger,
             triggerName: rules.triggers.first { $0.id == entry.trigger }?.name ?? "")
         let message: EmailMessage
-        do {
+        do throws(EmailTemplateError) {
             message = try EmailComposer(configuration: configuration).message(
                 key: entry.key, template: template, to: recipients, context: context)
         } catch {

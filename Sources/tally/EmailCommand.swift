@@ -21,9 +21,7 @@ struct Email: ParsableCommand {
         @Argument(help: "The contact's id.")
         var contact: String
 
-        @Option(
-            help: "The trigger whose id and name fill {{trigger.id}} and {{trigger.name}} (by default the first "
-                + "trigger of the newest rules that sends the template).")
+        @Option(help: "The trigger for {{trigger.id}} and {{trigger.name}} (default: the first that sends it).")
         var trigger: String?
 
         func run() throws {
