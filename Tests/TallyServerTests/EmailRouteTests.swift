@@ -50,9 +50,10 @@ struct EmailRouteTests {
                     containing: "nobody")
                 try expectError(
                     try await client.get("/v1/email/preview?template=absent&contact=c%3C1%3E"), .badRequest,
-                    containing: "absent")
+                    field: "template", containing: "absent")
                 try expectError(
-                    try await client.get("/v1/email/preview?contact=c-1"), .badRequest, containing: "template")
+                    try await client.get("/v1/email/preview?contact=c-1"), .badRequest, field: "template",
+                    containing: "template")
             }
         }
     }
