@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         .systemLibrary(
@@ -46,6 +47,7 @@ let package = Package(
             name: "TallyEngine",
             dependencies: [
                 "TallyAPI", "TallyCore", "TallyStore", "TallyDelivery",
+                .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -95,7 +97,8 @@ let package = Package(
         .testTarget(name: "TallyStoreTests", dependencies: ["TallyStore", "TallyCore"], swiftSettings: strict),
         .testTarget(name: "TallyDeliveryTests", dependencies: ["TallyDelivery"], swiftSettings: strict),
         .testTarget(
-            name: "TallyEngineTests", dependencies: ["TallyEngine", "TallyCore", "TallyStore"], swiftSettings: strict),
+            name: "TallyEngineTests", dependencies: ["TallyEngine", "TallyCore", "TallyStore", "TallyAPI"],
+            swiftSettings: strict),
         .testTarget(
             name: "TallyServerTests",
             dependencies: [

@@ -278,9 +278,39 @@ enum MessageEncoding {
 
     // MARK: - The whole message
 
-    /// The header lines of the message (without line ends), in the order they are sent.
+    /// A body part as sent: its content type, transfer encoding and encoded lines.
+    struct Part {
+        var contentType: String
+        var encoding: TransferEncoding
+        var lines: [[UInt8]]
+
+        /// `text` as a part of `contentType` (UTF-8), in the encoding its lines need.
+        init(_ text: String, contentType: String, relayAccepts8Bit: Bool) {
+            let raw = MessageEncoding.lines(of: text)
+            self.contentType = contentType
+            encoding = MessageEncoding.transferEncoding(for: raw, relayAccepts8Bit: relayAccepts8Bit)
+            switch encoding {
+            case .eightBit: lines = raw
+            case .quotedPrintable: lines = raw.flatMap { MessageEncoding.quotedPrintable($0) }
+            }
+        }
+
+        /// Whether the encoded lines hold bytes outside ASCII (an `8bit` part with non-ASCII text).
+        var isEightBit: Bool { lines.contains { $0.contains { $0 >= 0x80 } } }
+    }
+
+    /// A new multipart boundary: `=_tally_` and 128 random bits. `=_` never occurs in quoted-printable text,
+    /// and ``messageLines(of:sender:relayAccepts8Bit:heloName:now:boundary:)`` draws again in the unlikely
+    /// case that an `8bit` line starts with it.
+    static func newBoundary() -> String {
+        var random = SystemRandomNumberGenerator()
+        return "=_tally_" + String(random.next() as UInt64, radix: 16) + String(random.next() as UInt64, radix: 16)
+    }
+
+    /// The header lines of the message (without line ends), in the order they are sent; `contentType` and
+    /// `encoding` are the top-level `Content-Type` and `Content-Transfer-Encoding` values.
     static func headerLines(
-        of message: EmailMessage, sender: String, encoding: TransferEncoding, heloName: String,
+        of message: EmailMessage, sender: String, contentType: String, encoding: String, heloName: String,
         now secondsSince1970: Int64
     ) -> [String] {
         let given = Set(message.headers.map { $0.0.lowercased() })
@@ -293,40 +323,80 @@ enum MessageEncoding {
             headers.append("Message-ID: " + messageID(from: sender, fallbackDomain: heloName))
         }
         headers.append("MIME-Version: 1.0")
-        headers.append("Content-Type: text/plain; charset=utf-8")
-        headers.append("Content-Transfer-Encoding: " + encoding.rawValue)
+        headers.append("Content-Type: " + contentType)
+        headers.append("Content-Transfer-Encoding: " + encoding)
         for (name, value) in message.headers { headers.append(unstructuredHeader(name, value)) }
         return headers
     }
 
-    /// Everything sent after the relay's `354`: headers, an empty line, the body and the terminating `.` line,
-    /// with CRLF line ends and every line that starts with `.` dot-stuffed (RFC 5321 §4.5.2).
+    /// The lines of the message without line ends and without dot-stuffing: headers, an empty line and the
+    /// body. Without ``EmailMessage/html`` the body is the text (`text/plain`); with it the body is
+    /// `multipart/alternative` (RFC 2046 §5.1): the text part, then the HTML part, each with its own
+    /// `Content-Type` and `Content-Transfer-Encoding`, between `--boundary` lines and closed by `--boundary--`.
+    /// `boundary` is for tests; by default a random one (``newBoundary()``).
+    static func messageLines(
+        of message: EmailMessage, sender: String, relayAccepts8Bit: Bool, heloName: String,
+        now secondsSince1970: Int64, boundary givenBoundary: String? = nil
+    ) -> [[UInt8]] {
+        let text = Part(message.body, contentType: "text/plain; charset=utf-8", relayAccepts8Bit: relayAccepts8Bit)
+        var lines: [[UInt8]] = []
+        func header(_ header: String) {
+            for line in header.utf8.split(separator: 10, omittingEmptySubsequences: false) {
+                lines.append(Array(line.last == 13 ? line.dropLast() : line))
+            }
+        }
+        guard let html = message.html else {
+            for line in headerLines(
+                of: message, sender: sender, contentType: text.contentType, encoding: text.encoding.rawValue,
+                heloName: heloName, now: secondsSince1970)
+            {
+                header(line)
+            }
+            lines.append([])
+            return lines + text.lines
+        }
+        let parts = [text, Part(html, contentType: "text/html; charset=utf-8", relayAccepts8Bit: relayAccepts8Bit)]
+        var boundary = givenBoundary ?? newBoundary()
+        while parts.contains(where: { part in part.lines.contains { $0.starts(with: Array(("--" + boundary).utf8)) } })
+        {
+            boundary = newBoundary()
+        }
+        // A multipart entity's own encoding is 7bit or 8bit (RFC 2045 §6.4): 8bit when a part carries 8-bit text.
+        let outer = parts.contains(where: \.isEightBit) ? "8bit" : "7bit"
+        for line in headerLines(
+            of: message, sender: sender, contentType: "multipart/alternative; boundary=\"\(boundary)\"",
+            encoding: outer, heloName: heloName, now: secondsSince1970)
+        {
+            header(line)
+        }
+        lines.append([])
+        lines.append(Array("This is a multi-part message in MIME format.".utf8))
+        for part in parts {
+            lines.append(Array(("--" + boundary).utf8))
+            lines.append(Array(("Content-Type: " + part.contentType).utf8))
+            lines.append(Array(("Content-Transfer-Encoding: " + part.encoding.rawValue).utf8))
+            lines.append([])
+            lines += part.lines
+        }
+        lines.append(Array(("--" + boundary + "--").utf8))
+        return lines
+    }
+
+    /// Everything sent after the relay's `354`: the ``messageLines(of:sender:relayAccepts8Bit:heloName:now:boundary:)``
+    /// and the terminating `.` line, with CRLF line ends and every line that starts with `.` dot-stuffed
+    /// (RFC 5321 §4.5.2).
     static func dataPayload(
         of message: EmailMessage, sender: String, relayAccepts8Bit: Bool, heloName: String,
-        now secondsSince1970: Int64
+        now secondsSince1970: Int64, boundary: String? = nil
     ) -> [UInt8] {
-        let bodyLines = lines(of: message.body)
-        let encoding = transferEncoding(for: bodyLines, relayAccepts8Bit: relayAccepts8Bit)
         var payload: [UInt8] = []
-        func append(_ line: some Sequence<UInt8>) {
-            var bytes = Array(line)
-            if bytes.first == UInt8(ascii: ".") { bytes.insert(UInt8(ascii: "."), at: 0) }
-            payload += bytes
+        for line in messageLines(
+            of: message, sender: sender, relayAccepts8Bit: relayAccepts8Bit, heloName: heloName,
+            now: secondsSince1970, boundary: boundary)
+        {
+            if line.first == UInt8(ascii: ".") { payload.append(UInt8(ascii: ".")) }
+            payload += line
             payload += [13, 10]
-        }
-        let headers = headerLines(
-            of: message, sender: sender, encoding: encoding, heloName: heloName, now: secondsSince1970)
-        for header in headers {
-            for line in header.utf8.split(separator: 10, omittingEmptySubsequences: false) {
-                append(line.last == 13 ? line.dropLast() : line)
-            }
-        }
-        append([UInt8]())
-        for line in bodyLines {
-            switch encoding {
-            case .eightBit: append(line)
-            case .quotedPrintable: for piece in quotedPrintable(line) { append(piece) }
-            }
         }
         payload += Array(".\r\n".utf8)
         return payload

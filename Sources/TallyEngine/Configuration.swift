@@ -48,6 +48,8 @@ public struct Configuration: Sendable {
     /// A group given access to the admin socket (with a mode such as 0660); nil keeps the daemon's group.
     public var adminSocketGroup: String?
     public var rulesPath = "config/rules.yaml"
+    /// The email templates directory (E1): `NAME.txt` and optionally `NAME.html` for each email the rules send.
+    public var templatesDirectory = "config/templates"
     /// Cap of one hit's dwell (U5), milliseconds.
     public var sessionTimeout: Int64 = 30 * 60_000
     /// Initial LMDB map size of each environment, bytes; maps grow by themselves.
@@ -84,6 +86,7 @@ public struct Configuration: Sendable {
 
     static let topLevelKeys = [
         "data_dir", "ingest_socket", "admin_socket", "admin_socket_mode", "admin_socket_group", "admin_http", "rules",
+        "templates",
         "session_timeout", "map_size", "integrations", "smtp",
         "outbox", "limits", "log_level", "log_format", "blocking_threads",
     ]
@@ -121,6 +124,7 @@ public struct Configuration: Sendable {
         ingestSocket = top.string("ingest_socket") ?? ingestSocket
         adminSocket = top.string("admin_socket") ?? adminSocket
         rulesPath = top.string("rules") ?? rulesPath
+        templatesDirectory = top.string("templates") ?? templatesDirectory
         adminSocketGroup = top.string("admin_socket_group") ?? adminSocketGroup
         if let node = top.value("admin_http"), let text = node.scalar?.string, !text.isEmpty, text != "off" {
             let parts = text.split(separator: ":", omittingEmptySubsequences: false)

@@ -356,20 +356,26 @@ public final class OutboxDelivery: Sendable {
         async throws(DeliveryError)
     {
         let smtp = configuration.smtp
-        let text = """
-            Tally trigger "\(entry.trigger)" fired "\(entry.event)" for contact \(entry.contact).
-
-            Template: \(template)
-            Points: \(contact.points)
-            Tags: \(contact.tags.sorted().joined(separator: ", "))
-
-            """
-        let message = EmailMessage(
-            from: smtp.from, to: recipients, subject: template, body: text,
-            headers: [
-                ("Message-ID", "<\(Self.messageID(entry.key))@tally>"), ("X-Tally-Idempotency-Key", entry.key),
-                ("X-Tally-Template", template),
-            ])
+        // E1: the template, read now (an edited template applies to the next email), over the contact's document.
+        let rules: RuleSet
+        do {
+            rules = try await blocking.run { try EmailComposer.newestRules(self.log) }
+        } catch {
+            throw DeliveryError(key: entry.key, target: "outbox", reason: "\(error)", decision: .retry(notBefore: nil))
+        }
+        let context = EmailTemplateContext(
+            contact: ContactDocument(id: entry.contact, state: contact), triggerID: entry.trigger,
+            triggerName: rules.triggers.first { $0.id == entry.trigger }?.name ?? "")
+        let message: EmailMessage
+        do throws(EmailTemplateError) {
+            message = try EmailComposer(configuration: configuration).message(
+                key: entry.key, template: template, to: recipients, context: context)
+        } catch {
+            // Checked at publication and start; an edit since broke it. Parked for an operator: fix the template,
+            // then `tally outbox retry`.
+            throw DeliveryError(
+                key: entry.key, target: "outbox", reason: error.description, decision: .park)
+        }
         do {
             try await SMTPClient().send(message, via: SMTPRelay(host: smtp.host, port: smtp.port, from: smtp.from))
         } catch {

@@ -90,10 +90,12 @@ public final class TallyEngine: Service, Sendable {
         Event(type: .rulesPublished, contact: "", at: wallClockMillis(), reason: source, text: text)
     }
 
-    /// Parses a rules file and checks what the parser cannot: that every integration it pushes to is
-    /// configured.
+    /// Parses a rules file and checks what the parser cannot: that every email template it names exists and
+    /// parses in the templates directory (E2: a ``YAMLValidationError`` with the rules file's lines), and that
+    /// every integration it pushes to is configured.
     public static func validate(rules text: String, source: String, configuration: Configuration) throws -> RuleSet {
-        let rules = try RulesParser.parse(text, file: source)
+        let templates = EmailTemplates(directory: configuration.templatesDirectory)
+        let rules = try RulesParser.parse(text, file: source, templateProblem: templates.problem)
         for trigger in rules.triggers {
             for event in trigger.events {
                 if case .integrationPush(let name) = event.kind, configuration.integrations[name] == nil {

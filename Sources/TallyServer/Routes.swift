@@ -48,6 +48,7 @@ public struct Routes: Sendable {
         router.post("/v1/backup") { request, _ in try await self.backup(request) }
         router.get("/v1/outbox") { request, _ in try await self.listOutbox(request) }
         router.post("/v1/outbox/:key/retry") { _, context in try await self.retryOutbox(context) }
+        router.get("/v1/email/preview") { request, _ in try await self.previewEmail(request) }
         return router
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import TallyAPI
 import TallyClient
 import TallyCore
+import TallyEngine
 
 /// `tally rules …`: the published rules versions; check and publish rules files.
 struct Rules: ParsableCommand {
@@ -66,7 +67,8 @@ struct Rules: ParsableCommand {
         }
     }
 
-    /// `tally rules check FILE`: validates a rules file offline and prints every error with its line.
+    /// `tally rules check FILE`: validates a rules file offline and prints every error with its line, including
+    /// email templates that are missing or do not parse (E2).
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate a rules file without a daemon; print every error with its line.")
@@ -76,6 +78,9 @@ struct Rules: ParsableCommand {
         @Argument(help: "The rules file.")
         var file: String
 
+        @Option(help: "The email templates directory (default: \"templates\" in the configuration).")
+        var templates: String?
+
         func run() throws {
             let text: String
             do {
@@ -83,9 +88,11 @@ struct Rules: ParsableCommand {
             } catch {
                 throw ValidationError("cannot read \(file): \(error.localizedDescription)")
             }
+            let templates = EmailTemplates(
+                directory: try self.templates ?? options.loadConfiguration().templatesDirectory)
             let rules: RuleSet
             do {
-                rules = try RulesParser.parse(text, file: file)
+                rules = try RulesParser.parse(text, file: file, templateProblem: templates.problem)
             } catch {
                 if options.json {
                     try printJSON(

@@ -8,7 +8,7 @@ struct Tally: AsyncParsableCommand {
         abstract: "Event-sourced lead scoring: the daemon and its tools.",
         subcommands: [
             Serve.self, Send.self, Score.self, Explain.self, Points.self, Import.self, Rules.self, Rebuild.self,
-            Verify.self, Backup.self, Outbox.self, Bench.self,
+            Verify.self, Backup.self, Outbox.self, Email.self, Bench.self,
         ]
     )
 }

@@ -22,6 +22,13 @@ final class Daemon {
         return root.appendingPathComponent(".build/debug/tally").path
     }
 
+    /// The example templates shipped in `config/templates` (E1), which the daemons of the tests use unless the
+    /// test configures its own `templates`.
+    static var repositoryTemplates: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("config/templates").path
+    }
+
     init(rules: String, extraConfig: String = "") throws {
         directory = "/tmp/tally-e2e-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -33,6 +40,7 @@ final class Daemon {
             ingest_socket: \(directory)/run/ingest.sock
             admin_socket: \(directory)/run/admin.sock
             rules: \(directory)/rules.yaml
+            \(extraConfig.contains("templates:") ? "" : "templates: \(Self.repositoryTemplates)")
             \(extraConfig.contains("map_size:") ? "" : "map_size: 1MiB")
             \(extraConfig)
             """

@@ -210,11 +210,12 @@ struct TriggerDeliveryTests {
         #expect(push.body.contact.tags == ["mql"])
         let messages = mail.messages
         #expect(messages.count == 2)
-        #expect(messages.contains { $0.contains("To: c-1@example.com") && $0.contains("Subject: mql-welcome") })
+        #expect(
+            messages.contains { $0.contains("To: c-1@example.com") && $0.contains("Subject: Welcome aboard, c-1") })
         #expect(
             messages.contains {
                 $0.contains("owner@example.com") && $0.contains("sales@example.com")
-                    && $0.contains("Subject: mql-alert")
+                    && $0.contains("Subject: New MQL: c-1 (20 points)")
             })
 
         // Failing twice, then succeeding: three requests, one acknowledged.

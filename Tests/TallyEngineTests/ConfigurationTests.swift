@@ -26,6 +26,7 @@ import Testing
         #expect(config.adminSocketMode == 0o600)
         #expect(config.adminSocketGroup == nil)
         #expect(config.rulesPath == "config/rules.yaml")
+        #expect(config.templatesDirectory == "config/templates")  // E1
         #expect(config.sessionTimeout == 30 * 60_000)
         #expect(config.mapSize == 64 << 20)
         #expect(config.integrations.isEmpty)
@@ -51,6 +52,7 @@ import Testing
             admin_socket_group: tally-admins
             admin_http: "[::1]:8089"
             rules: /etc/tally/rules.yaml
+            templates: /etc/tally/templates
             session_timeout: 15m
             map_size: 1GiB
             log_level: debug
@@ -75,6 +77,7 @@ import Testing
         #expect(config.adminSocketGroup == "tally-admins")
         #expect(config.adminHTTP?.host == "::1" && config.adminHTTP?.port == 8089)
         #expect(config.rulesPath == "/etc/tally/rules.yaml")
+        #expect(config.templatesDirectory == "/etc/tally/templates")
         #expect(config.sessionTimeout == 15 * 60_000)
         #expect(config.mapSize == 1 << 30)
         #expect(config.logLevel == "debug")
@@ -162,6 +165,7 @@ import Testing
                 "TALLY_DATA_DIR": "/srv/tally", "TALLY_LOG_LEVEL": "warning", "TALLY_MAP_SIZE": "2GiB",
                 "TALLY_SESSION_TIMEOUT": "10m", "TALLY_ADMIN_HTTP": "127.0.0.1:9999", "TALLY_LOG_FORMAT": "json",
                 "TALLY_INGEST_SOCKET": "/tmp/i.sock", "TALLY_ADMIN_SOCKET": "/tmp/a.sock", "TALLY_RULES": "r.yaml",
+                "TALLY_TEMPLATES": "/srv/templates",
                 "TALLY_ADMIN_SOCKET_MODE": "0660", "TALLY_ADMIN_SOCKET_GROUP": "ops",
                 "TALLY_UNRELATED": "ignored",
             ])
@@ -173,6 +177,7 @@ import Testing
         #expect(config.logFormat == .json)
         #expect(config.ingestSocket == "/tmp/i.sock" && config.adminSocket == "/tmp/a.sock")
         #expect(config.rulesPath == "r.yaml")
+        #expect(config.templatesDirectory == "/srv/templates")
         #expect(config.adminSocketMode == 0o660 && config.adminSocketGroup == "ops")
     }
 
