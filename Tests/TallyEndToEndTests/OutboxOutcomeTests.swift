@@ -6,10 +6,7 @@ import Testing
 
 /// A real HTTP server for webhooks that answers from a script: each line of the file `answers` in its directory
 /// (`STATUS [RETRY-AFTER]`, or `sleep SECONDS` for a slow 200) answers one request, then 200. Every request is recorded as a JSON line.
-final class ScriptedWebhookServer {
-    let directory: String
-    let port: Int
-    let process = Process()
+final class ScriptedWebhookServer: PythonServer {
 
     static let script = #"""
         import json, os, sys, threading, time
@@ -47,22 +44,7 @@ final class ScriptedWebhookServer {
         """#
 
     init(directory: String) throws {
-        self.directory = directory
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        port = freeLoopbackPort()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", Self.script, directory, String(port)]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        try waitForPort(port)
-    }
-
-    deinit { killAndReap(process) }
-
-    /// The answers to the next requests, in order.
-    func answer(_ lines: [String]) throws {
-        try lines.joined(separator: "\n").write(toFile: directory + "/answers", atomically: true, encoding: .utf8)
+        try super.init(directory: directory) { port in ["-c", ScriptedWebhookServer.script, directory, String(port)] }
     }
 
     /// One request as the receiver recorded it.
@@ -80,10 +62,7 @@ final class ScriptedWebhookServer {
 
 /// A real SMTP server (aiosmtpd) that answers `DATA` from a script: each line of the file `answers` (a full
 /// reply such as `550 5.1.1 no such user`) answers one message, then `250 OK`. Every message is recorded.
-final class ScriptedMailServer {
-    let directory: String
-    let port: Int
-    let process = Process()
+final class ScriptedMailServer: PythonServer {
 
     static let script = #"""
         import json, os, sys, threading, time
@@ -113,21 +92,7 @@ final class ScriptedMailServer {
         """#
 
     init(directory: String) throws {
-        self.directory = directory
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        port = freeLoopbackPort()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", Self.script, directory, String(port)]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        try waitForPort(port)
-    }
-
-    deinit { killAndReap(process) }
-
-    func answer(_ lines: [String]) throws {
-        try lines.joined(separator: "\n").write(toFile: directory + "/answers", atomically: true, encoding: .utf8)
+        try super.init(directory: directory) { port in ["-c", ScriptedMailServer.script, directory, String(port)] }
     }
 
     /// One message as the server recorded it.
@@ -452,5 +417,12 @@ func readRecords<T: Decodable>(_ path: String) -> [T] {
             Issue.record("\(path): not a \(T.self): \(error): \(line)")
             return nil
         }
+    }
+}
+
+extension PythonServer {
+    /// For the scripted servers: the answers to their next requests, in order (the file `answers` the script reads).
+    func answer(_ lines: [String]) throws {
+        try lines.joined(separator: "\n").write(toFile: directory + "/answers", atomically: true, encoding: .utf8)
     }
 }

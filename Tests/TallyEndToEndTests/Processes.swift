@@ -79,3 +79,26 @@ func waitForPort(_ port: Int, timeout: TimeInterval = 15) throws {
     }
     throw ClientError("nothing listens on 127.0.0.1:\(port)")
 }
+
+/// A test server run by `/usr/bin/python3` with `arguments(port)` on a free loopback port, owning `directory`
+/// (created first); started and waited for when built, killed when released. The servers of the tests (webhook
+/// receivers, SMTP servers) are its subclasses.
+class PythonServer {
+    let directory: String
+    let port: Int
+    private let process = Process()
+
+    init(directory: String, arguments: (_ port: Int) -> [String]) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        port = freeLoopbackPort()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = arguments(port)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try waitForPort(port)
+    }
+
+    deinit { killAndReap(process) }
+}

@@ -5,10 +5,7 @@ import Testing
 
 /// A real HTTP server for webhooks (Python's http.server): records every request as a JSON line, and answers
 /// 500 while the file `fail` in its directory holds a positive count (decremented per request) or `always`.
-final class WebhookServer {
-    let directory: String
-    let port: Int
-    let process = Process()
+final class WebhookServer: PythonServer {
 
     static let script = #"""
         import json, os, sys, time
@@ -38,18 +35,8 @@ final class WebhookServer {
         """#
 
     init(directory: String) throws {
-        self.directory = directory
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        port = freeLoopbackPort()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", Self.script, directory, String(port)]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        try waitForPort(port)
+        try super.init(directory: directory) { port in ["-c", WebhookServer.script, directory, String(port)] }
     }
-
-    deinit { killAndReap(process) }
 
     func failNext(_ count: Int) throws {
         try String(count).write(toFile: directory + "/fail", atomically: true, encoding: .utf8)
@@ -81,27 +68,16 @@ final class WebhookServer {
 }
 
 /// A real SMTP server: Debian's aiosmtpd, storing each message as a file in a Maildir.
-final class MailServer {
-    let directory: String
-    let port: Int
-    let process = Process()
+final class MailServer: PythonServer {
 
     init(directory: String) throws {
-        self.directory = directory
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        port = freeLoopbackPort()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [
-            "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:\(port)", "-c", "aiosmtpd.handlers.Mailbox",
-            directory + "/maildir",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        try waitForPort(port)
+        try super.init(directory: directory) { port in
+            [
+                "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:\(port)", "-c", "aiosmtpd.handlers.Mailbox",
+                directory + "/maildir",
+            ]
+        }
     }
-
-    deinit { killAndReap(process) }
 
     /// The raw messages received so far.
     var messages: [String] {
