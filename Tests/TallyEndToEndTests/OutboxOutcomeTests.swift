@@ -134,6 +134,28 @@ struct OutboxOutcomeTests {
                 """)
     }
 
+    /// One trigger at 20 points (two opens) pushing to the CRM.
+    static let pushRules = """
+        actions:
+          - { id: open, type: email.open, delta: 10, repeatable: true }
+        triggers:
+          - id: mql
+            min_points: 20
+            events:
+              - { id: crm, type: integration.push, integration: crm }
+        """
+
+    /// A daemon with ``pushRules`` pushing to `webhook`, with quick retries.
+    static func pushingDaemon(_ webhook: ScriptedWebhookServer) throws -> Daemon {
+        try Daemon(
+            rules: pushRules,
+            extraConfig: """
+                integrations:
+                  crm: { url: "http://127.0.0.1:\(webhook.port)/hook" }
+                outbox: { attempts: 3, backoff: 100ms }
+                """)
+    }
+
     static func outbox(_ daemon: Daemon) throws -> [String: OutboxItem] {
         let entries = try daemon.admin().request("GET", "/v1/outbox?limit=100000").decode(OutboxList.self).entries
         return Dictionary(entries.map { ($0.key, $0) }) { a, _ in a }
@@ -283,22 +305,7 @@ struct OutboxOutcomeTests {
         let scratch = "/tmp/tally-outcomes-" + UUID().uuidString.prefix(8).lowercased()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let webhook = try ScriptedWebhookServer(directory: scratch + "/webhook")
-        let rules = """
-            actions:
-              - { id: open, type: email.open, delta: 10, repeatable: true }
-            triggers:
-              - id: mql
-                min_points: 20
-                events:
-                  - { id: crm, type: integration.push, integration: crm }
-            """
-        let daemon = try Daemon(
-            rules: rules,
-            extraConfig: """
-                integrations:
-                  crm: { url: "http://127.0.0.1:\(webhook.port)/hook" }
-                outbox: { attempts: 3, backoff: 100ms }
-                """)
+        let daemon = try Self.pushingDaemon(webhook)
         try daemon.start()
         defer { daemon.stop() }
         try TriggerDeliveryTests.qualify(daemon, "r-1")
@@ -306,7 +313,7 @@ struct OutboxOutcomeTests {
 
         // Version 2 fires at 30 points: rebuilt under it, r-1 (20 points) has not fired.
         let file = daemon.directory + "/rules-v2.yaml"
-        try rules.replacingOccurrences(of: "min_points: 20", with: "min_points: 30").write(
+        try Self.pushRules.replacingOccurrences(of: "min_points: 20", with: "min_points: 30").write(
             toFile: file, atomically: true, encoding: .utf8)
         #expect(try daemon.run(["rules", "publish", file]).status == 0)
         let rebuilt = try daemon.run(["rebuild"])
@@ -361,22 +368,7 @@ struct OutboxOutcomeTests {
         let scratch = "/tmp/tally-outcomes-" + UUID().uuidString.prefix(8).lowercased()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let webhook = try ScriptedWebhookServer(directory: scratch + "/webhook")
-        let rules = """
-            actions:
-              - { id: open, type: email.open, delta: 10, repeatable: true }
-            triggers:
-              - id: mql
-                min_points: 20
-                events:
-                  - { id: crm, type: integration.push, integration: crm }
-            """
-        let daemon = try Daemon(
-            rules: rules,
-            extraConfig: """
-                integrations:
-                  crm: { url: "http://127.0.0.1:\(webhook.port)/hook" }
-                outbox: { attempts: 3, backoff: 100ms }
-                """)
+        let daemon = try Self.pushingDaemon(webhook)
         try daemon.start()
         try TriggerDeliveryTests.qualify(daemon, "b-1")
         try Self.waitForState(daemon, ["b-1/mql/crm"], "delivered")
