@@ -1,7 +1,7 @@
 import Foundation
 public import TallyAPI
 import TallyCore
-public import TallyDelivery
+import TallyDelivery
 import TallyStore
 
 /// Builds the email a trigger sends (E1, E3) from its template and the contact: the delivery sends it, and

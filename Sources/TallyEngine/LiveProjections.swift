@@ -1,5 +1,5 @@
 import Synchronization
-public import TallyAPI
+import TallyAPI
 import TallyCore
 public import TallyStore
 
