@@ -12,13 +12,15 @@ public struct ContactDocument: Codable, Sendable, Equatable {
     public var triggers: [String]
     public var email: String?
     public var ownerEmail: String?
+    /// The contact's fields (F1), by name: strings and numbers.
+    public var fields: [String: ContactFieldValue]
     /// For a score as of a time (A6, `?at=`): that time; the scores are then those of the audit trail up to it.
     public var at: String?
 
     public init(
         contact: String, points: Int64, groups: [String: Int64] = [:], tags: [String] = [], segments: [String] = [],
         campaigns: [String] = [], triggers: [String] = [], email: String? = nil, ownerEmail: String? = nil,
-        at: String? = nil
+        fields: [String: ContactFieldValue] = [:], at: String? = nil
     ) {
         self.contact = contact
         self.points = points
@@ -29,28 +31,111 @@ public struct ContactDocument: Codable, Sendable, Equatable {
         self.triggers = triggers
         self.email = email
         self.ownerEmail = ownerEmail
+        self.fields = fields
         self.at = at
     }
 
     enum CodingKeys: String, CodingKey {
-        case contact, points, groups, tags, segments, campaigns, triggers, email, at
+        case contact, points, groups, tags, segments, campaigns, triggers, email, fields, at
         case ownerEmail = "owner_email"
+    }
+
+    /// Decodes like the synthesized initialiser; a document without `fields` (from a release before F1) has none.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        contact = try container.decode(String.self, forKey: .contact)
+        points = try container.decode(Int64.self, forKey: .points)
+        groups = try container.decode([String: Int64].self, forKey: .groups)
+        tags = try container.decode([String].self, forKey: .tags)
+        segments = try container.decode([String].self, forKey: .segments)
+        campaigns = try container.decode([String].self, forKey: .campaigns)
+        triggers = try container.decode([String].self, forKey: .triggers)
+        email = try container.decodeIfPresent(String.self, forKey: .email)
+        ownerEmail = try container.decodeIfPresent(String.self, forKey: .ownerEmail)
+        fields = try container.decodeIfPresent([String: ContactFieldValue].self, forKey: .fields) ?? [:]
+        at = try container.decodeIfPresent(String.self, forKey: .at)
     }
 }
 
-/// `POST /v1/contacts/{id}`: the addresses email side effects go to (`contact.update`).
+/// A contact field's value on the wire (F1): a JSON string or a JSON number (read as a double).
+public enum ContactFieldValue: Codable, Sendable, Equatable, CustomStringConvertible {
+    case string(String)
+    case number(Double)
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let text = try? container.decode(String.self) {
+            self = .string(text)
+        } else if let number = try? container.decode(Double.self) {
+            self = .number(number)
+        } else {
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "a field's value must be a string, a number or null")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let text): try container.encode(text)
+        case .number(let number):
+            // Integral values within ±2^53 as integers, so that 500 stays 500 whatever the encoder does.
+            if number == number.rounded(), abs(number) <= 9_007_199_254_740_992 {
+                try container.encode(Int64(number))
+            } else {
+                try container.encode(number)
+            }
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .string(let text): text
+        case .number(let number):
+            number == number.rounded() && abs(number) <= 9_007_199_254_740_992 ? String(Int64(number)) : String(number)
+        }
+    }
+}
+
+/// `POST /v1/contacts/{id}`: the addresses email side effects go to and the contact's fields (`contact.update`,
+/// F1). A field whose value is `null` is removed; fields not named keep their values.
 public struct ContactUpdateRequest: Codable, Sendable, Equatable {
     public var email: String?
     public var ownerEmail: String?
+    /// Fields to set (a string or a number) or remove (nil, JSON `null`).
+    public var fields: [String: ContactFieldValue?]?
 
-    public init(email: String? = nil, ownerEmail: String? = nil) {
+    public init(email: String? = nil, ownerEmail: String? = nil, fields: [String: ContactFieldValue?]? = nil) {
         self.email = email
         self.ownerEmail = ownerEmail
+        self.fields = fields
     }
 
     enum CodingKeys: String, CodingKey {
-        case email
+        case email, fields
         case ownerEmail = "owner_email"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(email, forKey: .email)
+        try container.encodeIfPresent(ownerEmail, forKey: .ownerEmail)
+        if let fields {
+            // `null` for a removal: the synthesized encoding would drop nil values.
+            var nested = container.nestedContainer(keyedBy: FieldName.self, forKey: .fields)
+            for (name, value) in fields {
+                let key = FieldName(stringValue: name)
+                if let value { try nested.encode(value, forKey: key) } else { try nested.encodeNil(forKey: key) }
+            }
+        }
+    }
+
+    /// A field name as a coding key.
+    struct FieldName: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 }
 

@@ -21,7 +21,7 @@ public struct ExplainDocument: Codable, Sendable, Equatable {
         public var at: String
         /// The action or trigger id; `(manual)` or `(import)` for M1 and M2.
         public var action: String
-        /// `action`, `manual` or `import`.
+        /// `action`, `manual`, `import` or `field` (a `contact.field` fit score awarded or reversed, F2).
         public var kind: String
         public var rulesVersion: Int64
         /// The group whose score changed; nil for the main score.

@@ -22,13 +22,18 @@ public struct ContactState: Sendable, Equatable {
     public var caps: [String: CapState]
     /// T9: per `rearm` trigger id that has fired for this contact, how often and whether it may fire again.
     public var rearms: [String: RearmState]
+    /// F1: the contact's fields, from `contact.update`.
+    public var fields: [String: FieldValue]
+    /// F2: the `contact.field` actions whose condition held at the contact's last update and that were awarded,
+    /// by action id, with what a reversal takes back.
+    public var fieldAwards: [String: FieldAward]
 
     public init(
         points: Int64 = 0, groups: [String: Int64] = [:], awarded: Set<String> = [],
         visits: [ByteString: VisitStats] = [:],
         fired: Set<String> = [], tags: Set<String> = [], segments: Set<String> = [], campaigns: Set<String> = [],
         email: String? = nil, ownerEmail: String? = nil, caps: [String: CapState] = [:],
-        rearms: [String: RearmState] = [:]
+        rearms: [String: RearmState] = [:], fields: [String: FieldValue] = [:], fieldAwards: [String: FieldAward] = [:]
     ) {
         self.points = points
         self.groups = groups
@@ -42,6 +47,8 @@ public struct ContactState: Sendable, Equatable {
         self.ownerEmail = ownerEmail
         self.caps = caps
         self.rearms = rearms
+        self.fields = fields
+        self.fieldAwards = fieldAwards
     }
 
     /// The main score, or a group's score when `group` is set.
@@ -130,6 +137,9 @@ public struct Award: Sendable, Equatable {
         case manual = 2
         /// A `points.set` from a CSV import (M2).
         case imported = 3
+        /// A `contact.field` action (F2) awarded or reversed by a `contact.update`. (4 and 5 are left for the
+        /// time-based kinds of D2 and D3.)
+        case field = 6
     }
 
     public var kind: Kind

@@ -9,7 +9,7 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case formSubmit = 4
     case pageHit = 5
     case urlHit = 6
-    /// Administrative: sets a contact's email and owner email (admin socket only).
+    /// Administrative: sets a contact's email, owner email and fields (admin socket only, F1).
     case contactUpdate = 32
     /// Administrative: an operator's change of a score (M1): ``Event/operation``, ``Event/value``,
     /// ``Event/group``, ``Event/reason``.
@@ -136,11 +136,14 @@ public struct Event: Sendable, Hashable {
     public var value: Int64?
     /// For `points.change`: how ``value`` changes the score.
     public var operation: PointsOperation?
+    /// For `contact.update` (F1): the fields set (or removed, value nil), sorted by name, each name once.
+    public var fields: [FieldUpdate]
 
     public init(
         type: EventType, contact: String, at: Int64, id: String? = nil, item: String? = nil, url: String? = nil,
         session: String? = nil, email: String? = nil, ownerEmail: String? = nil, group: String? = nil,
-        reason: String? = nil, text: String? = nil, value: Int64? = nil, operation: PointsOperation? = nil
+        reason: String? = nil, text: String? = nil, value: Int64? = nil, operation: PointsOperation? = nil,
+        fields: [FieldUpdate] = []
     ) {
         self.type = type
         self.contact = contact
@@ -156,6 +159,7 @@ public struct Event: Sendable, Hashable {
         self.text = text
         self.value = value
         self.operation = operation
+        self.fields = fields
     }
 }
 

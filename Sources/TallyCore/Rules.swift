@@ -83,6 +83,11 @@ public struct PointAction: Sendable, Equatable {
     /// C2 `max_per`: at most `count` awards per contact whose `at` lies in any window of `within` ending at an
     /// event's time (repeatable actions only).
     public var maxPer: RateCap?
+    /// F2: for a `contact.field` action (``type`` is `contact.update`), the condition on the contact's fields.
+    public var field: FieldCondition?
+
+    /// The type as the rules file names it: `contact.field` for a fit score, the event type otherwise.
+    public var typeName: String { field == nil ? type.name : "contact.field" }
 
     /// Whether the contact state keeps a ``CapState`` for this action (C1, C2).
     public var isCapped: Bool { maxAwards != nil || maxPer != nil }
@@ -91,7 +96,7 @@ public struct PointAction: Sendable, Equatable {
         id: String, name: String = "", description: String = "", category: String = "", type: EventType,
         delta: Int64, repeatable: Bool = false, url: URLPattern? = nil, conditions: URLConditions = URLConditions(),
         items: Set<ByteString> = [], group: String? = nil, window: PublishWindow = PublishWindow(),
-        maxAwards: Int64? = nil, maxPer: RateCap? = nil
+        maxAwards: Int64? = nil, maxPer: RateCap? = nil, field: FieldCondition? = nil
     ) {
         self.id = id
         self.name = name
@@ -107,6 +112,7 @@ public struct PointAction: Sendable, Equatable {
         self.window = window
         self.maxAwards = maxAwards
         self.maxPer = maxPer
+        self.field = field
     }
 }
 

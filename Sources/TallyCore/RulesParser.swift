@@ -1,3 +1,5 @@
+internal import Yams
+
 /// Reads and validates a rules file (SPEC §2), reporting every problem with its line.
 public enum RulesParser {
     /// Valid action, trigger, group and trigger-event ids: `[a-z0-9-_.]{1,64}`.
@@ -89,9 +91,11 @@ public enum RulesParser {
     private static func action(_ map: YAMLMapReader, groups: Set<String>, sink: YAMLIssueSink) -> PointAction? {
         let id = id(map)
         let typeName = map.string("type", required: true)
-        let type = typeName.flatMap { EventType(name: $0) }.flatMap { $0.isBehaviour ? $0 : nil }
+        let isField = typeName == "contact.field"
+        let type =
+            isField ? .contactUpdate : typeName.flatMap { EventType(name: $0) }.flatMap { $0.isBehaviour ? $0 : nil }
         if let typeName, type == nil {
-            let names = EventType.behaviours.map(\.name).joined(separator: ", ")
+            let names = (EventType.behaviours.map(\.name) + ["contact.field"]).joined(separator: ", ")
             map.report(map.value("type"), "unknown type \"\(typeName)\" (one of \(names))")
         }
         let delta = map.integer("delta", in: Int64(Int32.min)...Int64(Int32.max), required: true)
@@ -106,7 +110,21 @@ public enum RulesParser {
         var url: URLPattern?
         var conditions = URLConditions()
         var items: Set<ByteString> = []
-        if type == .urlHit {
+        var field: FieldCondition?
+        if isField {
+            field = fieldCondition(map, repeatable: repeatable)
+            for key in ["url", "page_hits", "returns_within", "returns_after", "time_spent", "items"]
+            where map.value(key) != nil {
+                map.report(map.value(key), "\"\(key)\" does not apply to contact.field actions")
+            }
+        } else {
+            for key in FieldKeys.all where map.value(key) != nil {
+                map.report(map.value(key), "\"\(key)\" applies to contact.field actions only")
+            }
+        }
+        if isField {
+            // Judged above.
+        } else if type == .urlHit {
             if let text = map.string("url", required: true) {
                 if text.isEmpty { map.report(map.value("url"), "\"url\" must not be empty") }
                 if text.contains("#"), !text.contains("?") {
@@ -137,10 +155,100 @@ public enum RulesParser {
             }
         }
         guard let id, let type, let delta, let group else { return nil }
+        if isField, field == nil { return nil }
         return PointAction(
             id: id, name: name, description: description, category: category, type: type, delta: delta,
             repeatable: repeatable, url: url, conditions: conditions, items: items, group: group, window: window,
-            maxAwards: maxAwards, maxPer: maxPer)
+            maxAwards: maxAwards, maxPer: maxPer, field: field)
+    }
+
+    /// The keys of a `contact.field` action's condition.
+    private enum FieldKeys {
+        static let operators = ["equals", "in", "gte", "lte", "contains", "exists"]
+        static let all = ["field"] + operators
+    }
+
+    /// F2: `field` and exactly one operator. A plain YAML scalar that reads as a number is a number; a quoted one
+    /// is a string (`equals: 500` matches the number 500, `equals: "500"` the string).
+    private static func fieldCondition(_ map: YAMLMapReader, repeatable: Bool) -> FieldCondition? {
+        if repeatable {
+            map.report(
+                map.value("repeatable"),
+                "\"repeatable\" does not apply to contact.field actions: a fit score is awarded while its condition "
+                    + "holds, at most once at a time")
+        }
+        let name = map.string("field", required: true)
+        if let name, !FieldLimits.isValidName(name) {
+            map.report(map.value("field"), "field name \"\(name)\" must match [a-z0-9_.-]{1,64}")
+        }
+        let given = FieldKeys.operators.filter { map.value($0) != nil }
+        guard given.count == 1, let key = given.first, let node = map.value(key) else {
+            let list = FieldKeys.operators.joined(separator: ", ")
+            if given.isEmpty {
+                map.report(nil, "a contact.field action needs one of \(list)")
+            } else {
+                map.report(
+                    map.value(given[1]), "give exactly one of \(list); this action has \(given.joined(separator: ", "))"
+                )
+            }
+            return nil
+        }
+        let test: FieldCondition.Test?
+        switch key {
+        case "equals":
+            test = fieldValue(node, key, map).map { .equals($0) }
+        case "in":
+            if case .sequence(let sequence) = node, !sequence.isEmpty {
+                let values = sequence.compactMap { fieldValue($0, key, map) }
+                test = values.count == sequence.count ? .oneOf(values) : nil
+            } else {
+                map.report(node, "\"in\" must be a non-empty list of strings and numbers")
+                test = nil
+            }
+        case "gte", "lte":
+            if case .number(let bound)? = fieldValue(node, key, map) {
+                test = key == "gte" ? .atLeast(bound) : .atMost(bound)
+            } else {
+                map.report(node, "\"\(key)\" must be a number")
+                test = nil
+            }
+        case "contains":
+            if case .scalar(let scalar) = node, !YAMLMapReader.isNull(node), !scalar.string.isEmpty,
+                scalar.string.utf8.count <= FieldLimits.stringBytes.upperBound
+            {
+                test = .contains(scalar.string)
+            } else {
+                map.report(node, "\"contains\" must be a non-empty string of at most 1024 bytes")
+                test = nil
+            }
+        default:  // exists
+            if map.bool("exists") == true {
+                test = .exists
+            } else {
+                map.report(node, "\"exists\" must be true (a field that is not set matches no condition)")
+                test = nil
+            }
+        }
+        guard let name, FieldLimits.isValidName(name), let test else { return nil }
+        return FieldCondition(field: name, test: test)
+    }
+
+    /// A condition's operand: a plain scalar that reads as a finite number is a number, any other scalar a string.
+    private static func fieldValue(_ node: Node, _ key: String, _ map: YAMLMapReader) -> FieldValue? {
+        guard case .scalar(let scalar) = node, !YAMLMapReader.isNull(node) else {
+            map.report(node, "\"\(key)\" must hold strings and numbers")
+            return nil
+        }
+        if scalar.style == .plain, let number = Double(scalar.string), number.isFinite,
+            scalar.string.first.map({ $0.isNumber || $0 == "-" || $0 == "+" || $0 == "." }) == true
+        {
+            return .number(number)
+        }
+        guard scalar.string.utf8.count <= FieldLimits.stringBytes.upperBound else {
+            map.report(node, "\"\(key)\" holds a string longer than 1024 bytes: no field value can equal it")
+            return nil
+        }
+        return .string(scalar.string)
     }
 
     /// C1 `max_awards` and C2 `max_per`, which only a repeatable action may carry (a once-only one is awarded once

@@ -44,6 +44,8 @@ public struct Scorer: Sendable {
         case .contactUpdate:
             if let email = event.email { state.email = email }
             if let ownerEmail = event.ownerEmail { state.ownerEmail = ownerEmail }
+            Self.applyFields(event.fields, to: &state)
+            outcome.awards = judgeFields(event, &state)
         case .pointsChange, .pointsSet:
             if event.type == .pointsSet, let email = event.email { state.email = email }
             if let award = Self.change(event, &state) { outcome.awards = [award] }
@@ -75,6 +77,50 @@ public struct Scorer: Sendable {
             self.triggers.reach(trigger, contact: contact, state: &state, outcome: &outcome)
         }
         return outcome
+    }
+
+    /// F1: sets and removes fields in the update's order. A field that would take the contact past
+    /// ``FieldLimits/perContact`` is not set (the API refuses such an update; this keeps the bound on any log).
+    static func applyFields(_ updates: [FieldUpdate], to state: inout ContactState) {
+        for update in updates {
+            if let value = update.value {
+                guard state.fields[update.name] != nil || state.fields.count < FieldLimits.perContact else { continue }
+                state.fields[update.name] = value
+            } else {
+                state.fields[update.name] = nil
+            }
+        }
+    }
+
+    /// F2: after an update, awards each `contact.field` action whose condition has become true (in force at the
+    /// update's time, S2) and reverses each award whose condition has become false, in file order. An action
+    /// still true keeps its award; one not in the rules any more keeps it too (nothing judges it).
+    private func judgeFields(_ event: Event, _ state: inout ContactState) -> [Award] {
+        var awards: [Award] = []
+        for action in actionsByType[.contactUpdate] ?? [] {
+            guard let condition = action.field else { continue }
+            let holds = condition.holds(in: state.fields)
+            if let award = state.fieldAwards[action.id] {
+                guard !holds else { continue }
+                state.fieldAwards[action.id] = nil
+                let applied = state.add(0 &- award.delta, group: award.group)
+                awards.append(
+                    Award(
+                        kind: .field, action: action.id, group: award.group, delta: applied,
+                        scoreAfter: state.score(group: award.group),
+                        reason: "no longer \(condition.text): \(condition.current(in: state.fields)); award of "
+                            + "\(award.delta) reversed"))
+            } else if holds, action.delta != 0, action.window.contains(event.at) {
+                let applied = state.add(action.delta, group: action.group)
+                state.fieldAwards[action.id] = FieldAward(group: action.group, delta: applied)
+                awards.append(
+                    Award(
+                        kind: .field, action: action.id, group: action.group, delta: applied,
+                        scoreAfter: state.score(group: action.group),
+                        reason: "\(condition.text): \(condition.current(in: state.fields))"))
+            }
+        }
+        return awards
     }
 
     /// A manual change (M1) or an imported score (M2): the real delta, and the reason in words.

@@ -8,6 +8,26 @@ extension ContactDocument {
         self.init(
             contact: id, points: state.points, groups: state.groups, tags: state.tags.sorted(),
             segments: state.segments.sorted(), campaigns: state.campaigns.sorted(), triggers: state.fired.sorted(),
-            email: state.email, ownerEmail: state.ownerEmail)
+            email: state.email, ownerEmail: state.ownerEmail, fields: state.fields.mapValues(ContactFieldValue.init))
+    }
+}
+
+extension ContactFieldValue {
+    /// A folded field's value on the wire.
+    public init(_ value: FieldValue) {
+        switch value {
+        case .string(let text): self = .string(text)
+        case .number(let number): self = .number(number)
+        }
+    }
+}
+
+extension FieldValue {
+    /// A field's value from the wire.
+    public init(_ value: ContactFieldValue) {
+        switch value {
+        case .string(let text): self = .string(text)
+        case .number(let number): self = .number(number)
+        }
     }
 }

@@ -31,16 +31,17 @@ public struct EmailTemplateError: Error, Sendable, Equatable, CustomStringConver
 public struct EmailTemplateContext: Sendable, Equatable {
     /// The contact as `GET /v1/contacts/{id}` shows it.
     public var contact: ContactDocument
-    /// The contact's fields (`{{fields.NAME}}`). Contacts have no fields yet: this stays empty, so every
-    /// `{{fields.NAME}}` renders empty, until `contact.update` carries fields (SPEC F1) and the delivery fills it.
+    /// The contact's fields (`{{fields.NAME}}`, F1), as text: numbers without a fraction print as integers. A
+    /// field the contact lacks renders empty.
     public var fields: [String: String]
     /// The trigger's id and name (`{{trigger.id}}`, `{{trigger.name}}`).
     public var triggerID: String
     public var triggerName: String
 
-    public init(contact: ContactDocument, fields: [String: String] = [:], triggerID: String, triggerName: String) {
+    /// `fields` defaults to the contact document's fields.
+    public init(contact: ContactDocument, fields: [String: String]? = nil, triggerID: String, triggerName: String) {
         self.contact = contact
-        self.fields = fields
+        self.fields = fields ?? contact.fields.mapValues(\.description)
         self.triggerID = triggerID
         self.triggerName = triggerName
     }

@@ -26,22 +26,49 @@ extension TallyEngine {
         }
     }
 
-    /// `contact.update`: the addresses email side effects go to.
+    /// `contact.update`: the addresses email side effects go to, and fields to set or remove (F1, value nil).
+    /// Checks the limits a single update can break (names, sizes, at most ``FieldLimits/perContact`` fields
+    /// named); the limit on the contact's total is checked against its projected state and applied again by the
+    /// fold, which ignores the fields that would take a contact past it.
     public func updateContact(
-        _ id: String, email: String?, ownerEmail: String?
+        _ id: String, email: String?, ownerEmail: String?, fields: [String: FieldValue?] = [:]
     ) async throws(EngineError)
         -> AppendReceipt
     {
-        guard email != nil || ownerEmail != nil else {
-            throw EngineError(.invalid, "give \"email\" or \"owner_email\"", field: "email")
+        guard email != nil || ownerEmail != nil || !fields.isEmpty else {
+            throw EngineError(.invalid, "give \"email\", \"owner_email\" or \"fields\"", field: "email")
         }
         for (field, value) in [("email", email), ("owner_email", ownerEmail)] {
             if let value, !EmailAddress.isValid(value) {
                 throw EngineError(.invalid, "\"\(value)\" is not an email address", field: field)
             }
         }
+        let updates = fields.keys.sorted(by: { ByteString($0) < ByteString($1) }).map {
+            FieldUpdate(name: $0, value: fields[$0] ?? nil)
+        }
+        for update in updates {
+            if let problem = FieldLimits.problem(with: update) {
+                throw EngineError(.invalid, problem, field: "fields")
+            }
+        }
+        if !updates.isEmpty {
+            let existing: ContactState?
+            do { existing = try contact(id) } catch { throw EngineError(.unavailable, "\(error)") }
+            var names = Set(existing?.fields.keys ?? [:].keys)
+            for update in updates {
+                if update.value == nil { names.remove(update.name) } else { names.insert(update.name) }
+            }
+            guard names.count <= FieldLimits.perContact else {
+                throw EngineError(
+                    .invalid,
+                    "a contact has at most \(FieldLimits.perContact) fields; this update would give it "
+                        + "\(names.count)", field: "fields")
+            }
+        }
         return try await append([
-            Event(type: .contactUpdate, contact: id, at: wallClockMillis(), email: email, ownerEmail: ownerEmail)
+            Event(
+                type: .contactUpdate, contact: id, at: wallClockMillis(), email: email, ownerEmail: ownerEmail,
+                fields: updates)
         ])
     }
 

@@ -171,6 +171,7 @@ extension ExplainDocument.Entry {
             case .action: "action"
             case .manual: "manual"
             case .imported: "import"
+            case .field: "field"
             }
         self.init(
             seq: entry.seq, id: entry.eventID, at: Timestamp.format(entry.at), action: entry.action, kind: kind,

@@ -89,6 +89,14 @@ enum ContactPage {
         let groups = state.groups.sorted { $0.key < $1.key }.map {
             "<div><span class=\"muted\">\(escape($0.key))</span> <strong>\($0.value)</strong></div>"
         }.joined()
+        // F1: the fields as a two-column table, by name (bytes); values escaped, numbers as integers when whole.
+        let fieldRows = state.fields.keys.sorted { ByteString($0) < ByteString($1) }.map { name in
+            "<tr><td>\(escape(name))</td><td>\(escape(state.fields[name]?.description ?? ""))</td></tr>"
+        }.joined()
+        let fields =
+            fieldRows.isEmpty
+            ? "<span class=\"muted\">none</span>"
+            : "<table class=\"fields\"><tr><th>Field</th><th>Value</th></tr>\(fieldRows)</table>"
         let rows = entries.reversed().map { entry in
             let sign = entry.delta >= 0 ? "pos" : "neg"
             return "<tr><td>\(Timestamp.format(entry.at))</td><td>\(escape(entry.group ?? "main"))</td>"
@@ -106,6 +114,7 @@ enum ContactPage {
             <div><strong>Segments</strong> \(chips(state.segments, "seg"))</div>
             <div><strong>Campaigns</strong> \(chips(state.campaigns, "camp"))</div>
             <div><strong>Triggers fired</strong> \(chips(state.fired, "trig"))</div></div>
+            <div class="card"><h2>Fields</h2>\(fields)</div>
             <div class="card"><h2>Why: \(total > entries.count ? "the newest \(entries.count) of \(total) changes" : "every change")</h2><table><tr><th>When</th><th>Score</th><th>Change</th><th>After</th>
             <th>By</th><th>Reason</th></tr>\(rows.isEmpty ? "<tr><td colspan=6 class=muted>No score changes.</td></tr>" : rows)
             </table></div>

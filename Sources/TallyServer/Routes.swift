@@ -151,18 +151,24 @@ public struct Routes: Sendable {
                 lastSeq: receipt.lastSeq), status: .accepted)
     }
 
-    /// `POST /v1/contacts/{id}`: a `contact.update` event setting the contact's email and owner email.
+    /// `POST /v1/contacts/{id}`: a `contact.update` event setting the contact's email, owner email and fields
+    /// (F1; a field given as `null` is removed). The body may hold 100 fields of 1 KiB: 256 KiB at most.
     func updateContact(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try Self.contactID(context)
         var request = request
-        let body = try await request.collectBody(upTo: 64 << 10)
+        let body = try await request.collectBody(upTo: 256 << 10)
         let update: ContactUpdateRequest
         do {
             update = try JSONDecoder().decode(ContactUpdateRequest.self, from: Data(buffer: body))
         } catch {
-            throw APIError(.badRequest, "expected a JSON object with \"email\" and/or \"owner_email\" strings")
+            throw APIError(
+                .badRequest,
+                "expected a JSON object with \"email\" and/or \"owner_email\" strings and/or \"fields\", an object "
+                    + "of strings, numbers and nulls")
         }
-        return Self.accepted(try await engine.updateContact(id, email: update.email, ownerEmail: update.ownerEmail))
+        let fields = (update.fields ?? [:]).mapValues { $0.map(FieldValue.init) }
+        return Self.accepted(
+            try await engine.updateContact(id, email: update.email, ownerEmail: update.ownerEmail, fields: fields))
     }
 
     /// `GET /v1/outbox[?state=pending|delivered|failed][&limit=N]`.

@@ -27,6 +27,18 @@ struct ByteWriter {
         bytes.append(contentsOf: value.utf8)
     }
 
+    /// A field's value (F1): `u8 1` + string, or `u8 2` + the double's IEEE 754 bits as i64 LE.
+    mutating func fieldValue(_ value: FieldValue) {
+        switch value {
+        case .string(let text):
+            u8(1)
+            string(text)
+        case .number(let number):
+            u8(2)
+            int64(Int64(bitPattern: number.bitPattern))
+        }
+    }
+
     /// A presence byte, then the string when there is one.
     mutating func optionalString(_ value: String?) {
         u8(value == nil ? 0 : 1)
@@ -72,6 +84,20 @@ struct ByteReader {
     var isAtEnd: Bool { index == bytes.count }
 
     func corrupt(_ message: String) -> CorruptRecordError { CorruptRecordError(table: table, message: message) }
+
+    /// A field's value (see ``ByteWriter/fieldValue(_:)``); `tag` is its type byte, already read.
+    mutating func fieldValue(tag: UInt8) throws(CorruptRecordError) -> FieldValue {
+        switch tag {
+        case 1:
+            return .string(try string(limit: FieldLimits.stringBytes.upperBound))
+        case 2:
+            let number = Double(bitPattern: UInt64(bitPattern: try int64()))
+            guard number.isFinite else { throw corrupt("a field's number is not finite") }
+            return .number(number)
+        default:
+            throw corrupt("unknown field value type \(tag)")
+        }
+    }
 
     mutating func u8() throws(CorruptRecordError) -> UInt8 {
         guard index < bytes.count else { throw corrupt("truncated") }

@@ -4,9 +4,10 @@ public import TallyCore
 ///
 /// ```
 /// u8 format (1) · u8 type code · i64 LE at · u8 presence bits (id, item, url, session, email, owner email,
-/// unused, extended) · [u8 extended presence bits (group, reason, text, value, operation) when bit 7 is set]
-/// varint length + UTF-8 contact · each present string field as varint length + UTF-8, in bit order
-/// · [i64 LE value] · [u8 operation code]
+/// unused, extended) · [u8 extended presence bits (group, reason, text, value, operation, fields) when bit 7 is
+/// set] · varint length + UTF-8 contact · each present string field as varint length + UTF-8, in bit order
+/// · [i64 LE value] · [u8 operation code] · [fields: varint count ≥ 1, then per field in name order: varint length
+/// + UTF-8 name · u8 value type (0 removed, 1 string, 2 number) · varint length + UTF-8 string | i64 LE double bits]
 /// ```
 ///
 /// Behaviour events never set the extended bits, so their records are the same as before administrative events
@@ -47,6 +48,7 @@ public enum EventCodec {
         if event.text != nil { extendedBits |= 1 << 2 }
         if event.value != nil { extendedBits |= 1 << 3 }
         if event.operation != nil { extendedBits |= 1 << 4 }
+        if !event.fields.isEmpty { extendedBits |= 1 << 5 }
         if extendedBits != 0 { bits |= extended }
         writer.u8(bits)
         if extendedBits != 0 { writer.u8(extendedBits) }
@@ -62,6 +64,13 @@ public enum EventCodec {
         if let text = event.text { writer.string(text) }
         if let value = event.value { writer.int64(value) }
         if let operation = event.operation { writer.u8(operation.rawValue) }
+        if !event.fields.isEmpty {
+            writer.varint(UInt64(event.fields.count))
+            for update in event.fields {
+                writer.string(update.name)
+                if let value = update.value { writer.fieldValue(value) } else { writer.u8(0) }
+            }
+        }
     }
 
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws(CorruptRecordError) -> Event {
@@ -73,7 +82,7 @@ public enum EventCodec {
         let bits = try reader.u8()
         guard bits & 0x40 == 0 else { throw reader.corrupt("unknown presence bits") }
         let extendedBits = bits & extended != 0 ? try reader.u8() : 0
-        guard bits & extended == 0 || (extendedBits != 0 && extendedBits & 0xE0 == 0) else {
+        guard bits & extended == 0 || (extendedBits != 0 && extendedBits & 0xC0 == 0) else {
             throw reader.corrupt("unknown extended presence bits")
         }
         let contact = try reader.string()
@@ -95,10 +104,24 @@ public enum EventCodec {
             guard let known = PointsOperation(rawValue: code) else { throw reader.corrupt("unknown operation \(code)") }
             operation = known
         }
+        var fields: [FieldUpdate] = []
+        if extendedBits & (1 << 5) != 0 {
+            let count = try reader.varint()
+            guard (1...UInt64(FieldLimits.perContact)).contains(count) else {
+                throw reader.corrupt("\(count) fields in one update")
+            }
+            fields.reserveCapacity(Int(count))
+            for _ in 0..<count {
+                let name = try reader.string(limit: 64)
+                let tag = try reader.u8()
+                fields.append(FieldUpdate(name: name, value: tag == 0 ? nil : try reader.fieldValue(tag: tag)))
+            }
+        }
         guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
         return Event(
             type: type, contact: contact, at: at, id: id, item: item, url: url, session: session, email: email,
-            ownerEmail: ownerEmail, group: group, reason: reason, text: text, value: value, operation: operation)
+            ownerEmail: ownerEmail, group: group, reason: reason, text: text, value: value, operation: operation,
+            fields: fields)
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> Event {
@@ -107,9 +130,9 @@ public enum EventCodec {
 }
 
 /// The binary encoding of a contact's projected state (see Docs/format.md); format 2 added the caps (C1, C2) and
-/// the `rearm` triggers' records (T9) at the end.
+/// the `rearm` triggers' records (T9) at the end, format 3 the fields (F1) and the fit scores' awards (F2).
 public enum ContactCodec {
-    static let format: UInt8 = 2
+    static let format: UInt8 = 3
 
     public static func encode(_ state: ContactState) -> [UInt8] {
         var writer = ByteWriter(capacity: 256)
@@ -152,6 +175,18 @@ public enum ContactCodec {
             writer.string(trigger)
             writer.int64(record.firings)
             writer.u8(record.armed ? 1 : 0)
+        }
+        writer.varint(UInt64(state.fields.count))
+        for name in sortedKeys(state.fields) {
+            writer.string(name)
+            writer.fieldValue(state.fields[name] ?? .string(""))
+        }
+        writer.varint(UInt64(state.fieldAwards.count))
+        for action in sortedKeys(state.fieldAwards) {
+            let award = state.fieldAwards[action] ?? FieldAward(group: nil, delta: 0)
+            writer.string(action)
+            writer.optionalString(award.group)
+            writer.int64(award.delta)
         }
         return writer.bytes
     }
@@ -203,6 +238,17 @@ public enum ContactCodec {
             let armed = try reader.u8()
             guard armed <= 1 else { throw reader.corrupt("unknown armed flag \(armed)") }
             state.rearms[trigger] = RearmState(firings: firings, armed: armed == 1)
+        }
+        let fieldCount = try reader.varint()
+        guard fieldCount <= UInt64(FieldLimits.perContact) else { throw reader.corrupt("\(fieldCount) fields") }
+        for _ in 0..<fieldCount {
+            let name = try reader.string(limit: 64)
+            state.fields[name] = try reader.fieldValue(tag: try reader.u8())
+        }
+        for _ in 0..<(try reader.varint()) {
+            let action = try reader.string()
+            let group = try reader.u8() == 1 ? try reader.string() : nil
+            state.fieldAwards[action] = FieldAward(group: group, delta: try reader.int64())
         }
         guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
         return state

@@ -39,11 +39,12 @@ public final class ProjectionStore: Sendable {
         }
     }
 
-    /// The projections' on-disk format (see Docs/format.md): 3 since a contact's record keeps its capped actions'
+    /// The projections' on-disk format (see Docs/format.md): 4 since a contact's record keeps its fields (F1) and
+    /// its fit scores' awards (F2); 3 since a contact's record keeps its capped actions'
     /// awards (C1, C2) and its `rearm` triggers' firings (T9); 2 since the audit key's index is a u32 (format 1 had
     /// a u8 that wrapped past 255 awards of one event), ids sort as bytes, and the outbox is folded from the log
     /// (T7).
-    public static let format: UInt8 = 3
+    public static let format: UInt8 = 4
 
     /// The sequence number of the last event folded into the projections.
     public func checkpoint() throws -> UInt64 {

@@ -7,7 +7,8 @@ struct Tally: AsyncParsableCommand {
         commandName: "tally",
         abstract: "Event-sourced lead scoring: the daemon and its tools.",
         subcommands: [
-            Serve.self, Send.self, Score.self, Explain.self, Points.self, Import.self, Rules.self, Rebuild.self,
+            Serve.self, Send.self, Score.self, Explain.self, Points.self, Contact.self, Import.self, Rules.self,
+            Rebuild.self,
             Verify.self, Backup.self, Outbox.self, Email.self, Bench.self,
         ]
     )

@@ -49,7 +49,15 @@ private func same(_ a: Event, _ b: Event) -> Bool {
     let fields: [(Event) -> String?] = [
         { $0.contact }, \.id, \.item, \.url, \.session, \.email, \.ownerEmail, \.group, \.reason, \.text,
     ]
+    func bytes(_ update: FieldUpdate) -> [UInt8] {
+        switch update.value {
+        case .string(let text)?: Array(update.name.utf8) + [1] + Array(text.utf8)
+        case .number(let number)?: Array(update.name.utf8) + [2] + withUnsafeBytes(of: number.bitPattern, Array.init)
+        case nil: Array(update.name.utf8) + [0]
+        }
+    }
     return fields.allSatisfy { field in field(a).map { Array($0.utf8) } == field(b).map { Array($0.utf8) } }
+        && a.fields.map(bytes) == b.fields.map(bytes)
 }
 
 private func hex(_ bytes: [UInt8]) -> String {
@@ -104,8 +112,27 @@ private struct ByteSource {
         let text = optional(8)
         let value = has(9) ? int64() : nil
         let operation = has(10) ? PointsOperation.allCases[Int(byte()) % PointsOperation.allCases.count] : nil
+        // F1: 1–4 fields within the limits the decoder enforces (names of 1–64 bytes, strings of at most 1 KiB,
+        // finite numbers), else the record is corrupt by design.
+        var fields: [FieldUpdate] = []
+        if has(11) {
+            for _ in 0...(byte() % 4) {
+                let length = 1 + Int(byte() % 64)
+                let name = String(decoding: (0..<length).map { _ in UInt8(ascii: "a") + byte() % 26 }, as: UTF8.self)
+                let value: FieldValue?
+                switch byte() % 3 {
+                case 0: value = nil
+                case 1: value = .string(string())
+                default:
+                    let number = Double(bitPattern: UInt64(bitPattern: int64()))
+                    value = .number(number.isFinite ? number : 0)
+                }
+                fields.append(FieldUpdate(name: name, value: value))
+            }
+        }
         return Event(
             type: type, contact: contact, at: at, id: id, item: item, url: url, session: session, email: email,
-            ownerEmail: ownerEmail, group: group, reason: reason, text: text, value: value, operation: operation)
+            ownerEmail: ownerEmail, group: group, reason: reason, text: text, value: value, operation: operation,
+            fields: fields)
     }
 }

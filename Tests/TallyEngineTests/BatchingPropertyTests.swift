@@ -91,6 +91,10 @@ struct BatchingPropertyTests {
         // The log must reach what batching could break: every table has records.
         let sizes = try whole.rawTables().map { "\($0.name) \($0.records.count)" }.joined(separator: ", ")
         for table in try whole.rawTables() { #expect(!table.records.isEmpty, "\(table.name) is empty; \(context)") }
+        // F1 F2: the log reaches contacts with fields and with standing fit-score awards.
+        let states = try whole.allContacts().map(\.1)
+        #expect(states.contains { !$0.fields.isEmpty }, "no contact has fields; \(context)")
+        #expect(states.contains { !$0.fieldAwards.isEmpty }, "no contact has a fit-score award; \(context)")
 
         print("batching property: random batches folded at \(Int(Date().timeIntervalSince(started) * 1000)) ms")
         let replay = try LogReplay.replay(try log.read(from: 1, limit: Int(head)), sessionTimeout: Self.sessionTimeout)

@@ -99,7 +99,7 @@ struct RandomLog {
             Event(
                 type: .contactUpdate, contact: log.contact(), at: log.clock,
                 email: log.random.chance(3, in: 4) ? "u\(log.random.int(in: 0...9))@example.com" : nil,
-                ownerEmail: log.random.chance(1, in: 2) ? "owner@example.com" : nil)
+                ownerEmail: log.random.chance(1, in: 2) ? "owner@example.com" : nil, fields: log.fieldUpdates())
         },
         Kind(name: "points.change", weight: 4_000) { log in
             Event(
@@ -130,6 +130,18 @@ struct RandomLog {
                 value: type == .outboxAttemptFailed ? log.clock + log.random.int64(in: 1...60) * 1000 : nil)
         },
     ]
+
+    /// F1: fields set to values on both sides of the random rules' bounds, or removed (nil), two thirds of the time.
+    mutating func fieldUpdates() -> [FieldUpdate] {
+        guard random.chance(2, in: 3) else { return [] }
+        let values: [String: [FieldValue?]] = [
+            "size": [.number(10), .number(499.5), .number(500), .number(501), .string("500"), nil],
+            "title": [.string("CTO"), .string("Chief \(Self.composed)"), .string("Chief \(Self.decomposed)"), nil],
+            "zip": [.string("01234"), .number(1234), nil],
+        ]
+        let names = Set((0..<random.int(in: 1...3)).map { _ in random.pick(["size", "title", "zip"]) }).sorted()
+        return names.map { FieldUpdate(name: $0, value: random.pick(values[$0] ?? [nil])) }
+    }
 
     /// A `rules.published` event with a random, valid rule set.
     static func publication(_ log: inout RandomLog) -> Event {
@@ -174,6 +186,20 @@ struct RandomLog {
                 let chosen = (0..<random.int(in: 1...3)).map { _ in "\"\(random.pick(items))\"" }
                 fields += ", items: [\(Set(chosen).sorted().joined(separator: ", "))]"
             }
+            lines.append("  - { \(fields) }")
+        }
+        // F2: fit scores on the fields above, every operator.
+        let conditions = [
+            "field: size, gte: 500", "field: size, lte: 499.5", "field: size, equals: 500",
+            "field: size, in: [10, \"500\"]",
+            "field: title, contains: Chief", "field: title, equals: \"Chief \(Self.composed)\"",
+            "field: zip, exists: true",
+        ]
+        for index in 0..<random.int(in: 0...3) {
+            var fields =
+                "id: f\(index), type: contact.field, delta: \(random.int(in: -10...50)), \(random.pick(conditions))"
+            if random.chance(1, in: 3) { fields += ", group: \(random.pick(["g1", "g2"]))" }
+            fields += random.chance(1, in: 4) ? random.pick(windows) : ""
             lines.append("  - { \(fields) }")
         }
         lines.append("triggers:")

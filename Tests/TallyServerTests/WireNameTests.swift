@@ -40,7 +40,7 @@ struct WireNameTests {
                     Self.keys(contact)
                         == [
                             "contact", "points", "groups", "tags", "segments", "campaigns", "triggers", "email",
-                            "owner_email",
+                            "owner_email", "fields",
                         ])
                 #expect(Self.keys(try await client.get("/v1/contacts/c-1?at=\(Int64.max)")).contains("at"))
                 let explain = try await client.get("/v1/contacts/c-1/explain")

@@ -50,7 +50,7 @@ struct AuditTableTests {
             _ = try ProjectionStore(directory: directory.path, mapSize: 1 << 20)
         } throws: { error in
             let text = "\(error)"
-            return text.contains("holds on-disk format 1, and this version of Tally reads format 3")
+            return text.contains("holds on-disk format 1, and this version of Tally reads format 4")
                 && text.contains("fold the log afresh")
         }
     }
@@ -67,7 +67,24 @@ struct AuditTableTests {
             _ = try ProjectionStore(directory: directory.path, mapSize: 1 << 20)
         } throws: { error in
             let text = "\(error)"
-            return text.contains("holds on-disk format 2, and this version of Tally reads format 3")
+            return text.contains("holds on-disk format 2, and this version of Tally reads format 4")
+                && text.contains("fold the log afresh")
+        }
+    }
+
+    @Test("F1 F2 projections in format 3 (contact records without fields or fit-score awards) are refused")
+    func formatThreeIsRefused() throws {
+        let directory = try TemporaryDirectory()
+        do {
+            let store = try ProjectionStore(directory: directory.path, mapSize: 1 << 20)
+            let meta = try store.environment.database("meta")
+            try store.environment.write { txn in _ = try txn.put(meta, Array("format".utf8), [3]) }
+        }
+        #expect {
+            _ = try ProjectionStore(directory: directory.path, mapSize: 1 << 20)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("holds on-disk format 3, and this version of Tally reads format 4")
                 && text.contains("fold the log afresh")
         }
     }
