@@ -2,7 +2,6 @@ import Foundation
 public import TallyAPI
 import TallyCore
 import TallyDelivery
-import TallyStore
 
 /// Builds the email a trigger sends (E1, E3) from its template and the contact: the delivery sends it, and
 /// `GET /v1/email/preview` shows it.
@@ -30,14 +29,6 @@ struct EmailComposer: Sendable {
                 ("X-Tally-Template", name),
             ])
     }
-
-    /// The newest published rules in `log` (the trigger names for `{{trigger.name}}`); empty rules before any.
-    static func newestRules(_ log: EventLog) throws -> RuleSet {
-        guard let text = try log.rulesEvents().last(where: { $0.event.type == .rulesPublished })?.event.text else {
-            return RuleSet()
-        }
-        return (try? RulesParser.parse(text)) ?? RuleSet()
-    }
 }
 
 extension TallyEngine {
@@ -52,7 +43,7 @@ extension TallyEngine {
         -> EmailPreviewDocument
     {
         let (state, rules) = try await blocking.run {
-            (try self.projections.read { txn in try txn.contact(id) }, try EmailComposer.newestRules(self.log))
+            (try self.projections.read { txn in try txn.contact(id) }, try self.latestRules())
         }
         guard let state else { throw EngineError(.notFound, "unknown contact \"\(id)\"") }
         let sending = rules.triggers.first { trigger in

@@ -33,6 +33,8 @@ public final class OutboxDelivery: Sendable {
     private let logger: Logger
     private let http: HTTPClient
     private let blocking: BlockingWork
+    /// The rules the live projections fold with (already parsed): where `{{trigger.name}}` comes from.
+    private let rulesInForce: @Sendable () -> RuleSet
     /// The sequence number of the last delivery outcome event in the log; nil until read at start.
     private let barrier = Mutex<UInt64?>(nil)
 
@@ -43,9 +45,11 @@ public final class OutboxDelivery: Sendable {
 
     init(
         projections: LiveProjections, projected: SequenceWatch, writer: LogWriter, log: EventLog,
-        configuration: Configuration, blocking: BlockingWork, logger: Logger
+        configuration: Configuration, blocking: BlockingWork, rulesInForce: @escaping @Sendable () -> RuleSet,
+        logger: Logger
     ) {
         self.blocking = blocking
+        self.rulesInForce = rulesInForce
         self.projections = projections
         self.projected = projected
         self.writer = writer
@@ -357,15 +361,9 @@ public final class OutboxDelivery: Sendable {
     {
         let smtp = configuration.smtp
         // E1: the template, read now (an edited template applies to the next email), over the contact's document.
-        let rules: RuleSet
-        do {
-            rules = try await blocking.run { try EmailComposer.newestRules(self.log) }
-        } catch {
-            throw DeliveryError(key: entry.key, target: "outbox", reason: "\(error)", decision: .retry(notBefore: nil))
-        }
         let context = EmailTemplateContext(
             contact: ContactDocument(id: entry.contact, state: contact), triggerID: entry.trigger,
-            triggerName: rules.triggers.first { $0.id == entry.trigger }?.name ?? "")
+            triggerName: rulesInForce().triggers.first { $0.id == entry.trigger }?.name ?? "")
         let message: EmailMessage
         do throws(EmailTemplateError) {
             message = try EmailComposer(configuration: configuration).message(

@@ -77,7 +77,9 @@ public final class TallyEngine: Service, Sendable {
         blocking = BlockingWork(threads: configuration.blockingThreads)
         outbox = OutboxDelivery(
             projections: projector.projections, projected: projector.projected, writer: writer, log: log,
-            configuration: configuration, blocking: blocking, logger: logger)
+            configuration: configuration, blocking: blocking,
+            rulesInForce: { [projector] in projector.rules.scorer.rules },
+            logger: logger)
     }
 
     /// The live projections.

@@ -1,27 +1,6 @@
 import TallyCore
 import Testing
 
-/// The problems `RulesParser` reports for `yaml`; empty when it parses.
-private func issues(_ yaml: String) -> [YAMLIssue] {
-    do {
-        _ = try RulesParser.parse(yaml)
-        return []
-    } catch {
-        return error.issues
-    }
-}
-
-/// Checks that `yaml` has exactly one problem, on `line`, whose message contains `fragment`.
-private func expectOneIssue(
-    _ yaml: String, line: Int, containing fragment: String, sourceLocation: SourceLocation = #_sourceLocation
-) {
-    let found = issues(yaml)
-    #expect(found.count == 1, "\(found)", sourceLocation: sourceLocation)
-    guard let issue = found.first else { return }
-    #expect(issue.line == line, "\(issue)", sourceLocation: sourceLocation)
-    #expect(issue.message.contains(fragment), "\(issue)", sourceLocation: sourceLocation)
-}
-
 /// A contact.field action whose condition lines follow the `delta` line (line 4): the first of them is line 5.
 private func action(_ lines: String) -> String {
     """

@@ -2,8 +2,8 @@ import Foundation
 import TallyCore
 import Testing
 
-/// The problems `RulesParser` reports for `yaml`; empty when it parses.
-private func issues(_ yaml: String) -> [YAMLIssue] {
+/// The problems `RulesParser` reports for `yaml`; empty when it parses. Shared by the rules parser's suites.
+func issues(_ yaml: String) -> [YAMLIssue] {
     do {
         _ = try RulesParser.parse(yaml)
         return []
@@ -21,8 +21,9 @@ private func parse(_ yaml: String, sourceLocation: SourceLocation = #_sourceLoca
     }
 }
 
-/// Checks that `yaml` has exactly one problem, on `line`, whose message contains `fragment`.
-private func expectOneIssue(
+/// Checks that `yaml` has exactly one problem, on `line`, whose message contains `fragment`. Shared by the rules
+/// parser's suites.
+func expectOneIssue(
     _ yaml: String, line: Int, containing fragment: String, sourceLocation: SourceLocation = #_sourceLocation
 ) {
     let found = issues(yaml)
