@@ -41,6 +41,14 @@ public struct AuditEntry: Sendable, Equatable {
             version: version, group: award.group, delta: award.delta, scoreAfter: award.scoreAfter,
             reason: award.reason)
     }
+
+    /// The entry for an expiry or decay (D2, D3) due at `due` and applied by the clock event at `clock`: its
+    /// `at` is when the award aged, so that `score --at` counts it from then (D4).
+    public init(aged award: Award, due: Int64, clock: UInt64, version: Int64) {
+        self.init(
+            seq: clock, eventID: nil, at: due, kind: award.kind, action: award.action, version: version,
+            group: award.group, delta: award.delta, scoreAfter: award.scoreAfter, reason: award.reason)
+    }
 }
 
 /// A contact's audit trail summed up (A2): the main score's entries by action, and the scores they add up to.

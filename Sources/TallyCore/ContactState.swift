@@ -137,9 +137,24 @@ public struct Award: Sendable, Equatable {
         case manual = 2
         /// A `points.set` from a CSV import (M2).
         case imported = 3
-        /// A `contact.field` action (F2) awarded or reversed by a `contact.update`. (4 and 5 are left for the
-        /// time-based kinds of D2 and D3.)
+        /// An award's expiry (D2), applied at a clock event.
+        case expiry = 4
+        /// A step of an award's decay (D3), applied at a clock event.
+        case decay = 5
+        /// A `contact.field` action (F2) awarded or reversed by a `contact.update`.
         case field = 6
+
+        /// The name `explain` shows.
+        public var name: String {
+            switch self {
+            case .action: "action"
+            case .manual: "manual"
+            case .imported: "import"
+            case .expiry: "expiry"
+            case .decay: "decay"
+            case .field: "field"
+            }
+        }
     }
 
     public var kind: Kind
@@ -151,9 +166,12 @@ public struct Award: Sendable, Equatable {
     public var scoreAfter: Int64
     /// The reason in words, with the measured values (A1).
     public var reason: String
+    /// How the award ages (D2, D3): the action's schedule, for an action's award; nil otherwise.
+    public var aging: Aging?
 
     public init(
-        kind: Kind = .action, action: String, group: String?, delta: Int64, scoreAfter: Int64, reason: String
+        kind: Kind = .action, action: String, group: String?, delta: Int64, scoreAfter: Int64, reason: String,
+        aging: Aging? = nil
     ) {
         self.kind = kind
         self.action = action
@@ -161,6 +179,7 @@ public struct Award: Sendable, Equatable {
         self.delta = delta
         self.scoreAfter = scoreAfter
         self.reason = reason
+        self.aging = aging
     }
 }
 

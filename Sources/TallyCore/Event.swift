@@ -35,6 +35,9 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// Administrative, `POST /v1/outbox/{key}/retry` (T7): ``Event/item`` is due again at ``Event/at``, its
     /// attempts reset.
     case outboxRetried = 40
+    /// Administrative (D1): the time is ``Event/at``. Appended by the daemon every `clock_interval` and by
+    /// `POST /v1/clock`; the fold's *now* is the greatest clock `at` folded, at which awards expire and decay.
+    case clock = 41
 
     /// The name used on the wire and in the rules file.
     public var name: String {
@@ -54,6 +57,7 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .outboxAttemptFailed: "outbox.attempt_failed"
         case .outboxParked: "outbox.parked"
         case .outboxRetried: "outbox.retried"
+        case .clock: "clock"
         }
     }
 
@@ -83,6 +87,7 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case "outbox.attempt_failed": self = .outboxAttemptFailed
         case "outbox.parked": self = .outboxParked
         case "outbox.retried": self = .outboxRetried
+        case "clock": self = .clock
         default: return nil
         }
     }
@@ -101,6 +106,16 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// Whether the event records a side effect's delivery (T7) rather than a contact's behaviour or a change of
     /// it: the fold applies it to the outbox entry its ``Event/item`` names, never to the contact.
     public var isDeliveryOutcome: Bool { (37...40).contains(rawValue) }
+
+    /// Whether the event is one contact's: a behaviour, or an administrative change of the contact (the fold loads
+    /// and stores the contact it names).
+    public var isContactEvent: Bool {
+        isBehaviour || self == .contactUpdate || self == .pointsChange || self == .pointsSet
+    }
+
+    /// Whether the fold ends its batch after an event of this type: a rules switch, or a clock event whose due
+    /// awards are aged in batches of their own (D1).
+    public var endsBatch: Bool { switchesRules || self == .clock }
 
     /// Whether events of this type carry a `url`.
     public var requiresURL: Bool { self == .urlHit }

@@ -85,6 +85,8 @@ public struct PointAction: Sendable, Equatable {
     public var maxPer: RateCap?
     /// F2: for a `contact.field` action (``type`` is `contact.update`), the condition on the contact's fields.
     public var field: FieldCondition?
+    /// D2 `expires_after` or D3 `decay`: how the action's awards age.
+    public var aging: Aging?
 
     /// The type as the rules file names it: `contact.field` for a fit score, the event type otherwise.
     public var typeName: String { field == nil ? type.name : "contact.field" }
@@ -96,7 +98,7 @@ public struct PointAction: Sendable, Equatable {
         id: String, name: String = "", description: String = "", category: String = "", type: EventType,
         delta: Int64, repeatable: Bool = false, url: URLPattern? = nil, conditions: URLConditions = URLConditions(),
         items: Set<ByteString> = [], group: String? = nil, window: PublishWindow = PublishWindow(),
-        maxAwards: Int64? = nil, maxPer: RateCap? = nil, field: FieldCondition? = nil
+        maxAwards: Int64? = nil, maxPer: RateCap? = nil, field: FieldCondition? = nil, aging: Aging? = nil
     ) {
         self.id = id
         self.name = name
@@ -113,6 +115,7 @@ public struct PointAction: Sendable, Equatable {
         self.maxAwards = maxAwards
         self.maxPer = maxPer
         self.field = field
+        self.aging = aging
     }
 }
 

@@ -106,6 +106,7 @@ public enum RulesParser {
         let description = map.string("description") ?? ""
         let category = map.string("category") ?? ""
         let (maxAwards, maxPer) = caps(map, repeatable: repeatable, sink: sink)
+        let aging = aging(map, isField: isField, sink: sink)
 
         var url: URLPattern?
         var conditions = URLConditions()
@@ -159,7 +160,57 @@ public enum RulesParser {
         return PointAction(
             id: id, name: name, description: description, category: category, type: type, delta: delta,
             repeatable: repeatable, url: url, conditions: conditions, items: items, group: group, window: window,
-            maxAwards: maxAwards, maxPer: maxPer, field: field)
+            maxAwards: maxAwards, maxPer: maxPer, field: field, aging: aging)
+    }
+
+    /// The most steps a `decay` may have.
+    static let maxDecaySteps = 16
+
+    /// D2 `expires_after: D` or D3 `decay: [{after, keep}, …]` (not both, and not on a fit score, whose award
+    /// lasts exactly while its condition holds).
+    private static func aging(_ map: YAMLMapReader, isField: Bool, sink: YAMLIssueSink) -> Aging? {
+        let expiresAfter = map.duration("expires_after")
+        var steps: [Aging.Step]?
+        if let node = map.value("decay") {
+            if case .sequence(let sequence) = node, !sequence.isEmpty, sequence.count <= maxDecaySteps {
+                var parsed: [Aging.Step] = []
+                for (index, element) in sequence.enumerated() {
+                    guard let stepMap = YAMLMapReader(element, context: "\(map.context).decay[\(index)]", sink: sink)
+                    else { continue }
+                    let after = stepMap.duration("after")
+                    if stepMap.value("after") == nil { stepMap.report(nil, "\"after\" is required") }
+                    let keep = stepMap.integer("keep", in: 0...100, required: true)
+                    if let after, let keep {
+                        if let previous = parsed.last, after <= previous.after || keep >= previous.keep {
+                            stepMap.report(
+                                element,
+                                "each decay step must come later and keep less than the one before (\"after\" "
+                                    + "increasing, \"keep\" decreasing)")
+                        }
+                        parsed.append(Aging.Step(after: after, keep: keep))
+                    }
+                    stepMap.finish()
+                }
+                if parsed.count == sequence.count { steps = parsed }
+            } else {
+                map.report(
+                    node, "\"decay\" must be a list of 1–\(maxDecaySteps) steps such as {after: 30d, keep: 50}")
+            }
+        }
+        if isField {
+            for key in ["expires_after", "decay"] where map.value(key) != nil {
+                map.report(
+                    map.value(key),
+                    "\"\(key)\" does not apply to contact.field actions: a fit score lasts while its condition holds")
+            }
+            return nil
+        }
+        if expiresAfter != nil, steps != nil {
+            map.report(map.value("decay"), "an action has \"decay\" or \"expires_after\", not both")
+            return nil
+        }
+        if let expiresAfter { return .expiry(after: expiresAfter) }
+        return steps.map { Aging(kind: .decay, steps: $0) }
     }
 
     /// The keys of a `contact.field` action's condition.

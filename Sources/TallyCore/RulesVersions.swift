@@ -114,6 +114,10 @@ public struct LogReplay: Sendable {
     /// Keys in ``deliveries`` that outcomes made before (or without) the fold firing them.
     public private(set) var orphans: Set<ByteString> = []
     public private(set) var rules: RulesState
+    /// The fold's *now*: the greatest clock `at` folded (D1); nil before the first clock event.
+    public private(set) var now: Int64?
+    /// The awards waiting to expire or decay, by due time (D2–D4).
+    public private(set) var aging = AgingQueue()
     private var versions: [Int64: RuleSet] = [:]
 
     public init(sessionTimeout: Int64 = 30 * 60_000) {
@@ -165,6 +169,24 @@ public struct LogReplay: Sendable {
             }
             return
         }
+        if event.type == .clock {
+            guard event.at > now ?? .min else { return }  // D1: a clock behind now changes nothing
+            now = event.at
+            while let (key, waiting) = aging.popFirst(dueBy: event.at) {
+                var award = waiting
+                let contact = ByteString(award.contact)
+                guard var state = projection.contacts[contact] else { continue }
+                let outcome = rules.scorer.age(&award, seq: key.seq, state: &state)
+                projection.contacts[contact] = state
+                for aged in outcome.awards {
+                    audit[contact, default: []].append(
+                        AuditEntry(aged: aged, due: key.due, clock: logged.seq, version: rules.scorer.version))
+                }
+                record(outcome.sideEffects)
+                if let next = award.key(seq: key.seq, index: key.index) { aging.insert(award, at: next) }
+            }
+            return
+        }
         if event.type.isDeliveryOutcome {
             // An outcome for an effect this fold has not fired (a rebuild under rules that do not fire it) makes an
             // orphan, as the projector does: never sent, and giving way to a later firing unless delivered.
@@ -176,9 +198,14 @@ public struct LogReplay: Sendable {
             return
         }
         let outcome = projection.apply(event, scorer: rules.scorer)
-        for award in outcome.awards {
+        for (index, award) in outcome.awards.enumerated() {
             audit[ByteString(event.contact), default: []].append(
                 AuditEntry(award, of: logged, version: rules.scorer.version))
+            if let waiting = AgingAward(award, contact: event.contact, at: event.at),
+                let key = waiting.key(seq: logged.seq, index: UInt32(index))
+            {
+                aging.insert(waiting, at: key)
+            }
         }
         record(outcome.sideEffects)
     }

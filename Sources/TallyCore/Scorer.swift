@@ -79,6 +79,35 @@ public struct Scorer: Sendable {
         return outcome
     }
 
+    /// D2, D3: applies the next step of an aging award to its contact at the step's due time, then the triggers
+    /// watching the score it changed (D4, T2). `award` moves on to its following step. The outcome holds the
+    /// expiry or decay as an award (none when the step changes nothing); `seq` is the awarding event's, which the
+    /// reason names.
+    public func age(_ award: inout AgingAward, seq: UInt64, state: inout ContactState) -> FoldOutcome {
+        var outcome = FoldOutcome()
+        guard let due = award.due else { return outcome }
+        let step = award.aging.steps[award.step]
+        let before = state.score(group: award.group)
+        let applied = state.add(Aging.kept(step.keep, of: award.delta) &- award.remaining, group: award.group)
+        award.remaining &+= applied
+        award.step += 1
+        guard applied != 0 else { return outcome }
+        let age = DurationText.format(step.after)
+        let made = "the award of \(award.delta) at \(Timestamp.format(award.awardedAt)) (event \(seq))"
+        outcome.awards = [
+            Award(
+                kind: award.aging.kind == .expiry ? .expiry : .decay, action: award.action, group: award.group,
+                delta: applied, scoreAfter: state.score(group: award.group),
+                reason: award.aging.kind == .expiry
+                    ? "expired: \(made) is \(age) old (expires_after \(age))"
+                    : "decayed: \(made) is \(age) old and keeps \(step.keep)% = \(award.remaining)")
+        ]
+        triggers.evaluate(
+            contact: award.contact, state: &state, changed: [award.group], before: [before], isNew: false, at: due,
+            outcome: &outcome)
+        return outcome
+    }
+
     /// F1: sets and removes fields in the update's order. A field that would take the contact past
     /// ``FieldLimits/perContact`` is not set (the API refuses such an update; this keeps the bound on any log).
     static func applyFields(_ updates: [FieldUpdate], to state: inout ContactState) {
@@ -188,7 +217,7 @@ public struct Scorer: Sendable {
         awards.append(
             Award(
                 action: action.id, group: action.group, delta: applied, scoreAfter: state.score(group: action.group),
-                reason: reason()))
+                reason: reason(), aging: action.aging))
     }
 
     /// U2–U6: close the session's open hit, update every pattern's visit state, then judge the actions.

@@ -52,6 +52,9 @@ public struct Configuration: Sendable {
     public var templatesDirectory = "config/templates"
     /// Cap of one hit's dwell (U5), milliseconds.
     public var sessionTimeout: Int64 = 30 * 60_000
+    /// How often the daemon appends a clock event with the wall time (D1), milliseconds; nil (`off`) for never,
+    /// when only `POST /v1/clock` moves the fold's now.
+    public var clockInterval: Int64? = 60_000
     /// Initial LMDB map size of each environment, bytes; maps grow by themselves.
     public var mapSize = 64 << 20
     public var integrations: [String: Integration] = [:]
@@ -87,7 +90,7 @@ public struct Configuration: Sendable {
     static let topLevelKeys = [
         "data_dir", "ingest_socket", "admin_socket", "admin_socket_mode", "admin_socket_group", "admin_http", "rules",
         "templates",
-        "session_timeout", "map_size", "integrations", "smtp",
+        "session_timeout", "clock_interval", "map_size", "integrations", "smtp",
         "outbox", "limits", "log_level", "log_format", "blocking_threads",
     ]
 
@@ -152,6 +155,13 @@ public struct Configuration: Sendable {
             }
         }
         sessionTimeout = top.duration("session_timeout") ?? sessionTimeout
+        if let node = top.value("clock_interval") {
+            if node.scalar?.string == "off" {
+                clockInterval = nil
+            } else {
+                clockInterval = top.duration("clock_interval") ?? clockInterval
+            }
+        }
         blockingThreads = top.integer("blocking_threads", in: 1...256).map { Int($0) } ?? blockingThreads
         if let node = top.value("log_level") {
             let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]

@@ -10,6 +10,8 @@ public import TallyStore
 /// rules cursor (A5). A batch ends after a `rules.published` or
 /// `rebuild` event, where the version switches (A3); a publication that turns `trigger_existing` on starts a
 /// pass over every stored contact, a bounded batch of contacts per transaction, resumable after a crash (T4).
+/// A batch also ends after a clock event that moves the fold's now (D1): when awards are due by then, it starts a
+/// pass that ages them in due order (D4), a bounded batch of awards per transaction, resumable after a crash.
 ///
 /// `@unchecked Sendable` because ownership, not the type system, keeps it safe: its mutable state (rules,
 /// checkpoint, version and state caches) is only touched by the one thread that owns the folder — the
@@ -23,6 +25,8 @@ public final class ProjectionFolder: @unchecked Sendable {
     public static let catchUpBatchSize = 25_000
     /// Contacts visited per transaction by a `trigger_existing` pass.
     public static let existingBatchSize = 10_000
+    /// Awards aged per transaction by a clock event's pass.
+    public static let agingBatchSize = 10_000
 
     /// The sizes that bound a folder's memory and transactions; none of them may change what is folded (the
     /// batching property test folds with small ones to reach every cut).
@@ -31,10 +35,16 @@ public final class ProjectionFolder: @unchecked Sendable {
         public var existingBatchSize: Int
         /// Committed contact states, and open session hits, kept decoded across batches (each).
         public var cachedStates: Int
+        /// Awards aged per transaction by a clock event's pass (D4).
+        public var agingBatchSize: Int
 
-        public init(existingBatchSize: Int = ProjectionFolder.existingBatchSize, cachedStates: Int = 10_000) {
+        public init(
+            existingBatchSize: Int = ProjectionFolder.existingBatchSize, cachedStates: Int = 10_000,
+            agingBatchSize: Int = ProjectionFolder.agingBatchSize
+        ) {
             self.existingBatchSize = max(existingBatchSize, 1)
             self.cachedStates = max(cachedStates, 2)
+            self.agingBatchSize = max(agingBatchSize, 1)
         }
     }
 
@@ -90,6 +100,12 @@ public final class ProjectionFolder: @unchecked Sendable {
             sessionTimeout: sessionTimeout, pinnedTo: version, rules: try rules(version: version), until: until)
     }
 
+    /// The sequence number through which every event is fully applied: the checkpoint, or the event before it
+    /// while the checkpoint's event has a pass under way (T4, D4) — what readers of their own writes wait for.
+    public func completed() throws -> UInt64 {
+        try store.read { txn in try txn.passPending() } ? checkpoint &- 1 : checkpoint
+    }
+
     /// The rules of a published version, parsed from its `rules.published` event in the log.
     public func rules(version: Int64) throws -> RuleSet {
         if let known = versions[version] { return known }
@@ -103,19 +119,24 @@ public final class ProjectionFolder: @unchecked Sendable {
     }
 
     /// Folds the next batch of at most `size` events (never beyond `limit`), or the next batch of a
-    /// `trigger_existing` pass. Returns false when there was nothing to do.
+    /// `trigger_existing` pass or of a clock event's aging pass. Returns false when there was nothing to do.
     @discardableResult
     public func step(through limit: UInt64 = .max, size: Int = batchSize) throws -> Bool {
-        if let pass = try store.read({ txn in try txn.existingTriggersPass() }) {
-            try continueExisting(pass)
+        let (aging, existing) = try store.read { txn in (try txn.agingPass(), try txn.existingTriggersPass()) }
+        if let aging {
+            try continueAging(aging)
+            return true
+        }
+        if let existing {
+            try continueExisting(existing)
             return true
         }
         let done = checkpoint
         guard done < limit else { return false }
         var events = try log.read(from: done + 1, limit: Int(min(UInt64(max(size, 1)), limit - done)))
         guard !events.isEmpty else { return false }
-        if let switching = events.firstIndex(where: \.event.type.switchesRules) {
-            events.removeSubrange((switching + 1)...)
+        if let end = events.firstIndex(where: \.event.type.endsBatch) {
+            events.removeSubrange((end + 1)...)
         }
         var rulesAfter = rules
         var rebuildFolded: UInt64?
@@ -132,8 +153,7 @@ public final class ProjectionFolder: @unchecked Sendable {
             // Every table here compares ids as bytes (ByteString, SessionKey), as the stored tables do (SPEC §1).
             var loaded: Set<ByteString> = []
             var audit = AuditBatch()
-            for index in events.indices
-            where !events[index].event.type.switchesRules && !events[index].event.type.isDeliveryOutcome {
+            for index in events.indices where events[index].event.type.isContactEvent {
                 let contact = ByteString(events[index].event.contact)
                 if loaded.insert(contact).inserted,
                     let state = try contactCache.value(contact) ?? txn.contact(contact.string)
@@ -167,12 +187,29 @@ public final class ProjectionFolder: @unchecked Sendable {
                     try txn.applyDeliveryOutcome(events[index].event)
                     continue
                 }
+                if events[index].event.type == .clock {
+                    // D1: the greatest clock `at` is now; awards due by then are aged by the pass this starts, before
+                    // any later event (the clock ends the batch).
+                    let at = events[index].event.at
+                    if at > (try txn.now() ?? .min) {
+                        try txn.setNow(at)
+                        if try txn.hasAging(dueBy: at) { try txn.setAgingPass(AgingPass(seq: seq, now: at)) }
+                    }
+                    continue
+                }
                 let outcome = working.apply(events[index].event, scorer: rulesAfter.scorer)
                 if !outcome.awards.isEmpty {
                     let version = rulesAfter.scorer.version
                     audit.add(
                         contact: events[index].event.contact,
                         outcome.awards.map { AuditEntry($0, of: events[index], version: version) })
+                    for (position, award) in outcome.awards.enumerated() {
+                        if let waiting = AgingAward(
+                            award, contact: events[index].event.contact, at: events[index].event.at)
+                        {
+                            try txn.addAging(waiting, seq: seq, index: UInt32(position))
+                        }
+                    }
                 }
                 for effect in outcome.sideEffects {
                     if let entry = OutboxEntry(effect, firedSeq: seq) { try txn.addOutboxEntry(entry) }
@@ -196,6 +233,52 @@ public final class ProjectionFolder: @unchecked Sendable {
         checkpoint = events[events.count - 1].seq
         if let rebuildFolded { foldedRebuild = rebuildFolded }
         return true
+    }
+
+    /// One batch of a clock event's aging pass (D2–D4): ages the awards due by the clock's now, first due first,
+    /// each followed by the triggers watching the score it changed; an award with a later step goes back into the
+    /// due index under that step's time.
+    private func continueAging(_ start: AgingPass) throws {
+        var working: [ByteString: ContactState] = [:]
+        try store.update { txn in
+            working = [:]  // `update` may run this again
+            var pass = start
+            var audit = AuditBatch()
+            var taken = 0
+            let scorer = rules.scorer
+            while taken < limits.agingBatchSize, let (key, waiting) = try txn.takeFirstAging(dueBy: pass.now) {
+                taken += 1
+                let contact = ByteString(waiting.contact)
+                if working[contact] == nil {
+                    // Every aging award's contact is stored (it was awarded); one that is not has nothing to age.
+                    guard let state = try contactCache.value(contact) ?? txn.contact(waiting.contact) else { continue }
+                    working[contact] = state
+                }
+                var award = waiting
+                let outcome = scorer.age(&award, seq: key.seq, state: &working[contact, default: ContactState()])
+                if !outcome.awards.isEmpty {
+                    audit.add(
+                        contact: waiting.contact,
+                        outcome.awards.map {
+                            AuditEntry(aged: $0, due: key.due, clock: pass.seq, version: scorer.version)
+                        },
+                        firstIndex: pass.entries)
+                    pass.entries += UInt32(outcome.awards.count)
+                }
+                for effect in outcome.sideEffects {
+                    if let entry = OutboxEntry(effect, firedSeq: pass.seq) { try txn.addOutboxEntry(entry) }
+                }
+                try txn.addAging(award, seq: key.seq, index: key.index)
+            }
+            try txn.addAudit(audit)
+            let keys = working.keys
+            for index in keys.indices.sorted(by: { keys[$0] < keys[$1] }) {
+                try txn.setContact(keys[index].string, working.values[index])
+            }
+            try txn.setAgingPass(taken < limits.agingBatchSize ? nil : pass)
+            FaultInjection.point("projector")
+        }
+        for (contact, state) in working { contactCache.insert(contact, state) }
     }
 
     /// One batch of a `trigger_existing` pass (T4): fires the pass's triggers for the next contacts in id order.

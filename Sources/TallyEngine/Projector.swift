@@ -57,7 +57,7 @@ public final class Projector: Sendable {
         projections = LiveProjections(store)
         let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: sessionTimeout)
         state = Mutex(State(folder: folder))
-        projected = SequenceWatch(folder.checkpoint)
+        projected = SequenceWatch(try folder.completed())
     }
 
     /// The rules version the live projections are folding with.
@@ -111,7 +111,7 @@ public final class Projector: Sendable {
                 continue
             }
             let done = folder.checkpoint
-            let passPending = (try? folder.store.read { try $0.existingTriggersPass() }) != nil
+            let passPending = (try? folder.store.read { try $0.passPending() }) ?? false
             if logHead.value <= done, !passPending {
                 logHead.blockingWait(beyond: done, timeout: 0.5)
                 continue
@@ -126,7 +126,7 @@ public final class Projector: Sendable {
                 let behind = logHead.value - done > UInt64(4 * ProjectionFolder.catchUpBatchSize)
                 if try folder.step(size: behind ? ProjectionFolder.catchUpBatchSize : ProjectionFolder.batchSize) {
                     TallyMetrics.folded.increment(by: Int64(folder.checkpoint &- done))
-                    projected.advance(to: folder.checkpoint)
+                    projected.advance(to: try folder.completed())
                 }
                 if let rebuild = folder.foldedRebuild, rebuild != rebuildBefore,
                     let event = try log.event(at: rebuild)
@@ -221,7 +221,7 @@ public final class Projector: Sendable {
         do {
             let target = max(logHead.value, live.checkpoint)
             while fresh.checkpoint < target, try fresh.step() {}
-            while try fresh.store.read({ try $0.existingTriggersPass() }) != nil { try fresh.step() }
+            while try fresh.store.read({ try $0.passPending() }) { try fresh.step() }
             try fresh.store.environment.syncAndMakeDurable()
             projections.replace(with: fresh.store)
             try directories.makeCurrent(fresh.store.environment.path)

@@ -117,7 +117,10 @@ public final class TallyEngine: Service, Sendable {
             "engine started",
             metadata: ["tally.log_head": "\(writer.head.value)", "tally.projected": "\(projector.projected.value)"])
         let delivery = Task { await outbox.run() }
+        let clock = configuration.clockInterval.map { interval in Task { await runClock(every: interval) } }
         try? await gracefulShutdown()
+        clock?.cancel()
+        await clock?.value
         delivery.cancel()
         await delivery.value
         await outbox.shutdown()

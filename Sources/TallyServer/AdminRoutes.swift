@@ -164,17 +164,51 @@ extension Routes {
     }
 }
 
+extension Routes {
+    /// `POST /v1/clock` `{"at"?}` (D1): appends a clock event at `at` (RFC 3339 or epoch milliseconds), the
+    /// daemon's wall time when the body is empty or has no `at`; 202 with the receipt.
+    func tick(_ request: Request) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: 4 << 10)
+        var at: Int64?
+        if body.readableBytes > 0 {
+            let clock: ClockRequest
+            do {
+                clock = try JSONDecoder().decode(ClockRequest.self, from: Data(buffer: body))
+            } catch {
+                throw APIError(
+                    .badRequest, "expected a JSON object {\"at\"?} with an RFC 3339 date-time or epoch milliseconds",
+                    field: "at")
+            }
+            switch clock.at {
+            case .text(let text)?:
+                guard let millis = Timestamp.parse(text) else {
+                    throw APIError(
+                        .badRequest, "\"at\" must be an RFC 3339 date-time or epoch milliseconds", field: "at")
+                }
+                at = millis
+            case .millis(let millis)?: at = millis
+            case nil: at = nil
+            }
+        }
+        return Self.accepted(try await engine.tick(at: at))
+    }
+
+    /// `GET /v1/clock[?after=SEQ]` (D1): the fold's now and the awards waiting to age.
+    func clock(_ request: Request) async throws -> Response {
+        try await awaitProjection(request)
+        let state = try engine.clockState()
+        return JSONResponse.make(
+            ClockDocument(
+                now: state.now.map(Timestamp.format), aging: state.aging, nextDue: state.nextDue.map(Timestamp.format)))
+    }
+}
+
 extension ExplainDocument.Entry {
     init(_ entry: AuditEntry) {
-        let kind =
-            switch entry.kind {
-            case .action: "action"
-            case .manual: "manual"
-            case .imported: "import"
-            case .field: "field"
-            }
         self.init(
-            seq: entry.seq, id: entry.eventID, at: Timestamp.format(entry.at), action: entry.action, kind: kind,
+            seq: entry.seq, id: entry.eventID, at: Timestamp.format(entry.at), action: entry.action,
+            kind: entry.kind.name,
             rulesVersion: entry.version, group: entry.group, delta: entry.delta, scoreAfter: entry.scoreAfter,
             reason: entry.reason)
     }

@@ -44,6 +44,8 @@ public struct Routes: Sendable {
         router.post("/v1/rebuild") { request, _ in try await self.rebuild(request) }
         router.get("/v1/rebuild") { _, _ in self.rebuildProgress() }
         router.post("/v1/verify") { _, _ in try await self.verify() }
+        router.post("/v1/clock") { request, _ in try await self.tick(request) }
+        router.get("/v1/clock") { request, _ in try await self.clock(request) }
         router.post("/v1/import/points") { request, _ in try await self.importPoints(request) }
         router.post("/v1/backup") { request, _ in try await self.backup(request) }
         router.get("/v1/outbox") { request, _ in try await self.listOutbox(request) }

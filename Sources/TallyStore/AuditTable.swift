@@ -77,13 +77,16 @@ public struct AuditBatch {
 
     public init() {}
 
-    /// Adds the audit entries of one event's awards to one contact.
-    public mutating func add(contact: String, _ entries: [AuditEntry]) {
-        // An event's awards are bounded by the actions of a rules file (see AuditCodec), far below 2^32.
-        precondition(entries.count <= Int(UInt32.max), "more audit entries for one event than the index holds")
-        for (index, entry) in entries.enumerated() {
-            records.append(
-                (AuditCodec.key(contact: contact, seq: entry.seq, index: UInt32(index)), AuditCodec.encode(entry)))
+    /// Adds the audit entries of one event's awards to one contact, indexed from `firstIndex` (a clock event's
+    /// aging pass numbers its entries across contacts and transactions).
+    public mutating func add(contact: String, _ entries: [AuditEntry], firstIndex: UInt32 = 0) {
+        // An event's awards are bounded by the actions of a rules file (see AuditCodec), far below 2^32; a clock
+        // event's by the awards due, which the pass counts in a u32.
+        precondition(
+            entries.count <= Int(UInt32.max - firstIndex), "more audit entries for one event than the index holds")
+        for (offset, entry) in entries.enumerated() {
+            let index = firstIndex + UInt32(offset)
+            records.append((AuditCodec.key(contact: contact, seq: entry.seq, index: index), AuditCodec.encode(entry)))
         }
     }
 

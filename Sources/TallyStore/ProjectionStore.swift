@@ -2,10 +2,12 @@ public import TallyCore
 
 /// The projections folded from the log, in their own LMDB environment: `contacts` (contact id → encoded
 /// ``ContactState``), `sessions` (contact and session → the session's ``OpenHit``), `audit` (contact and
-/// sequence → ``AuditEntry``), `outbox` and `outbox_due` (side effects to deliver, see ``OutboxEntry``) and
-/// `meta` (`checkpoint` → the last applied log sequence number, big-endian; `rules` → the version in force and
-/// the number of publications folded; `rebuild` → the sequence number of the rebuild event these projections
-/// were built for; `existing` → the progress of a `trigger_existing` pass, T4).
+/// sequence → ``AuditEntry``), `outbox` and `outbox_due` (side effects to deliver, see ``OutboxEntry``), `aging`
+/// (the awards that will expire or decay, by due time, see ``AgingAward``) and `meta` (`checkpoint` → the last
+/// applied log sequence number, big-endian; `rules` → the version in force and the number of publications folded;
+/// `rebuild` → the sequence number of the rebuild event these projections were built for; `existing` → the
+/// progress of a `trigger_existing` pass, T4; `clock` → the fold's now, D1; `aging` → the progress of a clock
+/// event's aging pass, D4).
 ///
 /// State and checkpoint are written in one transaction (A5), so after a crash the projector resumes exactly
 /// after the last event it applied.
@@ -16,11 +18,14 @@ public final class ProjectionStore: Sendable {
     let audit: LMDBDatabase
     let outbox: LMDBDatabase
     let outboxDue: LMDBDatabase
+    let aging: LMDBDatabase
     let meta: LMDBDatabase
     static let checkpointKey = Array("checkpoint".utf8)
     static let rulesKey = Array("rules".utf8)
     static let rebuildKey = Array("rebuild".utf8)
     static let existingKey = Array("existing".utf8)
+    static let clockKey = Array("clock".utf8)
+    static let agingPassKey = Array("aging".utf8)
 
     public init(directory: String, mapSize: Int) throws {
         environment = try LMDBEnvironment(path: directory, mapSize: mapSize)
@@ -29,6 +34,7 @@ public final class ProjectionStore: Sendable {
         audit = try environment.database("audit")
         outbox = try environment.database("outbox")
         outboxDue = try environment.database("outbox_due")
+        aging = try environment.database("aging")
         meta = try environment.database("meta")
         try StoreFormat.check(environment, meta, supported: Self.format) { found in
             // Older projections are derived data this release does not migrate; newer ones need their release.
@@ -39,12 +45,13 @@ public final class ProjectionStore: Sendable {
         }
     }
 
-    /// The projections' on-disk format (see Docs/format.md): 4 since a contact's record keeps its fields (F1) and
+    /// The projections' on-disk format (see Docs/format.md): 5 since awards age (the `aging` table and the clock in
+    /// `meta`, D1–D4); 4 since a contact's record keeps its fields (F1) and
     /// its fit scores' awards (F2); 3 since a contact's record keeps its capped actions'
     /// awards (C1, C2) and its `rearm` triggers' firings (T9); 2 since the audit key's index is a u32 (format 1 had
     /// a u8 that wrapped past 255 awards of one event), ids sort as bytes, and the outbox is folded from the log
     /// (T7).
-    public static let format: UInt8 = 4
+    public static let format: UInt8 = 5
 
     /// The sequence number of the last event folded into the projections.
     public func checkpoint() throws -> UInt64 {
