@@ -195,3 +195,17 @@ extension ProjectionTransaction {
         try agingPass() != nil || existingTriggersPass() != nil
     }
 }
+
+extension ProjectionStore {
+    /// Every award waiting to age, in due order, for verification.
+    public func allAging() throws -> [(AgingKey, AgingAward)] {
+        try environment.read { txn in
+            var result: [(AgingKey, AgingAward)] = []
+            try txn.scan(aging) { key, value in
+                result.append((try AgingCodec.decodeKey(key), try AgingCodec.decode(value)))
+                return true
+            }
+            return result
+        }
+    }
+}

@@ -24,7 +24,8 @@ struct RandomLog {
     static let decomposed = "cafe\u{301}"
 
     var random: SplitMix64
-    /// The event time, moving forward with occasional steps back (events are folded in log order, not time order).
+    /// The event time, moving forward with occasional steps back (events are folded in log order, not time order),
+    /// forward on the whole so that clock events reach the awards' due times.
     var clock = RandomLog.start
     let contacts: [String]
     let items = ["guide", "demo", "n1", "n2", RandomLog.composed, RandomLog.decomposed, "\(RandomLog.composed)-x"]
@@ -61,7 +62,7 @@ struct RandomLog {
     /// The next event; the first is always a publication, so that most of the log is scored.
     mutating func next() -> Event {
         clock +=
-            random.chance(1, in: 20) ? -random.int64(in: 0...(60 * Self.minute)) : random.int64(in: 0...Self.minute)
+            random.chance(1, in: 20) ? -random.int64(in: 0...(10 * Self.minute)) : random.int64(in: 0...Self.minute)
         if publications == 0 { return Self.publication(&self) }
         let total = kinds.reduce(0) { $0 + $1.weight }
         var draw = random.int(in: 0...(total - 1))
@@ -116,6 +117,10 @@ struct RandomLog {
                 value: log.random.int64(in: -10...100))
         },
         Kind(name: "rules.published", weight: 1_000) { log in RandomLog.publication(&log) },
+        // D1: clock events near the event time, some behind the fold's now (which change nothing).
+        Kind(name: "clock", weight: 2_000) { log in
+            Event(type: .clock, contact: "", at: log.clock + log.random.int64(in: (-20 * RandomLog.minute)...(10 * RandomLog.minute)))
+        },
         // Delivery outcomes (T7) for keys the random rules may fire (t0…t3 with their side-effect events), and for
         // keys no trigger fires (orphans): the outbox is folded from them.
         Kind(name: "outbox outcome", weight: 3_000) { log in
@@ -176,6 +181,14 @@ struct RandomLog {
             }
             if random.chance(1, in: 3) { fields += ", group: \(random.pick(["g1", "g2"]))" }
             fields += random.chance(1, in: 4) ? random.pick(windows) : ""
+            // D2, D3: awards that expire or decay at the clock events, due within minutes to hours of the award.
+            if random.chance(1, in: 2) {
+                fields += random.pick([
+                    ", expires_after: \(random.pick(["5m", "30m", "2h"]))", ", expires_after: 1h",
+                    ", decay: [{ after: 10m, keep: 60 }, { after: 1h, keep: 25 }, { after: 3h, keep: 0 }]",
+                    ", decay: [{ after: 20m, keep: 50 }]", ", decay: [{ after: 1m, keep: 99 }, { after: 2h, keep: 33 }]",
+                ])
+            }
             if type == "url.hit" {
                 fields += ", url: \"\(random.pick(patterns))\""
                 if random.chance(1, in: 3) { fields += ", page_hits: \(random.int(in: 1...4))" }
