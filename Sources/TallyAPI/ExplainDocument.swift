@@ -17,11 +17,12 @@ public struct ExplainDocument: Codable, Sendable, Equatable {
         public var seq: UInt64
         /// The causing event's `id`.
         public var id: String?
-        /// The causing event's time, RFC 3339.
+        /// The causing event's time, RFC 3339; for an expiry or a decay, when the award aged (its due time).
         public var at: String
         /// The action or trigger id; `(manual)` or `(import)` for M1 and M2.
         public var action: String
-        /// `action`, `manual`, `import` or `field` (a `contact.field` fit score awarded or reversed, F2).
+        /// `action`, `manual`, `import`, `field` (a `contact.field` fit score awarded or reversed, F2), `expiry` or
+        /// `decay` (an award aged at a clock event, D2, D3: ``seq`` is the clock event's, ``action`` the award's).
         public var kind: String
         public var rulesVersion: Int64
         /// The group whose score changed; nil for the main score.

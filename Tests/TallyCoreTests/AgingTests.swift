@@ -11,7 +11,9 @@ struct AgingTests {
     /// Replays `events` after a publication of `yaml`, numbering them from 1.
     static func replay(_ yaml: String, _ events: [Event]) throws -> LogReplay {
         let publication = Event(type: .rulesPublished, contact: "", at: t - 1, reason: "test", text: yaml)
-        let log = ([publication] + events).enumerated().map { LoggedEvent(seq: UInt64($0.offset + 1), event: $0.element) }
+        let log = ([publication] + events).enumerated().map {
+            LoggedEvent(seq: UInt64($0.offset + 1), event: $0.element)
+        }
         return try LogReplay.replay(log)
     }
 
@@ -25,7 +27,8 @@ struct AgingTests {
         replay.projection.contacts[ByteString(contact)]?.points
     }
 
-    static let expiring = "actions: [{ id: guide, type: asset.download, delta: 10, repeatable: true, expires_after: 30d }]"
+    static let expiring =
+        "actions: [{ id: guide, type: asset.download, delta: 10, repeatable: true, expires_after: 30d }]"
     static let decaying = """
         actions: [{ id: guide, type: asset.download, delta: 25, decay: [{ after: 30d, keep: 50 }, { after: 90d, keep: 0 }] }]
         """
@@ -71,7 +74,8 @@ struct AgingTests {
         let jump = try Self.replay(Self.decaying, award + [Self.clock(Self.t + 100 * Self.day)])
         #expect(Self.points(jump) == 0)
         #expect((jump.audit[ByteString("c")] ?? []).map(\.delta) == [25, -13, -12])
-        #expect((jump.audit[ByteString("c")] ?? []).map(\.at) == [Self.t, Self.t + 30 * Self.day, Self.t + 90 * Self.day])
+        #expect(
+            (jump.audit[ByteString("c")] ?? []).map(\.at) == [Self.t, Self.t + 30 * Self.day, Self.t + 90 * Self.day])
     }
 
     @Test("D3 kept percentages round toward zero for negative deltas and never overflow")
@@ -109,12 +113,13 @@ struct AgingTests {
 
     @Test("D4 T8 a falls_below trigger fires on the decay that takes the score below it")
     func triggerOnDecay() throws {
-        let yaml = Self.decaying + """
+        let yaml =
+            Self.decaying + """
 
-            triggers:
-              - { id: cooling, falls_below: 20, events: [{ id: tag, type: tags.modify, add: [cooling] }] }
-              - { id: hot, min_points: 20, events: [{ id: tag, type: tags.modify, add: [hot] }] }
-            """
+                triggers:
+                  - { id: cooling, falls_below: 20, events: [{ id: tag, type: tags.modify, add: [cooling] }] }
+                  - { id: hot, min_points: 20, events: [{ id: tag, type: tags.modify, add: [hot] }] }
+                """
         let award = [Self.download(Self.t)]
         let early = try Self.replay(yaml, award + [Self.clock(Self.t + 29 * Self.day)])
         #expect(early.projection.contacts[ByteString("c")]?.tags == ["hot"])

@@ -42,6 +42,7 @@ final class Daemon {
             rules: \(directory)/rules.yaml
             \(extraConfig.contains("templates:") ? "" : "templates: \(Self.repositoryTemplates)")
             \(extraConfig.contains("map_size:") ? "" : "map_size: 1MiB")
+            \(extraConfig.contains("clock_interval:") ? "" : "clock_interval: off")
             \(extraConfig)
             """
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)

@@ -119,7 +119,9 @@ struct RandomLog {
         Kind(name: "rules.published", weight: 1_000) { log in RandomLog.publication(&log) },
         // D1: clock events near the event time, some behind the fold's now (which change nothing).
         Kind(name: "clock", weight: 2_000) { log in
-            Event(type: .clock, contact: "", at: log.clock + log.random.int64(in: (-20 * RandomLog.minute)...(10 * RandomLog.minute)))
+            Event(
+                type: .clock, contact: "",
+                at: log.clock + log.random.int64(in: (-20 * RandomLog.minute)...(10 * RandomLog.minute)))
         },
         // Delivery outcomes (T7) for keys the random rules may fire (t0…t3 with their side-effect events), and for
         // keys no trigger fires (orphans): the outbox is folded from them.
@@ -186,7 +188,8 @@ struct RandomLog {
                 fields += random.pick([
                     ", expires_after: \(random.pick(["5m", "30m", "2h"]))", ", expires_after: 1h",
                     ", decay: [{ after: 10m, keep: 60 }, { after: 1h, keep: 25 }, { after: 3h, keep: 0 }]",
-                    ", decay: [{ after: 20m, keep: 50 }]", ", decay: [{ after: 1m, keep: 99 }, { after: 2h, keep: 33 }]",
+                    ", decay: [{ after: 20m, keep: 50 }]",
+                    ", decay: [{ after: 1m, keep: 99 }, { after: 2h, keep: 33 }]",
                 ])
             }
             if type == "url.hit" {
