@@ -158,8 +158,10 @@ public struct Configuration: Sendable {
         if let node = top.value("clock_interval") {
             if node.scalar?.string == "off" {
                 clockInterval = nil
+            } else if let text = node.scalar?.string, let millis = DurationText.parse(text), millis > 0 {
+                clockInterval = millis
             } else {
-                clockInterval = top.duration("clock_interval") ?? clockInterval
+                top.report(node, "\"clock_interval\" must be a positive duration such as 1m, or off")
             }
         }
         blockingThreads = top.integer("blocking_threads", in: 1...256).map { Int($0) } ?? blockingThreads

@@ -28,6 +28,7 @@ import Testing
         #expect(config.rulesPath == "config/rules.yaml")
         #expect(config.templatesDirectory == "config/templates")  // E1
         #expect(config.sessionTimeout == 30 * 60_000)
+        #expect(config.clockInterval == 60_000)  // D1
         #expect(config.mapSize == 64 << 20)
         #expect(config.integrations.isEmpty)
         #expect(config.smtp == defaults.smtp)
@@ -54,6 +55,7 @@ import Testing
             rules: /etc/tally/rules.yaml
             templates: /etc/tally/templates
             session_timeout: 15m
+            clock_interval: 10s
             map_size: 1GiB
             log_level: debug
             log_format: json
@@ -78,6 +80,7 @@ import Testing
         #expect(config.adminHTTP?.host == "::1" && config.adminHTTP?.port == 8089)
         #expect(config.rulesPath == "/etc/tally/rules.yaml")
         #expect(config.templatesDirectory == "/etc/tally/templates")
+        #expect(config.clockInterval == 10_000)
         #expect(config.sessionTimeout == 15 * 60_000)
         #expect(config.mapSize == 1 << 30)
         #expect(config.logLevel == "debug")
@@ -95,6 +98,11 @@ import Testing
         #expect(config.smtp.host == "mail.example.com" && config.smtp.port == 25)
         #expect(config.smtp.from == "scores@example.com")
         #expect(config.outbox.attempts == 3 && config.outbox.backoff == 30_000)
+    }
+
+    @Test("D1 clock_interval: off appends no clock events")
+    func clockOff() throws {
+        #expect(try Configuration.parse("clock_interval: off", file: "tally.yaml").clockInterval == nil)
     }
 
     @Test func theShippedExampleParses() throws {
@@ -115,6 +123,7 @@ import Testing
         ("map_size: 12 parsecs", "\"map_size\" must be a size"),
         ("map_size: 1KiB", "\"map_size\" must be a size"),
         ("session_timeout: soon", "\"session_timeout\" must be a positive duration"),
+        ("clock_interval: never", "\"clock_interval\" must be a positive duration"),
         ("admin_http: 0.0.0.0:8089", "\"admin_http\" must be a loopback address"),
         ("admin_http: 127.0.0.1:99999", "\"admin_http\" must be a loopback address"),
         ("admin_socket_mode: \"0666\"", "\"admin_socket_mode\" must be octal permission bits"),

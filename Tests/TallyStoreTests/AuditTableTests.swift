@@ -40,7 +40,8 @@ struct AuditTableTests {
 
     /// Each older format and what it lacks: 1 a u8 audit index, 2 contact records without caps or rearm records
     /// (C1 C2 T9), 3 without fields or fit-score awards (F1 F2), 4 without the aging index and the clock (D1–D4).
-    @Test("projections in an older format are refused with what to do, not misread", arguments: [1, 2, 3, 4] as [UInt8])
+    @Test(
+        "projections in an older format are refused with what to do, not misread", arguments: [1, 2, 3, 4] as [UInt8])
     func olderFormatIsRefused(format: UInt8) throws {
         let directory = try TemporaryDirectory()
         do {
