@@ -84,16 +84,26 @@ struct RulesParserTests {
         let text = try String(contentsOf: url, encoding: .utf8)
         let rules = try parse(text)
         #expect(rules.groups == ["product", "content"])
-        #expect(rules.actions.count == 7)
-        #expect(Set(rules.actions.map(\.type)) == Set(behaviourTypes), "one action per behaviour type at least")
+        #expect(rules.actions.count == 8)
+        #expect(
+            Set(rules.actions.map(\.type)) == Set(behaviourTypes + [.contactUpdate]),
+            "one action per behaviour type at least, and a fit score (F2)")
         #expect(Set(rules.actions.map(\.id)).count == rules.actions.count)
         let spring = try #require(rules.actions.first { $0.id == "spring-campaign-open" })
         #expect(spring.window == PublishWindow(published: true, up: 1_772_323_200_000, down: 1_780_272_000_000))
         #expect(spring.items == ["spring-2026"])
         let pricing = try #require(rules.actions.first { $0.id == "pricing-page" })
         #expect(pricing.url?.text == "https://www.example.com/pricing*")
-        #expect(rules.triggers.map(\.id) == ["mql"])
-        #expect(rules.triggers.first?.events.count == 6)
+        // The example of each scoring feature: D2, D3, C2, F2 and T8.
+        let whitepaper = try #require(rules.actions.first { $0.id == "whitepaper-download" })
+        #expect(whitepaper.aging == .expiry(after: 180 * 86_400_000))
+        let newsletter = try #require(rules.actions.first { $0.id == "newsletter-open" })
+        #expect(newsletter.aging?.kind == .decay)
+        #expect(newsletter.maxPer == RateCap(count: 3, within: 86_400_000))
+        #expect(rules.actions.contains { $0.field != nil })
+        #expect(rules.triggers.map(\.id) == ["cooling", "mql"])
+        #expect(rules.triggers.first?.fallsBelow == 20)
+        #expect(rules.triggers.last?.events.count == 6)
     }
 
     @Test("the full example of SPEC §2 parses, every key")
