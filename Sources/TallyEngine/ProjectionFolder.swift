@@ -152,6 +152,7 @@ public final class ProjectionFolder: @unchecked Sendable {
             // costs a retain and a release of each of its strings.
             // Every table here compares ids as bytes (ByteString, SessionKey), as the stored tables do (SPEC §1).
             var loaded: Set<ByteString> = []
+            var previous: [ByteString: ContactState] = [:]  // as stored before the batch: the list indexes' diff
             var audit = AuditBatch()
             for index in events.indices where events[index].event.type.isContactEvent {
                 let contact = ByteString(events[index].event.contact)
@@ -159,6 +160,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                     let state = try contactCache.value(contact) ?? txn.contact(contact.string)
                 {
                     working.contacts[contact] = state
+                    previous[contact] = state
                 }
                 if events[index].event.type == .urlHit, let session = events[index].event.session {
                     let key = SessionKey(contact: contact.string, session: session)
@@ -220,7 +222,8 @@ public final class ProjectionFolder: @unchecked Sendable {
             // would be copied.
             let keys = working.contacts.keys
             for index in keys.indices.sorted(by: { keys[$0] < keys[$1] }) {
-                try txn.setContact(keys[index].string, working.contacts.values[index])
+                try txn.setContact(
+                    keys[index].string, working.contacts.values[index], previous: previous[keys[index]])
             }
             for (key, hit) in working.openHits { try txn.setOpenHit(key, hit) }
             try txn.setRulesCursor(version: rulesAfter.scorer.version, published: rulesAfter.published)
@@ -242,6 +245,7 @@ public final class ProjectionFolder: @unchecked Sendable {
         var working: [ByteString: ContactState] = [:]
         try store.update { txn in
             working = [:]  // `update` may run this again
+            var previous: [ByteString: ContactState] = [:]
             var pass = start
             var audit = AuditBatch()
             var taken = 0
@@ -253,6 +257,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                     // Every aging award's contact is stored (it was awarded); one that is not has nothing to age.
                     guard let state = try contactCache.value(contact) ?? txn.contact(waiting.contact) else { continue }
                     working[contact] = state
+                    previous[contact] = state
                 }
                 var award = waiting
                 let outcome = scorer.age(&award, seq: key.seq, state: &working[contact, default: ContactState()])
@@ -273,7 +278,7 @@ public final class ProjectionFolder: @unchecked Sendable {
             try txn.addAudit(audit)
             let keys = working.keys
             for index in keys.indices.sorted(by: { keys[$0] < keys[$1] }) {
-                try txn.setContact(keys[index].string, working.values[index])
+                try txn.setContact(keys[index].string, working.values[index], previous: previous[keys[index]])
             }
             try txn.setAgingPass(taken < limits.agingBatchSize ? nil : pass)
             FaultInjection.point("projector")
@@ -287,11 +292,11 @@ public final class ProjectionFolder: @unchecked Sendable {
         let triggers = rules.scorer.rules.triggers.filter { pass.triggers.contains($0.id) }
         try store.update { txn in
             let batch = try txn.contacts(after: pass.after, limit: limits.existingBatchSize)
-            for (contact, state) in batch {
-                var state = state
+            for (contact, stored) in batch {
+                var state = stored
                 let outcome = rules.scorer.fireExisting(triggers, contact: contact, state: &state, at: pass.at)
                 guard !outcome.fired.isEmpty else { continue }
-                try txn.setContact(contact, state)
+                try txn.setContact(contact, state, previous: stored)
                 for effect in outcome.sideEffects {
                     if let entry = OutboxEntry(effect, firedSeq: pass.seq) { try txn.addOutboxEntry(entry) }
                 }

@@ -58,8 +58,9 @@ public enum Replays {
             log: log, live: live, dataDirectory: dataDirectory, mapSize: mapSize, sessionTimeout: sessionTimeout,
             mode: .asLogged, progress: progress
         ) { live, fresh, checkpoint in
+            // The fresh fold keeps its indexes by the same code: they are also checked against what they index.
             try live.differences(from: fresh, checkpoint: checkpoint).map {
-                VerifyReport(checkpoint: checkpoint, differences: $0)
+                VerifyReport(checkpoint: checkpoint, differences: $0 + (try live.indexDifferences()))
             }
         }
     }

@@ -35,6 +35,8 @@ public struct Routes: Sendable {
         addBehaviourRoutes(to: router)
         router.get("/metrics") { _, _ in MetricsExport.response(self.engine) }
         addUIRoutes(to: router)
+        router.get("/v1/contacts") { request, _ in try await self.listContacts(request) }
+        router.get("/v1/changes") { request, _ in try await self.changes(request) }
         router.get("/v1/contacts/:id") { request, context in try await self.contact(request, context) }
         router.post("/v1/contacts/:id") { request, context in try await self.updateContact(request, context) }
         router.get("/v1/contacts/:id/explain") { request, context in try await self.explain(request, context) }

@@ -71,9 +71,12 @@ enum AuditCodec {
 }
 
 /// A batch's audit entries, encoded as they are made and written in key order at the end of the batch: one
-/// contact's entries then land on neighbouring pages, where event order would scatter them over the table.
+/// contact's entries then land on neighbouring pages, where event order would scatter them over the table. Each
+/// entry is also a score change of the change feed (L2): `changes` maps its `u64 BE seq · u32 BE index` to the
+/// contact id, in log order.
 public struct AuditBatch {
     private var records: [(key: [UInt8], value: [UInt8])] = []
+    private var changes: [(key: [UInt8], contact: String)] = []
 
     public init() {}
 
@@ -87,12 +90,25 @@ public struct AuditBatch {
         for (offset, entry) in entries.enumerated() {
             let index = firstIndex + UInt32(offset)
             records.append((AuditCodec.key(contact: contact, seq: entry.seq, index: index), AuditCodec.encode(entry)))
+            changes.append((ChangeCodec.key(seq: entry.seq, index: index), contact))
         }
     }
 
     fileprivate mutating func sorted() -> [(key: [UInt8], value: [UInt8])] {
         records.sort { $0.key.lexicographicallyPrecedes($1.key) }
         return records
+    }
+
+    fileprivate mutating func sortedChanges() -> [(key: [UInt8], contact: String)] {
+        changes.sort { $0.key.lexicographicallyPrecedes($1.key) }
+        return changes
+    }
+}
+
+/// The change feed's index (L2): `u64 BE seq · u32 BE index` (an audit entry's position) → the contact id.
+enum ChangeCodec {
+    static func key(seq: UInt64, index: UInt32) -> [UInt8] {
+        SequenceKey.encode(seq) + withUnsafeBytes(of: index.bigEndian) { Array($0) }
     }
 }
 
@@ -101,6 +117,32 @@ extension ProjectionTransaction {
     public func addAudit(_ batch: AuditBatch) throws {
         var batch = batch
         for record in batch.sorted() { try txn.put(store.audit, record.key, record.value) }
+        for change in batch.sortedChanges() { try txn.put(store.changes, change.key, Array(change.contact.utf8)) }
+    }
+
+    /// Visits the score changes in log order from the position after (`seq`, `index`) — after every change of
+    /// `seq` when `index` is nil — until `body` returns false: each with its position, contact and audit entry.
+    public func forEachChange(
+        after seq: UInt64, index: UInt32?, _ body: (UInt64, UInt32, String, AuditEntry) throws -> Bool
+    ) throws {
+        let start =
+            index.map { ChangeCodec.key(seq: seq, index: $0) + [0] }
+            ?? ChangeCodec.key(seq: seq &+ 1, index: 0)
+        guard seq < .max || index != nil else { return }
+        try txn.scan(store.changes, from: start) { key, value in
+            guard key.count == 12 else {
+                throw CorruptRecordError(table: "changes", message: "key of \(key.count) bytes")
+            }
+            let seq = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key[0..<8])) ?? 0
+            let index = key[8..<12].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            let contact = String(decoding: value, as: UTF8.self)
+            let auditKey = AuditCodec.key(contact: contact, seq: seq, index: index)
+            guard let raw = try txn.get(store.audit, auditKey) else {
+                throw CorruptRecordError(
+                    table: "changes", message: "no audit entry for \(seq).\(index) of \"\(contact)\"")
+            }
+            return try body(seq, index, contact, try raw.withUnsafeBytes { try AuditCodec.decode($0, seq: seq) })
+        }
     }
 
     /// A contact's audit entries in log order (A2).

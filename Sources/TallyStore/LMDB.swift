@@ -279,6 +279,34 @@ public struct LMDBTransaction {
         if code != MDB_NOTFOUND { try check(code, "mdb_cursor_get") }
     }
 
+    /// Visits entries in descending key order starting at the last key ≤ `from`, until `body` returns false.
+    public func scanBackward(
+        _ db: LMDBDatabase, from: [UInt8],
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open")
+        defer { mdb_cursor_close(cursor) }
+        var k = MDB_val()
+        var v = MDB_val()
+        var code = from.withUnsafeBytes { raw in
+            k = MDB_val(mv_size: raw.count, mv_data: UnsafeMutableRawPointer(mutating: raw.baseAddress))
+            return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
+        }
+        if code == MDB_NOTFOUND {
+            code = mdb_cursor_get(cursor, &k, &v, MDB_LAST)
+        } else if code == 0, !UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size).elementsEqual(from) {
+            code = mdb_cursor_get(cursor, &k, &v, MDB_PREV)  // the first key ≥ `from` is greater: step back
+        }
+        while code == 0 {
+            let key = UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size)
+            let value = UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size)
+            guard try body(key, value) else { return }
+            code = mdb_cursor_get(cursor, &k, &v, MDB_PREV)
+        }
+        if code != MDB_NOTFOUND { try check(code, "mdb_cursor_get") }
+    }
+
     /// The last key of a table, copied, or nil when it is empty.
     public func lastKey(_ db: LMDBDatabase) throws -> [UInt8]? {
         var cursor: OpaquePointer?

@@ -14,7 +14,8 @@ extension ProjectionStore {
             try expected.environment.read { fresh in
                 let tables = [
                     (contacts, "contacts"), (sessions, "sessions"), (audit, "audit"), (outbox, "outbox"),
-                    (outboxDue, "outbox_due"), (aging, "aging"), (meta, "meta"),
+                    (outboxDue, "outbox_due"), (aging, "aging"), (scores, "scores"), (members, "members"),
+                    (changes, "changes"), (meta, "meta"),
                 ]
                 for (table, name) in tables {
                     guard found.count < limit else { return }
@@ -35,6 +36,9 @@ extension ProjectionStore {
         case "outbox": outbox
         case "outbox_due": outboxDue
         case "aging": aging
+        case "scores": scores
+        case "members": members
+        case "changes": changes
         default: meta
         }
     }
@@ -85,7 +89,8 @@ extension ProjectionStore {
         try environment.read { txn in
             try [
                 ("contacts", contacts), ("sessions", sessions), ("audit", audit), ("outbox", outbox),
-                ("outbox_due", outboxDue), ("aging", aging), ("meta", meta),
+                ("outbox_due", outboxDue), ("aging", aging), ("scores", scores), ("members", members),
+                ("changes", changes), ("meta", meta),
             ].map { name, table in
                 var records: [(key: [UInt8], value: [UInt8])] = []
                 try txn.scan(table) { key, value in

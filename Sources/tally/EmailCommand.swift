@@ -38,10 +38,3 @@ struct Email: ParsableCommand {
         }
     }
 }
-
-/// Percent-encodes a query parameter's value.
-func queryValue(_ text: String) -> String {
-    var allowed = CharacterSet.urlQueryAllowed
-    allowed.remove(charactersIn: "&=+#?/")
-    return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
-}

@@ -67,3 +67,10 @@ func pathSegment(_ text: String) -> String {
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
+
+/// Percent-encodes a query parameter's value.
+func queryValue(_ text: String) -> String {
+    var allowed = CharacterSet.urlQueryAllowed
+    allowed.remove(charactersIn: "&=+#?/")
+    return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+}

@@ -88,6 +88,7 @@ struct BatchingPropertyTests {
             random.chance(1, in: 3) ? random.int(in: 1...8) : random.int(in: 1...maximum)
         }
         #expect(try whole.checkpoint() == head, "\(context)")
+        #expect(try whole.indexDifferences() == [], "L1 L2 indexes; \(context)")
         try expectEqualTables(whole, batched, context: "\(context), batches up to \(maximum), \(limits)")
         // The log must reach what batching could break: every table has records.
         let sizes = try whole.rawTables().map { "\($0.name) \($0.records.count)" }.joined(separator: ", ")

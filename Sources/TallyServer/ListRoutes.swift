@@ -1,0 +1,143 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import TallyAPI
+import TallyCore
+import TallyEngine
+
+/// Lists and the change feed of the admin socket (SPEC §14, L1 L2).
+extension Routes {
+    /// `GET /v1/contacts?min_points&max_points&group&tag&segment&campaign&trigger&sort&limit&cursor` (L1).
+    func listContacts(_ request: Request) async throws -> Response {
+        let page = try await engine.listContacts(try Self.listQuery(request.uri.queryParameters))
+        return JSONResponse.make(
+            ContactListDocument(
+                contacts: page.contacts.map { id, state in
+                    ContactListDocument.Item(
+                        contact: id, points: state.points, groups: state.groups,
+                        tags: state.tags.sorted(by: ByteString.precedes),
+                        segments: state.segments.sorted(by: ByteString.precedes))
+                }, next: page.next))
+    }
+
+    /// The list query of `GET /v1/contacts` and the UI's contacts page; each bad parameter is a 400 naming it.
+    static func listQuery(_ parameters: Parameters) throws -> ContactListQuery {
+        var query = ContactListQuery()
+        for (field, keyPath) in [("min_points", \ContactListQuery.minPoints), ("max_points", \.maxPoints)] {
+            guard let text = parameters[Substring(field)].map(String.init), !text.isEmpty else { continue }
+            guard let value = Int64(text) else {
+                throw APIError(.badRequest, "\"\(field)\" must be an integer", field: field)
+            }
+            query[keyPath: keyPath] = value
+        }
+        let names: [(String, WritableKeyPath<ContactListQuery, String?>)] = [
+            ("group", \.group), ("tag", \.tag), ("segment", \.segment), ("campaign", \.campaign),
+            ("trigger", \.trigger), ("cursor", \.cursor),
+        ]
+        for (field, keyPath) in names {
+            if let text = parameters[Substring(field)].map(String.init), !text.isEmpty {
+                query[keyPath: keyPath] = text
+            }
+        }
+        if let text = parameters["sort"].map(String.init), !text.isEmpty {
+            guard let sort = ContactListQuery.Sort(rawValue: text) else {
+                throw APIError(.badRequest, "\"sort\" must be -points, points or id", field: "sort")
+            }
+            query.sort = sort
+        }
+        if let text = parameters["limit"].map(String.init), !text.isEmpty {
+            guard let limit = Int(text) else {
+                throw APIError(.badRequest, "\"limit\" must be an integer", field: "limit")
+            }
+            query.limit = limit
+        }
+        return query
+    }
+
+    /// `GET /v1/changes?after=SEQ[.INDEX]&limit=N` (L2): score changes in log order; with
+    /// `Accept: text/event-stream`, the same as Server-Sent Events that follow the fold (resumed from
+    /// `Last-Event-ID`).
+    func changes(_ request: Request) async throws -> Response {
+        let parameters = request.uri.queryParameters
+        var position = ChangePosition(seq: 0)
+        let resume = HTTPField.Name("Last-Event-ID").flatMap { request.headers[$0] }
+        if let text = resume ?? parameters["after"].map(String.init), !text.isEmpty {
+            guard let parsed = ChangePosition(text) else {
+                throw APIError(
+                    .badRequest, "\"after\" must be a feed position: SEQ or SEQ.INDEX",
+                    field: resume == nil ? "after" : "Last-Event-ID")
+            }
+            position = parsed
+        }
+        var limit = 1_000
+        if let text = parameters["limit"].map(String.init), !text.isEmpty {
+            guard let value = Int(text) else {
+                throw APIError(.badRequest, "\"limit\" must be an integer", field: "limit")
+            }
+            limit = value
+        }
+        if request.headers[.accept]?.contains("text/event-stream") == true {
+            _ = try await engine.changes(after: position, limit: 1)  // a bad position or limit is a 400, not a stream
+            return streamChanges(from: position)
+        }
+        let page = try await engine.changes(after: position, limit: limit)
+        return JSONResponse.make(
+            ChangeListDocument(
+                changes: page.changes.map(ChangeDocument.init), next: page.next.description, rebuild: page.rebuild))
+    }
+
+    /// Changes written to the stream per read.
+    static let streamPage = 500
+    /// A comment line is sent after this long without changes, so that proxies and clients see a live stream.
+    static let keepAlive = Duration.seconds(15)
+
+    /// The SSE stream: pages of changes as they are folded, each change an event with `id: SEQ.INDEX`; an
+    /// `event: rebuild` when the projections were replaced by a rebuild. A consumer that stops reading holds one
+    /// page in memory and nothing else: the write waits, and the fold does not.
+    private func streamChanges(from start: ChangePosition) -> Response {
+        let engine = self.engine
+        let body = ResponseBody { writer in
+            var position = start
+            var rebuild: UInt64?? = .none  // unknown until the first read
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            while !Task.isCancelled {
+                let folded = engine.projectedSeq  // read first: anything folded after it wakes the wait below
+                let page = try await engine.changes(after: position, limit: Self.streamPage)
+                var text = ""
+                if let known = rebuild, known != page.rebuild {
+                    text += "event: rebuild\ndata: {\"rebuild\":\(page.rebuild.map(String.init) ?? "null")}\n\n"
+                }
+                rebuild = .some(page.rebuild)
+                for change in page.changes {
+                    let data = try encoder.encode(ChangeDocument(change))
+                    text += "id: \(change.position)\ndata: \(String(decoding: data, as: UTF8.self))\n\n"
+                }
+                position = page.next
+                if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
+                if page.changes.count < Self.streamPage,
+                    !(await engine.awaitFolding(beyond: folded, timeout: Self.keepAlive))
+                {
+                    if Task.isCancelled { break }
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
+            body: body)
+    }
+}
+
+extension ChangeDocument {
+    init(_ change: Change) {
+        let entry = change.entry
+        self.init(
+            seq: change.position.seq, index: change.position.index ?? 0, contact: change.contact,
+            score: entry.group ?? "main", delta: entry.delta, points: entry.scoreAfter, kind: entry.kind.name,
+            action: entry.action, at: Timestamp.format(entry.at))
+    }
+}
