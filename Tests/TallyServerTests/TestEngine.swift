@@ -46,6 +46,7 @@ struct TestEngine: Sendable {
         configuration.rulesPath = directory + "/rules.yaml"
         configuration.mapSize = 1 << 20
         configuration.blockingThreads = 2
+        configuration.clockInterval = nil  // time moves only by POST /v1/clock here (D1)
         configure(&configuration)
         var logger = Logger(label: "tally-server-tests")
         logger.logLevel = .critical
