@@ -212,14 +212,16 @@ final class LagProbe: Sendable {
     }
 }
 
-/// Reads contacts (Zipf-drawn, like the posted events) and the explanation of one contact with about 100 audit
-/// entries on the admin socket, one request every millisecond, and records each latency.
+/// Reads contacts (Zipf-drawn, like the posted events), the explanation of one contact with about 100 audit
+/// entries, and the MQL list's first page (`GET /v1/contacts?tag=mql&limit=100`, L1) on the admin socket, in turn,
+/// one request every millisecond, and records each latency.
 final class ReadProbe: Sendable {
     let socket: String
     let contacts: Int
     /// The contact whose explanation is read: the one whose audit was nearest 100 entries at the start.
     let explained: String
-    private let latencies = Mutex<(contact: [Double], explain: [Double], entries: Int)>(([], [], 0))
+    private let latencies = Mutex<(contact: [Double], explain: [Double], list: [Double], entries: Int, listed: Int)>(
+        ([], [], [], 0, 0))
 
     init(socket: String, contacts: Int) throws {
         self.socket = socket
@@ -247,17 +249,23 @@ final class ReadProbe: Sendable {
         var n = 0
         while running.load(ordering: .relaxed) {
             n += 1
-            let explain = n % 2 == 0
+            let explain = n % 3 == 0
+            let list = n % 3 == 1
             var path = "/v1/contacts/\(explained)/explain"
-            if !explain { path = "/v1/contacts/c-\(workload.contact())" }
+            if list { path = "/v1/contacts?tag=mql&sort=-points&limit=100" }
+            if !explain, !list { path = "/v1/contacts/c-\(workload.contact())" }
             let start = DispatchTime.now().uptimeNanoseconds
             guard let reply = try? client.request("GET", path) else { continue }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let entries = explain ? Self.entries(reply) : 0
+            let listed = list ? ((try? reply.decode(ContactListDocument.self))?.contacts.count ?? 0) : 0
             latencies.withLock {
                 if explain {
                     $0.explain.append(seconds)
                     $0.entries = entries
+                } else if list {
+                    if reply.status == 200 { $0.list.append(seconds) }
+                    $0.listed = listed
                 } else if reply.status == 200 {
                     $0.contact.append(seconds)
                 }
@@ -267,8 +275,8 @@ final class ReadProbe: Sendable {
     }
 
     func report(into figures: inout [String: Double]) {
-        let (contact, explain, entries) = latencies.withLock { $0 }
-        for (name, values) in [("contact", contact), ("explain", explain)] where !values.isEmpty {
+        let (contact, explain, list, entries, listed) = latencies.withLock { $0 }
+        for (name, values) in [("contact", contact), ("explain", explain), ("list", list)] where !values.isEmpty {
             let sorted = values.sorted()
             figures["\(name)_reads"] = Double(sorted.count)
             figures["\(name)_ms_p50"] = sorted[sorted.count / 2] * 1000
@@ -276,5 +284,6 @@ final class ReadProbe: Sendable {
             figures["\(name)_ms_max"] = sorted[sorted.count - 1] * 1000
         }
         figures["explain_entries"] = Double(entries)
+        figures["list_contacts"] = Double(listed)
     }
 }
