@@ -118,6 +118,8 @@ public struct LogReplay: Sendable {
     public private(set) var now: Int64?
     /// The awards waiting to expire or decay, by due time (D2–D4).
     public private(set) var aging = AgingQueue()
+    /// Per contact and URL, the facts every pattern's page-visit state derives from (U2).
+    public private(set) var urlVisits: [ByteString: [ByteString: URLVisit]] = [:]
     private var versions: [Int64: RuleSet] = [:]
 
     public init(sessionTimeout: Int64 = 30 * 60_000) {
@@ -152,6 +154,7 @@ public struct LogReplay: Sendable {
         let event = logged.event
         if event.type.switchesRules {
             let known = versions
+            let scorerBefore = rules.scorer
             let existing = try rules.apply(logged) { version in
                 guard let rules = known[version] else {
                     throw RulesVersionError(seq: logged.seq, message: "rules version \(version) is unknown")
@@ -160,6 +163,14 @@ public struct LogReplay: Sendable {
             }
             if rules.pinned { return }
             versions[rules.scorer.version] = rules.scorer.rules
+            // U2: the patterns this version introduces get every contact's whole history, at once.
+            let patterns = rules.scorer.newPatterns(comparedTo: scorerBefore)
+            if !patterns.isEmpty {
+                for (contact, rows) in urlVisits {
+                    let history = rows.map { (url: $0.key.string, visit: $0.value) }
+                    projection.contacts[contact]?.backfill(patterns, from: history)
+                }
+            }
             guard !existing.isEmpty else { return }
             for contact in projection.contacts.keys.sorted() {  // byte order, as the store's pass
                 guard var state = projection.contacts[contact] else { continue }
@@ -198,6 +209,14 @@ public struct LogReplay: Sendable {
             return
         }
         let outcome = projection.apply(event, scorer: rules.scorer)
+        if let fact = outcome.urlFact {
+            let contact = ByteString(event.contact)
+            fact.apply(seq: logged.seq) { url in
+                urlVisits[contact]?[ByteString(url)]
+            } _: { url, visit in
+                urlVisits[contact, default: [:]][ByteString(url)] = visit
+            }
+        }
         for (index, award) in outcome.awards.enumerated() {
             audit[ByteString(event.contact), default: []].append(
                 AuditEntry(award, of: logged, version: rules.scorer.version))

@@ -11,6 +11,8 @@ public struct Scorer: Sendable {
     private let actionsByType: [EventType: [PointAction]]
     /// The distinct `url.hit` patterns, each tracked once however many actions share it.
     private let patterns: [URLPattern]
+    /// The distinct `url.hit` patterns whose page-visit state the contact states keep.
+    public var urlPatterns: [URLPattern] { patterns }
     /// The `url.hit` actions in file order, each with the index of its pattern in ``patterns``.
     private let urlActions: [(action: PointAction, pattern: Int)]
     private let triggers: TriggerEvaluator
@@ -41,6 +43,10 @@ public struct Scorer: Sendable {
     {
         var outcome = FoldOutcome()
         switch event.type {
+        case .urlHit:
+            var closed: (url: String, dwell: Int64)?
+            outcome.awards = apply(event, to: &state, openHit: &openHit, closed: &closed)
+            if let url = event.url { outcome.urlFact = URLFact(url: url, at: event.at, closed: closed) }
         case .contactUpdate:
             if let email = event.email { state.email = email }
             if let ownerEmail = event.ownerEmail { state.ownerEmail = ownerEmail }
@@ -186,8 +192,17 @@ public struct Scorer: Sendable {
     /// `openHit` is the open hit of the event's session (nil without a session or before its first hit); for a
     /// `url.hit` with a session, it is replaced by this hit.
     public func apply(_ event: Event, to state: inout ContactState, openHit: inout OpenHit?) -> [Award] {
+        var closed: (url: String, dwell: Int64)?
+        return apply(event, to: &state, openHit: &openHit, closed: &closed)
+    }
+
+    /// ``apply(_:to:openHit:)``, telling which URL's dwell a `url.hit` closed (its session's open hit).
+    func apply(
+        _ event: Event, to state: inout ContactState, openHit: inout OpenHit?,
+        closed: inout (url: String, dwell: Int64)?
+    ) -> [Award] {
         if event.type == .urlHit, let url = event.url {
-            return applyURLHit(event, url: url, to: &state, openHit: &openHit)
+            return applyURLHit(event, url: url, to: &state, openHit: &openHit, closed: &closed)
         }
         var awards: [Award] = []
         for action in actionsByType[event.type] ?? [] {
@@ -222,7 +237,8 @@ public struct Scorer: Sendable {
 
     /// U2–U6: close the session's open hit, update every pattern's visit state, then judge the actions.
     private func applyURLHit(
-        _ event: Event, url: String, to state: inout ContactState, openHit: inout OpenHit?
+        _ event: Event, url: String, to state: inout ContactState, openHit: inout OpenHit?,
+        closed: inout (url: String, dwell: Int64)?
     )
         -> [Award]
     {
@@ -232,6 +248,7 @@ public struct Scorer: Sendable {
         // U5: this hit closes the open hit of its session, crediting its dwell to the patterns it matched.
         if event.session != nil, let open = openHit {
             let closedDwell = min(max(event.at - open.at, 0), sessionTimeout)
+            closed = (open.url, closedDwell)
             for index in patterns.indices where patterns[index].matches(open.url) {
                 state.visits[patterns[index].key, default: VisitStats()].dwell += closedDwell
                 marks[index].closed = true

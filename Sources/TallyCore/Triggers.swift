@@ -23,6 +23,8 @@ public struct FoldOutcome: Sendable, Equatable {
     /// Trigger events fired, as `trigger/event`, in firing order.
     public var fired: [String] = []
     public var sideEffects: [SideEffect] = []
+    /// For a `url.hit`: what it did to the contact's URL facts (U2), which the folder keeps beside the state.
+    public var urlFact: URLFact?
 
     public init() {}
 }

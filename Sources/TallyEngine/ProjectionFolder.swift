@@ -57,6 +57,8 @@ public final class ProjectionFolder: @unchecked Sendable {
     public private(set) var foldedRebuild: UInt64?
     private var versions: [Int64: RuleSet] = [:]
     private let limits: Limits
+    /// Whether the next step runs a batch of the U2 backfill rather than events (they take turns).
+    private var backfillTurn = false
     /// Committed contact states and open session hits, so hot contacts are not read back for every batch.
     private var contactCache: StateCache<ByteString, ContactState>
     private var sessionCache: StateCache<SessionKey, OpenHit>
@@ -119,10 +121,13 @@ public final class ProjectionFolder: @unchecked Sendable {
     }
 
     /// Folds the next batch of at most `size` events (never beyond `limit`), or the next batch of a
-    /// `trigger_existing` pass or of a clock event's aging pass. Returns false when there was nothing to do.
+    /// `trigger_existing` pass or of a clock event's aging pass, or (in turn with the events) of a U2 backfill.
+    /// Returns false when there was nothing to do.
     @discardableResult
     public func step(through limit: UInt64 = .max, size: Int = batchSize) throws -> Bool {
-        let (aging, existing) = try store.read { txn in (try txn.agingPass(), try txn.existingTriggersPass()) }
+        let (aging, existing, backfill) = try store.read { txn in
+            (try txn.agingPass(), try txn.existingTriggersPass(), try txn.backfillPass())
+        }
         if let aging {
             try continueAging(aging)
             return true
@@ -131,13 +136,28 @@ public final class ProjectionFolder: @unchecked Sendable {
             try continueExisting(existing)
             return true
         }
+        if let backfill, backfillTurn {
+            backfillTurn = false
+            try continueBackfill(backfill)
+            return true
+        }
+        backfillTurn = true
         let done = checkpoint
-        guard done < limit else { return false }
-        var events = try log.read(from: done + 1, limit: Int(min(UInt64(max(size, 1)), limit - done)))
-        guard !events.isEmpty else { return false }
+        var events =
+            done < limit ? try log.read(from: done + 1, limit: Int(min(UInt64(max(size, 1)), limit - done))) : []
+        // A backfill ends before the next rules switch (the patterns it fills are those of the rules in force).
+        if backfill != nil, let first = events.firstIndex(where: \.event.type.switchesRules) {
+            events.removeSubrange(first...)
+        }
+        guard !events.isEmpty else {
+            guard let backfill else { return false }
+            try continueBackfill(backfill)
+            return true
+        }
         if let end = events.firstIndex(where: \.event.type.endsBatch) {
             events.removeSubrange((end + 1)...)
         }
+        let backfilling = backfill.map { pass in (pass, pass.patterns.map { URLPattern($0) }) }
         var rulesAfter = rules
         var rebuildFolded: UInt64?
         var working = Projection()
@@ -157,10 +177,14 @@ public final class ProjectionFolder: @unchecked Sendable {
             for index in events.indices where events[index].event.type.isContactEvent {
                 let contact = ByteString(events[index].event.contact)
                 if loaded.insert(contact).inserted,
-                    let state = try contactCache.value(contact) ?? txn.contact(contact.string)
+                    var state = try contactCache.value(contact) ?? txn.contact(contact.string)
                 {
-                    working.contacts[contact] = state
                     previous[contact] = state
+                    // U2: a contact the backfill has not reached yet is brought up to date before its events.
+                    if let (pass, patterns) = backfilling, pass.pending(contact.string) {
+                        state.backfill(patterns, from: try txn.urlVisits(contact: contact.string))
+                    }
+                    working.contacts[contact] = state
                 }
                 if events[index].event.type == .urlHit, let session = events[index].event.session {
                     let key = SessionKey(contact: contact.string, session: session)
@@ -174,7 +198,14 @@ public final class ProjectionFolder: @unchecked Sendable {
                 if events[index].event.type.switchesRules {
                     let type = events[index].event.type
                     let wasPinned = rulesAfter.pinned
+                    let scorerBefore = rulesAfter.scorer
                     let existing = try rulesAfter.apply(events[index]) { version in try self.rules(version: version) }
+                    let patterns = rulesAfter.pinned ? [] : rulesAfter.scorer.newPatterns(comparedTo: scorerBefore)
+                    if !patterns.isEmpty {
+                        // U2: the patterns this version introduces get every contact's history, in a pass that runs
+                        // in turn with the fold (no pass is under way: a rules switch waits for it to end).
+                        try txn.setBackfillPass(BackfillPass(seq: seq, patterns: patterns.map(\.text)))
+                    }
                     if type == .rebuild {
                         rebuildFolded = seq
                         if wasPinned, !rulesAfter.pinned { try txn.setRebuildSeq(seq) }
@@ -200,6 +231,9 @@ public final class ProjectionFolder: @unchecked Sendable {
                     continue
                 }
                 let outcome = working.apply(events[index].event, scorer: rulesAfter.scorer)
+                if let fact = outcome.urlFact {
+                    try txn.addURLFact(fact, contact: events[index].event.contact, seq: seq)
+                }
                 if !outcome.awards.isEmpty {
                     let version = rulesAfter.scorer.version
                     audit.add(
@@ -284,6 +318,30 @@ public final class ProjectionFolder: @unchecked Sendable {
             FaultInjection.point("projector")
         }
         for (contact, state) in working { contactCache.insert(contact, state) }
+    }
+
+    /// One batch of a U2 backfill: the next contacts with URL facts, in id order, get the page-visit state of the
+    /// pass's patterns from their whole history.
+    private func continueBackfill(_ pass: BackfillPass) throws {
+        let patterns = pass.patterns.map { URLPattern($0) }
+        var written: [(ByteString, ContactState)] = []
+        try store.update { txn in
+            written = []
+            let batch = try txn.contactsWithURLVisits(after: pass.after, limit: limits.existingBatchSize)
+            for contact in batch {
+                let key = ByteString(contact)
+                guard let stored = try contactCache.value(key) ?? txn.contact(contact) else { continue }
+                var state = stored
+                state.backfill(patterns, from: try txn.urlVisits(contact: contact))
+                guard state != stored else { continue }
+                try txn.setContact(contact, state, previous: stored)
+                written.append((key, state))
+            }
+            var next = pass
+            next.after = batch.last
+            try txn.setBackfillPass(batch.count < limits.existingBatchSize ? nil : next)
+        }
+        for (contact, state) in written { contactCache.insert(contact, state) }
     }
 
     /// One batch of a `trigger_existing` pass (T4): fires the pass's triggers for the next contacts in id order.

@@ -10,12 +10,14 @@ extension ProjectionStore {
         let sameCheckpoint = try environment.read { live in
             let projections = ProjectionTransaction(txn: live, store: self)
             // Mid-pass, the checkpoint's event is not fully applied yet: compare once the pass is over.
-            guard try projections.checkpoint() == checkpoint, try !projections.passPending() else { return false }
+            guard try projections.checkpoint() == checkpoint, try !projections.passPending(),
+                try projections.backfillPass() == nil
+            else { return false }
             try expected.environment.read { fresh in
                 let tables = [
                     (contacts, "contacts"), (sessions, "sessions"), (audit, "audit"), (outbox, "outbox"),
                     (outboxDue, "outbox_due"), (aging, "aging"), (scores, "scores"), (members, "members"),
-                    (changes, "changes"), (meta, "meta"),
+                    (changes, "changes"), (urlVisits, "url_visits"), (meta, "meta"),
                 ]
                 for (table, name) in tables {
                     guard found.count < limit else { return }
@@ -39,6 +41,7 @@ extension ProjectionStore {
         case "scores": scores
         case "members": members
         case "changes": changes
+        case "url_visits": urlVisits
         default: meta
         }
     }
@@ -90,7 +93,7 @@ extension ProjectionStore {
             try [
                 ("contacts", contacts), ("sessions", sessions), ("audit", audit), ("outbox", outbox),
                 ("outbox_due", outboxDue), ("aging", aging), ("scores", scores), ("members", members),
-                ("changes", changes), ("meta", meta),
+                ("changes", changes), ("url_visits", urlVisits), ("meta", meta),
             ].map { name, table in
                 var records: [(key: [UInt8], value: [UInt8])] = []
                 try txn.scan(table) { key, value in

@@ -4,7 +4,8 @@ public import TallyCore
 /// ``ContactState``), `sessions` (contact and session → the session's ``OpenHit``), `audit` (contact and
 /// sequence → ``AuditEntry``), `outbox` and `outbox_due` (side effects to deliver, see ``OutboxEntry``), `aging`
 /// (the awards that will expire or decay, by due time, see ``AgingAward``), `scores` and `members` (the list
-/// indexes, ``ContactIndex``), `changes` (every score change in log order, L2) and `meta` (`checkpoint` → the last
+/// indexes, ``ContactIndex``), `changes` (every score change in log order, L2), `url_visits` (per contact and URL,
+/// the facts every pattern's page-visit state derives from, U2) and `meta` (`checkpoint` → the last
 /// applied log sequence number, big-endian; `rules` → the version in force and the number of publications folded;
 /// `rebuild` → the sequence number of the rebuild event these projections were built for; `existing` → the
 /// progress of a `trigger_existing` pass, T4; `clock` → the fold's now, D1; `aging` → the progress of a clock
@@ -23,6 +24,7 @@ public final class ProjectionStore: Sendable {
     let scores: LMDBDatabase
     let members: LMDBDatabase
     let changes: LMDBDatabase
+    let urlVisits: LMDBDatabase
     let meta: LMDBDatabase
     static let checkpointKey = Array("checkpoint".utf8)
     static let rulesKey = Array("rules".utf8)
@@ -30,6 +32,7 @@ public final class ProjectionStore: Sendable {
     static let existingKey = Array("existing".utf8)
     static let clockKey = Array("clock".utf8)
     static let agingPassKey = Array("aging".utf8)
+    static let backfillKey = Array("backfill".utf8)
 
     public init(directory: String, mapSize: Int) throws {
         environment = try LMDBEnvironment(path: directory, mapSize: mapSize)
@@ -42,6 +45,7 @@ public final class ProjectionStore: Sendable {
         scores = try environment.database("scores")
         members = try environment.database("members")
         changes = try environment.database("changes")
+        urlVisits = try environment.database("url_visits")
         meta = try environment.database("meta")
         try StoreFormat.check(environment, meta, supported: Self.format) { found in
             // Older projections are derived data this release does not migrate; newer ones need their release.
@@ -52,14 +56,14 @@ public final class ProjectionStore: Sendable {
         }
     }
 
-    /// The projections' on-disk format (see Docs/format.md): 6 since lists and the change feed have their indexes
+    /// The projections' on-disk format (see Docs/format.md): 7 since the URL facts (`url_visits`, U2); 6 since lists and the change feed have their indexes
     /// (`scores`, `members`, `changes`, L1 L2); 5 since awards age (the `aging` table and the clock in
     /// `meta`, D1–D4); 4 since a contact's record keeps its fields (F1) and
     /// its fit scores' awards (F2); 3 since a contact's record keeps its capped actions'
     /// awards (C1, C2) and its `rearm` triggers' firings (T9); 2 since the audit key's index is a u32 (format 1 had
     /// a u8 that wrapped past 255 awards of one event), ids sort as bytes, and the outbox is folded from the log
     /// (T7).
-    public static let format: UInt8 = 6
+    public static let format: UInt8 = 7
 
     /// The sequence number of the last event folded into the projections.
     public func checkpoint() throws -> UInt64 {
