@@ -101,6 +101,7 @@ public final class Projector: Sendable {
     static let gatherDelay = 0.01
 
     private func run() {
+        var lastStep = ContinuousClock.now - .seconds(1)
         while !isStopping {
             let (folder, handover) = state.withLock { state in
                 defer { state.handover = nil }
@@ -116,11 +117,18 @@ public final class Projector: Sendable {
                 logHead.blockingWait(beyond: done, timeout: 0.5)
                 continue
             }
-            if !passPending, logHead.value - done < UInt64(ProjectionFolder.batchSize) {
-                // A part batch: give the writer up to `gatherDelay` to make it a full one, so that a trickle of
-                // small commits does not cost a projection transaction (and its fsyncs) each.
-                logHead.blockingWait(beyond: done + UInt64(ProjectionFolder.batchSize) - 1, timeout: Self.gatherDelay)
+            let gather = Duration.seconds(Self.gatherDelay) - lastStep.duration(to: .now)
+            if !passPending, logHead.value - done < UInt64(ProjectionFolder.batchSize), gather > .zero {
+                // A part batch soon after the last one: give the writer the rest of `gatherDelay` since that batch to
+                // make it a full one, so that a trickle of small commits costs at most one projection transaction
+                // (and its fsyncs) per `gatherDelay`. The first commit after a quiet spell is folded at once, so an
+                // idle daemon adds no wait before a trigger's side effects (issue 16).
+                let (seconds, attoseconds) = gather.components
+                logHead.blockingWait(
+                    beyond: done + UInt64(ProjectionFolder.batchSize) - 1,
+                    timeout: Double(seconds) + Double(attoseconds) / 1e18)
             }
+            defer { lastStep = .now }
             do {
                 let rebuildBefore = folder.foldedRebuild
                 let behind = logHead.value - done > UInt64(4 * ProjectionFolder.catchUpBatchSize)
