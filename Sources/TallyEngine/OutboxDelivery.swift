@@ -54,7 +54,16 @@ public final class OutboxDelivery: Sendable {
         self.log = log
         self.configuration = configuration
         self.logger = logger
-        self.http = HTTPClient(eventLoopGroupProvider: .singleton)
+        // Integrations whose URLs differ only in their path share the client's connections to their host: the pool
+        // holds every lane's slots, so that one that hangs cannot take the connections of another.
+        var client = HTTPClient.Configuration()
+        let receivers = Set(configuration.integrations.values.map(\.url)).count
+        client.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(
+            8, receivers * configuration.outbox.concurrency)
+        // A connection refused fails the attempt at once, for the outbox's backoff to retry: the client's own retries
+        // would hold the request (and its lane's slot) until the connect timeout.
+        client.connectionPool.retryConnectionEstablishment = false
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: client)
     }
 
     /// Waits until the live projections have folded every delivery outcome in the log; false when cancelled or
