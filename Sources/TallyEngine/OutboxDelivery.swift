@@ -287,6 +287,16 @@ public final class OutboxDelivery: Sendable {
     private func deliver(_ key: String, receiver: String) async {
         var seq: UInt64?
         let attempt = await attempt(key)
+        if case .retry(let notBefore?) = attempt?.error?.decision {
+            // Paused at once, before the outcome is appended: nothing else goes to the receiver meanwhile.
+            let until = min(notBefore, wallClockMillis() + Self.longestRetryAfter)
+            window.withLock { window in
+                if var lane = window.receivers[receiver] {
+                    lane.pausedUntil = max(lane.pausedUntil, until)
+                    window.receivers[receiver] = lane
+                }
+            }
+        }
         if let attempt {
             // Shutting down cancels the requests in flight: those failures are not the receivers', so they are not
             // recorded (the entry stays due); deliveries are.
@@ -297,13 +307,6 @@ public final class OutboxDelivery: Sendable {
             window.inFlight.remove(bytes)
             if let seq { window.unfolded[bytes] = seq }
             if attempt?.event.type != .outboxAttemptFailed { window.lanes[bytes] = nil }  // no longer due
-            if case .retry(let notBefore?) = attempt?.error?.decision {
-                let until = min(notBefore, wallClockMillis() + Self.longestRetryAfter)
-                if var lane = window.receivers[receiver] {
-                    lane.pausedUntil = max(lane.pausedUntil, until)
-                    window.receivers[receiver] = lane
-                }
-            }
         }
     }
 

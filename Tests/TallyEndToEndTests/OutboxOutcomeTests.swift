@@ -467,6 +467,31 @@ struct OutboxOutcomeTests {
         for contact in others { #expect(webhook.requests("\(contact)/mql/crm").count == 1) }
     }
 
+    @Test(
+        "T6 issue 16: a Retry-After pauses its receiver's lane: an entry fired meanwhile is first sent once the pause ends, and delivered at its first attempt"
+    )
+    func retryAfterPausesTheReceiver() throws {
+        let scratch = "/tmp/tally-outcomes-" + UUID().uuidString.prefix(8).lowercased()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let webhook = try ScriptedWebhookServer(directory: scratch + "/webhook")
+        let daemon = try Self.pushingDaemon(webhook)
+        try daemon.start()
+        defer { daemon.stop() }
+        try webhook.answer(["503 2"])
+        try TriggerDeliveryTests.qualify(daemon, "p-1")
+        // Once the 503 is in the outbox, the lane is paused (before the outcome was appended).
+        try AuditEndToEndTests.waitUntil { try Self.outbox(daemon)["p-1/mql/crm"]?.attempts == 1 }
+        try TriggerDeliveryTests.qualify(daemon, "p-2")
+        try Self.waitForState(daemon, ["p-1/mql/crm", "p-2/mql/crm"], "delivered")
+        let first = try #require(webhook.requests("p-1/mql/crm").first)
+        let later = webhook.requests("p-2/mql/crm")
+        #expect(later.map(\.status) == [200], "p-2 was sent once, after the pause")
+        if let sent = later.first {
+            #expect(sent.time - first.time >= 2.0, "p-2 sent \(sent.time - first.time) s after a Retry-After of 2 s")
+        }
+        #expect(try Self.outbox(daemon)["p-2/mql/crm"]?.attempts == 1)
+    }
+
     @Test("T7 a restored backup knows the deliveries made before it was taken: only later ones are sent again")
     func restoredBackup() throws {
         let scratch = "/tmp/tally-outcomes-" + UUID().uuidString.prefix(8).lowercased()
