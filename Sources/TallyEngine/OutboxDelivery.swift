@@ -154,9 +154,11 @@ public final class OutboxDelivery: Sendable {
         while !Task.isCancelled, !(await caughtUp(timeout: .seconds(1))) {}
         let concurrency = configuration.outbox.concurrency
         let everyReceiver = self.everyReceiver
+        // Read before the first pass: every commit after it rings, also one before the forwarding task first runs.
+        let folded = projected.value
         await withDiscardingTaskGroup { group in
             group.addTask {
-                var seen = self.projected.value
+                var seen = folded
                 while !Task.isCancelled {
                     guard await self.projected.wait(forAtLeast: seen &+ 1, timeout: .seconds(3600)) else { continue }
                     seen = self.projected.value
