@@ -22,6 +22,9 @@ public struct Configuration: Sendable {
         public var attempts = 8
         /// Milliseconds before the first retry; doubles each time.
         public var backoff: Int64 = 1000
+        /// Deliveries in flight per receiver (a webhook integration's URL, or the SMTP relay): a receiver that
+        /// hangs holds at most this many of its own entries, never another receiver's.
+        public var concurrency = 8
     }
 
     /// Request size limits (SPEC §8).
@@ -210,6 +213,7 @@ public struct Configuration: Sendable {
         if let map = top.mapping("outbox") {
             outbox.attempts = map.integer("attempts", in: 1...1000).map { Int($0) } ?? outbox.attempts
             outbox.backoff = map.duration("backoff") ?? outbox.backoff
+            outbox.concurrency = map.integer("concurrency", in: 1...1000).map { Int($0) } ?? outbox.concurrency
             map.finish()
         }
         if let map = top.mapping("limits") {

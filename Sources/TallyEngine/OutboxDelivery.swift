@@ -38,8 +38,6 @@ public final class OutboxDelivery: Sendable {
     /// The sequence number of the last delivery outcome event in the log; nil until read at start.
     private let barrier = Mutex<UInt64?>(nil)
 
-    /// Entries delivered concurrently.
-    static let concurrency = 16
     /// Longest wait honoured from a `Retry-After` header: a day.
     static let longestRetryAfter: Int64 = 86_400_000
 
@@ -56,7 +54,16 @@ public final class OutboxDelivery: Sendable {
         self.log = log
         self.configuration = configuration
         self.logger = logger
-        self.http = HTTPClient(eventLoopGroupProvider: .singleton)
+        // Integrations whose URLs differ only in their path share the client's connections to their host: the pool
+        // holds every lane's slots, so that one that hangs cannot take the connections of another.
+        var client = HTTPClient.Configuration()
+        let receivers = Set(configuration.integrations.values.map(\.url)).count
+        client.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(
+            8, receivers * configuration.outbox.concurrency)
+        // A connection refused fails the attempt at once, for the outbox's backoff to retry: the client's own retries
+        // would hold the request (and its lane's slot) until the connect timeout.
+        client.connectionPool.retryConnectionEstablishment = false
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: client)
     }
 
     /// Waits until the live projections have folded every delivery outcome in the log; false when cancelled or
@@ -85,77 +92,223 @@ public final class OutboxDelivery: Sendable {
         barrier.withLock { $0 = max($0 ?? 0, seq) }
     }
 
-    /// Keys being attempted, and keys whose outcome was appended but not folded yet (key → the outcome's
-    /// sequence number): the projections still show them due, so they are not read from there meanwhile. Keys
-    /// compare as bytes, as the outbox table does (they hold contact ids).
+    /// A receiver's lane: its entries read from the outbox and waiting for a slot, its deliveries in flight (at
+    /// most `outbox.concurrency`), and the time before which it gets no request (a `Retry-After` it answered).
+    private struct Lane {
+        var queue: ArraySlice<String> = []
+        var active = 0
+        var pausedUntil: Int64 = .min
+    }
+
+    /// What the delivery holds in memory. Keys compare as bytes, as the outbox table does (they hold contact ids).
     private struct Window {
+        /// Keys being attempted.
         var inFlight: Set<ByteString> = []
+        /// Keys whose outcome was appended but not folded yet (key → the outcome's sequence number): the
+        /// projections still show them due, so they are not read from there meanwhile.
         var unfolded: [ByteString: UInt64] = [:]
+        /// Keys in a lane's queue.
+        var queued: Set<ByteString> = []
+        /// The lane of each due key met (an entry's receiver never changes), so that a pass decodes an entry once.
+        var lanes: [ByteString: String] = [:]
+        var receivers: [String: Lane] = [:]
     }
 
     private let window = Mutex(Window())
+    /// Rung by each commit of the projector (new entries, folded outcomes) and each worker that runs out of
+    /// entries: the loop reads the outbox again.
+    private let bell = SequenceWatch(0)
 
-    /// Delivers due entries until the task is cancelled: up to ``concurrency`` at a time, each slot taken again as
-    /// soon as its delivery is recorded, so a slow receiver holds up only its own entries.
+    private func ring() { bell.advance(to: bell.value &+ 1) }
+
+    /// The receiver an entry goes to, which names its lane: its integration's URL, or the SMTP relay.
+    func receiver(of entry: OutboxEntry) -> String {
+        switch entry.kind {
+        case .integrationPush(let name):
+            configuration.integrations[name].map { "webhook \($0.url)" } ?? "unconfigured integrations"
+        case .emailSend, .emailSendToUser: "smtp \(configuration.smtp.host):\(configuration.smtp.port)"
+        case nil: "none"
+        }
+    }
+
+    /// Every lane an entry can go to: a pass stops reading once all of them are full.
+    private var everyReceiver: Set<String> {
+        var receivers = Set(configuration.integrations.values.map { "webhook \($0.url)" })
+        receivers.insert("smtp \(configuration.smtp.host):\(configuration.smtp.port)")
+        receivers.insert("unconfigured integrations")
+        return receivers
+    }
+
+    /// Entries a lane holds read ahead of its slots, so that its workers go on without a pass per delivery.
+    private var queueLength: Int { max(64, 4 * configuration.outbox.concurrency) }
+
+    /// Delivers due entries until the task is cancelled. Each receiver has a lane of its own: up to
+    /// `outbox.concurrency` deliveries in flight, each slot a worker that takes the lane's next entry as soon as the
+    /// previous one's outcome is appended, so a receiver that hangs holds only its own slots. A pass reads the
+    /// entries due now into the lanes' queues; it runs when the projector commits (new entries, folded outcomes),
+    /// when a worker runs out of entries, and when the next entry falls due or a lane's pause ends, whichever
+    /// comes first: no polling.
     func run() async {
         // After a start on lost projections, the refold must pass every outcome in the log before the outbox is
         // read: until then, a delivered entry is pending there.
         while !Task.isCancelled, !(await caughtUp(timeout: .seconds(1))) {}
+        let concurrency = configuration.outbox.concurrency
+        let everyReceiver = self.everyReceiver
+        // Read before the first pass: every commit after it rings, also one before the forwarding task first runs.
+        let folded = projected.value
         await withDiscardingTaskGroup { group in
+            group.addTask {
+                var seen = folded
+                while !Task.isCancelled {
+                    guard await self.projected.wait(forAtLeast: seen &+ 1, timeout: .seconds(3600)) else { continue }
+                    seen = self.projected.value
+                    self.ring()
+                }
+            }
             while !Task.isCancelled {
-                let seen = projected.value
-                let (busy, skip) = window.withLock { window in
-                    window.unfolded = window.unfolded.filter { $0.value > seen }
-                    return (window.inFlight.count, window.inFlight.union(window.unfolded.keys))
-                }
-                var keys: [String] = []
-                var nextDue: Int64?
-                if busy < Self.concurrency {
-                    do {
-                        (keys, nextDue) = try await blocking.run {
-                            try self.projections.read { txn in
-                                let due = try txn.dueOutboxKeys(
-                                    now: wallClockMillis(), limit: Self.concurrency - busy + skip.count)
-                                return (
-                                    Array(
-                                        due.filter { !skip.contains(ByteString($0)) }.prefix(Self.concurrency - busy)),
-                                    try txn.nextDueAt()
-                                )
-                            }
-                        }
-                    } catch {
-                        logger.error("outbox read failed", metadata: ["tally.error": "\(error)"])
-                        try? await Task.sleep(for: .seconds(1))
-                        continue
-                    }
-                }
-                for key in keys {
-                    window.withLock { _ = $0.inFlight.insert(ByteString(key)) }
-                    group.addTask { await self.deliver(key) }
-                }
-                guard keys.isEmpty else { continue }
-                // Nothing to start: wait for the projector's next commit (new entries, folded outcomes), at most
-                // 10 ms while deliveries are in flight or unfolded, else until the next entry is due (at most 1 s).
+                let ticket = bell.value &+ 1
                 let now = wallClockMillis()
-                let waiting = busy > 0 || !skip.isEmpty
-                let wait = waiting ? 10 : nextDue.map { $0 <= now ? 1 : min($0 - now, 1000) } ?? 1000
-                _ = await projected.wait(forAtLeast: seen + 1, timeout: .milliseconds(wait))
+                let seen = projected.value
+                let pass: Pass
+                do {
+                    pass = try await readPass(now: now, seen: seen, everyReceiver: everyReceiver)
+                } catch {
+                    logger.error("outbox read failed", metadata: ["tally.error": "\(error)"])
+                    try? await Task.sleep(for: .seconds(1))
+                    continue
+                }
+                let (workers, pausedUntil) = window.withLock { window in
+                    for (key, lane) in pass.lanes { window.lanes[key] = lane }
+                    if window.lanes.count > 1 << 20 { window.lanes = [:] }  // keys a rebuild removed; read again
+                    for (receiver, keys) in pass.read {
+                        window.receivers[receiver, default: Lane()].queue.append(contentsOf: keys)
+                        for key in keys { window.queued.insert(ByteString(key)) }
+                    }
+                    var workers: [String] = []
+                    var pausedUntil: Int64?
+                    for (receiver, lane) in window.receivers {
+                        if lane.pausedUntil > now {
+                            pausedUntil = min(pausedUntil ?? .max, lane.pausedUntil)
+                            continue
+                        }
+                        let start = min(concurrency - lane.active, lane.queue.count)
+                        guard start > 0 else { continue }
+                        window.receivers[receiver]?.active += start
+                        workers += repeatElement(receiver, count: start)
+                    }
+                    return (workers, pausedUntil)
+                }
+                for receiver in workers { group.addTask { await self.work(receiver) } }
+                // Until the next entry falls due or a lane's pause ends (at most a minute), unless rung first.
+                let wakeAt = [pass.nextDue, pausedUntil].compactMap { $0 }.min()
+                let wait = wakeAt.map { min(max($0 - wallClockMillis(), 1), 60_000) } ?? 60_000
+                _ = await bell.wait(forAtLeast: ticket, timeout: .milliseconds(wait))
             }
         }
     }
 
+    /// What a pass read: due keys by receiver, the receivers of keys met for the first time, and when the next
+    /// entry falls due.
+    private struct Pass: Sendable {
+        var read: [String: [String]] = [:]
+        var lanes: [ByteString: String] = [:]
+        var nextDue: Int64?
+    }
+
+    /// A pass over the outbox on the blocking pool, with what the window holds now.
+    private func readPass(now: Int64, seen: UInt64, everyReceiver: Set<String>) async throws -> Pass {
+        let roomy = configuration.outbox.concurrency + queueLength
+        let (skip, room, known) = window.withLock { window in
+            window.unfolded = window.unfolded.filter { $0.value > seen }
+            let room = window.receivers.mapValues { lane in
+                lane.pausedUntil > now ? 0 : roomy - lane.active - lane.queue.count
+            }
+            return (window.inFlight.union(window.unfolded.keys).union(window.queued), room, window.lanes)
+        }
+        return try await blocking.run {
+            try self.projections.read { txn in
+                try self.pass(
+                    txn, now: now, skip: skip, room: room, known: known, everyReceiver: everyReceiver, default: roomy)
+            }
+        }
+    }
+
+    /// Reads the keys due now, soonest first, into the lanes with room (`room`, else `default`), skipping the keys
+    /// in flight, queued or not folded yet; stops when every receiver's lane is full.
+    private func pass(
+        _ txn: ProjectionTransaction, now: Int64, skip: Set<ByteString>, room: [String: Int],
+        known: [ByteString: String], everyReceiver: Set<String>, default: Int
+    ) throws -> Pass {
+        var result = Pass()
+        var room = room
+        var full = Set(room.filter { $0.value <= 0 }.keys)
+        try txn.forEachDueOutboxKey(now: now) { key in
+            let bytes = ByteString(key)
+            guard !skip.contains(bytes) else { return true }
+            var receiver = known[bytes]
+            if receiver == nil {
+                guard let entry = try txn.outboxEntry(key), entry.state == .pending else { return true }
+                receiver = self.receiver(of: entry)
+                result.lanes[bytes] = receiver
+            }
+            guard let receiver, !full.contains(receiver) else { return true }
+            let left = room[receiver, default: `default`] - 1
+            room[receiver] = left
+            result.read[receiver, default: []].append(key)
+            if left <= 0 { full.insert(receiver) }
+            return !everyReceiver.isSubset(of: full)
+        }
+        result.nextDue = try txn.nextDueAt(after: now)
+        return result
+    }
+
+    /// One slot of a lane: delivers the lane's queued entries one after the other, until the queue is empty or the
+    /// lane paused; then rings, so that a pass reads more.
+    private func work(_ receiver: String) async {
+        while !Task.isCancelled {
+            let key = window.withLock { window -> String? in
+                guard var lane = window.receivers[receiver] else { return nil }
+                guard lane.pausedUntil <= wallClockMillis(), let key = lane.queue.popFirst() else {
+                    lane.active -= 1
+                    window.receivers[receiver] = lane
+                    return nil
+                }
+                window.receivers[receiver] = lane
+                window.queued.remove(ByteString(key))
+                window.inFlight.insert(ByteString(key))
+                return key
+            }
+            guard let key else { break }
+            await deliver(key, receiver: receiver)
+        }
+        ring()
+    }
+
     /// One entry: an attempt, then its outcome appended to the log; the key leaves the window's in-flight set for
-    /// its unfolded set in one step.
-    private func deliver(_ key: String) async {
+    /// its unfolded set in one step. A `Retry-After` pauses the whole lane: the receiver asked for it.
+    private func deliver(_ key: String, receiver: String) async {
         var seq: UInt64?
-        if let attempt = await attempt(key) {
+        let attempt = await attempt(key)
+        if case .retry(let notBefore?) = attempt?.error?.decision {
+            // Paused at once, before the outcome is appended: nothing else goes to the receiver meanwhile.
+            let until = min(notBefore, wallClockMillis() + Self.longestRetryAfter)
+            window.withLock { window in
+                if var lane = window.receivers[receiver] {
+                    lane.pausedUntil = max(lane.pausedUntil, until)
+                    window.receivers[receiver] = lane
+                }
+            }
+        }
+        if let attempt {
             // Shutting down cancels the requests in flight: those failures are not the receivers', so they are not
             // recorded (the entry stays due); deliveries are.
             if !(Task.isCancelled && attempt.error != nil) { seq = await record(attempt) }
         }
         window.withLock { window in
-            window.inFlight.remove(ByteString(key))
-            if let seq { window.unfolded[ByteString(key)] = seq }
+            let bytes = ByteString(key)
+            window.inFlight.remove(bytes)
+            if let seq { window.unfolded[bytes] = seq }
+            if attempt?.event.type != .outboxAttemptFailed { window.lanes[bytes] = nil }  // no longer due
         }
     }
 

@@ -99,8 +99,13 @@ public final class Projector: Sendable {
 
     /// How long the projector waits for a part batch to fill (seconds): a bound on the lag it adds.
     static let gatherDelay = 0.01
+    /// Events in a batch that mark a stream of commits, which the projector gathers for `gatherDelay`.
+    static let streamBatch: UInt64 = 4
 
     private func run() {
+        // When the last batch ended, and how many events it folded: what tells a stream of commits from single ones.
+        var lastStep = ContinuousClock.now - .seconds(1)
+        var lastBatch: UInt64 = 0
         while !isStopping {
             let (folder, handover) = state.withLock { state in
                 defer { state.handover = nil }
@@ -116,10 +121,23 @@ public final class Projector: Sendable {
                 logHead.blockingWait(beyond: done, timeout: 0.5)
                 continue
             }
-            if !passPending, logHead.value - done < UInt64(ProjectionFolder.batchSize) {
-                // A part batch: give the writer up to `gatherDelay` to make it a full one, so that a trickle of
-                // small commits does not cost a projection transaction (and its fsyncs) each.
-                logHead.blockingWait(beyond: done + UInt64(ProjectionFolder.batchSize) - 1, timeout: Self.gatherDelay)
+            let gather = Duration.seconds(Self.gatherDelay) - lastStep.duration(to: .now)
+            if !passPending, lastBatch >= Self.streamBatch, logHead.value - done < UInt64(ProjectionFolder.batchSize),
+                gather > .zero
+            {
+                // A part batch in a stream of commits (the last batch, less than `gatherDelay` ago, folded
+                // `streamBatch` events or more): give the writer the rest of `gatherDelay` since that batch to make it
+                // a full one, so that a stream of small commits costs at most one projection transaction (and its
+                // fsyncs) per `gatherDelay`. A light load's commits (an idle daemon's event and the outcome of its
+                // webhook) are folded as they land: no wait before their triggers' side effects (issue 16).
+                let (seconds, attoseconds) = gather.components
+                logHead.blockingWait(
+                    beyond: done + UInt64(ProjectionFolder.batchSize) - 1,
+                    timeout: Double(seconds) + Double(attoseconds) / 1e18)
+            }
+            defer {
+                lastStep = .now
+                lastBatch = folder.checkpoint &- done
             }
             do {
                 let rebuildBefore = folder.foldedRebuild

@@ -165,20 +165,41 @@ extension ProjectionTransaction {
     /// Keys of pending entries due at `now` or earlier, soonest first.
     public func dueOutboxKeys(now: Int64, limit: Int) throws -> [String] {
         var keys: [String] = []
+        guard limit > 0 else { return keys }
+        try forEachDueOutboxKey(now: now) { key in
+            keys.append(key)
+            return keys.count < limit
+        }
+        return keys
+    }
+
+    /// Visits the keys of pending entries due at `now` or earlier, soonest first, until `body` returns false.
+    public func forEachDueOutboxKey(now: Int64, _ body: (String) throws -> Bool) throws {
         let bound = SequenceKey.encode(UInt64(bitPattern: now) ^ (1 << 63))
         try txn.scan(store.outboxDue) { key, _ in
             guard key.count > 8, key.prefix(8).lexicographicallyPrecedes(bound) || key.prefix(8).elementsEqual(bound)
             else { return false }
-            keys.append(String(decoding: key.dropFirst(8), as: UTF8.self))
-            return keys.count < limit
+            return try body(String(decoding: key.dropFirst(8), as: UTF8.self))
         }
-        return keys
     }
 
     /// The due time of the pending entry due soonest, if any.
     public func nextDueAt() throws -> Int64? {
         var due: Int64?
         try txn.scan(store.outboxDue) { key, _ in
+            if key.count >= 8, let raw = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key.prefix(8))) {
+                due = Int64(bitPattern: raw ^ (1 << 63))
+            }
+            return false
+        }
+        return due
+    }
+
+    /// The due time of the pending entry due soonest after `now`, if any: when the delivery has to look again.
+    public func nextDueAt(after now: Int64) throws -> Int64? {
+        var due: Int64?
+        let from = SequenceKey.encode(UInt64(bitPattern: now &+ 1) ^ (1 << 63))
+        try txn.scan(store.outboxDue, from: from) { key, _ in
             if key.count >= 8, let raw = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key.prefix(8))) {
                 due = Int64(bitPattern: raw ^ (1 << 63))
             }

@@ -60,6 +60,53 @@ final class ScriptedWebhookServer: PythonServer {
     func requests(_ key: String) -> [Recorded] { requests.filter { $0.key == key } }
 }
 
+/// A webhook receiver that hangs: it accepts each connection and reads the request, records its
+/// `Idempotency-Key` as a JSON line, and never answers nor closes the connection.
+final class HangingWebhookServer: PythonServer {
+
+    static let script = #"""
+        import json, os, socket, sys, threading, time
+        directory, port = sys.argv[1], int(sys.argv[2])
+        lock = threading.Lock()
+        held = []
+        def serve(connection):
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            key = None
+            for line in data.split(b"\r\n"):
+                if line.lower().startswith(b"idempotency-key:"):
+                    key = line.split(b":", 1)[1].strip().decode()
+            with lock:
+                held.append(connection)
+                with open(os.path.join(directory, "requests.jsonl"), "a") as log:
+                    log.write(json.dumps({"key": key, "time": time.time()}) + "\n")
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(64)
+        while True:
+            connection, _ = listener.accept()
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+        """#
+
+    init(directory: String) throws {
+        try super.init(directory: directory) { port in ["-c", HangingWebhookServer.script, directory, String(port)] }
+    }
+
+    /// One request as the receiver recorded it (it never answered).
+    struct Recorded: Decodable {
+        var key: String
+        var time: Double
+    }
+
+    /// Every request received so far, in order.
+    var requests: [Recorded] { readRecords(directory + "/requests.jsonl") }
+}
+
 /// A real SMTP server (aiosmtpd) that answers `DATA` from a script: each line of the file `answers` (a full
 /// reply such as `550 5.1.1 no such user`) answers one message, then `250 OK`. Every message is recorded.
 final class ScriptedMailServer: PythonServer {
@@ -361,6 +408,88 @@ struct OutboxOutcomeTests {
         let push = entries["s-1/mql/crm"]?.deliveredAt.flatMap(Timestamp.parse)
         if let email, let push { #expect(push - email >= 2_000, "the email waited for the webhook") }
         #expect(webhook.requests("s-1/mql/crm").count == 1)
+    }
+
+    @Test(
+        "T6 issue 16: a receiver that hangs does not delay another: its lane holds outbox.concurrency requests, and the other receiver's webhooks are delivered while those still hang"
+    )
+    func hangingReceiver() throws {
+        let scratch = "/tmp/tally-outcomes-" + UUID().uuidString.prefix(8).lowercased()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let hanging = try HangingWebhookServer(directory: scratch + "/hanging")
+        let webhook = try ScriptedWebhookServer(directory: scratch + "/webhook")
+        let daemon = try Daemon(
+            rules: """
+                actions:
+                  - { id: open, type: email.open, delta: 10, repeatable: true }
+                triggers:
+                  - id: stuck
+                    min_points: 10
+                    events:
+                      - { id: push, type: integration.push, integration: hang }
+                  - id: mql
+                    min_points: 20
+                    events:
+                      - { id: crm, type: integration.push, integration: crm }
+                """,
+            extraConfig: """
+                integrations:
+                  hang: { url: "http://127.0.0.1:\(hanging.port)/hook" }
+                  crm: { url: "http://127.0.0.1:\(webhook.port)/hook" }
+                outbox: { attempts: 3, backoff: 100ms, concurrency: 2 }
+                """)
+        try daemon.start()
+        defer { daemon.stop() }
+
+        // Twenty pushes to the receiver that hangs, more than any fixed window of deliveries: its lane fills.
+        let stuck = (1...20).map { String(format: "h-%02d", $0) }
+        let reply = try daemon.post(stuck.map { JSON.event("email.open", contact: $0, item: "n1") })
+        #expect(reply.status == 202)
+        try AuditEndToEndTests.waitUntil { hanging.requests.count >= 2 }
+
+        // Then pushes to the other receiver: delivered while the first still holds every request it was sent.
+        let others = ["z-1", "z-2", "z-3"]
+        for contact in others {
+            let reply = try daemon.post([
+                JSON.event("email.open", contact: contact, item: "n1"),
+                JSON.event("email.open", contact: contact, item: "n2"),
+            ])
+            #expect(reply.status == 202)
+        }
+        try Self.waitForState(daemon, others.map { "\($0)/mql/crm" }, "delivered")
+        let entries = try Self.outbox(daemon)
+        let waiting = stuck.map { entries["\($0)/stuck/push"] }
+        #expect(
+            waiting.allSatisfy { $0?.state == "pending" && $0?.attempts == 0 },
+            "no attempt of the hanging receiver has ended: \(waiting.map { "\($0?.state ?? "-") \($0?.attempts ?? -1)" })"
+        )
+        #expect(hanging.requests.count == 2, "outbox.concurrency bounds the requests a receiver holds")
+        for contact in others { #expect(webhook.requests("\(contact)/mql/crm").count == 1) }
+    }
+
+    @Test(
+        "T6 issue 16: a Retry-After pauses its receiver's lane: an entry fired meanwhile is first sent once the pause ends, and delivered at its first attempt"
+    )
+    func retryAfterPausesTheReceiver() throws {
+        let scratch = "/tmp/tally-outcomes-" + UUID().uuidString.prefix(8).lowercased()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let webhook = try ScriptedWebhookServer(directory: scratch + "/webhook")
+        let daemon = try Self.pushingDaemon(webhook)
+        try daemon.start()
+        defer { daemon.stop() }
+        try webhook.answer(["503 2"])
+        try TriggerDeliveryTests.qualify(daemon, "p-1")
+        // Once the 503 is in the outbox, the lane is paused (before the outcome was appended).
+        try AuditEndToEndTests.waitUntil { try Self.outbox(daemon)["p-1/mql/crm"]?.attempts == 1 }
+        try TriggerDeliveryTests.qualify(daemon, "p-2")
+        try Self.waitForState(daemon, ["p-1/mql/crm", "p-2/mql/crm"], "delivered")
+        let first = try #require(webhook.requests("p-1/mql/crm").first)
+        let later = webhook.requests("p-2/mql/crm")
+        #expect(later.map(\.status) == [200], "p-2 was sent once, after the pause")
+        if let sent = later.first {
+            #expect(sent.time - first.time >= 2.0, "p-2 sent \(sent.time - first.time) s after a Retry-After of 2 s")
+        }
+        #expect(try Self.outbox(daemon)["p-2/mql/crm"]?.attempts == 1)
     }
 
     @Test("T7 a restored backup knows the deliveries made before it was taken: only later ones are sent again")

@@ -33,7 +33,7 @@ import Testing
         #expect(config.integrations.isEmpty)
         #expect(config.smtp == defaults.smtp)
         #expect(config.outbox == Configuration.Outbox())
-        #expect(config.outbox.attempts == 8 && config.outbox.backoff == 1000)
+        #expect(config.outbox.attempts == 8 && config.outbox.backoff == 1000 && config.outbox.concurrency == 8)
         #expect(config.limits == Configuration.Limits())
         #expect(config.limits.maxBodyBytes == 16 << 20 && config.limits.maxLineBytes == 64 << 10)
         #expect(config.limits.readAfterTimeout == 5000 && config.limits.idleTimeout == 30_000)
@@ -70,7 +70,7 @@ import Testing
               crm: { url: "http://127.0.0.1:9000/hook", headers: { Authorization: "Bearer x" } }
               bare: { url: "http://127.0.0.1:9001/" }
             smtp: { host: mail.example.com, port: 25, from: "scores@example.com" }
-            outbox: { attempts: 3, backoff: 30s }
+            outbox: { attempts: 3, backoff: 30s, concurrency: 2 }
             """, file: "tally.yaml")
         #expect(config.dataDirectory == "/var/lib/tally")
         #expect(config.ingestSocket == "/run/tally/ingest.sock")
@@ -97,7 +97,7 @@ import Testing
         #expect(config.integrations["bare"] == Configuration.Integration(url: "http://127.0.0.1:9001/", headers: [:]))
         #expect(config.smtp.host == "mail.example.com" && config.smtp.port == 25)
         #expect(config.smtp.from == "scores@example.com")
-        #expect(config.outbox.attempts == 3 && config.outbox.backoff == 30_000)
+        #expect(config.outbox.attempts == 3 && config.outbox.backoff == 30_000 && config.outbox.concurrency == 2)
     }
 
     @Test("D1 clock_interval: off appends no clock events")
@@ -134,6 +134,7 @@ import Testing
         ("smtp: { hostname: x }", "unknown key \"hostname\""),
         ("outbox: { attempts: 0 }", "\"attempts\" must be within 1...1000"),
         ("outbox: { backoff: -1s }", "\"backoff\" must be a positive duration"),
+        ("outbox: { concurrency: 0 }", "\"concurrency\" must be within 1...1000"),
         ("limits: { max_body: lots }", "\"max_body\" must be a size"),
         ("limits: { max_line: 0 }", "\"max_line\" must be a size"),
         ("limits: { read_after_timeout: 5 }", "\"read_after_timeout\" must be a positive duration"),

@@ -56,6 +56,10 @@ struct ProjectionStoreTests {
         #expect(try live.read { try $0.dueOutboxKeys(now: 20, limit: 10) } == ["c/mql/crm"])
         #expect(try live.read { try $0.dueOutboxKeys(now: 19, limit: 10) } == [])
         #expect(try live.read { try $0.nextDueAt() } == 20)
+        // Issue 16: the delivery's timer looks only past what is due now.
+        #expect(try live.read { try $0.nextDueAt(after: 19) } == 20)
+        #expect(try live.read { try $0.nextDueAt(after: 20) } == nil)
+        #expect(try live.read { try $0.nextDueAt(after: -5) } == 20)
         _ = directories
 
         let delivered = Event(type: .outboxDelivered, contact: "c", at: 30, item: "c/mql/crm")
