@@ -1,0 +1,122 @@
+import TallyStore
+
+/// The distribution of a score (main, or a group's) over the contacts matching a list's filters (L3), in at most
+/// ``maximumBuckets`` buckets of equal width, counted from the `scores` index with a bounded scan.
+public struct ScoreHistogram: Sendable, Equatable {
+    /// Contacts with a score in `low...high`; `count` is exact when `complete`, a lower bound otherwise.
+    public struct Bucket: Sendable, Equatable {
+        public var low: Int64
+        public var high: Int64
+        public var count: Int
+        public var complete: Bool
+    }
+
+    /// The group whose score is counted; nil for the main score.
+    public var group: String?
+    /// Ascending, adjacent, each `width` wide (the last may be cut at the highest score); empty when no contact
+    /// has a score within the query's bounds.
+    public var buckets: [Bucket]
+    /// Index entries examined.
+    public var examined: Int
+
+    /// Whether every bucket's count is exact.
+    public var complete: Bool { buckets.allSatisfy(\.complete) }
+    /// The contacts counted: exact when `complete`, a lower bound otherwise.
+    public var total: Int { buckets.reduce(0) { $0 + $1.count } }
+
+    /// The most buckets a histogram has.
+    public static let maximumBuckets = 20
+    /// The most `scores` index entries one histogram examines (plus one seek per bucket and round): beyond it,
+    /// the buckets not finished are lower bounds.
+    public static let scanBudget = 100_000
+    /// The most rounds of sharing the budget among the buckets not yet finished.
+    static let maximumRounds = 8
+
+    /// Equal buckets over `bounds`: at most `count`, of a "nice" width (1, 2 or 5 × 10ⁿ) aligned to a multiple of
+    /// it, so that the axis reads as people count.
+    static func edges(_ bounds: ClosedRange<Int64>, count: Int) -> [ClosedRange<Int64>] {
+        let (low, high) = (bounds.lowerBound, bounds.upperBound)
+        let span = UInt64(bitPattern: high &- low)  // high ≥ low: exact as unsigned
+        let count = UInt64(max(1, count))
+        var width = span / count + 1
+        if span < 1_000_000_000_000_000 {
+            var nice: UInt64 = 1
+            outer: while true {
+                for factor: UInt64 in [1, 2, 5] where nice * factor >= width {
+                    nice *= factor
+                    break outer
+                }
+                nice *= 10
+            }
+            width = nice
+        }
+        // The first edge: low rounded down to a multiple of the width (when that does not leave Int64).
+        var start = low
+        if width > 1, span < 1_000_000_000_000_000, low > -1_000_000_000_000_000_000, low < 1_000_000_000_000_000_000 {
+            let w = Int64(width)
+            let remainder = ((low % w) + w) % w
+            start = low - remainder
+        }
+        var result: [ClosedRange<Int64>] = []
+        var edge = start
+        while result.count < Int(count) + 1 {
+            let offset = UInt64(bitPattern: high &- edge)  // edge ≤ high here
+            let last = offset < width ? high : edge &+ Int64(bitPattern: width - 1)
+            result.append(max(edge, low)...last)
+            if last == high { break }
+            edge = last &+ 1
+        }
+        return result
+    }
+}
+
+extension TallyEngine {
+    /// L3: the distribution of the score `query` filters on (its group's, or the main score) over the contacts
+    /// matching its bounds and memberships, on the blocking pool. Cost: two seeks for the lowest and highest score,
+    /// then at most ``ScoreHistogram/scanBudget`` index entries (each with one point read per membership filter)
+    /// and one seek per bucket and round. The query's sort, limit and cursor do not apply.
+    public func scoreHistogram(
+        _ query: ContactListQuery, buckets: Int = ScoreHistogram.maximumBuckets,
+        budget: Int = ScoreHistogram.scanBudget
+    ) async throws -> ScoreHistogram {
+        try await blocking.run {
+            try self.projections.read { txn in try Self.histogram(query, buckets: buckets, budget: budget, in: txn) }
+        }
+    }
+
+    private static func histogram(
+        _ query: ContactListQuery, buckets: Int, budget: Int, in txn: ProjectionTransaction
+    ) throws -> ScoreHistogram {
+        var histogram = ScoreHistogram(group: query.group, buckets: [], examined: 0)
+        guard let range = query.range, let bounds = try txn.scoreBounds(group: query.group, range: range) else {
+            return histogram
+        }
+        let memberships = query.memberships
+        func admit(_ contact: String) throws -> Bool {
+            for (kind, name) in memberships where try !txn.isMember(kind, name, contact) { return false }
+            return true
+        }
+        let edges = ScoreHistogram.edges(bounds, count: min(max(1, buckets), ScoreHistogram.maximumBuckets))
+        histogram.buckets = edges.map { .init(low: $0.lowerBound, high: $0.upperBound, count: 0, complete: false) }
+        var resume = [ScorePosition?](repeating: nil, count: edges.count)
+        var remaining = max(budget, edges.count)
+        // Rounds: the budget left is shared among the buckets not finished, so that a few crowded buckets do not
+        // starve the rest, and a sparse histogram is exact.
+        for _ in 0..<ScoreHistogram.maximumRounds {
+            let open = histogram.buckets.indices.filter { !histogram.buckets[$0].complete }
+            guard !open.isEmpty, remaining > 0 else { break }
+            let share = max(1, remaining / open.count)
+            for index in open where remaining > 0 {
+                let count = try txn.countByScore(
+                    group: query.group, range: edges[index], after: resume[index], budget: min(share, remaining),
+                    admit: admit)
+                remaining -= count.examined
+                histogram.examined += count.examined
+                histogram.buckets[index].count += count.matched
+                resume[index] = count.resume
+                histogram.buckets[index].complete = count.finished
+            }
+        }
+        return histogram
+    }
+}
