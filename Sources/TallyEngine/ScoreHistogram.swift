@@ -72,9 +72,10 @@ public struct ScoreHistogram: Sendable, Equatable {
 
 extension TallyEngine {
     /// L3: the distribution of the score `query` filters on (its group's, or the main score) over the contacts
-    /// matching its bounds and memberships, on the blocking pool. Cost: two seeks for the lowest and highest score,
-    /// then at most ``ScoreHistogram/scanBudget`` index entries (each with one point read per membership filter)
-    /// and one seek per bucket and round. The query's sort, limit and cursor do not apply.
+    /// matching its bounds and memberships, on the blocking pool. Cost: two seeks for the lowest and highest score
+    /// (with membership filters, walks from both ends to the first member, a tenth of the budget each at most),
+    /// then at most ``ScoreHistogram/scanBudget`` index entries in all (each with one point read per membership
+    /// filter) and one seek per bucket and round. The query's sort, limit and cursor do not apply.
     public func scoreHistogram(
         _ query: ContactListQuery, buckets: Int = ScoreHistogram.maximumBuckets,
         budget: Int = ScoreHistogram.scanBudget
@@ -96,10 +97,29 @@ extension TallyEngine {
             for (kind, name) in memberships where try !txn.isMember(kind, name, contact) { return false }
             return true
         }
-        let edges = ScoreHistogram.edges(bounds, count: min(max(1, buckets), ScoreHistogram.maximumBuckets))
+        var remaining = budget
+        // With membership filters, the buckets span the lowest to the highest score of a member, when a tenth of the
+        // budget from either end finds one; otherwise of every contact within the bounds.
+        var span = bounds
+        if !memberships.isEmpty {
+            let share = max(1, budget / 10)
+            let low = try txn.firstScore(
+                group: query.group, range: bounds, descending: false, budget: share, admit: admit)
+            remaining -= low.examined
+            histogram.examined += low.examined
+            guard let lowest = low.score ?? (low.examined < share ? nil : bounds.lowerBound) else {
+                return histogram  // every entry examined, and none a member
+            }
+            let high = try txn.firstScore(
+                group: query.group, range: lowest...bounds.upperBound, descending: true, budget: share, admit: admit)
+            remaining -= high.examined
+            histogram.examined += high.examined
+            span = lowest...(high.score ?? bounds.upperBound)
+        }
+        let edges = ScoreHistogram.edges(span, count: min(max(1, buckets), ScoreHistogram.maximumBuckets))
         histogram.buckets = edges.map { .init(low: $0.lowerBound, high: $0.upperBound, count: 0, complete: false) }
         var resume = [ScorePosition?](repeating: nil, count: edges.count)
-        var remaining = max(budget, edges.count)
+        remaining = max(remaining, edges.count)
         // Rounds: the budget left is shared among the buckets not finished, so that a few crowded buckets do not
         // starve the rest, and a sparse histogram is exact.
         for _ in 0..<ScoreHistogram.maximumRounds {

@@ -20,7 +20,7 @@ enum ContactPage {
         .chips span.seg{background:#e6f5ea;color:#1e6b34}.chips span.camp{background:#fff1db;color:#8a4b00}
         .chips span.trig{background:#f1e8fc;color:#5b2a91}table{border-collapse:collapse;width:100%}
         td,th{text-align:left;padding:6px 8px;border-bottom:1px solid #eceef2;vertical-align:top;font-size:14px}
-        td.n{text-align:right;font-variant-numeric:tabular-nums}.pos{color:#1e6b34}.neg{color:#a11}
+        td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}.pos{color:#1e6b34}.neg{color:#a11}
         svg .award{cursor:help}svg .award:hover{stroke:#000;stroke-width:2}input{font:inherit;padding:6px 10px}
         .filters{display:flex;flex-wrap:wrap;gap:10px 16px;align-items:flex-end}.filters label{display:flex;
         flex-direction:column;font-size:12px;color:#556}.filters input{width:120px;padding:4px 8px}
@@ -164,7 +164,8 @@ enum ContactPage {
             maxT == minT ? right : left + (right - left) * Double(at - minT) / Double(maxT - minT)
         }
         func y(_ score: Int64) -> Double {
-            maxS == minS ? height / 2 : height - bottom - (height - bottom - pad) * (Double(score) - minS) / (maxS - minS)
+            maxS == minS
+                ? height / 2 : height - bottom - (height - bottom - pad) * (Double(score) - minS) / (maxS - minS)
         }
         let palette = ["#2f6fde", "#1e9b53", "#d0781b", "#9b3fd0", "#c23a5a"]
         var lines = ""
@@ -200,7 +201,8 @@ enum ContactPage {
         for tick in 0..<tickCount {
             let at = tickCount == 1 ? maxT : minT + (maxT - minT) * Int64(tick) / Int64(tickCount - 1)
             let anchor = tick == 0 && tickCount > 1 ? "start" : tick == tickCount - 1 ? "end" : "middle"
-            let label = humanTime(at, seconds: seconds) + (tick == tickCount - 1 && now != nil && maxT > latest ? " (now)" : "")
+            let label =
+                humanTime(at, seconds: seconds) + (tick == tickCount - 1 && now != nil && maxT > latest ? " (now)" : "")
             ticks +=
                 "<line x1=\"\(x(at))\" y1=\"\(height - bottom)\" x2=\"\(x(at))\" y2=\"\(height - bottom + 4)\" stroke=\"#99a\"/>"
                 + "<text class=\"tick\" x=\"\(x(at))\" y=\"\(height - bottom + 17)\" fill=\"#667\" font-size=\"11\" "

@@ -79,7 +79,7 @@ enum ContactsPage {
         }
         if let histogram { body += "<div class=\"card\">\(Self.histogram(histogram))</div>" }
         if let page {
-            let scoreHeader = query.group.map { "<th>\(escape($0))</th>" } ?? ""
+            let scoreHeader = query.group.map { "<th class=\"n\">\(escape($0))</th>" } ?? ""
             let rows = page.contacts.map { id, state in
                 let groupScore =
                     query.group.map { "<td class=\"n\">\(state.groups[$0].map(String.init) ?? "")</td>" } ?? ""
@@ -103,11 +103,13 @@ enum ContactsPage {
                 links.append(
                     "<a id=\"next\" rel=\"next\" href=\"/ui/contacts?"
                         + "\(escape(queryString(query, limit: limit, cursor: next)))\">Next page →</a>")
+            } else {
+                links.append("<span class=\"muted\">End of the list.</span>")
             }
             body += """
-                <div class="card"><table id="contacts"><tr><th>Contact</th><th>Points</th>\(scoreHeader)<th>Groups</th>
+                <div class="card"><table id="contacts"><tr><th>Contact</th><th class="n">Points</th>\(scoreHeader)<th>Groups</th>
                 <th>Tags</th><th>Segments</th></tr>\(rows.isEmpty ? empty : rows)</table>
-                <p class="pager">\(links.isEmpty ? "<span class=\"muted\">End of the list.</span>" : links.joined(separator: " "))</p></div>
+                <p class="pager">\(links.joined(separator: " "))</p></div>
                 """
         }
         return ContactPage.page(title: "Tally — contacts", body: body)
@@ -145,9 +147,11 @@ enum ContactsPage {
                 + "fill=\"\(bucket.complete ? "#2f6fde" : "url(#partial)")\" stroke=\"#2f6fde\""
                 + "\(bucket.complete ? "" : " stroke-dasharray=\"4 3\"")><title>\(range(bucket)) points: \(count) "
                 + "\(contacts)</title></rect>"
-            bars +=
-                "<text x=\"\(x + slot / 2)\" y=\"\(height - bottom - barHeight - 5)\" text-anchor=\"middle\" "
-                + "font-size=\"11\" fill=\"#334\">\(count)</text>"
+            if bucket.count > 0 || !bucket.complete {
+                bars +=
+                    "<text x=\"\(x + slot / 2)\" y=\"\(height - bottom - barHeight - 5)\" text-anchor=\"middle\" "
+                    + "font-size=\"11\" fill=\"#334\">\(count)</text>"
+            }
             if index % labelEvery == 0 {
                 bars +=
                     "<text x=\"\(x + 2)\" y=\"\(height - bottom + 16)\" font-size=\"11\" fill=\"#667\">"
@@ -159,8 +163,10 @@ enum ContactsPage {
             + "stroke=\"#99a\"/><text x=\"\(left - 6)\" y=\"\(top + 4)\" font-size=\"11\" fill=\"#667\" "
             + "text-anchor=\"end\">\(Int(most))</text><text x=\"\(left - 6)\" y=\"\(height - bottom + 4)\" "
             + "font-size=\"11\" fill=\"#667\" text-anchor=\"end\">0</text>"
-            + "<text x=\"\(width - right)\" y=\"\(height - bottom + 16)\" font-size=\"11\" fill=\"#667\" "
-            + "text-anchor=\"end\">\(buckets.last?.high ?? 0)</text>"
+            + (buckets.last.map { $0.high == $0.low && (buckets.count - 1) % labelEvery == 0 } ?? true
+                ? ""
+                : "<text x=\"\(width - right)\" y=\"\(height - bottom + 16)\" font-size=\"11\" fill=\"#667\" "
+                    + "text-anchor=\"end\">\(buckets.last?.high ?? 0)</text>")
             + "<text x=\"\((width - left) / 2 + left)\" y=\"\(height - 6)\" font-size=\"12\" fill=\"#445\" "
             + "text-anchor=\"middle\">points (\(score))</text>"
         let pattern =
@@ -170,7 +176,8 @@ enum ContactsPage {
         let total = histogram.complete ? "\(histogram.total)" : "at least \(histogram.total)"
         let note =
             histogram.complete
-            ? "" : "<p class=\"muted\" id=\"approximate\">Approximate: the count stopped after "
+            ? ""
+            : "<p class=\"muted\" id=\"approximate\">Approximate: the count stopped after "
                 + "\(histogram.examined) index entries, so hatched bars marked ≥ are lower bounds.</p>"
         return """
             <h2>Distribution of \(score)</h2><p class="muted">\(total) matching contacts, \
@@ -195,7 +202,9 @@ extension Routes {
         var limit: Int?
         do {
             query = try Self.listQuery(parameters)
-            if let text = parameters["limit"], !text.isEmpty { limit = query.limit } else {
+            if let text = parameters["limit"], !text.isEmpty {
+                limit = query.limit
+            } else {
                 query.limit = ContactsPage.defaultLimit
             }
             let page = try await engine.listContacts(query)

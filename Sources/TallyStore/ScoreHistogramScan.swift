@@ -39,6 +39,25 @@ extension ProjectionTransaction {
         return lowest...highest
     }
 
+    /// The first score (lowest, or highest when `descending`) within `range` of a contact that `admit` accepts,
+    /// examining at most `budget` index entries; nil when none was found within them. Also returns how many it
+    /// examined.
+    public func firstScore(
+        group: String?, range: ClosedRange<Int64>, descending: Bool, budget: Int, admit: (String) throws -> Bool
+    ) throws -> (score: Int64?, examined: Int) {
+        var found: Int64?
+        var examined = 0
+        try forEachByScore(group: group, range: range, descending: descending, after: nil) { score, contact in
+            examined += 1
+            if try admit(contact) {
+                found = score
+                return false
+            }
+            return examined < budget
+        }
+        return (found, examined)
+    }
+
     /// Counts the contacts with a score (main, or `group`'s) in `range` that `admit` accepts, ascending from
     /// strictly after `after`, examining at most `budget` index entries (at least one).
     public func countByScore(

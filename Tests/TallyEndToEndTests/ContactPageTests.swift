@@ -162,15 +162,20 @@ extension ContactPageTests {
             rules: Self.listRules, extraConfig: "admin_http: 127.0.0.1:\(port)\nclock_interval: off")
         try daemon.start()
         defer { daemon.stop() }
-        // 120 contacts: c-000…c-119 with 1–12 downloads (10–120 points); those at 50 or more get the tag mql.
+        // 120 contacts: c-000…c-119 with 1–12 downloads and 0–4 opens (10–128 points); those at 50 or more get the
+        // tag mql.
         var lines: [String] = []
         var expected: [String: Int64] = [:]
         for index in 0..<120 {
             let contact = "c-" + String(format: "%03d", index)
             let downloads = 1 + (index * 7) % 12
-            expected[contact] = Int64(downloads * 10)
+            let opens = index % 5
+            expected[contact] = Int64(downloads * 10 + opens * 2)
             for _ in 0..<downloads {
                 lines.append(#"{"type":"asset.download","contact":"\#(contact)","item":"guide"}"#)
+            }
+            for open in 0..<opens {
+                lines.append(#"{"type":"email.open","contact":"\#(contact)","item":"n\#(open)"}"#)
             }
         }
         lines.append(#"{"type":"asset.download","contact":"<b>&odd \"id","item":"guide"}"#)
@@ -217,7 +222,8 @@ extension ContactPageTests {
 
         // The histogram: one bar per bucket of the matching contacts' scores, counts adding up to the list.
         #expect(first.text.contains("<svg id=\"score-histogram\""))
-        let counts = try NSRegularExpression(pattern: #"<rect class="bar" data-low="(-?\d+)" data-high="(-?\d+)" data-count="(\d+)""#)
+        let counts = try NSRegularExpression(
+            pattern: #"<rect class="bar" data-low="(-?\d+)" data-high="(-?\d+)" data-count="(\d+)""#)
         let bars = counts.matches(in: first.text, range: NSRange(first.text.startIndex..., in: first.text)).compactMap {
             match -> (Int64, Int64, Int)? in
             guard let low = Range(match.range(at: 1), in: first.text).flatMap({ Int64(first.text[$0]) }),
@@ -311,10 +317,16 @@ extension ContactPageTests {
             #expect(parts[4] != parts[8], "and after it")
         }
         // Times as people read them, the full time on hover.
-        #expect(!html.contains(".123Z<"), "no raw ISO times with milliseconds in text")
+        // No RFC 3339 time in any visible text (tooltips, `<title>`, and attributes aside).
+        let visible = html.replacingOccurrences(of: #"<title>[^<]*</title>"#, with: "", options: .regularExpression)
+        #expect(
+            visible.range(of: #">[^<]*\d\d:\d\d:\d\d(\.\d+)?Z[^<]*<"#, options: .regularExpression) == nil,
+            "no raw ISO times in the text")
         #expect(html.contains("<time datetime=\"2026-11-18T"))
-        #expect(html.range(of: #"title="2026-11-\d\dT\d\d:\d\d:\d\d\.123Z">2026-11-\d\d \d\d:\d\d</time>"#,
-            options: .regularExpression) != nil)
+        #expect(
+            html.range(
+                of: #"title="2026-11-\d\dT\d\d:\d\d:\d\d\.123Z">2026-11-\d\d \d\d:\d\d</time>"#,
+                options: .regularExpression) != nil)
         #expect(html.contains("(now)"), "the right end is labelled now")
 
         let url = "http://127.0.0.1:\(port)/ui/contacts/lead-40"
