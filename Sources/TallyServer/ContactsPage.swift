@@ -43,6 +43,17 @@ enum ContactsPage {
         return result
     }
 
+    /// A count with thousands separated by commas: `915,963`.
+    static func grouped(_ value: Int) -> String {
+        let digits = String(value.magnitude)
+        var result = ""
+        for (index, digit) in digits.enumerated() {
+            if index > 0, (digits.count - index) % 3 == 0 { result += "," }
+            result.append(digit)
+        }
+        return (value < 0 ? "-" : "") + result
+    }
+
     static func chips(_ values: [String], _ kind: String = "") -> String {
         values.map { "<span class=\"\(kind)\">\(ContactPage.escape($0))</span>" }.joined()
     }
@@ -137,7 +148,7 @@ enum ContactsPage {
         let labelEvery = buckets.count > 12 ? 2 : 1
         for (index, bucket) in buckets.enumerated() {
             let x = left + slot * Double(index)
-            let count = bucket.complete ? "\(bucket.count)" : "≥\(bucket.count)"
+            let count = (bucket.complete ? "" : "≥") + grouped(bucket.count)
             let barHeight = max(bucket.count > 0 ? 1 : 0, height - bottom - y(bucket.count))
             let contacts = bucket.count == 1 && bucket.complete ? "contact" : "contacts"
             bars +=
@@ -161,7 +172,7 @@ enum ContactsPage {
         let axis =
             "<line x1=\"\(left)\" y1=\"\(height - bottom)\" x2=\"\(width - right)\" y2=\"\(height - bottom)\" "
             + "stroke=\"#99a\"/><text x=\"\(left - 6)\" y=\"\(top + 4)\" font-size=\"11\" fill=\"#667\" "
-            + "text-anchor=\"end\">\(Int(most))</text><text x=\"\(left - 6)\" y=\"\(height - bottom + 4)\" "
+            + "text-anchor=\"end\">\(grouped(Int(most)))</text><text x=\"\(left - 6)\" y=\"\(height - bottom + 4)\" "
             + "font-size=\"11\" fill=\"#667\" text-anchor=\"end\">0</text>"
             + (buckets.last.map { $0.high == $0.low && (buckets.count - 1) % labelEvery == 0 } ?? true
                 ? ""
@@ -173,12 +184,12 @@ enum ContactsPage {
             "<defs><pattern id=\"partial\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
             + "patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#dbe6fb\"/>"
             + "<line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#2f6fde\" stroke-width=\"2\"/></pattern></defs>"
-        let total = histogram.complete ? "\(histogram.total)" : "at least \(histogram.total)"
+        let total = (histogram.complete ? "" : "at least ") + grouped(histogram.total)
         let note =
             histogram.complete
             ? ""
             : "<p class=\"muted\" id=\"approximate\">Approximate: the count stopped after "
-                + "\(histogram.examined) index entries, so hatched bars marked ≥ are lower bounds.</p>"
+                + "\(grouped(histogram.examined)) index entries, so hatched bars marked ≥ are lower bounds.</p>"
         return """
             <h2>Distribution of \(score)</h2><p class="muted">\(total) matching contacts, \
             \(buckets.count) bucket\(buckets.count == 1 ? "" : "s") of \(buckets[0].high - buckets[0].low + 1) points \

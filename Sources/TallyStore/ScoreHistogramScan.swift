@@ -4,21 +4,15 @@ public struct ScoreCount: Sendable, Equatable {
     public var matched: Int
     public var examined: Int
     /// The last entry examined, when the range was not finished: pass it as `after` to go on.
-    public var resume: ScorePosition?
+    public var resume: ScoreIndexPosition?
 
     /// Whether the count covers the whole range.
     public var finished: Bool { resume == nil }
 }
 
-/// A position in the `scores` index: a score and a contact id.
-public struct ScorePosition: Sendable, Equatable {
-    public var score: Int64
-    public var contact: String
-
-    public init(score: Int64, contact: String) {
-        self.score = score
-        self.contact = contact
-    }
+/// A position in the `scores` index (an entry's key), opaque to callers.
+public struct ScoreIndexPosition: Sendable, Equatable {
+    let key: [UInt8]
 }
 
 extension ProjectionTransaction {
@@ -58,35 +52,37 @@ extension ProjectionTransaction {
         return (found, examined)
     }
 
-    /// Counts the contacts with a score (main, or `group`'s) in `range` that `admit` accepts, ascending from
-    /// strictly after `after`, examining at most `budget` index entries (at least one).
+    /// Counts the contacts with a score (main, or `group`'s) in `range` that `admit` accepts (all when nil),
+    /// ascending from strictly after `after`, examining at most `budget` index entries (at least one). Without
+    /// `admit` an entry costs a key comparison and no allocation.
     public func countByScore(
-        group: String?, range: ClosedRange<Int64>, after: ScorePosition?, budget: Int,
-        admit: (String) throws -> Bool
+        group: String?, range: ClosedRange<Int64>, after: ScoreIndexPosition?, budget: Int,
+        admit: ((String) throws -> Bool)?
     ) throws -> ScoreCount {
         var count = ScoreCount(matched: 0, examined: 0, resume: nil)
         let budget = max(1, budget)
-        try forEachByScore(
-            group: group, range: range, descending: false, after: after.map { ($0.score, $0.contact) }
-        ) { score, contact in
-            count.examined += 1
-            if try admit(contact) { count.matched += 1 }
+        let prefix = ContactIndex.scorePrefix(group)
+        let start = after?.key ?? ContactIndex.scoreKey(group, range.lowerBound, "")
+        var last: [UInt8] = []
+        try txn.scan(store.scores, from: start) { key, _ in
+            guard key.count >= prefix.count + 8, key.starts(with: prefix) else { return false }
+            if let after, key.elementsEqual(after.key) { return true }
+            guard ContactIndex.score(from: key[prefix.count...]) <= range.upperBound else { return false }
             guard count.examined < budget else {
-                count.resume = ScorePosition(score: score, contact: contact)
+                // An entry in range beyond the budget: the count goes on after the last one examined.
+                count.resume = ScoreIndexPosition(key: last)
                 return false
             }
+            count.examined += 1
+            if let admit {
+                let contact = String(
+                    decoding: UnsafeRawBufferPointer(rebasing: key[(prefix.count + 8)...]), as: UTF8.self)
+                if try admit(contact) { count.matched += 1 }
+            } else {
+                count.matched += 1
+            }
+            if count.examined == budget { last = Array(key) }
             return true
-        }
-        // A range whose last entry was exactly the budget's last is finished: check with one more seek.
-        if let resume = count.resume {
-            var more = false
-            try forEachByScore(
-                group: group, range: range, descending: false, after: (resume.score, resume.contact)
-            ) { _, _ in
-                more = true
-                return false
-            }
-            if !more { count.resume = nil }
         }
         return count
     }

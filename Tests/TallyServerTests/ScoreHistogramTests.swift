@@ -95,6 +95,19 @@ struct ScoreHistogramTests {
             }
             // The budget is shared: every non-empty bucket got some of it.
             #expect(partial.buckets.filter { $0.low % 10 == 0 }.allSatisfy { $0.count > 0 })
+            // With a membership filter whose members exceed the budget, the count falls back to the score index:
+            // still a lower bound per bucket, marked incomplete.
+            let members = try await test.engine.scoreHistogram(ContactListQuery(tag: "mql"))
+            #expect(members.complete && members.total == 18)
+            let fallback = try await test.engine.scoreHistogram(ContactListQuery(tag: "mql"), budget: 10)
+            #expect(!fallback.complete)
+            #expect(fallback.total < 18)
+            for bucket in fallback.buckets {
+                // Six mql contacts at each of 30, 40 and 50 points.
+                let truth = 6 * [Int64(30), 40, 50].filter { (bucket.low...bucket.high).contains($0) }.count
+                #expect(bucket.count <= truth, "\(bucket)")
+                if bucket.complete { #expect(bucket.count == truth, "\(bucket)") }
+            }
         }
     }
 
