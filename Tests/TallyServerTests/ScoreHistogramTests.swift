@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import TallyAPI
 import TallyEngine
 import TallyServer
 import Testing
@@ -73,6 +74,31 @@ struct ScoreHistogramTests {
             #expect(nobody.buckets.isEmpty && nobody.complete)
             let inverted = try await engine.scoreHistogram(ContactListQuery(minPoints: 10, maxPoints: 5))
             #expect(inverted.buckets.isEmpty)
+        }
+    }
+
+    @Test("L3 the histogram's buckets stay adjacent and cover the scores at the ends of Int64")
+    func extremes() async throws {
+        try await TestEngine.with(rules: Self.rules) { test in
+            let seq = try await test.admin { client in
+                var last: UInt64 = 0
+                for (contact, value) in [("low", Int64.min + 1), ("high", Int64.max), ("zero", 0)] {
+                    let response = try await client.send(
+                        .post, "/v1/contacts/\(contact)/points", json: #"{"op":"set","value":\#(value)}"#)
+                    #expect(response.status == .accepted, "\(String(buffer: response.body))")
+                    last = try decode(EventReceipt.self, response).lastSeq ?? last
+                }
+                _ = try await client.get("/v1/contacts/zero?after=\(last)")
+                return last
+            }
+            #expect(seq > 0)
+            let histogram = try await test.engine.scoreHistogram(ContactListQuery())
+            #expect(histogram.complete && histogram.total == 3)
+            #expect(histogram.buckets.count <= ScoreHistogram.maximumBuckets + 1)
+            #expect(histogram.buckets.first?.low == Int64.min + 1 && histogram.buckets.last?.high == Int64.max)
+            for (one, next) in zip(histogram.buckets, histogram.buckets.dropFirst()) {
+                #expect(one.high < next.low && one.high &+ 1 == next.low)
+            }
         }
     }
 
