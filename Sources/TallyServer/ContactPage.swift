@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import TallyCore
 import TallyEngine
@@ -19,8 +20,12 @@ enum ContactPage {
         .chips span.seg{background:#e6f5ea;color:#1e6b34}.chips span.camp{background:#fff1db;color:#8a4b00}
         .chips span.trig{background:#f1e8fc;color:#5b2a91}table{border-collapse:collapse;width:100%}
         td,th{text-align:left;padding:6px 8px;border-bottom:1px solid #eceef2;vertical-align:top;font-size:14px}
-        td.n{text-align:right;font-variant-numeric:tabular-nums}.pos{color:#1e6b34}.neg{color:#a11}
+        td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}.pos{color:#1e6b34}.neg{color:#a11}
         svg .award{cursor:help}svg .award:hover{stroke:#000;stroke-width:2}input{font:inherit;padding:6px 10px}
+        .filters{display:flex;flex-wrap:wrap;gap:10px 16px;align-items:flex-end}.filters label{display:flex;
+        flex-direction:column;font-size:12px;color:#556}.filters input{width:120px;padding:4px 8px}
+        .filters select,.filters button{font:inherit;padding:4px 8px}.pager a{margin-right:18px}
+        .error{border-left:4px solid #a11}svg .bar:hover{fill-opacity:.8}
         """
 
     static func escape(_ text: String) -> String {
@@ -38,18 +43,18 @@ enum ContactPage {
         return result
     }
 
-    static func page(title: String, body: String) -> Response {
+    static func page(title: String, body: String, status: HTTPResponse.Status = .ok) -> Response {
         let html = """
             <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
             <meta name="viewport" content="width=device-width, initial-scale=1"><style>\(style)</style></head>
-            <body><header><strong>Tally</strong><a href="/ui/">Top contacts</a>
+            <body><header><strong>Tally</strong><a href="/ui/">Top contacts</a><a href="/ui/contacts">Contacts</a>
             <form action="/ui/search" method="get"><input name="contact" placeholder="Contact id" aria-label="Contact id">
             </form></header><main>\(body)</main></body></html>
             """
         var buffer = ByteBuffer()
         buffer.writeString(html)
         return Response(
-            status: .ok,
+            status: status,
             headers: [
                 .contentType: "text/html; charset=utf-8", .contentSecurityPolicy: policy, .cacheControl: "no-store",
             ],
@@ -80,7 +85,9 @@ enum ContactPage {
     }
 
     /// `GET /ui/contacts/{id}`: scores, state, fired triggers, and the score over time from the audit trail.
-    static func contact(_ id: String, state: ContactState, entries: [AuditEntry], total: Int) -> Response {
+    static func contact(
+        _ id: String, state: ContactState, entries: [AuditEntry], total: Int, now: Int64? = nil
+    ) -> Response {
         func chips(_ values: Set<String>, _ kind: String) -> String {
             values.isEmpty
                 ? "<span class=\"muted\" style=\"background:none\">none</span>"
@@ -99,7 +106,7 @@ enum ContactPage {
             : "<table class=\"fields\"><tr><th>Field</th><th>Value</th></tr>\(fieldRows)</table>"
         let rows = entries.reversed().map { entry in
             let sign = entry.delta >= 0 ? "pos" : "neg"
-            return "<tr><td>\(Timestamp.format(entry.at))</td><td>\(escape(entry.group ?? "main"))</td>"
+            return "<tr><td>\(timeElement(entry.at))</td><td>\(escape(entry.group ?? "main"))</td>"
                 + "<td class=\"n \(sign)\">\(entry.delta >= 0 ? "+" : "")\(entry.delta)</td>"
                 + "<td class=\"n\">\(entry.scoreAfter)</td><td>\(escape(entry.action)) <span class=\"muted\">v\(entry.version)</span></td>"
                 + "<td>\(escape(entry.reason))</td></tr>"
@@ -109,70 +116,105 @@ enum ContactPage {
             <div class="card" style="display:flex;gap:40px;align-items:center"><div><div class="muted">Score</div>
             <div class="score">\(state.points)</div></div>\(groups)
             <div class="muted">\(state.email.map { escape($0) } ?? "")</div></div>
-            <div class="card"><h2>Score over time</h2>\(chart(entries))</div>
+            <div class="card"><h2>Score over time</h2>\(chart(entries, now: now))</div>
             <div class="card chips"><div><strong>Tags</strong> \(chips(state.tags, "tag"))</div>
             <div><strong>Segments</strong> \(chips(state.segments, "seg"))</div>
             <div><strong>Campaigns</strong> \(chips(state.campaigns, "camp"))</div>
             <div><strong>Triggers fired</strong> \(chips(state.fired, "trig"))</div></div>
             <div class="card"><h2>Fields</h2>\(fields)</div>
-            <div class="card"><h2>Why: \(total > entries.count ? "the newest \(entries.count) of \(total) changes" : "every change")</h2><table><tr><th>When</th><th>Score</th><th>Change</th><th>After</th>
+            <div class="card"><h2>Why: \(total > entries.count ? "the newest \(entries.count) of \(total) changes" : "every change")</h2><table><tr><th>When (UTC)</th><th>Score</th><th>Change</th><th>After</th>
             <th>By</th><th>Reason</th></tr>\(rows.isEmpty ? "<tr><td colspan=6 class=muted>No score changes.</td></tr>" : rows)
             </table></div>
             """
         return page(title: "Tally — \(id)", body: body)
     }
 
+    /// A time as people read it: `2026-12-01 14:03` in UTC (with seconds when `seconds`), for years 1–9999.
+    static func humanTime(_ at: Int64, seconds: Bool = false) -> String {
+        String(Timestamp.format(at).prefix(seconds ? 19 : 16)).replacingOccurrences(of: "T", with: " ")
+    }
+
+    /// A `<time>` element with the human form, and the full RFC 3339 time in its `title` and `datetime`.
+    static func timeElement(_ at: Int64) -> String {
+        let iso = Timestamp.format(at)
+        return "<time datetime=\"\(iso)\" title=\"\(iso)\">\(humanTime(at))</time>"
+    }
+
     /// An SVG step chart of the main score (and each group's) over event time, with one marker per audit entry
-    /// whose tooltip (`<title>`) is the entry's reason.
-    static func chart(_ entries: [AuditEntry]) -> String {
+    /// whose tooltip (`<title>`) is the entry's reason. Every series starts at the chart's left edge at its value
+    /// before its first change (0 for a group that had none) and runs to the right edge, `now`: the later of the
+    /// last change and the fold's clock (D1), so that a score reads as held until now.
+    static func chart(_ entries: [AuditEntry], now: Int64? = nil) -> String {
         let width = 1000.0
         let height = 260.0
         let pad = 40.0
+        let bottom = 36.0
         guard !entries.isEmpty else {
             return "<svg id=\"score-chart\" width=\"\(Int(width))\" height=\"60\" role=\"img\"><text x=\"10\" y=\"30\" "
                 + "fill=\"#667\">No score changes yet.</text></svg>"
         }
         let times = entries.map(\.at)
-        let scores = entries.map(\.scoreAfter) + [0]
-        let (minT, maxT) = (times.min() ?? 0, times.max() ?? 0)
+        let scores = entries.map(\.scoreAfter) + entries.map { $0.scoreAfter - $0.delta } + [0]
+        let minT = times.min() ?? 0
+        let latest = times.max() ?? 0
+        let maxT = max(latest, now ?? latest)
         let (minS, maxS) = (Double(scores.min() ?? 0), Double(scores.max() ?? 0))
+        let (left, right) = (pad + 10, width - pad)
         func x(_ at: Int64) -> Double {
-            maxT == minT ? width / 2 : pad + (width - 2 * pad) * Double(at - minT) / Double(maxT - minT)
+            maxT == minT ? right : left + (right - left) * Double(at - minT) / Double(maxT - minT)
         }
         func y(_ score: Int64) -> Double {
-            maxS == minS ? height / 2 : height - pad - (height - 2 * pad) * (Double(score) - minS) / (maxS - minS)
+            maxS == minS
+                ? height / 2 : height - bottom - (height - bottom - pad) * (Double(score) - minS) / (maxS - minS)
         }
         let palette = ["#2f6fde", "#1e9b53", "#d0781b", "#9b3fd0", "#c23a5a"]
         var lines = ""
         let series = [String?](Set(entries.map(\.group))).sorted { ($0 ?? "") < ($1 ?? "") }
         for (index, group) in series.enumerated() {
             let points = entries.filter { $0.group == group }
-            var path = "M \(x(points[0].at)) \(y(points[0].scoreAfter - points[0].delta))"
+            // From the left edge at the value before the first change, a step at each change, on to the right edge.
+            var path = "M \(left) \(y(points[0].scoreAfter - points[0].delta))"
             for entry in points { path += " H \(x(entry.at)) V \(y(entry.scoreAfter))" }
+            path += " H \(right)"
             lines +=
-                "<path d=\"\(path)\" fill=\"none\" stroke=\"\(palette[index % palette.count])\" stroke-width=\"2\"/>"
+                "<path class=\"series\" data-series=\"\(escape(group ?? "main"))\" d=\"\(path)\" fill=\"none\" "
+                + "stroke=\"\(palette[index % palette.count])\" stroke-width=\"2\"/>"
         }
         var markers = ""
         for entry in entries {
             let color = palette[(series.firstIndex { $0 == entry.group } ?? 0) % palette.count]
             let label =
-                "\(Timestamp.format(entry.at)) \(entry.group ?? "main") \(entry.delta >= 0 ? "+" : "")\(entry.delta)"
-                + " → \(entry.scoreAfter) (\(entry.action)): \(entry.reason)"
+                "\(humanTime(entry.at, seconds: true)) UTC \(entry.group ?? "main") "
+                + "\(entry.delta >= 0 ? "+" : "")\(entry.delta) → \(entry.scoreAfter) (\(entry.action)): \(entry.reason)"
             markers +=
                 "<circle class=\"award\" data-seq=\"\(entry.seq)\" cx=\"\(x(entry.at))\" cy=\"\(y(entry.scoreAfter))\" "
                 + "r=\"5\" fill=\"\(color)\"><title>\(escape(label))</title></circle>"
         }
         let legend = series.enumerated().map { index, group in
-            "<text x=\"\(pad + Double(index) * 120)\" y=\"16\" fill=\"\(palette[index % palette.count])\">"
+            "<text x=\"\(left + Double(index) * 140)\" y=\"16\" fill=\"\(palette[index % palette.count])\">"
                 + "\(escape(group ?? "main score"))</text>"
         }.joined()
+        // Time ticks: five across the span, with seconds when the span is under ten minutes; the last one is now.
+        let seconds = maxT - minT < 600_000
+        var ticks = ""
+        let tickCount = maxT == minT ? 1 : 5
+        for tick in 0..<tickCount {
+            let at = tickCount == 1 ? maxT : minT + (maxT - minT) * Int64(tick) / Int64(tickCount - 1)
+            let anchor = tick == 0 && tickCount > 1 ? "start" : tick == tickCount - 1 ? "end" : "middle"
+            let label =
+                humanTime(at, seconds: seconds) + (tick == tickCount - 1 && now != nil && maxT > latest ? " (now)" : "")
+            ticks +=
+                "<line x1=\"\(x(at))\" y1=\"\(height - bottom)\" x2=\"\(x(at))\" y2=\"\(height - bottom + 4)\" stroke=\"#99a\"/>"
+                + "<text class=\"tick\" x=\"\(x(at))\" y=\"\(height - bottom + 17)\" fill=\"#667\" font-size=\"11\" "
+                + "text-anchor=\"\(anchor)\"><title>\(Timestamp.format(at))</title>\(label)</text>"
+        }
         let axis =
-            "<line x1=\"\(pad)\" y1=\"\(y(0))\" x2=\"\(width - pad)\" y2=\"\(y(0))\" stroke=\"#ccd\"/>"
-            + "<text x=\"4\" y=\"\(y(Int64(maxS)) + 4)\" fill=\"#667\" font-size=\"11\">\(Int64(maxS))</text>"
-            + "<text x=\"4\" y=\"\(y(Int64(minS)) + 4)\" fill=\"#667\" font-size=\"11\">\(Int64(minS))</text>"
-            + "<text x=\"\(pad)\" y=\"\(height - 8)\" fill=\"#667\" font-size=\"11\">\(Timestamp.format(minT))</text>"
-            + "<text x=\"\(width - pad)\" y=\"\(height - 8)\" fill=\"#667\" font-size=\"11\" text-anchor=\"end\">"
-            + "\(Timestamp.format(maxT))</text>"
+            "<line x1=\"\(left)\" y1=\"\(y(0))\" x2=\"\(right)\" y2=\"\(y(0))\" stroke=\"#ccd\"/>"
+            + "<line x1=\"\(left)\" y1=\"\(height - bottom)\" x2=\"\(right)\" y2=\"\(height - bottom)\" stroke=\"#99a\"/>"
+            + "<text x=\"\(left - 6)\" y=\"\(y(Int64(maxS)) + 4)\" fill=\"#667\" font-size=\"11\" text-anchor=\"end\">\(Int64(maxS))</text>"
+            + "<text x=\"\(left - 6)\" y=\"\(y(Int64(minS)) + 4)\" fill=\"#667\" font-size=\"11\" text-anchor=\"end\">\(Int64(minS))</text>"
+            + "<text x=\"\(right)\" y=\"\(height - 4)\" fill=\"#99a\" font-size=\"10\" text-anchor=\"end\">UTC</text>"
+            + ticks
         return "<svg id=\"score-chart\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" width=\"100%\" role=\"img\" "
             + "aria-label=\"Score over time\" xmlns=\"http://www.w3.org/2000/svg\">\(axis)\(lines)\(markers)\(legend)</svg>"
     }
@@ -182,6 +224,7 @@ extension Routes {
     /// Adds the UI routes.
     func addUIRoutes(to router: Router<BasicRequestContext>) {
         router.get("/ui") { _, _ in try await self.topContacts() }
+        router.get("/ui/contacts") { request, _ in try await self.contactsPage(request) }
         router.get("/ui/search") { request, _ in
             let contact = request.uri.queryParameters["contact"].map(String.init) ?? ""
             var allowed = CharacterSet.urlPathAllowed
@@ -196,7 +239,9 @@ extension Routes {
             guard let (state, explanation) = try await engine.explain(contact: id) else {
                 throw APIError(.notFound, "unknown contact \"\(id)\"")
             }
-            return ContactPage.contact(id, state: state, entries: explanation.entries, total: explanation.total)
+            let now = try? engine.clockState().now
+            return ContactPage.contact(
+                id, state: state, entries: explanation.entries, total: explanation.total, now: now ?? nil)
         }
     }
 
