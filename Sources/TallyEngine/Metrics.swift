@@ -47,8 +47,8 @@ public enum TallyMetrics {
         if let pending = try? store.read({ try $0.pendingOutboxCount() }) {
             Gauge(label: "tally_outbox_pending").record(Double(pending))
         }
-        if let backfill = try? store.read({ try $0.backfillPass() }) {
-            Gauge(label: "tally_backfill_running").record(backfill == nil ? 0 : 1)
+        if let running = try? store.read({ try $0.backfillPass() != nil }) {
+            Gauge(label: "tally_backfill_running").record(running ? 1 : 0)
         }
         for (name, environment) in [("log", engine.log.environment), ("projections", store.environment)] {
             Gauge(label: "tally_lmdb_map_size_bytes", dimensions: [("env", name)]).record(Double(environment.mapSize))
