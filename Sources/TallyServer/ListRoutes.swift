@@ -91,6 +91,8 @@ extension Routes {
     static let streamPage = 500
     /// A comment line is sent after this long without changes, so that proxies and clients see a live stream.
     static let keepAlive = Duration.seconds(15)
+    /// How long a caught-up stream waits for the fold before it reads again.
+    static let recheck = Duration.seconds(1)
 
     /// The SSE stream: pages of changes as they are folded, each change an event with `id: SEQ.INDEX`; an
     /// `event: rebuild` when the projections were replaced by a rebuild. A consumer that stops reading holds one
@@ -100,6 +102,7 @@ extension Routes {
         let body = ResponseBody { writer in
             var position = start
             var rebuild: UInt64?? = .none  // unknown until the first read
+            var quiet = Duration.zero
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             while !Task.isCancelled {
@@ -115,12 +118,21 @@ extension Routes {
                     text += "id: \(change.position)\ndata: \(String(decoding: data, as: UTF8.self))\n\n"
                 }
                 position = page.next
-                if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
+                if !text.isEmpty {
+                    try await writer.write(ByteBuffer(string: text))
+                    quiet = .zero
+                }
+                // Caught up: wait for the fold, a second at a time (a rebuild's switch folds nothing new and is
+                // noticed at the next read), with a comment line after `keepAlive` of silence.
                 if page.changes.count < Self.streamPage,
-                    !(await engine.awaitFolding(beyond: folded, timeout: Self.keepAlive))
+                    !(await engine.awaitFolding(beyond: folded, timeout: Self.recheck))
                 {
                     if Task.isCancelled { break }
-                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    quiet += Self.recheck
+                    if quiet >= Self.keepAlive {
+                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                        quiet = .zero
+                    }
                 }
             }
             try await writer.finish(nil)

@@ -140,6 +140,45 @@ struct ListEndToEndTests {
         #expect(try bad.error.field == "Last-Event-ID")
     }
 
+    @Test("L2 a rebuild's switch is announced on the stream (event: rebuild), and the JSON feed names it")
+    func rebuildOnTheStream() throws {
+        let daemon = try Daemon(rules: Self.rules)
+        try daemon.start()
+        defer { daemon.stop() }
+        let seq = try Self.seed(daemon, prefix: "r", count: 50)
+        _ = try daemon.contact("r-000000", after: seq)
+        let socket = daemon.adminSocket
+        let received = Mutex("")
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            process.arguments = [
+                "-sN", "--max-time", "6", "--unix-socket", socket, "-H", "Accept: text/event-stream",
+                "http://localhost/v1/changes",
+            ]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try? process.run()
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            received.withLock { $0 = text }
+            done.signal()
+        }.start()
+        Thread.sleep(forTimeInterval: 1)
+        #expect(try daemon.adminRequest("POST", "/v1/rebuild", json: "{}").status == 202)
+        try AuditEndToEndTests.waitUntil(timeout: 60) {
+            try daemon.admin().request("GET", "/v1/rebuild").decode(RebuildStatus.self).rebuild?.phase == .done
+        }
+        done.wait()
+        let text = received.withLock { $0 }
+        let rebuildSeq = seq + 1
+        #expect(text.contains("event: rebuild\ndata: {\"rebuild\":\(rebuildSeq)}"), "\(text.suffix(300))")
+        #expect(text.split(separator: "\n").filter { $0.hasPrefix("id: ") }.count >= 50)
+        let page = try daemon.admin().request("GET", "/v1/changes?after=0&limit=1").decode(ChangeListDocument.self)
+        #expect(page.rebuild == rebuildSeq)
+    }
+
     @Test("L1 L2 tally contacts (table, CSV, JSON lines) and tally changes")
     func commands() throws {
         let daemon = try Daemon(rules: Self.rules)
