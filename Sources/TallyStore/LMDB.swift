@@ -256,27 +256,13 @@ public struct LMDBTransaction {
         _ db: LMDBDatabase, from: [UInt8]? = nil,
         _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
     ) throws {
-        var cursor: OpaquePointer?
-        try check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open")
-        defer { mdb_cursor_close(cursor) }
-        var k = MDB_val()
-        var v = MDB_val()
-        var code: Int32
-        if let from {
-            code = from.withUnsafeBytes { raw in
+        try walk(db, step: MDB_NEXT, body) { cursor, k, v in
+            guard let from else { return mdb_cursor_get(cursor, &k, &v, MDB_FIRST) }
+            return from.withUnsafeBytes { raw in
                 k = MDB_val(mv_size: raw.count, mv_data: UnsafeMutableRawPointer(mutating: raw.baseAddress))
                 return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
             }
-        } else {
-            code = mdb_cursor_get(cursor, &k, &v, MDB_FIRST)
         }
-        while code == 0 {
-            let key = UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size)
-            let value = UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size)
-            guard try body(key, value) else { return }
-            code = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
-        }
-        if code != MDB_NOTFOUND { try check(code, "mdb_cursor_get") }
     }
 
     /// Visits entries in descending key order starting at the last key ≤ `from`, until `body` returns false.
@@ -284,25 +270,37 @@ public struct LMDBTransaction {
         _ db: LMDBDatabase, from: [UInt8],
         _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
     ) throws {
+        try walk(db, step: MDB_PREV, body) { cursor, k, v in
+            let code = from.withUnsafeBytes { raw in
+                k = MDB_val(mv_size: raw.count, mv_data: UnsafeMutableRawPointer(mutating: raw.baseAddress))
+                return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
+            }
+            if code == MDB_NOTFOUND { return mdb_cursor_get(cursor, &k, &v, MDB_LAST) }
+            guard code == 0, !UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size).elementsEqual(from) else {
+                return code
+            }
+            return mdb_cursor_get(cursor, &k, &v, MDB_PREV)  // the first key ≥ `from` is greater: step back
+        }
+    }
+
+    /// Opens a cursor, positions it with `start`, and visits entries moving by `step` until `body` returns false
+    /// or the table ends.
+    private func walk(
+        _ db: LMDBDatabase, step: MDB_cursor_op,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool,
+        start: (OpaquePointer?, inout MDB_val, inout MDB_val) -> Int32
+    ) throws {
         var cursor: OpaquePointer?
         try check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open")
         defer { mdb_cursor_close(cursor) }
         var k = MDB_val()
         var v = MDB_val()
-        var code = from.withUnsafeBytes { raw in
-            k = MDB_val(mv_size: raw.count, mv_data: UnsafeMutableRawPointer(mutating: raw.baseAddress))
-            return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
-        }
-        if code == MDB_NOTFOUND {
-            code = mdb_cursor_get(cursor, &k, &v, MDB_LAST)
-        } else if code == 0, !UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size).elementsEqual(from) {
-            code = mdb_cursor_get(cursor, &k, &v, MDB_PREV)  // the first key ≥ `from` is greater: step back
-        }
+        var code = start(cursor, &k, &v)
         while code == 0 {
             let key = UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size)
             let value = UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size)
             guard try body(key, value) else { return }
-            code = mdb_cursor_get(cursor, &k, &v, MDB_PREV)
+            code = mdb_cursor_get(cursor, &k, &v, step)
         }
         if code != MDB_NOTFOUND { try check(code, "mdb_cursor_get") }
     }
