@@ -9,8 +9,10 @@ import TallyEngine
 /// `GET /v1/pixel.gif`: records a `url.hit` from a tracking pixel and always answers a 1×1 transparent GIF.
 ///
 /// The contact and session come from the query (`contact`, `session`) or else from the cookies `tally_contact`
-/// and `tally_session`; `url` and `id` from the query. Bad parameters record nothing but still get the image —
-/// a page never shows a broken image — and the rejection is logged with a running count.
+/// and `tally_session`; `url` and `id` from the query. A hit with no contact from either is an anonymous visitor
+/// (I7): the cookie `tally_anon` names it, and a first hit without one records under a new random id and sets
+/// the cookie. Bad parameters record nothing but still get the image — a page never shows a broken image — and
+/// the rejection is logged with a running count.
 final class Pixel: Sendable {
     let engine: TallyEngine
     let logger: Logger
@@ -32,16 +34,32 @@ final class Pixel: Sendable {
     // swift-format-ignore: NeverForceUnwrap
     static let pragma = HTTPField.Name("Pragma")!
 
-    static func image() -> Response {
-        Response(
-            status: .ok,
-            headers: [
-                .contentType: "image/gif",
-                .cacheControl: "no-cache, no-store, must-revalidate, private, max-age=0",
-                Self.pragma: "no-cache",
-                .expires: "0",
-            ],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: gif)))
+    static func image(settingAnonymous anonymous: String? = nil) -> Response {
+        var headers: HTTPFields = [
+            .contentType: "image/gif",
+            .cacheControl: "no-cache, no-store, must-revalidate, private, max-age=0",
+            Self.pragma: "no-cache",
+            .expires: "0",
+        ]
+        if let anonymous { headers[.setCookie] = Self.anonymousCookie(anonymous) }
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: gif)))
+    }
+
+    /// The name of the first-party cookie that carries an anonymous visitor's id (I7).
+    static let anonymousCookieName = "tally_anon"
+
+    /// `tally_anon=<id>` for a year, on the whole site, sent on top-level navigations from other sites but not on
+    /// their subrequests (`SameSite=Lax`). Not `HttpOnly`: the site's script reads it to send the id as
+    /// `anonymousId` when the visitor identifies (I6).
+    static func anonymousCookie(_ id: String) -> String {
+        "\(anonymousCookieName)=\(id); Path=/; Max-Age=31536000; SameSite=Lax"
+    }
+
+    /// A new anonymous visitor's id: `anon-` and 26 random base-32 characters (130 bits).
+    static func newAnonymousID() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567")
+        var generator = SystemRandomNumberGenerator()
+        return "anon-" + String((0..<26).map { _ in alphabet[Int(generator.next() % 32)] })
     }
 
     /// The `name=value` pairs of the request's Cookie headers, percent-decoded.
@@ -63,9 +81,11 @@ final class Pixel: Sendable {
         let query = request.uri.queryParameters
         let cookies = Self.cookies(request)
         func nonEmpty(_ value: Substring?) -> String? { value.flatMap { $0.isEmpty ? nil : String($0) } }
+        let known = nonEmpty(query["contact"]) ?? cookies["tally_contact"] ?? cookies[Self.anonymousCookieName]
+        let anonymous = known == nil ? Self.newAnonymousID() : nil
         let event = Event(
             type: .urlHit,
-            contact: nonEmpty(query["contact"]) ?? cookies["tally_contact"] ?? "",
+            contact: known ?? anonymous ?? "",
             at: wallClockMillis(),
             id: nonEmpty(query["id"]),
             url: nonEmpty(query["url"]),
@@ -73,6 +93,7 @@ final class Pixel: Sendable {
         do {
             try event.validate()
             _ = try await engine.append([event])
+            return Self.image(settingAnonymous: anonymous)
         } catch {
             let count = rejected.add(1, ordering: .relaxed).newValue
             TallyMetrics.rejected("pixel").increment()

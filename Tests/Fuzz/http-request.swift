@@ -111,8 +111,12 @@ private func pixel(_ head: HTTPRequestHead, _ query: Substring?) {
         }
     }
     func nonEmpty(_ value: Substring?) -> String? { value.flatMap { $0.isEmpty ? nil : String($0) } }
+    // No contact from the query or the cookies: an anonymous visitor under a new id (I7), as long as the id.
+    let contact =
+        nonEmpty(parameters["contact"]) ?? cookies["tally_contact"] ?? cookies["tally_anon"]
+        ?? "anon-abcdefghijklmnopqrstuvwxyz"
     let event = Event(
-        type: .urlHit, contact: nonEmpty(parameters["contact"]) ?? cookies["tally_contact"] ?? "", at: received,
+        type: .urlHit, contact: contact, at: received,
         id: nonEmpty(parameters["id"]), url: nonEmpty(parameters["url"]),
         session: nonEmpty(parameters["session"]) ?? cookies["tally_session"])
     do {

@@ -194,13 +194,51 @@ struct IngestRouteTests {
                 // A retried hit with the same id is not recorded twice (S6).
                 Self.expectGIF(
                     try await client.get("/v1/pixel.gif?contact=p-1&url=https://example.com/pricing&id=hit-1"))
-                // Nothing to record: no contact, or a relative URL. Still the image, never an error.
-                Self.expectGIF(try await client.get("/v1/pixel.gif?url=https://example.com/pricing"))
-                Self.expectGIF(try await client.get("/v1/pixel.gif?contact=p-3&url=/pricing"))
+                // Nothing to record: a relative URL, or no URL. Still the image, never an error, and no cookie.
+                let relative = try await client.get("/v1/pixel.gif?contact=p-3&url=/pricing")
+                Self.expectGIF(relative)
+                Self.expectGIF(try await client.get("/v1/pixel.gif"))
+                #expect(relative.headers[.setCookie] == nil)
                 #expect(test.engine.health().logHead == head + 2)
                 try await test.engine.awaitProjection(through: head + 2)
                 #expect(try test.engine.contact("p-1")?.points == 5)
                 #expect(try test.engine.contact("p-2")?.points == 5)
+            }
+        }
+    }
+
+    @Test("I7 a pixel hit without a contact records under a new anonymous id set as the tally_anon cookie")
+    func anonymousPixel() async throws {
+        try await TestEngine.with { test in
+            try await test.ingest { client in
+                let head = test.engine.health().logHead
+                let first = try await client.get("/v1/pixel.gif?url=https://example.com/pricing")
+                Self.expectGIF(first)
+                let cookie = try #require(first.headers[.setCookie])
+                #expect(cookie.hasSuffix("; Path=/; Max-Age=31536000; SameSite=Lax"), "\(cookie)")
+                #expect(!cookie.contains("HttpOnly"))
+                let pair = try #require(cookie.split(separator: ";").first)
+                #expect(pair.hasPrefix("tally_anon=anon-"))
+                let id = String(pair.dropFirst("tally_anon=".count))
+                #expect(id.count == 31)
+                // Later hits with the cookie are the same visitor, and set nothing.
+                let second = try await client.execute(
+                    uri: "/v1/pixel.gif?url=https://example.com/pricing/plans", method: .get,
+                    headers: [.cookie: String(pair)])
+                Self.expectGIF(second)
+                #expect(second.headers[.setCookie] == nil)
+                // A known contact (query or tally_contact) wins over the anonymous cookie.
+                let known = try await client.execute(
+                    uri: "/v1/pixel.gif?contact=k-1&url=https://example.com/pricing", method: .get,
+                    headers: [.cookie: String(pair)])
+                #expect(known.headers[.setCookie] == nil)
+                // Another browser without the cookie is another visitor.
+                let other = try await client.get("/v1/pixel.gif?url=https://example.com/pricing")
+                #expect(other.headers[.setCookie] != cookie)
+                try await test.engine.awaitProjection(through: head + 4)
+                #expect(try test.engine.contact(id)?.visits.values.map(\.hits).max() == 2)
+                #expect(try test.engine.contact(id)?.points == 10)
+                #expect(try test.engine.contact("k-1")?.points == 5)
             }
         }
     }
