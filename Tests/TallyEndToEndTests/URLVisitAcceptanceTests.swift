@@ -177,12 +177,22 @@ struct URLVisitAcceptanceTests {
         #expect(try daemon.health().logHead == 3)
         #expect(try Self.score(daemon, 0, after: 3) == 10)
 
-        for bad in ["/v1/pixel.gif?url=\(url)", "/v1/pixel.gif?contact=x&url=not-absolute", "/v1/pixel.gif?contact=x"] {
+        for bad in ["/v1/pixel.gif", "/v1/pixel.gif?contact=x&url=not-absolute", "/v1/pixel.gif?contact=x"] {
             let reply = try client.request("GET", bad)
             #expect(reply.status == 200)
             #expect(reply.headers["content-type"] == "image/gif")
         }
         #expect(try daemon.health().logHead == 3)
         #expect(daemon.log.contains("pixel hit not recorded"))
+        // I7: a hit with neither a contact nor a tally_anon cookie is an anonymous visitor's, named by the cookie
+        // the answer sets; the next hit with it is the same visitor's.
+        let anonymous = try client.request("GET", "/v1/pixel.gif?url=\(url)")
+        let setCookie = try #require(anonymous.headers["set-cookie"])
+        let pair = try #require(setCookie.split(separator: ";").first.map(String.init))
+        #expect(pair.hasPrefix("tally_anon=anon-"))
+        let again = try client.request("GET", "/v1/pixel.gif?url=\(url)", headers: ["Cookie": pair])
+        #expect(again.headers["set-cookie"] == nil)
+        let visitor = String(pair.dropFirst("tally_anon=".count))
+        #expect(try daemon.contact(visitor, after: try daemon.health().logHead).document?.points == 10)
     }
 }
