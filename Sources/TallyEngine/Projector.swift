@@ -116,7 +116,7 @@ public final class Projector: Sendable {
                 continue
             }
             let done = folder.checkpoint
-            let passPending = (try? folder.store.read { try $0.passPending() || $0.backfillPass() != nil }) ?? false
+            let passPending = (try? folder.store.read { try $0.anyPassPending() }) ?? false
             if logHead.value <= done, !passPending {
                 logHead.blockingWait(beyond: done, timeout: 0.5)
                 continue
@@ -239,7 +239,7 @@ public final class Projector: Sendable {
         do {
             let target = max(logHead.value, live.checkpoint)
             while fresh.checkpoint < target, try fresh.step() {}
-            while try fresh.store.read({ try $0.passPending() || $0.backfillPass() != nil }) { try fresh.step() }
+            while try fresh.store.read({ try $0.anyPassPending() }) { try fresh.step() }
             try fresh.store.environment.syncAndMakeDurable()
             projections.replace(with: fresh.store)
             try directories.makeCurrent(fresh.store.environment.path)

@@ -194,6 +194,12 @@ extension ProjectionTransaction {
     public func passPending() throws -> Bool {
         try agingPass() != nil || existingTriggersPass() != nil
     }
+
+    /// Whether any pass is under way, the U2 backfill (which takes turns with the fold) included: the projections
+    /// are not yet what a fresh fold to the checkpoint gives, and the projector has work without new events.
+    public func anyPassPending() throws -> Bool {
+        try passPending() || backfillPass() != nil
+    }
 }
 
 extension ProjectionStore {

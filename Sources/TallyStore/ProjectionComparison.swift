@@ -1,7 +1,8 @@
 extension ProjectionStore {
     /// The differences between these (live) projections and `expected`, a fresh fold of the same log to the
-    /// same checkpoint (A5); empty when they agree. Contacts, sessions, audit entries, the outbox with its due
-    /// index (delivery outcomes are events in the log, T7), the due index of aging awards and the metadata must be equal, byte for byte. At most
+    /// same checkpoint (A5); empty when they agree. Every table (``ProjectionStore/namedTables``: contacts, sessions,
+    /// audit entries, the outbox with its due index — delivery outcomes are events in the log, T7 —, the aging due
+    /// index, the list and feed indexes, the URL facts and the metadata) must be equal, byte for byte. At most
     /// `limit` differences are listed.
     /// Nil when this store is no longer at `checkpoint`, or is in the middle of a pass (fold the fresh one further and
     /// call again).
@@ -10,40 +11,16 @@ extension ProjectionStore {
         let sameCheckpoint = try environment.read { live in
             let projections = ProjectionTransaction(txn: live, store: self)
             // Mid-pass, the checkpoint's event is not fully applied yet: compare once the pass is over.
-            guard try projections.checkpoint() == checkpoint, try !projections.passPending(),
-                try projections.backfillPass() == nil
-            else { return false }
+            guard try projections.checkpoint() == checkpoint, try !projections.anyPassPending() else { return false }
             try expected.environment.read { fresh in
-                let tables = [
-                    (contacts, "contacts"), (sessions, "sessions"), (audit, "audit"), (outbox, "outbox"),
-                    (outboxDue, "outbox_due"), (aging, "aging"), (scores, "scores"), (members, "members"),
-                    (changes, "changes"), (urlVisits, "url_visits"), (meta, "meta"),
-                ]
-                for (table, name) in tables {
+                for ((name, table), (_, expectedTable)) in zip(namedTables, expected.namedTables) {
                     guard found.count < limit else { return }
-                    try Self.compare(
-                        live, expected.table(named: name), fresh, table, name: name, limit: limit, into: &found)
+                    try Self.compare(live, expectedTable, fresh, table, name: name, limit: limit, into: &found)
                 }
             }
             return true
         }
         return sameCheckpoint ? found : nil
-    }
-
-    private func table(named name: String) -> LMDBDatabase {
-        switch name {
-        case "contacts": contacts
-        case "sessions": sessions
-        case "audit": audit
-        case "outbox": outbox
-        case "outbox_due": outboxDue
-        case "aging": aging
-        case "scores": scores
-        case "members": members
-        case "changes": changes
-        case "url_visits": urlVisits
-        default: meta
-        }
     }
 
     /// Merges two sorted tables and reports keys missing on either side and differing values.
@@ -90,11 +67,7 @@ extension ProjectionStore {
     /// must agree on byte for byte (the batching property test).
     public func rawTables() throws -> [(name: String, records: [(key: [UInt8], value: [UInt8])])] {
         try environment.read { txn in
-            try [
-                ("contacts", contacts), ("sessions", sessions), ("audit", audit), ("outbox", outbox),
-                ("outbox_due", outboxDue), ("aging", aging), ("scores", scores), ("members", members),
-                ("changes", changes), ("url_visits", urlVisits), ("meta", meta),
-            ].map { name, table in
+            try namedTables.map { name, table in
                 var records: [(key: [UInt8], value: [UInt8])] = []
                 try txn.scan(table) { key, value in
                     records.append((Array(key), Array(value)))

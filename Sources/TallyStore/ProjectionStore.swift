@@ -65,6 +65,15 @@ public final class ProjectionStore: Sendable {
     /// (T7).
     public static let format: UInt8 = 7
 
+    /// Every table with its name, in one order: what `verify` compares and the property test reads.
+    var namedTables: [(name: String, table: LMDBDatabase)] {
+        [
+            ("contacts", contacts), ("sessions", sessions), ("audit", audit), ("outbox", outbox),
+            ("outbox_due", outboxDue), ("aging", aging), ("scores", scores), ("members", members),
+            ("changes", changes), ("url_visits", urlVisits), ("meta", meta),
+        ]
+    }
+
     /// The sequence number of the last event folded into the projections.
     public func checkpoint() throws -> UInt64 {
         try environment.read { txn in try ProjectionTransaction(txn: txn, store: self).checkpoint() }

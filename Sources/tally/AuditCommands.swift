@@ -84,16 +84,9 @@ struct Points: ParsableCommand {
     var reason: String?
 
     func run() throws {
-        let body = try JSONEncoder().encode(
-            PointsChangeRequest(op: operation, value: value, group: group, reason: reason))
-        let client = try options.adminClient()
-        let reply = try client.request(
-            "POST", "/v1/contacts/" + pathSegment(contact) + "/points", body: Array(body),
-            contentType: "application/json")
-        guard reply.status == 202 else { throw DaemonError(reply) }
-        let seq = try reply.decode(EventReceipt.self).lastSeq ?? 0
-        let contactReply = try client.request("GET", "/v1/contacts/" + pathSegment(contact) + "?after=\(seq)")
-        guard contactReply.status == 200 else { throw DaemonError(contactReply) }
+        let contactReply = try postThenReadContact(
+            try options.adminClient(), "/v1/contacts/" + pathSegment(contact) + "/points",
+            body: PointsChangeRequest(op: operation, value: value, group: group, reason: reason), contact: contact)
         if options.json {
             print(contactReply.text, terminator: "")
             return

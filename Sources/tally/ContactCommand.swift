@@ -100,14 +100,8 @@ struct ContactSet: ParsableCommand {
     }
 
     func run() throws {
-        let body = try JSONEncoder().encode(try request())
-        let client = try options.adminClient()
-        let reply = try client.request(
-            "POST", "/v1/contacts/" + pathSegment(contact), body: Array(body), contentType: "application/json")
-        guard reply.status == 202 else { throw DaemonError(reply) }
-        let seq = try reply.decode(EventReceipt.self).lastSeq ?? 0
-        let contactReply = try client.request("GET", "/v1/contacts/" + pathSegment(contact) + "?after=\(seq)")
-        guard contactReply.status == 200 else { throw DaemonError(contactReply) }
+        let contactReply = try postThenReadContact(
+            try options.adminClient(), "/v1/contacts/" + pathSegment(contact), body: try request(), contact: contact)
         if options.json {
             print(contactReply.text, terminator: "")
             return

@@ -74,3 +74,17 @@ func queryValue(_ text: String) -> String {
     allowed.remove(charactersIn: "&=+#?/")
     return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
 }
+
+/// Posts a JSON `body` to `path` (an append: 202 with the receipt), then reads `contact`'s document once the
+/// projections include the write (read your own write). Returns the contact's answer, a 200.
+func postThenReadContact(
+    _ client: UnixHTTPClient, _ path: String, body: some Encodable, contact: String
+) throws -> HTTPReply {
+    let reply = try client.request(
+        "POST", path, body: Array(try JSONEncoder().encode(body)), contentType: "application/json")
+    guard reply.status == 202 else { throw DaemonError(reply) }
+    let seq = try reply.decode(EventReceipt.self).lastSeq ?? 0
+    let contactReply = try client.request("GET", "/v1/contacts/" + pathSegment(contact) + "?after=\(seq)")
+    guard contactReply.status == 200 else { throw DaemonError(contactReply) }
+    return contactReply
+}
