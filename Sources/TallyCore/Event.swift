@@ -38,6 +38,12 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// Administrative (D1): the time is ``Event/at``. Appended by the daemon every `clock_interval` and by
     /// `POST /v1/clock`; the fold's *now* is the greatest clock `at` folded, at which awards expire and decay.
     case clock = 41
+    /// Identity (I2): ``Event/contact`` becomes an alias of the contact ``Event/item`` names; ``Event/value`` is 1
+    /// when the merge came through the ingest socket, which may only merge an anonymous contact (I1): the fold
+    /// ignores such a merge when ``Event/contact`` is known by then.
+    case contactMerge = 42
+    /// Erasure (I8): a contact was erased. ``Event/contact`` holds only a keyed hash of its id (hex), never the id.
+    case contactErased = 43
 
     /// The name used on the wire and in the rules file.
     public var name: String {
@@ -58,6 +64,8 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .outboxParked: "outbox.parked"
         case .outboxRetried: "outbox.retried"
         case .clock: "clock"
+        case .contactMerge: "contact.merge"
+        case .contactErased: "contact.erased"
         }
     }
 
@@ -88,6 +96,8 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case "outbox.parked": self = .outboxParked
         case "outbox.retried": self = .outboxRetried
         case "clock": self = .clock
+        case "contact.merge": self = .contactMerge
+        case "contact.erased": self = .contactErased
         default: return nil
         }
     }
@@ -116,6 +126,9 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// Whether the fold ends its batch after an event of this type: a rules switch, or a clock event whose due
     /// awards are aged in batches of their own (D1).
     public var endsBatch: Bool { switchesRules || self == .clock }
+
+    /// Whether the event merges two contacts (I2).
+    public var isMerge: Bool { self == .contactMerge }
 
     /// Whether events of this type carry a `url`.
     public var requiresURL: Bool { self == .urlHit }
@@ -218,6 +231,17 @@ public enum PointsOperation: UInt8, Sendable, CaseIterable {
         case .set: return value
         }
     }
+}
+
+extension Event {
+    /// A `contact.merge` (I2): `from` becomes an alias of `into`. `viaIngest` marks a merge asked on the ingest
+    /// socket, which the fold applies only while `from` is anonymous (I1).
+    public static func merge(from: String, into: String, at: Int64, id: String? = nil, viaIngest: Bool) -> Event {
+        Event(type: .contactMerge, contact: from, at: at, id: id, item: into, value: viaIngest ? 1 : 0)
+    }
+
+    /// For a `contact.merge`: the contact merged into.
+    public var mergeTarget: String? { type == .contactMerge ? item : nil }
 }
 
 /// An event together with its position in the log.
