@@ -16,12 +16,15 @@ public struct ContactDocument: Codable, Sendable, Equatable {
     public var fields: [String: ContactFieldValue]
     /// For a score as of a time (A6, `?at=`): that time; the scores are then those of the audit trail up to it.
     public var at: String?
+    /// The ids merged into this contact (I2), when there are any.
+    public var aliases: [String]?
 
     public init(
         contact: String, points: Int64, groups: [String: Int64] = [:], tags: [String] = [], segments: [String] = [],
         campaigns: [String] = [], triggers: [String] = [], email: String? = nil, ownerEmail: String? = nil,
-        fields: [String: ContactFieldValue] = [:], at: String? = nil
+        fields: [String: ContactFieldValue] = [:], at: String? = nil, aliases: [String]? = nil
     ) {
+        self.aliases = aliases
         self.contact = contact
         self.points = points
         self.groups = groups
@@ -36,7 +39,7 @@ public struct ContactDocument: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case contact, points, groups, tags, segments, campaigns, triggers, email, fields, at
+        case contact, points, groups, tags, segments, campaigns, triggers, email, fields, at, aliases
         case ownerEmail = "owner_email"
     }
 
@@ -54,6 +57,20 @@ public struct ContactDocument: Codable, Sendable, Equatable {
         ownerEmail = try container.decodeIfPresent(String.self, forKey: .ownerEmail)
         fields = try container.decodeIfPresent([String: ContactFieldValue].self, forKey: .fields) ?? [:]
         at = try container.decodeIfPresent(String.self, forKey: .at)
+        aliases = try container.decodeIfPresent([String].self, forKey: .aliases)
+    }
+}
+
+/// The body of `POST /v1/merge` (I2): `from` becomes an alias of `into`; `id` makes the merge idempotent (S6).
+public struct MergeRequest: Codable, Sendable, Equatable {
+    public var from: String
+    public var into: String
+    public var id: String?
+
+    public init(from: String, into: String, id: String? = nil) {
+        self.from = from
+        self.into = into
+        self.id = id
     }
 }
 

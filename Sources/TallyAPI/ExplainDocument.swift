@@ -31,11 +31,14 @@ public struct ExplainDocument: Codable, Sendable, Equatable {
         public var scoreAfter: Int64
         /// Why, in words, with the measured values.
         public var reason: String
+        /// The contact the entry was made for, when another was merged into this one (I4).
+        public var origin: String?
 
         public init(
             seq: UInt64, id: String?, at: String, action: String, kind: String, rulesVersion: Int64, group: String?,
-            delta: Int64, scoreAfter: Int64, reason: String
+            delta: Int64, scoreAfter: Int64, reason: String, origin: String? = nil
         ) {
+            self.origin = origin
             self.seq = seq
             self.id = id
             self.at = at
@@ -49,7 +52,7 @@ public struct ExplainDocument: Codable, Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case seq, id, at, action, kind, group, delta, reason
+            case seq, id, at, action, kind, group, delta, reason, origin
             case rulesVersion = "rules_version"
             case scoreAfter = "score_after"
         }

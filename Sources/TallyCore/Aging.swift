@@ -134,6 +134,14 @@ public struct AgingQueue: Sendable {
         return (key, award)
     }
 
+    /// When the first award is due.
+    public var firstDue: Int64? { awards.keys.min()?.due }
+
+    /// Removes the awards of the contacts `contacts` names (a merge replaces them).
+    public mutating func removeAll(of contacts: Set<ByteString>) {
+        awards = awards.filter { !contacts.contains(ByteString($0.value.contact)) }
+    }
+
     /// Every waiting award in key order.
     public var sorted: [(AgingKey, AgingAward)] { awards.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
 }

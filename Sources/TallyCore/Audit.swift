@@ -17,11 +17,15 @@ public struct AuditEntry: Sendable, Equatable {
     public var scoreAfter: Int64
     /// The reason in words, with the measured values.
     public var reason: String
+    /// The contact the entry was made for, when it is not the one whose trail holds it: a contact merged into
+    /// this one, or an alias an event named (I4).
+    public var origin: String?
 
     public init(
         seq: UInt64, eventID: String?, at: Int64, kind: Award.Kind, action: String, version: Int64, group: String?,
-        delta: Int64, scoreAfter: Int64, reason: String
+        delta: Int64, scoreAfter: Int64, reason: String, origin: String? = nil
     ) {
+        self.origin = origin
         self.seq = seq
         self.eventID = eventID
         self.at = at

@@ -27,14 +27,19 @@ public struct ContactState: Sendable, Equatable {
     /// F2: the `contact.field` actions whose condition held at the contact's last update and that were awarded,
     /// by action id, with what a reversal takes back.
     public var fieldAwards: [String: FieldAward]
+    /// I1: whether the contact is known: it had a `contact.update`, a manual change or an import, or another
+    /// contact was merged into it. An anonymous contact (not known) may be merged from the ingest socket.
+    public var known: Bool
 
     public init(
         points: Int64 = 0, groups: [String: Int64] = [:], awarded: Set<String> = [],
         visits: [ByteString: VisitStats] = [:],
         fired: Set<String> = [], tags: Set<String> = [], segments: Set<String> = [], campaigns: Set<String> = [],
         email: String? = nil, ownerEmail: String? = nil, caps: [String: CapState] = [:],
-        rearms: [String: RearmState] = [:], fields: [String: FieldValue] = [:], fieldAwards: [String: FieldAward] = [:]
+        rearms: [String: RearmState] = [:], fields: [String: FieldValue] = [:], fieldAwards: [String: FieldAward] = [:],
+        known: Bool = false
     ) {
+        self.known = known
         self.points = points
         self.groups = groups
         self.awarded = awarded
@@ -143,6 +148,8 @@ public struct Award: Sendable, Equatable {
         case decay = 5
         /// A `contact.field` action (F2) awarded or reversed by a `contact.update`.
         case field = 6
+        /// A merge (I4): what the merged contact's score differs from the sum of the two contacts' scores.
+        case merge = 7
 
         /// The name `explain` shows.
         public var name: String {
@@ -153,6 +160,7 @@ public struct Award: Sendable, Equatable {
             case .expiry: "expiry"
             case .decay: "decay"
             case .field: "field"
+            case .merge: "merge"
             }
         }
     }

@@ -120,15 +120,32 @@ public struct LogReplay: Sendable {
     public private(set) var aging = AgingQueue()
     /// Per contact and URL, the facts every pattern's page-visit state derives from (U2).
     public private(set) var urlVisits: [ByteString: [ByteString: URLVisit]] = [:]
+    /// The contact each alias resolves to (I2).
+    public private(set) var aliases: [ByteString: ByteString] = [:]
     private var versions: [Int64: RuleSet] = [:]
+    /// What a merge re-folds (I3), kept while ``keepsHistories``: per contact, its events (under its resolved
+    /// id); the rules events and the clocks that moved now, in log order; the rules state the replay began with.
+    private let keepsHistories: Bool
+    private var histories: [ByteString: [LoggedEvent]] = [:]
+    private var rulesLog: [LoggedEvent] = []
+    private var clocks: [(now: Int64, seq: UInt64)] = []
+    private let start: RulesState
 
     public init(sessionTimeout: Int64 = 30 * 60_000) {
-        rules = RulesState(sessionTimeout: sessionTimeout)
+        self.init(rules: RulesState(sessionTimeout: sessionTimeout))
     }
 
     /// A replay whose events up to the rebuild event at `until` are scored under `rules` (see ``RulesState``).
     public init(sessionTimeout: Int64 = 30 * 60_000, pinnedTo version: Int64, rules: RuleSet, until: UInt64) {
-        self.rules = RulesState(sessionTimeout: sessionTimeout, pinnedTo: version, rules: rules, until: until)
+        self.init(rules: RulesState(sessionTimeout: sessionTimeout, pinnedTo: version, rules: rules, until: until))
+    }
+
+    /// A replay that starts from `rules`; one that does not keep histories cannot fold merges (a merge's own
+    /// re-fold is one).
+    public init(rules: RulesState, keepsHistories: Bool = true) {
+        self.rules = rules
+        self.start = rules
+        self.keepsHistories = keepsHistories
     }
 
     /// Folds the whole log (from sequence 1): from the latest `rebuild` event on when there is one, with the
@@ -149,17 +166,19 @@ public struct LogReplay: Sendable {
         return replay
     }
 
-    /// Folds one event.
-    public mutating func apply(_ logged: LoggedEvent) throws {
-        let event = logged.event
+    /// Folds one event; `rulesOfVersion` finds the rules of versions the replay has not seen published.
+    public mutating func apply(_ logged: LoggedEvent, rulesOfVersion: ((Int64) throws -> RuleSet)? = nil) throws {
+        var event = logged.event
         if event.type.switchesRules {
+            if keepsHistories { rulesLog.append(logged) }
             let known = versions
             let scorerBefore = rules.scorer
             let existing = try rules.apply(logged) { version in
-                guard let rules = known[version] else {
+                if let rules = known[version] { return rules }
+                guard let rulesOfVersion else {
                     throw RulesVersionError(seq: logged.seq, message: "rules version \(version) is unknown")
                 }
-                return rules
+                return try rulesOfVersion(version)
             }
             if rules.pinned { return }
             versions[rules.scorer.version] = rules.scorer.rules
@@ -183,6 +202,7 @@ public struct LogReplay: Sendable {
         if event.type == .clock {
             guard event.at > now ?? .min else { return }  // D1: a clock behind now changes nothing
             now = event.at
+            if keepsHistories { clocks.append((event.at, logged.seq)) }
             while let (key, waiting) = aging.popFirst(dueBy: event.at) {
                 var award = waiting
                 let contact = ByteString(award.contact)
@@ -208,6 +228,19 @@ public struct LogReplay: Sendable {
             }
             return
         }
+        if event.type == .contactMerge {
+            try merge(logged, rulesOfVersion: rulesOfVersion)
+            return
+        }
+        guard event.type.isContactEvent else { return }
+        var origin: String?
+        if let canonical = aliases[ByteString(event.contact)] {
+            origin = event.contact
+            event.contact = canonical.string
+        }
+        if keepsHistories {
+            histories[ByteString(event.contact), default: []].append(LoggedEvent(seq: logged.seq, event: event))
+        }
         let outcome = projection.apply(event, scorer: rules.scorer)
         if let fact = outcome.urlFact {
             let contact = ByteString(event.contact)
@@ -218,8 +251,9 @@ public struct LogReplay: Sendable {
             }
         }
         for (index, award) in outcome.awards.enumerated() {
-            audit[ByteString(event.contact), default: []].append(
-                AuditEntry(award, of: logged, version: rules.scorer.version))
+            var entry = AuditEntry(award, of: logged, version: rules.scorer.version)
+            entry.origin = origin
+            audit[ByteString(event.contact), default: []].append(entry)
             if let waiting = AgingAward(award, contact: event.contact, at: event.at),
                 let key = waiting.key(seq: logged.seq, index: UInt32(index))
             {
@@ -227,6 +261,64 @@ public struct LogReplay: Sendable {
             }
         }
         record(outcome.sideEffects)
+    }
+
+    /// I2, I3: merges the contacts a `contact.merge` names, as the projector does.
+    private mutating func merge(_ logged: LoggedEvent, rulesOfVersion: ((Int64) throws -> RuleSet)?) throws {
+        guard keepsHistories, let target = logged.event.mergeTarget else { return }
+        let from = aliases[ByteString(logged.event.contact)] ?? ByteString(logged.event.contact)
+        let into = aliases[ByteString(target)] ?? ByteString(target)
+        guard from != into else { return }
+        let fromState = projection.contacts[from]
+        if logged.event.value == 1, fromState?.known == true { return }  // I1: the ingest socket merges anonymous ones
+        let known = versions
+        let clocks = clocks
+        let result = try ContactMerge.fold(
+            MergeInputs(
+                merge: logged, from: from.string, into: into.string, fromState: fromState,
+                intoState: projection.contacts[into],
+                history: ((histories[from] ?? []) + (histories[into] ?? [])).sorted { $0.seq < $1.seq },
+                rulesEvents: rulesLog, start: start,
+                rulesOfVersion: { version in
+                    if let rules = known[version] { return rules }
+                    guard let rulesOfVersion else {
+                        throw RulesVersionError(seq: logged.seq, message: "rules version \(version) is unknown")
+                    }
+                    return try rulesOfVersion(version)
+                },
+                clock: { due, after in clocks.first { $0.seq > after && $0.now >= due } },
+                scorer: rules.scorer))
+        projection.contacts[from] = nil
+        projection.contacts[into] = result.state
+        projection.openHits = projection.openHits.filter {
+            let contact = ByteString($0.key.contact)
+            return contact != from && contact != into
+        }
+        projection.openHits.merge(result.openHits) { _, new in new }
+        urlVisits[from] = nil
+        urlVisits[into] =
+            result.urlVisits.isEmpty
+            ? nil
+            : Dictionary(
+                uniqueKeysWithValues: result.urlVisits.map { (ByteString($0.url), $0.visit) })
+        aging.removeAll(of: [from, into])
+        for (key, award) in result.aging { aging.insert(award, at: key) }
+        let moved = (audit[from] ?? []).map { entry in
+            var entry = entry
+            entry.origin = entry.origin ?? from.string
+            return entry
+        }
+        audit[from] = nil
+        let trail =
+            ((audit[into] ?? []) + moved).enumerated().sorted {
+                ($0.element.seq, $0.offset) < ($1.element.seq, $1.offset)
+            }.map(\.element) + result.audit
+        audit[into] = trail.isEmpty ? nil : trail
+        histories[into] = ((histories[from] ?? []) + (histories[into] ?? [])).sorted { $0.seq < $1.seq }
+        histories[from] = nil
+        for (alias, contact) in aliases where contact == from { aliases[alias] = into }
+        aliases[from] = into
+        record(result.outcome.sideEffects)
     }
 
     private mutating func record(_ effects: [SideEffect]) {

@@ -48,11 +48,13 @@ public struct Scorer: Sendable {
             outcome.awards = apply(event, to: &state, openHit: &openHit, closed: &closed)
             if let url = event.url { outcome.urlFact = URLFact(url: url, at: event.at, closed: closed) }
         case .contactUpdate:
+            state.known = true
             if let email = event.email { state.email = email }
             if let ownerEmail = event.ownerEmail { state.ownerEmail = ownerEmail }
             Self.applyFields(event.fields, to: &state)
             outcome.awards = judgeFields(event, &state)
         case .pointsChange, .pointsSet:
+            state.known = true
             if event.type == .pointsSet, let email = event.email { state.email = email }
             if let award = Self.change(event, &state) { outcome.awards = [award] }
         default:
@@ -82,6 +84,15 @@ public struct Scorer: Sendable {
         {
             self.triggers.reach(trigger, contact: contact, state: &state, outcome: &outcome)
         }
+        return outcome
+    }
+
+    /// I3: fires, for a merged contact, the `min_points` triggers its scores reach that have not fired for it,
+    /// judged at `at` (the merge's time).
+    public func fireReached(contact: String, state: inout ContactState, at: Int64) -> FoldOutcome {
+        var outcome = FoldOutcome()
+        triggers.evaluate(
+            contact: contact, state: &state, changed: [], before: [], isNew: true, at: at, outcome: &outcome)
         return outcome
     }
 

@@ -193,18 +193,20 @@ extension TallyEngine {
     }
 
     /// A2, A6: a contact's audit trail summed up, optionally as of a time, with its newest `limit` entries; nil
-    /// for an unknown contact. Memory is bounded by `limit`, not by the contact's history.
+    /// for an unknown contact. Memory is bounded by `limit`, not by the contact's history. An alias answers for
+    /// the contact it resolves to, whose trail holds the alias's entries (I4).
     public func explain(
         contact: String, asOf: Int64? = nil, limit: Int = Explanation.defaultLimit
     ) async throws
-        -> (ContactState, Explanation)?
+        -> (contact: ResolvedContact, explanation: Explanation)?
     {
         try await blocking.run {
             try self.projections.read { txn in
-                guard let state = try txn.contact(contact) else { return nil }
+                let id = try txn.canonical(of: contact) ?? contact
+                guard let state = try txn.contact(id) else { return nil }
                 var builder = Explanation.Builder(asOf: asOf, limit: limit)
-                try txn.forEachAudit(contact: contact) { builder.add($0) }
-                return (state, builder.explanation)
+                try txn.forEachAudit(contact: id) { builder.add($0) }
+                return (ResolvedContact(id: id, state: state, aliases: try txn.aliases(of: id)), builder.explanation)
             }
         }
     }

@@ -10,6 +10,12 @@ extension ContactDocument {
             segments: state.segments.sorted(), campaigns: state.campaigns.sorted(), triggers: state.fired.sorted(),
             email: state.email, ownerEmail: state.ownerEmail, fields: state.fields.mapValues(ContactFieldValue.init))
     }
+
+    /// The document reads of a contact or of one of its aliases answer (I2).
+    public init(_ contact: ResolvedContact) {
+        self.init(id: contact.id, state: contact.state)
+        aliases = contact.aliases.isEmpty ? nil : contact.aliases
+    }
 }
 
 extension ContactFieldValue {

@@ -8,8 +8,15 @@ extension TallyEngine {
     /// Appends events (already decoded and validated) and returns once they are durable (S6: events whose `id`
     /// is already in the log are acknowledged as duplicates): the one path of every event into the log. Throws
     /// ``EngineError`` `.unavailable` when the log cannot take them; nothing of the request is appended then.
-    public func append(_ events: [Event]) async throws(EngineError) -> AppendReceipt {
-        try await appending { try await writer.append(events) }
+    /// Merges among them (I2) are checked first; `refusedMerges` says whether a refused one refuses the request.
+    public func append(
+        _ events: [Event], refusedMerges: RefusedMerges = .reject
+    ) async throws(EngineError)
+        -> AppendReceipt
+    {
+        let events =
+            events.contains(where: \.type.isMerge) ? try await checkMerges(events, refused: refusedMerges) : events
+        return try await appending { try await writer.append(events) }
     }
 
     /// Runs a writer append, turning its failure into ``EngineError`` `.unavailable`.

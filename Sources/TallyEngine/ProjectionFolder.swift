@@ -52,16 +52,16 @@ public final class ProjectionFolder: @unchecked Sendable {
     public let store: ProjectionStore
     public private(set) var rules: RulesState
     /// The last sequence number folded.
-    public private(set) var checkpoint: UInt64
+    public internal(set) var checkpoint: UInt64
     /// The sequence number of the latest `rebuild` event folded by ``step(through:)``, if any.
     public private(set) var foldedRebuild: UInt64?
     private var versions: [Int64: RuleSet] = [:]
-    private let limits: Limits
+    let limits: Limits
     /// Whether the next step runs a batch of the U2 backfill rather than events (they take turns).
     private var backfillTurn = false
     /// Committed contact states and open session hits, so hot contacts are not read back for every batch.
-    private var contactCache: StateCache<ByteString, ContactState>
-    private var sessionCache: StateCache<SessionKey, OpenHit>
+    var contactCache: StateCache<ByteString, ContactState>
+    var sessionCache: StateCache<SessionKey, OpenHit>
 
     /// Continues the projections in `store` from their checkpoint, with the rules version they were at.
     public init(log: EventLog, store: ProjectionStore, sessionTimeout: Int64, limits: Limits = Limits()) throws {
@@ -154,9 +154,20 @@ public final class ProjectionFolder: @unchecked Sendable {
             try continueBackfill(backfill)
             return true
         }
+        // A merge is folded in a transaction of its own (I3): it reads both contacts' records as stored.
+        if let merge = events.firstIndex(where: \.event.type.isMerge) {
+            if merge == 0 {
+                try foldMerge(events[0])
+                return true
+            }
+            events.removeSubrange(merge...)
+        }
         if let end = events.firstIndex(where: \.event.type.endsBatch) {
             events.removeSubrange((end + 1)...)
         }
+        // I2: events for an alias apply to the contact it resolves to; their audit entries name the alias. Only
+        // this thread changes aliases, so they are read before the transaction.
+        let origins = try resolveAliases(&events)
         let backfilling = backfill.map { pass in (pass, pass.patterns.map { URLPattern($0) }) }
         var rulesAfter = rules
         var rebuildFolded: UInt64?
@@ -218,6 +229,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                 }
                 if events[index].event.type.isDeliveryOutcome {
                     try txn.applyDeliveryOutcome(events[index].event)
+                    try txn.addHistory(events[index].event.contact, seq: seq)
                     continue
                 }
                 if events[index].event.type == .clock {
@@ -226,19 +238,27 @@ public final class ProjectionFolder: @unchecked Sendable {
                     let at = events[index].event.at
                     if at > (try txn.now() ?? .min) {
                         try txn.setNow(at)
+                        try txn.addClock(at, seq: seq)
                         if try txn.hasAging(dueBy: at) { try txn.setAgingPass(AgingPass(seq: seq, now: at)) }
                     }
                     continue
                 }
+                guard events[index].event.type.isContactEvent else { continue }  // an erasure's record
+                try txn.addHistory(events[index].event.contact, seq: seq)
                 let outcome = working.apply(events[index].event, scorer: rulesAfter.scorer)
                 if let fact = outcome.urlFact {
                     try txn.addURLFact(fact, contact: events[index].event.contact, seq: seq)
                 }
                 if !outcome.awards.isEmpty {
                     let version = rulesAfter.scorer.version
+                    let origin = origins[index]
                     audit.add(
                         contact: events[index].event.contact,
-                        outcome.awards.map { AuditEntry($0, of: events[index], version: version) })
+                        outcome.awards.map { award in
+                            var entry = AuditEntry(award, of: events[index], version: version)
+                            entry.origin = origin
+                            return entry
+                        })
                     for (position, award) in outcome.awards.enumerated() {
                         if let waiting = AgingAward(
                             award, contact: events[index].event.contact, at: events[index].event.at)

@@ -20,13 +20,13 @@ extension Routes {
             }
             limit = value
         }
-        guard let (state, explanation) = try await engine.explain(contact: id, asOf: asOf, limit: limit) else {
+        guard let (contact, explanation) = try await engine.explain(contact: id, asOf: asOf, limit: limit) else {
             throw APIError(.notFound, "unknown contact \"\(id)\"")
         }
         return JSONResponse.make(
             ExplainDocument(
-                contact: id, points: asOf == nil ? state.points : explanation.points,
-                groups: asOf == nil ? state.groups : explanation.groups,
+                contact: contact.id, points: asOf == nil ? contact.state.points : explanation.points,
+                groups: asOf == nil ? contact.state.groups : explanation.groups,
                 byAction: Dictionary(explanation.byAction.map { ($0.action, $0.points) }, uniquingKeysWith: +),
                 actions: explanation.byAction.map { .init(action: $0.action, points: $0.points) },
                 entries: explanation.entries.map(ExplainDocument.Entry.init), entriesTotal: explanation.total,
@@ -210,7 +210,7 @@ extension ExplainDocument.Entry {
             seq: entry.seq, id: entry.eventID, at: Timestamp.format(entry.at), action: entry.action,
             kind: entry.kind.name,
             rulesVersion: entry.version, group: entry.group, delta: entry.delta, scoreAfter: entry.scoreAfter,
-            reason: entry.reason)
+            reason: entry.reason, origin: entry.origin)
     }
 }
 

@@ -236,12 +236,13 @@ extension Routes {
         }
         router.get("/ui/contacts/:id") { _, context in
             let id = try Self.contactID(context)
-            guard let (state, explanation) = try await engine.explain(contact: id) else {
+            guard let (contact, explanation) = try await engine.explain(contact: id) else {
                 throw APIError(.notFound, "unknown contact \"\(id)\"")
             }
             let now = try? engine.clockState().now
             return ContactPage.contact(
-                id, state: state, entries: explanation.entries, total: explanation.total, now: now ?? nil)
+                contact.id, state: contact.state, entries: explanation.entries, total: explanation.total,
+                now: now ?? nil)
         }
     }
 

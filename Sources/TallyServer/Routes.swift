@@ -21,7 +21,7 @@ public struct Routes: Sendable {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(socket: "ingest"))
         router.add(middleware: EngineErrorMiddleware())
-        addBehaviourRoutes(to: router)
+        addBehaviourRoutes(to: router, viaIngest: true)
         return router
     }
 
@@ -32,7 +32,7 @@ public struct Routes: Sendable {
         router.add(middleware: RequestMetricsMiddleware(socket: loopbackPort == nil ? "admin" : "admin_http"))
         if let loopbackPort { router.add(middleware: LoopbackGuardMiddleware(port: loopbackPort)) }
         router.add(middleware: EngineErrorMiddleware())
-        addBehaviourRoutes(to: router)
+        addBehaviourRoutes(to: router, viaIngest: false)
         router.get("/metrics") { _, _ in MetricsExport.response(self.engine) }
         addUIRoutes(to: router)
         router.get("/v1/contacts") { request, _ in try await self.listContacts(request) }
@@ -56,8 +56,9 @@ public struct Routes: Sendable {
         return router
     }
 
-    private func addBehaviourRoutes(to router: Router<BasicRequestContext>) {
+    private func addBehaviourRoutes(to router: Router<BasicRequestContext>, viaIngest: Bool) {
         router.post("/v1/events") { request, context in try await self.postEvents(request, context) }
+        router.post("/v1/merge") { request, _ in try await self.merge(request, viaIngest: viaIngest) }
         router.get("/health") { _, _ in self.health() }
         router.get("/v1/pixel.gif") { request, _ in await self.pixel.handle(request) }
     }
@@ -118,19 +119,19 @@ public struct Routes: Sendable {
         let id = try Self.contactID(context)
         try await awaitProjection(request)
         if let asOf = try Self.asOf(request) {
-            guard let (state, explanation) = try await engine.explain(contact: id, asOf: asOf, limit: 0) else {
+            guard let (contact, explanation) = try await engine.explain(contact: id, asOf: asOf, limit: 0) else {
                 throw APIError(.notFound, "unknown contact \"\(id)\"")
             }
-            var document = ContactDocument(id: id, state: state)
+            var document = ContactDocument(contact)
             document.points = explanation.points
             document.groups = explanation.groups
             document.at = Timestamp.format(asOf)
             return JSONResponse.make(document)
         }
-        guard let state = try engine.contact(id) else {
+        guard let contact = try engine.resolvedContact(id) else {
             throw APIError(.notFound, "unknown contact \"\(id)\"")
         }
-        return JSONResponse.make(ContactDocument(id: id, state: state))
+        return JSONResponse.make(ContactDocument(contact))
     }
 
     /// `?at=T`: an RFC 3339 time or epoch milliseconds.

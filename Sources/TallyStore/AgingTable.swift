@@ -90,6 +90,25 @@ extension ProjectionTransaction {
     public func addAging(_ award: AgingAward, seq: UInt64, index: UInt32) throws {
         guard let key = award.key(seq: seq, index: index) else { return }
         try txn.put(store.aging, AgingCodec.key(key), AgingCodec.encode(award))
+        try txn.put(store.agingAwards, IdentityCodec.awardKey(seq: seq, index: index), IdentityCodec.sortable(key.due))
+    }
+
+    /// Removes from the due index the waiting awards made by the events at `seqs` (a contact's history, when a
+    /// merge replaces its awards with the merged contact's, or an erasure removes them).
+    public func removeAging(awardedAt seqs: [UInt64]) throws {
+        for seq in seqs {
+            var found: [(index: [UInt8], due: [UInt8])] = []
+            let prefix = SequenceKey.encode(seq)
+            try txn.scan(store.agingAwards, from: prefix) { key, value in
+                guard key.starts(with: prefix) else { return false }
+                found.append((Array(key), Array(value)))
+                return true
+            }
+            for (key, due) in found {
+                _ = try txn.delete(store.agingAwards, key)
+                _ = try txn.delete(store.aging, due + key)
+            }
+        }
     }
 
     /// Takes the first award of the due index if it is due at or before `now`: removed from the table, returned
@@ -103,6 +122,7 @@ extension ProjectionTransaction {
         }
         guard let (key, award, raw) = found else { return nil }
         _ = try txn.delete(store.aging, raw)
+        _ = try txn.delete(store.agingAwards, IdentityCodec.awardKey(seq: key.seq, index: key.index))
         return (key, award)
     }
 

@@ -10,7 +10,8 @@ public import TallyCore
 ///
 /// ```
 /// u8 format (1) · u8 kind · i64 LE at · i64 LE version · i64 LE delta · i64 LE score after
-/// · u8 presence bits (event id, group) · action · reason · [event id] · [group]   (strings: varint length + UTF-8)
+/// · u8 presence bits (event id, group, origin) · action · reason · [event id] · [group] · [origin]
+/// (strings: varint length + UTF-8)
 /// ```
 enum AuditCodec {
     static let format: UInt8 = 1
@@ -40,11 +41,12 @@ enum AuditCodec {
         writer.int64(entry.version)
         writer.int64(entry.delta)
         writer.int64(entry.scoreAfter)
-        writer.u8((entry.eventID == nil ? 0 : 1) | (entry.group == nil ? 0 : 2))
+        writer.u8((entry.eventID == nil ? 0 : 1) | (entry.group == nil ? 0 : 2) | (entry.origin == nil ? 0 : 4))
         writer.string(entry.action)
         writer.string(entry.reason)
         if let id = entry.eventID { writer.string(id) }
         if let group = entry.group { writer.string(group) }
+        if let origin = entry.origin { writer.string(origin) }
         return writer.bytes
     }
 
@@ -58,15 +60,16 @@ enum AuditCodec {
         let delta = try reader.int64()
         let scoreAfter = try reader.int64()
         let bits = try reader.u8()
-        guard bits & ~3 == 0 else { throw reader.corrupt("unknown presence bits") }
+        guard bits & ~7 == 0 else { throw reader.corrupt("unknown presence bits") }
         let action = try reader.string()
         let reason = try reader.string()
         let eventID = bits & 1 != 0 ? try reader.string() : nil
         let group = bits & 2 != 0 ? try reader.string() : nil
+        let origin = bits & 4 != 0 ? try reader.string() : nil
         guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
         return AuditEntry(
             seq: seq, eventID: eventID, at: at, kind: kind, action: action, version: version, group: group,
-            delta: delta, scoreAfter: scoreAfter, reason: reason)
+            delta: delta, scoreAfter: scoreAfter, reason: reason, origin: origin)
     }
 }
 

@@ -130,9 +130,10 @@ public enum EventCodec {
 }
 
 /// The binary encoding of a contact's projected state (see Docs/format.md); format 2 added the caps (C1, C2) and
-/// the `rearm` triggers' records (T9) at the end, format 3 the fields (F1) and the fit scores' awards (F2).
+/// the `rearm` triggers' records (T9) at the end, format 3 the fields (F1) and the fit scores' awards (F2), format 4
+/// the known flag (I1) as a last byte.
 public enum ContactCodec {
-    static let format: UInt8 = 3
+    static let format: UInt8 = 4
 
     public static func encode(_ state: ContactState) -> [UInt8] {
         var writer = ByteWriter(capacity: 256)
@@ -188,6 +189,7 @@ public enum ContactCodec {
             writer.optionalString(award.group)
             writer.int64(award.delta)
         }
+        writer.u8(state.known ? 1 : 0)
         return writer.bytes
     }
 
@@ -250,6 +252,9 @@ public enum ContactCodec {
             let group = try reader.u8() == 1 ? try reader.string() : nil
             state.fieldAwards[action] = FieldAward(group: group, delta: try reader.int64())
         }
+        let known = try reader.u8()
+        guard known <= 1 else { throw reader.corrupt("unknown known flag \(known)") }
+        state.known = known == 1
         guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
         return state
     }

@@ -140,6 +140,23 @@ public final class EventLog: Sendable {
         }
     }
 
+    /// The events at `seqs` (those still in the log), in the order given, read in one transaction: a contact's
+    /// history for a merge (I3).
+    public func events(at seqs: [UInt64]) throws -> [LoggedEvent] {
+        try environment.read { txn in
+            var result: [LoggedEvent] = []
+            result.reserveCapacity(seqs.count)
+            for seq in seqs {
+                try SequenceKey.encode(seq).withUnsafeBytes { key in
+                    if let raw = try txn.get(events, key) {
+                        result.append(LoggedEvent(seq: seq, event: try EventCodec.decode(raw)))
+                    }
+                }
+            }
+            return result
+        }
+    }
+
     /// The sequence number of the last delivery outcome event (T7), 0 when there is none: a delivery must not
     /// trust projections that have not folded this far.
     public func lastDeliveryOutcome() throws -> UInt64 {

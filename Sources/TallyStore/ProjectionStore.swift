@@ -25,6 +25,10 @@ public final class ProjectionStore: Sendable {
     let members: LMDBDatabase
     let changes: LMDBDatabase
     let urlVisits: LMDBDatabase
+    let history: LMDBDatabase
+    let aliases: LMDBDatabase
+    let clocks: LMDBDatabase
+    let agingAwards: LMDBDatabase
     let meta: LMDBDatabase
     static let checkpointKey = Array("checkpoint".utf8)
     static let rulesKey = Array("rules".utf8)
@@ -35,7 +39,7 @@ public final class ProjectionStore: Sendable {
     static let backfillKey = Array("backfill".utf8)
 
     public init(directory: String, mapSize: Int) throws {
-        environment = try LMDBEnvironment(path: directory, mapSize: mapSize)
+        environment = try LMDBEnvironment(path: directory, mapSize: mapSize, maxDatabases: 32)
         contacts = try environment.database("contacts")
         sessions = try environment.database("sessions")
         audit = try environment.database("audit")
@@ -46,6 +50,10 @@ public final class ProjectionStore: Sendable {
         members = try environment.database("members")
         changes = try environment.database("changes")
         urlVisits = try environment.database("url_visits")
+        history = try environment.database("history")
+        aliases = try environment.database("aliases")
+        clocks = try environment.database("clocks")
+        agingAwards = try environment.database("aging_awards")
         meta = try environment.database("meta")
         try StoreFormat.check(environment, meta, supported: Self.format) { found in
             // Older projections are derived data this release does not migrate; newer ones need their release.
@@ -56,21 +64,24 @@ public final class ProjectionStore: Sendable {
         }
     }
 
-    /// The projections' on-disk format (see Docs/format.md): 7 since the URL facts (`url_visits`, U2); 6 since lists and the change feed have their indexes
+    /// The projections' on-disk format (see Docs/format.md): 8 since contacts have a history, aliases and an
+    /// anonymous flag, and the audit marks an entry's original contact (`history`, `aliases`, `clocks`,
+    /// `aging_awards`; I1–I5, I8); 7 since the URL facts (`url_visits`, U2); 6 since lists and the change feed have their indexes
     /// (`scores`, `members`, `changes`, L1 L2); 5 since awards age (the `aging` table and the clock in
     /// `meta`, D1–D4); 4 since a contact's record keeps its fields (F1) and
     /// its fit scores' awards (F2); 3 since a contact's record keeps its capped actions'
     /// awards (C1, C2) and its `rearm` triggers' firings (T9); 2 since the audit key's index is a u32 (format 1 had
     /// a u8 that wrapped past 255 awards of one event), ids sort as bytes, and the outbox is folded from the log
     /// (T7).
-    public static let format: UInt8 = 7
+    public static let format: UInt8 = 8
 
     /// Every table with its name, in one order: what `verify` compares and the property test reads.
     var namedTables: [(name: String, table: LMDBDatabase)] {
         [
             ("contacts", contacts), ("sessions", sessions), ("audit", audit), ("outbox", outbox),
             ("outbox_due", outboxDue), ("aging", aging), ("scores", scores), ("members", members),
-            ("changes", changes), ("url_visits", urlVisits), ("meta", meta),
+            ("changes", changes), ("url_visits", urlVisits), ("history", history), ("aliases", aliases),
+            ("clocks", clocks), ("aging_awards", agingAwards), ("meta", meta),
         ]
     }
 

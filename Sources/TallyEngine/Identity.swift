@@ -1,0 +1,100 @@
+public import TallyCore
+
+/// A contact as reads answer it (I2): the contact an id resolves to, its state and its aliases.
+public struct ResolvedContact: Sendable {
+    /// The contact the id resolves to: the id itself unless it was merged into another.
+    public var id: String
+    public var state: ContactState
+    /// The ids merged into it, in byte order.
+    public var aliases: [String]
+}
+
+/// What an append does with a merge that would be refused (I2): `reject` refuses the request (`POST /v1/merge`,
+/// 409 or 403), `skip` appends the request without it (Segment's `identify` and `alias`, sent again with every
+/// page load, must not fail a batch).
+public enum RefusedMerges: Sendable {
+    case reject
+    case skip
+}
+
+extension TallyEngine {
+    /// The contact `id` resolves to, with its state and aliases; nil for a contact never seen.
+    public func resolvedContact(_ id: String) throws -> ResolvedContact? {
+        try projections.read { txn in
+            let canonical = try txn.canonical(of: id) ?? id
+            guard let state = try txn.contact(canonical) else { return nil }
+            return ResolvedContact(id: canonical, state: state, aliases: try txn.aliases(of: canonical))
+        }
+    }
+
+    /// I2: appends a `contact.merge` of `from` into `into` (answered like a post of events). Refused with 409,
+    /// appending nothing, when both resolve to one contact (a merge into itself, or one that would make a cycle);
+    /// with 403 on the ingest socket when `from` is known (I1).
+    public func merge(
+        from: String, into: String, viaIngest: Bool, id: String? = nil
+    ) async throws(EngineError)
+        -> AppendReceipt
+    {
+        try await append([Event.merge(from: from, into: into, at: wallClockMillis(), id: id, viaIngest: viaIngest)])
+    }
+
+    /// The merges of `events` that are allowed, judged in order against the projections once they include the
+    /// whole log (and against the merges before them in `events`); the others throw (`reject`) or are left out
+    /// (`skip`, counted in `tally_merges_skipped_total`).
+    func checkMerges(_ events: [Event], refused: RefusedMerges) async throws(EngineError) -> [Event] {
+        for event in events where event.type.isMerge {
+            for (field, id) in [("from", event.contact), ("into", event.mergeTarget ?? "")]
+            where !EventLimits.contact.contains(id.utf8.count) {
+                throw EngineError(
+                    .invalid,
+                    "\"\(field)\" must be \(EventLimits.contact.lowerBound)–\(EventLimits.contact.upperBound) bytes "
+                        + "long, is \(id.utf8.count)", field: field)
+            }
+        }
+        // Judged against projections that include every event before: a merge must see the updates before it.
+        try await awaitProjection(through: writer.head.value)
+        var overlay: [ByteString: ByteString] = [:]  // the merges of this request before the one judged
+        var kept: [Event] = []
+        for event in events {
+            guard event.type.isMerge, let target = event.mergeTarget else {
+                kept.append(event)
+                continue
+            }
+            do {
+                let (from, into, known) = try projections.read { txn in
+                    func resolve(_ id: String) throws -> ByteString {
+                        let stored = ByteString(try txn.canonical(of: id) ?? id)
+                        return overlay[stored] ?? stored
+                    }
+                    let from = try resolve(event.contact)
+                    let into = try resolve(target)
+                    let known = try txn.contact(from.string)?.known == true || overlay.values.contains(from)
+                    return (from, into, known)
+                }
+                if from == into {
+                    throw EngineError(
+                        .conflict,
+                        from == ByteString(event.contact) && from == ByteString(target)
+                            ? "a contact cannot be merged into itself"
+                            : "\"\(event.contact)\" and \"\(target)\" are already one contact (\"\(into.string)\"): "
+                                + "merging them would make a cycle", field: "into")
+                }
+                if event.value == 1, known {
+                    throw EngineError(
+                        .forbidden,
+                        "\"\(event.contact)\" is a known contact: only the admin socket merges known contacts (I1)",
+                        field: "from")
+                }
+                for (alias, contact) in overlay where contact == from { overlay[alias] = into }
+                overlay[from] = into
+                kept.append(event)
+            } catch let error as EngineError {
+                guard refused == .skip else { throw error }
+                TallyMetrics.mergesSkipped.increment()
+            } catch {
+                throw EngineError(.unavailable, "\(error)")
+            }
+        }
+        return kept
+    }
+}

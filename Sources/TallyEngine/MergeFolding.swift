@@ -1,0 +1,96 @@
+import TallyCore
+import TallyStore
+
+extension ProjectionFolder {
+    /// Rewrites the contact of every event for an alias to the contact it resolves to (I2), returning the ids the
+    /// events named, by index. Nothing is read while no contact has been merged.
+    func resolveAliases(_ events: inout [LoggedEvent]) throws -> [Int: String] {
+        guard try store.read({ try $0.hasAliases() }) else { return [:] }
+        var origins: [Int: String] = [:]
+        try store.read { txn in
+            for index in events.indices
+            where events[index].event.type.isContactEvent || events[index].event.type.isDeliveryOutcome {
+                if let canonical = try txn.canonical(of: events[index].event.contact) {
+                    origins[index] = events[index].event.contact
+                    events[index].event.contact = canonical
+                }
+            }
+        }
+        return origins
+    }
+
+    /// Folds a `contact.merge` (I2–I5) in a transaction of its own: the union of the two contacts' histories is
+    /// folded again for the merged contact (``ContactMerge``), whose records replace both contacts' — state, open
+    /// sessions, URL facts, waiting awards — while the merged contact's audit trail takes the other's entries and
+    /// one `merge` entry per score that the union changes; the alias then resolves to the merged contact. The cost
+    /// follows the two histories (I5). A merge of a contact into itself (or into one of its aliases), or one from
+    /// the ingest socket whose `from` is known by now (I1), changes nothing but the histories that name it.
+    func foldMerge(_ logged: LoggedEvent) throws {
+        let done = checkpoint
+        let rulesEvents = try log.rulesEvents().filter { $0.seq < logged.seq }
+        let start = try startingRules()
+        try store.update { txn in
+            guard try txn.checkpoint() == done else {
+                throw CorruptRecordError(table: "meta", message: "checkpoint moved under the projector")
+            }
+            let event = logged.event
+            let from = try txn.canonical(of: event.contact) ?? event.contact
+            let target = event.mergeTarget ?? event.contact
+            let into = try txn.canonical(of: target) ?? target
+            let fromState = try txn.contact(from)
+            guard from != into, event.value != 1 || fromState?.known != true else {
+                try txn.addHistory(from, seq: logged.seq)
+                if from != into { try txn.addHistory(into, seq: logged.seq) }
+                try txn.setCheckpoint(logged.seq)
+                return
+            }
+            let intoState = try txn.contact(into)
+            let seqs = (try txn.history(from) + txn.history(into)).sorted()
+            let result = try ContactMerge.fold(
+                MergeInputs(
+                    merge: logged, from: from, into: into, fromState: fromState, intoState: intoState,
+                    history: try log.events(at: seqs), rulesEvents: rulesEvents, start: start,
+                    rulesOfVersion: { version in try self.rules(version: version) },
+                    clock: { due, after in try txn.firstClock(atOrAfter: due, after: after) }, scorer: rules.scorer))
+            try txn.removeAging(awardedAt: seqs)
+            for (key, award) in result.aging { try txn.addAging(award, seq: key.seq, index: key.index) }
+            try txn.moveAudit(from: from, into: into)
+            var audit = AuditBatch()
+            audit.add(contact: into, result.audit)
+            try txn.addAudit(audit)
+            try txn.removeOpenHits(contact: from)
+            try txn.removeOpenHits(contact: into)
+            for (key, hit) in result.openHits { try txn.setOpenHit(key, hit) }
+            try txn.replaceURLVisits(contact: from, with: [])
+            try txn.replaceURLVisits(contact: into, with: result.urlVisits)
+            if let fromState { try txn.removeContact(from, previous: fromState) }
+            try txn.setContact(into, result.state, previous: intoState)
+            try txn.moveHistory(from: from, into: into)
+            try txn.addHistory(into, seq: logged.seq)
+            try txn.addAlias(from, to: into)
+            for effect in result.outcome.sideEffects {
+                if let entry = OutboxEntry(effect, firedSeq: logged.seq) { try txn.addOutboxEntry(entry) }
+            }
+            try txn.setCheckpoint(logged.seq)
+            FaultInjection.point("projector")
+        }
+        contactCache.removeAll()
+        sessionCache.removeAll()
+        checkpoint = logged.seq
+    }
+
+    /// The rules state this fold began with: pinned to a rebuild's version for its prefix (A4), else fresh.
+    private func startingRules() throws -> RulesState {
+        let timeout = rules.scorer.sessionTimeout
+        if let until = rules.pinnedUntil {
+            return RulesState(
+                sessionTimeout: timeout, pinnedTo: rules.scorer.version, rules: rules.scorer.rules, until: until)
+        }
+        let rebuild = try store.read { txn in try txn.rebuildSeq() }
+        guard rebuild > 0, let event = try log.event(at: rebuild), let version = event.value else {
+            return RulesState(sessionTimeout: timeout)
+        }
+        return RulesState(
+            sessionTimeout: timeout, pinnedTo: version, rules: try rules(version: version), until: rebuild)
+    }
+}

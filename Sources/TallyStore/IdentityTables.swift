@@ -1,0 +1,234 @@
+public import TallyCore
+
+/// The tables that let one contact's state be derived again from its own events (issue 14, SPEC §9):
+///
+/// ```
+/// history:       LEB128 length + contact id · u64 BE seq            → (empty)
+/// aliases:       0x01 · alias id                                    → the contact it resolves to
+///                0x02 · LEB128 length + contact id · alias id      → (empty)   (a contact's aliases)
+/// clocks:        0x01 · u64 BE now with its sign bit flipped        → u64 BE seq of the clock event
+///                0x02 · u64 BE seq of the clock event               → u64 BE now, sign bit flipped
+/// aging_awards:  u64 BE seq · u32 BE index (an aging award's key)   → u64 BE its due time, sign bit flipped
+/// ```
+///
+/// `history` lists, per contact (the one its events resolve to), the sequence numbers of its events: behaviours,
+/// administrative changes, the merges it took part in and the delivery outcomes of its side effects. A merge
+/// (I3) and an erasure (I8) read a contact's events through it, at a cost that follows the contact's history.
+/// `clocks` holds the clock events that moved the fold's now, so that a contact's re-fold finds the clock at
+/// which each of its awards aged; `aging_awards` finds a contact's waiting awards in the due index from its
+/// events' sequence numbers.
+enum IdentityCodec {
+    static let aliasTag: UInt8 = 1
+    static let memberTag: UInt8 = 2
+    static let clockByNowTag: UInt8 = 1
+    static let clockBySeqTag: UInt8 = 2
+
+    static func historyPrefix(_ contact: String) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.string(contact)
+        return writer.bytes
+    }
+
+    static func historyKey(_ contact: String, _ seq: UInt64) -> [UInt8] {
+        historyPrefix(contact) + SequenceKey.encode(seq)
+    }
+
+    static func aliasKey(_ alias: String) -> [UInt8] { [aliasTag] + Array(alias.utf8) }
+
+    static func memberPrefix(_ contact: String) -> [UInt8] { [memberTag] + historyPrefix(contact) }
+
+    static func sortable(_ time: Int64) -> [UInt8] { SequenceKey.encode(UInt64(bitPattern: time) ^ (1 << 63)) }
+
+    static func time(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+        SequenceKey.decode(bytes).map { Int64(bitPattern: $0 ^ (1 << 63)) }
+    }
+
+    static func awardKey(seq: UInt64, index: UInt32) -> [UInt8] {
+        SequenceKey.encode(seq) + withUnsafeBytes(of: index.bigEndian) { Array($0) }
+    }
+}
+
+extension ProjectionTransaction {
+    // MARK: history
+
+    /// Records that the event at `seq` is `contact`'s.
+    public func addHistory(_ contact: String, seq: UInt64) throws {
+        try txn.put(store.history, IdentityCodec.historyKey(contact, seq), [])
+    }
+
+    /// The sequence numbers of `contact`'s events, in log order.
+    public func history(_ contact: String) throws -> [UInt64] {
+        let prefix = IdentityCodec.historyPrefix(contact)
+        var seqs: [UInt64] = []
+        try txn.scan(store.history, from: prefix) { key, _ in
+            guard key.count == prefix.count + 8, key.starts(with: prefix) else { return false }
+            guard let seq = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key[prefix.count...])) else {
+                throw CorruptRecordError(table: "history", message: "key without a sequence number")
+            }
+            seqs.append(seq)
+            return true
+        }
+        return seqs
+    }
+
+    /// Removes `contact`'s history and returns it.
+    @discardableResult
+    public func removeHistory(_ contact: String) throws -> [UInt64] {
+        let seqs = try history(contact)
+        for seq in seqs { _ = try txn.delete(store.history, IdentityCodec.historyKey(contact, seq)) }
+        return seqs
+    }
+
+    // MARK: aliases
+
+    /// The contact `id` resolves to when it is an alias (I2); nil when it is not one.
+    public func canonical(of id: String) throws -> String? {
+        try txn.get(store.aliases, IdentityCodec.aliasKey(id)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Whether any contact is an alias: while none is, the fold skips resolving ids.
+    public func hasAliases() throws -> Bool { try txn.count(store.aliases) > 0 }
+
+    /// The aliases of `contact`, in byte order.
+    public func aliases(of contact: String) throws -> [String] {
+        let prefix = IdentityCodec.memberPrefix(contact)
+        var aliases: [String] = []
+        try txn.scan(store.aliases, from: prefix) { key, _ in
+            guard key.starts(with: prefix) else { return false }
+            aliases.append(String(decoding: UnsafeRawBufferPointer(rebasing: key[prefix.count...]), as: UTF8.self))
+            return true
+        }
+        return aliases
+    }
+
+    /// Makes `alias` and its own aliases resolve to `contact` (one lookup resolves any chain).
+    public func addAlias(_ alias: String, to contact: String) throws {
+        let moved = try aliases(of: alias)
+        for member in moved {
+            _ = try txn.delete(store.aliases, IdentityCodec.memberPrefix(alias) + Array(member.utf8))
+        }
+        for member in moved + [alias] {
+            try txn.put(store.aliases, IdentityCodec.aliasKey(member), Array(contact.utf8))
+            try txn.put(store.aliases, IdentityCodec.memberPrefix(contact) + Array(member.utf8), [])
+        }
+    }
+
+    /// Forgets `contact`'s aliases (an erasure, I8) and returns them.
+    @discardableResult
+    public func removeAliases(of contact: String) throws -> [String] {
+        let members = try aliases(of: contact)
+        for member in members {
+            _ = try txn.delete(store.aliases, IdentityCodec.aliasKey(member))
+            _ = try txn.delete(store.aliases, IdentityCodec.memberPrefix(contact) + Array(member.utf8))
+        }
+        return members
+    }
+
+    // MARK: clocks
+
+    /// Records a clock event that moved the fold's now to `now`: the table holds only such clocks, so both its
+    /// orders (by now, by sequence number) agree.
+    public func addClock(_ now: Int64, seq: UInt64) throws {
+        try txn.put(
+            store.clocks, [IdentityCodec.clockByNowTag] + IdentityCodec.sortable(now), SequenceKey.encode(seq))
+        try txn.put(store.clocks, [IdentityCodec.clockBySeqTag] + SequenceKey.encode(seq), IdentityCodec.sortable(now))
+    }
+
+    /// The first clock event after the one at `seq` whose now is at or after `due`: the clock at which an award
+    /// due then, waiting since `seq`, aged (D4).
+    public func firstClock(atOrAfter due: Int64, after seq: UInt64) throws -> (now: Int64, seq: UInt64)? {
+        guard let byNow = try firstClock(from: [IdentityCodec.clockByNowTag] + IdentityCodec.sortable(due)) else {
+            return nil
+        }
+        if byNow.seq > seq { return byNow }
+        // Clocks only move now forward: every clock after `seq` is later than `byNow`, so at or after `due`.
+        guard seq < .max else { return nil }
+        return try firstClock(from: [IdentityCodec.clockBySeqTag] + SequenceKey.encode(seq + 1))
+    }
+
+    private func firstClock(from start: [UInt8]) throws -> (now: Int64, seq: UInt64)? {
+        var found: (Int64, UInt64)?
+        try txn.scan(store.clocks, from: start) { key, value in
+            guard key.first == start[0] else { return false }
+            let rest = UnsafeRawBufferPointer(rebasing: key[1...])
+            let byNow = start[0] == IdentityCodec.clockByNowTag
+            guard let now = byNow ? IdentityCodec.time(rest) : IdentityCodec.time(value),
+                let seq = byNow ? SequenceKey.decode(value) : SequenceKey.decode(rest)
+            else {
+                throw CorruptRecordError(table: "clocks", message: "record of \(key.count)/\(value.count) bytes")
+            }
+            found = (now, seq)
+            return false
+        }
+        return found
+    }
+}
+
+extension ProjectionTransaction {
+    // MARK: what a merge moves and an erasure removes
+
+    /// Removes a contact's record and its list index entries.
+    public func removeContact(_ id: String, previous: ContactState) throws {
+        _ = try txn.delete(store.contacts, Array(id.utf8))
+        _ = try txn.delete(store.scores, ContactIndex.scoreKey(nil, previous.points, id))
+        for (group, score) in previous.groups {
+            _ = try txn.delete(store.scores, ContactIndex.scoreKey(group, score, id))
+        }
+        for kind in ContactIndex.Membership.allCases {
+            for name in ContactIndex.names(kind, of: previous) {
+                _ = try txn.delete(store.members, ContactIndex.memberPrefix(kind, name) + Array(id.utf8))
+            }
+        }
+    }
+
+    /// Removes a contact's open session hits.
+    public func removeOpenHits(contact: String) throws {
+        try removeRange(store.sessions, prefix: IdentityCodec.historyPrefix(contact))
+    }
+
+    /// Replaces a contact's URL facts (U2) with `rows`.
+    public func replaceURLVisits(contact: String, with rows: [(url: String, visit: URLVisit)]) throws {
+        let prefix = URLVisitCodec.prefix(contact)
+        try removeRange(store.urlVisits, prefix: prefix)
+        for (url, visit) in rows { try txn.put(store.urlVisits, prefix + Array(url.utf8), URLVisitCodec.encode(visit)) }
+    }
+
+    /// Moves `from`'s audit trail into `into`'s (I4): each entry keeps its position in the log and is marked with
+    /// the contact it was made for; the change feed's positions name `into` from now on.
+    public func moveAudit(from: String, into: String) throws {
+        let prefix = AuditCodec.prefix(contact: from)
+        var moved: [(seq: UInt64, index: UInt32, entry: AuditEntry)] = []
+        try txn.scan(store.audit, from: prefix) { key, value in
+            guard key.starts(with: prefix) else { return false }
+            guard key.count == prefix.count + 8 + AuditCodec.indexWidth,
+                let seq = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key[prefix.count..<(prefix.count + 8)]))
+            else { throw CorruptRecordError(table: "audit", message: "key of \(key.count) bytes for \"\(from)\"") }
+            let index = key[(prefix.count + 8)...].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            moved.append((seq, index, try AuditCodec.decode(value, seq: seq)))
+            return true
+        }
+        for (seq, index, entry) in moved {
+            var entry = entry
+            entry.origin = entry.origin ?? from
+            _ = try txn.delete(store.audit, AuditCodec.key(contact: from, seq: seq, index: index))
+            try txn.put(store.audit, AuditCodec.key(contact: into, seq: seq, index: index), AuditCodec.encode(entry))
+            try txn.put(store.changes, ChangeCodec.key(seq: seq, index: index), Array(into.utf8))
+        }
+    }
+
+    /// Moves `from`'s history into `into`'s.
+    public func moveHistory(from: String, into: String) throws {
+        for seq in try removeHistory(from) { try addHistory(into, seq: seq) }
+    }
+
+    /// Deletes every record whose key starts with `prefix`.
+    func removeRange(_ table: LMDBDatabase, prefix: [UInt8]) throws {
+        var keys: [[UInt8]] = []
+        try txn.scan(table, from: prefix) { key, _ in
+            guard key.starts(with: prefix) else { return false }
+            keys.append(Array(key))
+            return true
+        }
+        for key in keys { _ = try txn.delete(table, key) }
+    }
+}
