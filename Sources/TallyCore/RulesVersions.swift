@@ -130,6 +130,9 @@ public struct LogReplay: Sendable {
     private var rulesLog: [LoggedEvent] = []
     private var clocks: [(now: Int64, seq: UInt64)] = []
     private let start: RulesState
+    /// Per contact, the order in which its audit entries were made (parallel to ``audit``), and the count so far.
+    private var auditOrder: [ByteString: [Int]] = [:]
+    private var audited = 0
 
     public init(sessionTimeout: Int64 = 30 * 60_000) {
         self.init(rules: RulesState(sessionTimeout: sessionTimeout))
@@ -210,8 +213,9 @@ public struct LogReplay: Sendable {
                 let outcome = rules.scorer.age(&award, seq: key.seq, state: &state)
                 projection.contacts[contact] = state
                 for aged in outcome.awards {
-                    audit[contact, default: []].append(
-                        AuditEntry(aged: aged, due: key.due, clock: logged.seq, version: rules.scorer.version))
+                    recordAudit(
+                        AuditEntry(aged: aged, due: key.due, clock: logged.seq, version: rules.scorer.version),
+                        for: contact)
                 }
                 record(outcome.sideEffects)
                 if let next = award.key(seq: key.seq, index: key.index) { aging.insert(award, at: next) }
@@ -253,7 +257,7 @@ public struct LogReplay: Sendable {
         for (index, award) in outcome.awards.enumerated() {
             var entry = AuditEntry(award, of: logged, version: rules.scorer.version)
             entry.origin = origin
-            audit[ByteString(event.contact), default: []].append(entry)
+            recordAudit(entry, for: ByteString(event.contact))
             if let waiting = AgingAward(award, contact: event.contact, at: event.at),
                 let key = waiting.key(seq: logged.seq, index: UInt32(index))
             {
@@ -268,8 +272,8 @@ public struct LogReplay: Sendable {
         guard keepsHistories, let target = logged.event.mergeTarget else { return }
         let from = aliases[ByteString(logged.event.contact)] ?? ByteString(logged.event.contact)
         let into = aliases[ByteString(target)] ?? ByteString(target)
-        guard from != into else { return }
         let fromState = projection.contacts[from]
+        guard from != into else { return }
         if logged.event.value == 1, fromState?.known == true { return }  // I1: the ingest socket merges anonymous ones
         let known = versions
         let clocks = clocks
@@ -303,22 +307,32 @@ public struct LogReplay: Sendable {
                 uniqueKeysWithValues: result.urlVisits.map { (ByteString($0.url), $0.visit) })
         aging.removeAll(of: [from, into])
         for (key, award) in result.aging { aging.insert(award, at: key) }
-        let moved = (audit[from] ?? []).map { entry in
+        // The trails interleave in the store's key order: by sequence number, then in the order made (a clock
+        // event's aging pass numbers its entries across contacts).
+        let moved = zip(audit[from] ?? [], auditOrder[from] ?? []).map { entry, order in
             var entry = entry
             entry.origin = entry.origin ?? from.string
-            return entry
+            return (entry, order)
+        }
+        let trail = (Array(zip(audit[into] ?? [], auditOrder[into] ?? [])) + moved).sorted {
+            ($0.0.seq, $0.1) < ($1.0.seq, $1.1)
         }
         audit[from] = nil
-        let trail =
-            ((audit[into] ?? []) + moved).enumerated().sorted {
-                ($0.element.seq, $0.offset) < ($1.element.seq, $1.offset)
-            }.map(\.element) + result.audit
-        audit[into] = trail.isEmpty ? nil : trail
+        auditOrder[from] = nil
+        audit[into] = trail.isEmpty ? nil : trail.map(\.0)
+        auditOrder[into] = trail.isEmpty ? nil : trail.map(\.1)
+        for entry in result.audit { recordAudit(entry, for: into) }
         histories[into] = ((histories[from] ?? []) + (histories[into] ?? [])).sorted { $0.seq < $1.seq }
         histories[from] = nil
         for (alias, contact) in aliases where contact == from { aliases[alias] = into }
         aliases[from] = into
         record(result.outcome.sideEffects)
+    }
+
+    private mutating func recordAudit(_ entry: AuditEntry, for contact: ByteString) {
+        audit[contact, default: []].append(entry)
+        auditOrder[contact, default: []].append(audited)
+        audited += 1
     }
 
     private mutating func record(_ effects: [SideEffect]) {

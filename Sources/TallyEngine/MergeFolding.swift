@@ -38,9 +38,11 @@ extension ProjectionFolder {
             let target = event.mergeTarget ?? event.contact
             let into = try txn.canonical(of: target) ?? target
             let fromState = try txn.contact(from)
-            guard from != into, event.value != 1 || fromState?.known != true else {
+            // Ids compare as bytes: two spellings of "café" are two contacts (SPEC §1).
+            let distinct = ByteString(from) != ByteString(into)
+            guard distinct, event.value != 1 || fromState?.known != true else {
                 try txn.addHistory(from, seq: logged.seq)
-                if from != into { try txn.addHistory(into, seq: logged.seq) }
+                if distinct { try txn.addHistory(into, seq: logged.seq) }
                 try txn.setCheckpoint(logged.seq)
                 return
             }

@@ -123,6 +123,13 @@ struct RandomLog {
                 type: .clock, contact: "",
                 at: log.clock + log.random.int64(in: (-20 * RandomLog.minute)...(10 * RandomLog.minute)))
         },
+        // I2 I3: merges between random contacts, some from the ingest socket (applied only while `from` is
+        // anonymous), some into itself or around a cycle (the fold leaves those alone).
+        Kind(name: "contact.merge", weight: 300) { log in
+            Event.merge(
+                from: log.contact(), into: log.contact(), at: log.clock, id: log.eventID(),
+                viaIngest: log.random.chance(1, in: 2))
+        },
         // Delivery outcomes (T7) for keys the random rules may fire (t0…t3 with their side-effect events), and for
         // keys no trigger fires (orphans): the outbox is folded from them.
         Kind(name: "outbox outcome", weight: 3_000) { log in

@@ -42,7 +42,7 @@ struct AuditTableTests {
     /// (C1 C2 T9), 3 without fields or fit-score awards (F1 F2), 4 without the aging index and the clock (D1–D4).
     @Test(
         "projections in an older format are refused with what to do, not misread",
-        arguments: [1, 2, 3, 4, 5, 6] as [UInt8])
+        arguments: [1, 2, 3, 4, 5, 6, 7] as [UInt8])
     func olderFormatIsRefused(format: UInt8) throws {
         let directory = try TemporaryDirectory()
         do {
@@ -58,6 +58,6 @@ struct AuditTableTests {
                 "holds on-disk format \(format), and this version of Tally reads format \(ProjectionStore.format)")
                 && text.contains("fold the log afresh")
         }
-        #expect(ProjectionStore.format == 7)
+        #expect(ProjectionStore.format == 8)
     }
 }

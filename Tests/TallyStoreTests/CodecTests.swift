@@ -103,7 +103,7 @@ struct CodecTests {
     @Test("C2 T9 a contact record with an out-of-range armed flag or too many cap times is corrupt, not misread")
     func contactStateLimits() throws {
         var armed = ContactCodec.encode(ContactState(rearms: ["t": RearmState(firings: 2, armed: true)]))
-        armed[armed.count - 3] = 2  // the armed flag, before the empty field and fit-award lists (F1, F2)
+        armed[armed.count - 4] = 2  // the armed flag, before the empty field and fit-award lists (F1, F2) and the known flag
         Self.expectCorrupt(armed, table: "contacts", containing: "armed") { _ = try ContactCodec.decode($0) }
         let many = ContactCodec.encode(
             ContactState(caps: ["a": CapState(count: 2000, recent: Array(0..<1025))]))
@@ -148,7 +148,7 @@ struct CodecTests {
         kind[1] = 9
         Self.expectCorrupt(kind, table: "audit", containing: "kind 9") { _ = try AuditCodec.decode($0, seq: 7) }
         var bits = bytes
-        bits[34] |= 4
+        bits[34] |= 8
         Self.expectCorrupt(bits, table: "audit", containing: "presence") { _ = try AuditCodec.decode($0, seq: 7) }
     }
 }

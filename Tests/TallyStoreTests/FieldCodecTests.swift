@@ -77,7 +77,7 @@ struct FieldCodecTests {
             _ = try ContactCodec.decode($0)
         }
         var tag = ContactCodec.encode(ContactState(fields: ["a": .string("")]))
-        tag[tag.count - 3] = 5  // value type · empty string length · zero awards
+        tag[tag.count - 4] = 5  // value type · empty string length · zero awards · the known flag
         CodecTests.expectCorrupt(tag, table: "contacts", containing: "field value type 5") {
             _ = try ContactCodec.decode($0)
         }
