@@ -21,7 +21,7 @@ public struct Routes: Sendable {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(socket: "ingest"))
         router.add(middleware: EngineErrorMiddleware())
-        addBehaviourRoutes(to: router)
+        addBehaviourRoutes(to: router, viaIngest: true)
         return router
     }
 
@@ -32,7 +32,7 @@ public struct Routes: Sendable {
         router.add(middleware: RequestMetricsMiddleware(socket: loopbackPort == nil ? "admin" : "admin_http"))
         if let loopbackPort { router.add(middleware: LoopbackGuardMiddleware(port: loopbackPort)) }
         router.add(middleware: EngineErrorMiddleware())
-        addBehaviourRoutes(to: router)
+        addBehaviourRoutes(to: router, viaIngest: false)
         router.get("/metrics") { _, _ in MetricsExport.response(self.engine) }
         addUIRoutes(to: router)
         router.get("/v1/contacts") { request, _ in try await self.listContacts(request) }
@@ -56,8 +56,11 @@ public struct Routes: Sendable {
         return router
     }
 
-    private func addBehaviourRoutes(to router: Router<BasicRequestContext>) {
+    /// The routes of both sockets; `viaIngest` marks the merges the Segment routes append as the ingest socket's
+    /// (I1).
+    private func addBehaviourRoutes(to router: Router<BasicRequestContext>, viaIngest: Bool) {
         router.post("/v1/events") { request, context in try await self.postEvents(request, context) }
+        addSegmentRoutes(to: router, viaIngest: viaIngest)
         router.get("/health") { _, _ in self.health() }
         router.get("/v1/pixel.gif") { request, _ in await self.pixel.handle(request) }
     }
