@@ -7,6 +7,15 @@ public enum SegmentCallType: String, Sendable, CaseIterable {
 public enum SegmentRoute: Sendable, Equatable {
     case batch
     case call(SegmentCallType)
+
+    /// Every path and what it takes: the HTTP Tracking API's names, and the one-letter names analytics.js
+    /// (analytics-next) posts to — `/v1/b` when it batches, else `/v1/t`, `/v1/p`, `/v1/i`, `/v1/a`, `/v1/g`,
+    /// `/v1/s` — which Segment's own API accepts too.
+    public static let paths: [(path: String, route: SegmentRoute)] =
+        [("/v1/batch", .batch), ("/v1/b", .batch)]
+        + SegmentCallType.allCases.flatMap { type in
+            [("/v1/\(type.rawValue)", .call(type)), ("/v1/\(type.rawValue.prefix(1))", .call(type))]
+        }
 }
 
 /// Why a call was acknowledged without appending an event (counted in `/metrics`, I6).

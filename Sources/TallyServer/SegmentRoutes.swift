@@ -12,13 +12,11 @@ import TallyEngine
 /// The body is read with Foundation's `JSONDecoder`: these calls come from browsers and SDK batches, not the bulk
 /// NDJSON path, so the hand-written decoder's speed is not needed here (Docs/decisions.md).
 extension Routes {
-    /// The paths of the Segment routes and what each takes.
-    static let segmentRoutes: [(path: RouterPath, route: SegmentRoute)] =
-        [("/v1/batch", .batch)] + SegmentCallType.allCases.map { (RouterPath("/v1/\($0.rawValue)"), .call($0)) }
-
     func addSegmentRoutes(to router: Router<BasicRequestContext>, viaIngest: Bool) {
-        for (path, route) in Self.segmentRoutes {
-            router.post(path) { request, _ in try await self.postSegment(request, route: route, viaIngest: viaIngest) }
+        for (path, route) in SegmentRoute.paths {
+            router.post(RouterPath(path)) { request, _ in
+                try await self.postSegment(request, route: route, viaIngest: viaIngest)
+            }
         }
     }
 

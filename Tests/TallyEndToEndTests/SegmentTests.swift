@@ -172,6 +172,33 @@ struct SegmentTests {
         #expect(try daemon.health().logHead == 3)
     }
 
+    @Test("I6 analytics.js's own routes: /v1/b when batching, /v1/p, /v1/t … otherwise, as text/plain")
+    func analyticsJSRoutes() throws {
+        let daemon = try Daemon(rules: endToEndRules, extraConfig: segmentConfig + "\n  write_key: wk_js")
+        try daemon.start()
+        defer { daemon.stop() }
+        func post(_ path: String, _ body: String) throws -> HTTPReply {
+            try daemon.ingest().request("POST", path, body: Array(body.utf8), contentType: "text/plain")
+        }
+        let batched = try post("/v1/b", analyticsJSBatch.replacingOccurrences(of: "wk_1", with: "wk_js"))
+        #expect(batched.status == 200, "\(batched.text)")
+        #expect(try batched.decode(SegmentReceipt.self).accepted == 4)
+        let page = try post(
+            "/v1/p",
+            #"{"type": "page", "anonymousId": "anon-p", "properties": {"url": "https://x.com/pricing"}, "#
+                + #""writeKey": "wk_js", "sentAt": "2026-11-30T23:49:01.002Z", "context": {}}"#)
+        #expect(page.status == 200, "\(page.text)")
+        let track = try post(
+            "/v1/t",
+            #"{"type": "track", "anonymousId": "anon-p", "event": "Whitepaper Downloaded", "#
+                + #""properties": {"item": "guide"}, "writeKey": "wk_js"}"#)
+        #expect(track.status == 200, "\(track.text)")
+        let last = try #require(try track.decode(SegmentReceipt.self).lastSeq)
+        #expect(try daemon.contact("anon-p", after: last).document?.points == 15)
+        #expect(try post("/v1/i", #"{"type": "identify", "userId": "u", "writeKey": "wk_js"}"#).status == 200)
+        #expect(try post("/v1/p", #"{"type": "page", "anonymousId": "a", "writeKey": "nope"}"#).status == 401)
+    }
+
     @Test("I1 I2 I6 identify with two ids and alias append merges, marked as the ingest socket's or the admin's")
     func identifyAndAliasAppendMerges() throws {
         let daemon = try Daemon(rules: endToEndRules, extraConfig: segmentConfig)
