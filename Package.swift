@@ -32,6 +32,11 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(name: "TallyAPI", swiftSettings: strict),
         .target(
             name: "TallyCore",
@@ -59,7 +64,7 @@ let package = Package(
         .target(
             name: "TallyServer",
             dependencies: [
-                "TallyAPI", "TallyCore", "TallyEngine",
+                "TallyAPI", "TallyCore", "TallyEngine", "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

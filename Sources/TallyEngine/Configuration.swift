@@ -1,5 +1,5 @@
 public import Foundation
-import TallyCore
+public import TallyCore
 import Yams
 
 /// The daemon's configuration (`config/tally.yaml`, SPEC §7), with a working default for every key.
@@ -40,6 +40,21 @@ public struct Configuration: Sendable {
         public var maxConnections = 1024
     }
 
+    /// Segment-compatible ingest (I6): how `track` calls map to behaviour types, and the optional write key.
+    public struct Segment: Sendable, Equatable {
+        /// `events`: track event names and the behaviour types they become (a behaviour type's own name maps to
+        /// itself without an entry).
+        public var events: [String: EventType] = [:]
+        /// `item_property`: the `properties` member of a track call that holds the item.
+        public var itemProperty = "item"
+        /// `write_key`: when set, a request must carry it (Basic-auth user name, or the body's `writeKey`); nil
+        /// accepts any.
+        public var writeKey: String?
+
+        /// The pure mapping of calls to events.
+        public var mapping: SegmentMapping { SegmentMapping(events: events, itemProperty: itemProperty) }
+    }
+
     public var dataDirectory = "data"
     public var ingestSocket = "run/ingest.sock"
     public var adminSocket = "run/admin.sock"
@@ -64,6 +79,7 @@ public struct Configuration: Sendable {
     public var smtp = SMTP()
     public var outbox = Outbox()
     public var limits = Limits()
+    public var segment = Segment()
     /// Threads for blocking work (LMDB scans, replays, backups): ``BlockingWork``.
     public var blockingThreads = 4
     /// `info`, `debug`, `warning`, …
@@ -94,7 +110,7 @@ public struct Configuration: Sendable {
         "data_dir", "ingest_socket", "admin_socket", "admin_socket_mode", "admin_socket_group", "admin_http", "rules",
         "templates",
         "session_timeout", "clock_interval", "map_size", "integrations", "smtp",
-        "outbox", "limits", "log_level", "log_format", "blocking_threads",
+        "outbox", "limits", "log_level", "log_format", "blocking_threads", "segment",
     ]
 
     /// Parses configuration text; every problem is reported with its line.
@@ -231,6 +247,35 @@ public struct Configuration: Sendable {
                 map.integer("max_connections", in: 1...1_000_000).map { Int($0) } ?? limits.maxConnections
             map.finish()
         }
+        if let map = top.mapping("segment") { readSegment(map) }
+    }
+
+    private mutating func readSegment(_ map: YAMLMapReader) {
+        if let events = map.mapping("events") {
+            let names = EventType.behaviours.map(\.name).joined(separator: ", ")
+            for (name, node) in events.entries {
+                if let text = node.scalar?.string, let type = EventType(name: text), type.isBehaviour {
+                    segment.events[name] = type
+                } else {
+                    events.report(node, "\"\(name)\" must map to a behaviour type (\(names))")
+                }
+            }
+        }
+        if let node = map.value("item_property") {
+            if let text = node.scalar?.string, !text.isEmpty, !YAMLMapReader.isNull(node) {
+                segment.itemProperty = text
+            } else {
+                map.report(node, "\"item_property\" must be a property name such as item")
+            }
+        }
+        if let node = map.value("write_key"), !YAMLMapReader.isNull(node) {
+            if let text = node.scalar?.string, !text.isEmpty, !text.contains(":") {
+                segment.writeKey = text
+            } else {
+                map.report(node, "\"write_key\" must be a non-empty string without \":\"")
+            }
+        }
+        map.finish()
     }
 
     /// Parses `64MiB`, `1GiB`, `512KiB`, `1048576` (bytes).

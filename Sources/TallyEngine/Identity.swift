@@ -61,6 +61,11 @@ extension TallyEngine {
                 continue
             }
             do {
+                // A merge sent again with its id is a duplicate (S6), acknowledged as such, not judged again.
+                if let id = event.id, try log.seq(forID: id) != nil {
+                    kept.append(event)
+                    continue
+                }
                 let (from, into, known) = try projections.read { txn in
                     func resolve(_ id: String) throws -> ByteString {
                         let stored = ByteString(try txn.canonical(of: id) ?? id)

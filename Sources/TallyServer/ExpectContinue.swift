@@ -2,15 +2,19 @@ import CoreMetrics
 import HTTPTypes
 import NIOCore
 import NIOHTTPTypes
+import TallyCore
 import TallyEngine
 
 /// The largest request body each route takes, as far as it is known from the request head: what lets a request
 /// sent with `Expect: 100-continue` be refused before its body is sent.
 struct RequestBodyLimits: Sendable {
-    /// `limits.max_body`, for `POST /v1/events`.
+    /// `limits.max_body`, for `POST /v1/events` and the Segment routes (`/v1/batch`, `/v1/track`, `/v1/b`, …).
     let events: Int
     /// Whether the socket serves the administrative routes (their body limits are fixed, Docs/security.md).
     let administrative: Bool
+
+    /// The paths of the Segment-compatible routes (I6).
+    static let segmentPaths = Set(SegmentRoute.paths.map(\.path))
 
     /// The body limit of the route `method path` answers and the route's name in the metrics, nil when the head
     /// alone does not tell.
@@ -18,6 +22,7 @@ struct RequestBodyLimits: Sendable {
         let path = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         switch method {
         case .post where path == "/v1/events": return (events, "/v1/events")
+        case .post where Self.segmentPaths.contains(String(path)): return (events, String(path))
         case .put where administrative && path == "/v1/rules": return (TallyEngine.maximumRulesBytes, "/v1/rules")
         case .post where administrative && path.hasPrefix("/v1/contacts/"):
             return (64 << 10, path.hasSuffix("/points") ? "/v1/contacts/:id/points" : "/v1/contacts/:id")

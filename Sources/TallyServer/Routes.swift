@@ -56,9 +56,11 @@ public struct Routes: Sendable {
         return router
     }
 
+    /// The routes of both sockets; `viaIngest` marks the merges they append as the ingest socket's (I1).
     private func addBehaviourRoutes(to router: Router<BasicRequestContext>, viaIngest: Bool) {
         router.post("/v1/events") { request, context in try await self.postEvents(request, context) }
         router.post("/v1/merge") { request, _ in try await self.merge(request, viaIngest: viaIngest) }
+        addSegmentRoutes(to: router, viaIngest: viaIngest)
         router.get("/health") { _, _ in self.health() }
         router.get("/v1/pixel.gif") { request, _ in await self.pixel.handle(request) }
     }

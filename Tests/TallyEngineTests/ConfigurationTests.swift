@@ -100,6 +100,26 @@ import Testing
         #expect(config.outbox.attempts == 3 && config.outbox.backoff == 30_000 && config.outbox.concurrency == 2)
     }
 
+    @Test("I6 the segment section: track event names, the item property and the write key")
+    func segment() throws {
+        let defaults = try Configuration.parse("", file: "tally.yaml").segment
+        #expect(defaults.events.isEmpty && defaults.itemProperty == "item" && defaults.writeKey == nil)
+        let config = try Configuration.parse(
+            """
+            segment:
+              write_key: wk_live_123
+              item_property: asset_id
+              events:
+                "Whitepaper Downloaded": asset.download
+                Demo Requested: form.submit
+            """, file: "tally.yaml")
+        #expect(config.segment.writeKey == "wk_live_123")
+        #expect(config.segment.itemProperty == "asset_id")
+        #expect(config.segment.events == ["Whitepaper Downloaded": .assetDownload, "Demo Requested": .formSubmit])
+        #expect(config.segment.mapping.type(ofTrack: "Demo Requested") == .formSubmit)
+        #expect(config.segment.mapping.itemProperty == "asset_id")
+    }
+
     @Test("D1 clock_interval: off appends no clock events")
     func clockOff() throws {
         #expect(try Configuration.parse("clock_interval: off", file: "tally.yaml").clockInterval == nil)
@@ -108,6 +128,8 @@ import Testing
     @Test func theShippedExampleParses() throws {
         let config = try Configuration.load(path: examplePath, required: true, environment: [:])
         #expect(config.integrations["crm"]?.url == "http://127.0.0.1:9000/hook")
+        #expect(config.segment.events["Whitepaper Downloaded"] == .assetDownload)
+        #expect(config.segment.writeKey == nil)
     }
 
     var examplePath: String {
@@ -146,6 +168,12 @@ import Testing
         ("integrations: [crm]", "config.integrations must be a mapping"),
         ("log_levl: info", "unknown key \"log_levl\""),
         ("blocking_threads: 0", "\"blocking_threads\" must be within 1...256"),
+        ("segment: { events: { \"Signed Up\": signup } }", "\"Signed Up\" must map to a behaviour type"),
+        ("segment: { events: { \"Edit\": contact.update } }", "\"Edit\" must map to a behaviour type"),
+        ("segment: { events: [a] }", "config.segment.events must be a mapping"),
+        ("segment: { item_property: \"\" }", "\"item_property\" must be a property name"),
+        ("segment: { write_key: \"a:b\" }", "\"write_key\" must be a non-empty string without \":\""),
+        ("segment: { writekey: x }", "unknown key \"writekey\""),
     ])
     func aBadValueIsNamedWithItsLine(line: String, message: String) {
         let text = "# a comment\n" + line + "\n"
