@@ -7,11 +7,6 @@ let browserToolsMissing = executable(["nginx"]) == nil || executable(["chromium"
 
 @Suite("A real browser through nginx and the tracking pixel")
 struct BrowserTests {
-    static var repositoryRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-    }
-
     @Test(
         "U3 headless Chromium loads the demo page three times through nginx and the visitor's score rises",
         .disabled(
@@ -27,81 +22,11 @@ struct BrowserTests {
         try daemon.start()
         defer { daemon.stop() }
 
-        // nginx with the committed site, pointed at this daemon's socket and the committed demo page.
-        let port = freeLoopbackPort()
-        let nginxDirectory = daemon.directory + "/nginx"
-        try FileManager.default.createDirectory(atPath: nginxDirectory + "/logs", withIntermediateDirectories: true)
-        var site = try String(
-            contentsOf: Self.repositoryRoot.appendingPathComponent("config/nginx/tally.conf"), encoding: .utf8)
-        site = site.replacingOccurrences(of: "unix:/run/tally/ingest.sock", with: "unix:\(daemon.ingestSocket)")
-        site = site.replacingOccurrences(of: "listen 8080;", with: "listen 127.0.0.1:\(port);")
-        site = site.replacingOccurrences(
-            of: "root /srv/tally-demo;", with: "root \(Self.repositoryRoot.path)/config/nginx/demo;")
-        try site.write(toFile: nginxDirectory + "/tally.conf", atomically: true, encoding: .utf8)
-        let main = """
-            daemon off;
-            master_process off;
-            worker_processes 1;
-            pid \(nginxDirectory)/nginx.pid;
-            error_log \(nginxDirectory)/logs/error.log;
-            events { worker_connections 64; }
-            http {
-                access_log \(nginxDirectory)/logs/access.log;
-                client_body_temp_path \(nginxDirectory)/body;
-                proxy_temp_path \(nginxDirectory)/proxy;
-                fastcgi_temp_path \(nginxDirectory)/fastcgi;
-                uwsgi_temp_path \(nginxDirectory)/uwsgi;
-                scgi_temp_path \(nginxDirectory)/scgi;
-                types { text/html html; image/gif gif; }
-                include \(nginxDirectory)/tally.conf;
-            }
-            """
-        try main.write(toFile: nginxDirectory + "/nginx.conf", atomically: true, encoding: .utf8)
-        let nginx = Process()
-        nginx.executableURL = URL(fileURLWithPath: executable(["nginx"]) ?? "nginx")
-        nginx.arguments = ["-c", nginxDirectory + "/nginx.conf", "-p", nginxDirectory]
-        // One process (master_process off) and no inherited output: a stray nginx worker holding the test
-        // runner's stdout open would keep `swift test` from ever finishing.
-        nginx.standardOutput = FileHandle.nullDevice
-        nginx.standardError = FileHandle.nullDevice
-        try nginx.run()
-        defer { killAndReap(nginx) }
-        // Wait for nginx to listen.
-        let deadline = Date().addingTimeInterval(10)
-        var listening = false
-        while Date() < deadline, !listening {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = UInt16(port).bigEndian
-            listening = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-                }
-            }
-            close(fd)
-            if !listening { usleep(50_000) }
-        }
-        #expect(listening, "nginx did not start")
-
+        let nginx = try Nginx(daemon: daemon)
         var scores: [Int64] = []
         for visit in 1...3 {
-            let chromium = Process()
-            chromium.executableURL = URL(fileURLWithPath: executable(["chromium", "chromium-browser"]) ?? "chromium")
-            chromium.arguments = [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--user-data-dir=\(daemon.directory)/chromium-\(visit)", "--virtual-time-budget=5000",
-                "--dump-dom", "http://127.0.0.1:\(port)/?contact=browser-visitor",
-            ]
-            // Output to a file, not a pipe: chromium's helper processes may hold a pipe open after it exits.
-            let domPath = "\(daemon.directory)/dom-\(visit).html"
-            FileManager.default.createFile(atPath: domPath, contents: nil)
-            chromium.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: domPath))
-            chromium.standardError = FileHandle.nullDevice
-            try chromium.run()
-            #expect(waitForExit(chromium, timeout: 60) != nil, "chromium did not finish within 60 s")
-            let dom = (try? String(contentsOfFile: domPath, encoding: .utf8)) ?? ""
+            let dom = try Self.load(
+                "http://127.0.0.1:\(nginx.port)/?contact=browser-visitor", profile: "chromium-\(visit)", daemon: daemon)
             #expect(dom.contains("Tally tracking demo"), "chromium did not render the page")
             let head = try daemon.health().logHead
             #expect(
@@ -110,5 +35,58 @@ struct BrowserTests {
         }
         // one point per visit, ten more on the third (page_hits 3)
         #expect(scores == [1, 2, 13])
+    }
+
+    @Test(
+        "I7 I2 I3 three anonymous page loads in headless Chromium, then a sign-up identifies the tally_anon cookie: the contact has the points of all three",
+        .disabled(
+            if: browserToolsMissing, "nginx or chromium is not installed (scripts/install-deps --test installs them)")
+    )
+    func anonymousVisitorSignsUp() throws {
+        let daemon = try Daemon(
+            rules: """
+                actions:
+                  - { id: pricing, type: url.hit, delta: 5, repeatable: true, url: "http://127.0.0.1:*/" }
+                """)
+        try daemon.start()
+        defer { daemon.stop() }
+        let nginx = try Nginx(daemon: daemon)
+        // One browser profile throughout: the tally_anon cookie the first pixel sets comes back on every load.
+        for visit in 1...3 {
+            let dom = try Self.load("http://127.0.0.1:\(nginx.port)/", profile: "visitor", daemon: daemon)
+            #expect(dom.contains("anonymous visitor"), "visit \(visit): \(dom)")
+        }
+        let anonymous = try daemon.admin().request("GET", "/v1/contacts?sort=id").decode(ContactListDocument.self)
+        #expect(anonymous.contacts.count == 1, "one anonymous visitor, whatever its id")
+        let cookieID = try #require(anonymous.contacts.first?.contact)
+        #expect(anonymous.contacts.first?.points == 15)
+
+        let dom = try Self.load(
+            "http://127.0.0.1:\(nginx.port)/?identify=ada@example.com", profile: "visitor", daemon: daemon)
+        #expect(dom.contains("identified 200"), "\(dom)")
+        let ada = try #require(try daemon.contact("ada@example.com", after: try daemon.health().logHead).document)
+        #expect(ada.points == 20)  // three anonymous loads and the sign-up's own
+        #expect(ada.aliases == [cookieID])
+        #expect(try daemon.contact(cookieID).document?.contact == "ada@example.com")
+        #expect(try daemon.verify().passed)
+    }
+
+    /// Loads `url` in headless Chromium with the profile directory `profile` (cookies persist across loads of one
+    /// profile) and returns the DOM once the page's script has run.
+    static func load(_ url: String, profile: String, daemon: Daemon) throws -> String {
+        let chromium = Process()
+        chromium.executableURL = URL(fileURLWithPath: executable(["chromium", "chromium-browser"]) ?? "chromium")
+        chromium.arguments = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+            "--user-data-dir=\(daemon.directory)/\(profile)", "--virtual-time-budget=5000", "--dump-dom", url,
+        ]
+        // Output to a file, not a pipe: chromium's helper processes may hold a pipe open after it exits.
+        let domPath = "\(daemon.directory)/dom-\(UUID().uuidString).html"
+        FileManager.default.createFile(atPath: domPath, contents: nil)
+        chromium.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: domPath))
+        chromium.standardError = FileHandle.nullDevice
+        try chromium.run()
+        #expect(waitForExit(chromium, timeout: 60) != nil, "chromium did not finish within 60 s")
+        return (try? String(contentsOfFile: domPath, encoding: .utf8)) ?? ""
     }
 }

@@ -131,7 +131,7 @@ extension ContactPageTests {
         """
 
     static var screenshots: URL {
-        BrowserTests.repositoryRoot.appendingPathComponent("Docs/screenshots")
+        Nginx.repositoryRoot.appendingPathComponent("Docs/screenshots")
     }
 
     /// Takes a screenshot of `url` into `path`, checks it is a PNG of some size, and copies it to `Docs/screenshots`.

@@ -103,7 +103,8 @@ struct CodecTests {
     @Test("C2 T9 a contact record with an out-of-range armed flag or too many cap times is corrupt, not misread")
     func contactStateLimits() throws {
         var armed = ContactCodec.encode(ContactState(rearms: ["t": RearmState(firings: 2, armed: true)]))
-        armed[armed.count - 4] = 2  // the armed flag, before the empty field and fit-award lists (F1, F2) and the known flag
+        // The armed flag, before the empty field and fit-award lists (F1, F2) and the known flag (I1).
+        armed[armed.count - 4] = 2
         Self.expectCorrupt(armed, table: "contacts", containing: "armed") { _ = try ContactCodec.decode($0) }
         let many = ContactCodec.encode(
             ContactState(caps: ["a": CapState(count: 2000, recent: Array(0..<1025))]))
