@@ -33,6 +33,9 @@ public final class LogWriter: Sendable {
         var events: [Event]
         /// For an import: emits its events inside the transaction instead of ``events``.
         var stream: EventStream?
+        /// Work that must run on the writer's thread while nothing is appended (an erasure's compaction, I8); run
+        /// instead of an append, alone.
+        var job: (@Sendable () throws -> Void)?
         var continuation: CheckedContinuation<AppendReceipt, any Error>
     }
 
@@ -97,11 +100,18 @@ public final class LogWriter: Sendable {
         try await enqueue(events: [], stream: stream)
     }
 
-    private func enqueue(events: [Event], stream: EventStream?) async throws -> AppendReceipt {
+    /// Runs `job` on the writer's thread between two commits: nothing is appended while it runs.
+    public func exclusively(_ job: @escaping @Sendable () throws -> Void) async throws {
+        _ = try await enqueue(events: [], stream: nil, job: job)
+    }
+
+    private func enqueue(
+        events: [Event], stream: EventStream?, job: (@Sendable () throws -> Void)? = nil
+    ) async throws -> AppendReceipt {
         try await withCheckedThrowingContinuation { continuation in
             let accepted = queue.withLock { queue -> Bool in
                 guard !queue.stopping else { return false }
-                queue.pending.append(Pending(events: events, stream: stream, continuation: continuation))
+                queue.pending.append(Pending(events: events, stream: stream, job: job, continuation: continuation))
                 return true
             }
             guard accepted else {
@@ -135,7 +145,9 @@ public final class LogWriter: Sendable {
                 // Whole requests only; at least one, however large; a stream alone.
                 var count = first.events.count
                 var taken = 1
-                while first.stream == nil, taken < queue.pending.count, queue.pending[taken].stream == nil {
+                while first.stream == nil, first.job == nil, taken < queue.pending.count,
+                    queue.pending[taken].stream == nil, queue.pending[taken].job == nil
+                {
                     let next = queue.pending[taken].events.count
                     guard count + next <= Self.maximumBatchEvents else { break }
                     count += next
@@ -172,6 +184,10 @@ public final class LogWriter: Sendable {
 
     private func run() {
         while let batch = nextBatch() {
+            if let job = batch[0].job {
+                batch[0].continuation.resume(with: Result { try job() }.map { AppendReceipt() })
+                continue
+            }
             do {
                 let started = DispatchTime.now().uptimeNanoseconds
                 let receipts =

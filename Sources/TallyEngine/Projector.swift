@@ -38,6 +38,9 @@ public final class Projector: Sendable {
     private let logger: Logger
     private let state: Mutex<State>
     private let stopping = Mutex(false)
+    /// Work that must run on the projector's thread between two batches (an erasure, I8), in arrival order.
+    /// A job given no folder is refused: the projector stopped first.
+    private let exclusive = Mutex<[@Sendable (ProjectionFolder?) -> Void]>([])
     private let finished = DispatchSemaphore(value: 0)
     /// The last sequence number folded into the live projections.
     public let projected: SequenceWatch
@@ -97,6 +100,24 @@ public final class Projector: Sendable {
 
     private var isStopping: Bool { stopping.withLock { $0 } }
 
+    /// Runs `body` with the live folder on the projector's thread, between two batches: nothing else folds or
+    /// writes the projections meanwhile.
+    public func exclusively<T: Sendable>(_ body: @escaping @Sendable (ProjectionFolder) throws -> T) async throws -> T {
+        guard !isStopping else { throw EngineError(.unavailable, "Tally is stopping") }
+        return try await withCheckedThrowingContinuation { continuation in
+            exclusive.withLock { jobs in
+                jobs.append { folder in
+                    continuation.resume(
+                        with: Result {
+                            guard let folder else { throw EngineError(.unavailable, "Tally is stopping") }
+                            return try body(folder)
+                        })
+                }
+            }
+            logHead.wakeAll()
+        }
+    }
+
     /// How long the projector waits for a part batch to fill (seconds): a bound on the lag it adds.
     static let gatherDelay = 0.01
     /// Events in a batch that mark a stream of commits, which the projector gathers for `gatherDelay`.
@@ -113,6 +134,15 @@ public final class Projector: Sendable {
             }
             if let handover {
                 switchTo(handover, from: folder)
+                continue
+            }
+            let jobs = exclusive.withLock { jobs in
+                defer { jobs = [] }
+                return jobs
+            }
+            if !jobs.isEmpty {
+                for job in jobs { job(folder) }
+                projected.advance(to: (try? folder.completed()) ?? folder.checkpoint)
                 continue
             }
             let done = folder.checkpoint
@@ -156,6 +186,9 @@ public final class Projector: Sendable {
                 Thread.sleep(forTimeInterval: 1)
             }
         }
+        for job in exclusive.withLock({ jobs in
+            defer { jobs = [] }; return jobs
+        }) { job(nil) }
         finished.signal()
     }
 
@@ -235,6 +268,21 @@ public final class Projector: Sendable {
 
     /// On the projector thread: folds the rebuilt store's last events, replaces the live store with it, and
     /// removes the old environment.
+    /// I8: replaces the live projections with a compacted copy, which holds only live records (no free page, no
+    /// byte of a deleted one), on the projector's thread between two batches; the old directory is removed.
+    public func compactProjections() async throws {
+        try await exclusively { [self] live in
+            let path = try directories.freshCopy()
+            try live.store.environment.copy(to: path)
+            let store = try ProjectionStore(directory: path, mapSize: mapSize)
+            let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: sessionTimeout)
+            projections.replace(with: store)
+            try directories.makeCurrent(path)
+            state.withLock { $0.folder = folder }
+            try? FileManager.default.removeItem(atPath: live.store.environment.path)
+        }
+    }
+
     private func switchTo(_ fresh: ProjectionFolder, from live: ProjectionFolder) {
         do {
             let target = max(logHead.value, live.checkpoint)

@@ -116,6 +116,7 @@ public final class TallyEngine: Service, Sendable {
         logger.info(
             "engine started",
             metadata: ["tally.log_head": "\(writer.head.value)", "tally.projected": "\(projector.projected.value)"])
+        await finishPendingErasure()
         let delivery = Task { await outbox.run() }
         let clock = configuration.clockInterval.map { interval in Task { await runClock(every: interval) } }
         try? await gracefulShutdown()

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import TallyAPI
 import TallyCore
+import TallyEngine
 
 extension Routes {
     /// `POST /v1/merge {"from": A, "into": B[, "id": K]}` (I2): a `contact.merge` event, answered like a post of
@@ -21,5 +22,16 @@ extension Routes {
         }
         return Self.accepted(
             try await engine.merge(from: merge.from, into: merge.into, viaIngest: viaIngest, id: merge.id))
+    }
+
+    /// `DELETE /v1/contacts/{id}` (I8, admin socket): erases the contact with its aliases; 200 with the report
+    /// once nothing of it is left under `data_dir`.
+    func erase(_ context: BasicRequestContext) async throws -> Response {
+        let id = try Self.contactID(context)
+        do {
+            return JSONResponse.make(try await engine.erase(contact: id))
+        } catch let error as ErasureResidueError {
+            throw APIError(.internalServerError, error.description)
+        }
     }
 }

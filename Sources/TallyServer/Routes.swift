@@ -39,6 +39,7 @@ public struct Routes: Sendable {
         router.get("/v1/changes") { request, _ in try await self.changes(request) }
         router.get("/v1/contacts/:id") { request, context in try await self.contact(request, context) }
         router.post("/v1/contacts/:id") { request, context in try await self.updateContact(request, context) }
+        router.delete("/v1/contacts/:id") { _, context in try await self.erase(context) }
         router.get("/v1/contacts/:id/explain") { request, context in try await self.explain(request, context) }
         router.post("/v1/contacts/:id/points") { request, context in try await self.changePoints(request, context) }
         router.get("/v1/rules") { request, _ in try self.listRules(request) }

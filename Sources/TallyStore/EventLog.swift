@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 public import TallyCore
 
 /// The append-only event log: `events` (big-endian seq → encoded event), the idempotency index `ids`
@@ -6,8 +8,14 @@ public import TallyCore
 /// in their own LMDB environment.
 ///
 /// Appends must come from one thread at a time (the group-commit writer); reads may come from any thread.
+///
+/// An erasure (I8) replaces the environment with a compacted copy (``compact()``): the environment is read through
+/// ``environment`` for each operation, and an operation under way keeps the one it began with open. The tables
+/// are opened in one order, so their handles are the same in every copy.
 public final class EventLog: Sendable {
-    public let environment: LMDBEnvironment
+    private let current: Mutex<LMDBEnvironment>
+    private let directory: String
+    private let mapSize: Int
     let events: LMDBDatabase
     let ids: LMDBDatabase
     let rules: LMDBDatabase
@@ -15,13 +23,69 @@ public final class EventLog: Sendable {
     /// The log's on-disk format (see Docs/format.md): 2 since delivery outcomes are events (T7).
     public static let format: UInt8 = 2
 
+    /// The environment the log is in now.
+    public var environment: LMDBEnvironment { current.withLock { $0 } }
+
     public init(directory: String, mapSize: Int) throws {
-        environment = try LMDBEnvironment(path: directory, mapSize: mapSize)
-        events = try environment.database("events")
-        ids = try environment.database("ids")
-        rules = try environment.database("rules")
-        outcomes = try environment.database("outcomes")
+        try Self.finishCompaction(directory)
+        self.directory = directory
+        self.mapSize = mapSize
+        let (environment, tables) = try Self.open(directory, mapSize: mapSize)
+        current = Mutex(environment)
+        (events, ids, rules, outcomes) = tables
+    }
+
+    private static func open(
+        _ directory: String, mapSize: Int
+    ) throws -> (
+        LMDBEnvironment, (LMDBDatabase, LMDBDatabase, LMDBDatabase, LMDBDatabase)
+    ) {
+        let environment = try LMDBEnvironment(path: directory, mapSize: mapSize)
+        let tables = (
+            try environment.database("events"), try environment.database("ids"), try environment.database("rules"),
+            try environment.database("outcomes")
+        )
         try StoreFormat.check(environment, try environment.database("meta"), supported: Self.format)
+        return (environment, tables)
+    }
+
+    /// I8: replaces the log's file with a compacted copy, which holds only the live records — no free page, no
+    /// byte of a deleted record. Call it from the one writing thread (nothing may append meanwhile). The copy is
+    /// made beside the log (`DIR.compact`), the log directory moved to `DIR.old`, the copy moved in, and the old
+    /// files removed; a crash in between is finished by the next ``init(directory:mapSize:)``.
+    public func compact() throws {
+        let fresh = directory + ".compact"
+        let old = directory + ".old"
+        try? FileManager.default.removeItem(atPath: fresh)
+        try FileManager.default.createDirectory(atPath: fresh, withIntermediateDirectories: false)
+        try environment.copy(to: fresh)
+        try FileManager.default.moveItem(atPath: directory, toPath: old)
+        try FileManager.default.moveItem(atPath: fresh, toPath: directory)
+        let (environment, tables) = try Self.open(directory, mapSize: mapSize)
+        guard tables == (events, ids, rules, outcomes) else {
+            throw CorruptRecordError(table: "events", message: "the compacted log opened its tables in another order")
+        }
+        current.withLock { $0 = environment }
+        try FileManager.default.removeItem(atPath: old)
+    }
+
+    /// Finishes a compaction a crash interrupted: the copy is moved in if the log is not back in place, and the
+    /// old directory removed.
+    static func finishCompaction(_ directory: String) throws {
+        let manager = FileManager.default
+        if !manager.fileExists(atPath: directory + "/data.mdb"),
+            manager.fileExists(atPath: directory + ".compact/data.mdb")
+        {
+            try? manager.removeItem(atPath: directory)
+            try manager.moveItem(atPath: directory + ".compact", toPath: directory)
+        }
+        if !manager.fileExists(atPath: directory + "/data.mdb"), manager.fileExists(atPath: directory + ".old/data.mdb")
+        {
+            try? manager.removeItem(atPath: directory)
+            try manager.moveItem(atPath: directory + ".old", toPath: directory)
+        }
+        try? manager.removeItem(atPath: directory + ".old")
+        try? manager.removeItem(atPath: directory + ".compact")
     }
 
     /// The sequence number of the last event, 0 for an empty log.
@@ -137,6 +201,45 @@ public final class EventLog: Sendable {
             try SequenceKey.encode(seq).withUnsafeBytes { key in
                 try txn.get(events, key).map { try EventCodec.decode($0) }
             }
+        }
+    }
+
+    /// I8: removes the events at `seqs`, and those after `tail` that `belongs` picks (appended since the projections
+    /// last looked), with their idempotency and index entries, and appends `record` (the `contact.erased` event)
+    /// after the head first, so the head never moves back. A `record` whose id is already in the log (an erasure
+    /// run again after a crash) is not appended twice. Returns the removed events' sequence numbers and the
+    /// record's.
+    public func erase(
+        _ seqs: [UInt64], tail: UInt64, belongs: (Event) -> Bool, record: Event
+    ) throws -> (removed: [UInt64], record: UInt64) {
+        try environment.write { txn in
+            let head = try Self.head(txn, events)
+            var doomed = Set(seqs)
+            try txn.scan(events, from: SequenceKey.encode(tail + 1)) { key, value in
+                let logged = try Self.logged(key, value)
+                if belongs(logged.event) { doomed.insert(logged.seq) }
+                return true
+            }
+            var recordSeq = head + 1
+            if let id = record.id,
+                let known = try txn.get(ids, Array(id.utf8))?.withUnsafeBytes({ SequenceKey.decode($0) })
+            {
+                recordSeq = known
+            } else {
+                if let id = record.id { try txn.put(ids, Array(id.utf8), SequenceKey.encode(recordSeq)) }
+                try txn.put(
+                    events, SequenceKey.encode(recordSeq), EventCodec.encode(record), flags: LMDBPutFlags.append)
+            }
+            for seq in doomed.sorted() {
+                let key = SequenceKey.encode(seq)
+                guard let raw = try txn.get(events, key) else { continue }
+                let event = try EventCodec.decode(raw)
+                if let id = event.id, try txn.get(ids, Array(id.utf8)) == key { try txn.delete(ids, Array(id.utf8)) }
+                try txn.delete(events, key)
+                try txn.delete(rules, key)
+                try txn.delete(outcomes, key)
+            }
+            return (doomed.sorted(), recordSeq)
         }
     }
 

@@ -232,3 +232,64 @@ extension ProjectionTransaction {
         for key in keys { _ = try txn.delete(table, key) }
     }
 }
+
+extension ProjectionTransaction {
+    // MARK: erasure
+
+    /// I8: removes every record of `contact` and its `aliases`: state and list indexes, sessions, URL facts,
+    /// waiting awards, audit trail and its change-feed positions, history, aliases and outbox entries. Returns
+    /// the sequence numbers of its events (its history) and the email addresses the records held.
+    public func erase(_ contact: String) throws -> (history: [UInt64], aliases: [String], emails: Set<String>) {
+        var emails: Set<String> = []
+        if let state = try self.contact(contact) {
+            emails.formUnion([state.email, state.ownerEmail].compactMap { $0 })
+            try removeContact(contact, previous: state)
+        }
+        try removeOpenHits(contact: contact)
+        try replaceURLVisits(contact: contact, with: [])
+        let history = try removeHistory(contact)
+        try removeAging(awardedAt: history)
+        let prefix = AuditCodec.prefix(contact: contact)
+        var positions: [[UInt8]] = []
+        try txn.scan(store.audit, from: prefix) { key, _ in
+            guard key.starts(with: prefix) else { return false }
+            positions.append(Array(key[prefix.count...]))
+            return true
+        }
+        for position in positions {
+            _ = try txn.delete(store.audit, prefix + position)
+            _ = try txn.delete(store.changes, position)
+        }
+        let aliases = try removeAliases(of: contact)
+        for id in [contact] + aliases {
+            let outboxPrefix = Array((id + "/").utf8)
+            var doomed: [OutboxEntry] = []
+            try txn.scan(store.outbox, from: outboxPrefix) { key, value in
+                guard key.starts(with: outboxPrefix) else { return false }
+                let entry = try OutboxCodec.decode(value)
+                if ByteString(entry.contact) == ByteString(id) { doomed.append(entry) }
+                return true
+            }
+            for entry in doomed {
+                if entry.isDue { _ = try txn.delete(store.outboxDue, OutboxCodec.dueKey(entry)) }
+                _ = try txn.delete(store.outbox, Array(entry.key.utf8))
+                if case .emailSend(let email) = entry.kind { emails.insert(email) }
+            }
+        }
+        return (history, aliases, emails)
+    }
+
+    /// The contact an erasure under way is removing (I8), saved before the log is touched so that a restart
+    /// finishes it.
+    public func pendingErasure() throws -> String? {
+        try txn.get(store.meta, ProjectionStore.erasingKey).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    public func setPendingErasure(_ contact: String?) throws {
+        if let contact {
+            try txn.put(store.meta, ProjectionStore.erasingKey, Array(contact.utf8))
+        } else {
+            _ = try txn.delete(store.meta, ProjectionStore.erasingKey)
+        }
+    }
+}

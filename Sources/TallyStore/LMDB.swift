@@ -26,7 +26,7 @@ func check(_ code: Int32, _ operation: @autoclosure () -> String) throws(LMDBErr
 }
 
 /// A named table inside an environment.
-public struct LMDBDatabase: Sendable {
+public struct LMDBDatabase: Sendable, Equatable {
     let dbi: MDB_dbi
 }
 

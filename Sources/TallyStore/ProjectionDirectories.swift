@@ -32,6 +32,13 @@ public struct ProjectionDirectories: Sendable {
         return path
     }
 
+    /// A fresh, empty directory for a compacted copy of the live environment (an erasure, I8).
+    public func freshCopy() throws -> String {
+        let path = dataDirectory + "/projections.compact-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        return path
+    }
+
     /// Makes `path` (a directory in the data directory) the live environment: writes `CURRENT.tmp`, syncs it,
     /// renames it over `CURRENT`, and syncs the directory.
     public func makeCurrent(_ path: String) throws(FileSystemError) {

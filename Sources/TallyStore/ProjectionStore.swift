@@ -37,6 +37,7 @@ public final class ProjectionStore: Sendable {
     static let clockKey = Array("clock".utf8)
     static let agingPassKey = Array("aging".utf8)
     static let backfillKey = Array("backfill".utf8)
+    static let erasingKey = Array("erasing".utf8)
 
     public init(directory: String, mapSize: Int) throws {
         environment = try LMDBEnvironment(path: directory, mapSize: mapSize, maxDatabases: 32)

@@ -9,7 +9,8 @@ struct Tally: AsyncParsableCommand {
         subcommands: [
             Serve.self, Send.self, Score.self, Explain.self, Points.self, Contact.self, Import.self, Rules.self,
             Rebuild.self,
-            Verify.self, Backup.self, Outbox.self, Email.self, Clock.self, Contacts.self, Changes.self, Bench.self,
+            Verify.self, Backup.self, Outbox.self, Email.self, Clock.self, Contacts.self, Changes.self, Merge.self,
+            Erase.self, Bench.self,
         ]
     )
 }

@@ -1,0 +1,27 @@
+import Foundation
+
+/// Searches files for byte strings: what an erasure checks is gone from the data directory (I8).
+public enum ResidueScan {
+    /// The files under `directory` (recursively) that contain any of `needles`, with the needle found.
+    public static func files(under directory: String, containing needles: [[UInt8]]) -> [(path: String, needle: String)]
+    {
+        let needles = needles.filter { !$0.isEmpty }
+        guard let walker = FileManager.default.enumerator(atPath: directory) else { return [] }
+        var found: [(String, String)] = []
+        let longest = needles.map(\.count).max() ?? 0
+        for case let relative as String in walker {
+            let path = directory + "/" + relative
+            guard let handle = FileHandle(forReadingAtPath: path) else { continue }
+            defer { try? handle.close() }
+            var carry: [UInt8] = []
+            var hit: [UInt8]?
+            while hit == nil, let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                let window = carry + chunk
+                hit = needles.first { window.firstRange(of: $0) != nil }
+                carry = Array(window.suffix(max(longest - 1, 0)))
+            }
+            if let hit { found.append((path, String(decoding: hit, as: UTF8.self))) }
+        }
+        return found
+    }
+}
