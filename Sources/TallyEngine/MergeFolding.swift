@@ -37,7 +37,8 @@ extension ProjectionFolder {
             let from = try txn.canonical(of: event.contact) ?? event.contact
             let target = event.mergeTarget ?? event.contact
             let into = try txn.canonical(of: target) ?? target
-            let fromState = try txn.contact(from)
+            let existing = try txn.existingTriggersPass()
+            var fromState = try txn.contact(from)
             // Ids compare as bytes: two spellings of "café" are two contacts (SPEC §1).
             let distinct = ByteString(from) != ByteString(into)
             guard distinct, event.value != 1 || fromState?.known != true else {
@@ -46,7 +47,19 @@ extension ProjectionFolder {
                 try txn.setCheckpoint(logged.seq)
                 return
             }
-            let intoState = try txn.contact(into)
+            // T4: both contacts get a trigger_existing pass's firing first, if it has not reached them yet.
+            let storedFrom = fromState
+            if var state = fromState {
+                try bringUpToDate(from, &state, existing: existing, txn: txn)
+                fromState = state
+            }
+            let storedInto = try txn.contact(into)
+            var intoState = storedInto
+            if var state = intoState {
+                try bringUpToDate(into, &state, existing: existing, txn: txn)
+                intoState = state
+            }
+            if existing != nil { try txn.markDoneByExistingPass(into) }
             let seqs = (try txn.history(from) + txn.history(into)).sorted()
             let result = try ContactMerge.fold(
                 MergeInputs(
@@ -65,8 +78,8 @@ extension ProjectionFolder {
             for (key, hit) in result.openHits { try txn.setOpenHit(key, hit) }
             try txn.replaceURLVisits(contact: from, with: [])
             try txn.replaceURLVisits(contact: into, with: result.urlVisits)
-            if let fromState { try txn.removeContact(from, previous: fromState) }
-            try txn.setContact(into, result.state, previous: intoState)
+            if let storedFrom { try txn.removeContact(from, previous: storedFrom) }
+            try txn.setContact(into, result.state, previous: storedInto)
             try txn.moveHistory(from: from, into: into)
             try txn.addHistory(into, seq: logged.seq)
             try txn.addAlias(from, to: into)

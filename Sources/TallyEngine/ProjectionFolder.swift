@@ -57,8 +57,8 @@ public final class ProjectionFolder: @unchecked Sendable {
     public private(set) var foldedRebuild: UInt64?
     private var versions: [Int64: RuleSet] = [:]
     let limits: Limits
-    /// Whether the next step runs a batch of the U2 backfill rather than events (they take turns).
-    private var backfillTurn = false
+    /// Whether the next step runs a batch of a pass that takes turns with the events (U2 backfill, T4).
+    private var passTurn = false
     /// Committed contact states and open session hits, so hot contacts are not read back for every batch.
     var contactCache: StateCache<ByteString, ContactState>
     var sessionCache: StateCache<SessionKey, OpenHit>
@@ -105,7 +105,13 @@ public final class ProjectionFolder: @unchecked Sendable {
     /// The sequence number through which every event is fully applied: the checkpoint, or the event before it
     /// while the checkpoint's event has a pass under way (T4, D4) — what readers of their own writes wait for.
     public func completed() throws -> UInt64 {
-        try store.read { txn in try txn.passPending() } ? checkpoint &- 1 : checkpoint
+        try store.read { txn in
+            if try txn.passPending() { return checkpoint &- 1 }
+            // A `trigger_existing` pass takes turns with the fold: reads wait for it (a contact it has not reached
+            // would not show the publication's firings yet), ingest and the fold do not.
+            if let existing = try txn.existingTriggersPass() { return min(checkpoint, existing.seq &- 1) }
+            return checkpoint
+        }
     }
 
     /// The rules of a published version, parsed from its `rules.published` event in the log.
@@ -132,24 +138,26 @@ public final class ProjectionFolder: @unchecked Sendable {
             try continueAging(aging)
             return true
         }
-        if let existing {
-            try continueExisting(existing)
+        // The passes that take turns with the fold: the U2 backfill and the `trigger_existing` pass (T4). A contact
+        // an event touches before its pass reaches it is brought up to date first.
+        if passTurn, existing != nil || backfill != nil {
+            passTurn = false
+            if let existing { try continueExisting(existing) } else if let backfill { try continueBackfill(backfill) }
             return true
         }
-        if let backfill, backfillTurn {
-            backfillTurn = false
-            try continueBackfill(backfill)
-            return true
-        }
-        backfillTurn = true
+        passTurn = true
         let done = checkpoint
         var events =
             done < limit ? try log.read(from: done + 1, limit: Int(min(UInt64(max(size, 1)), limit - done))) : []
-        // A backfill ends before the next rules switch (the patterns it fills are those of the rules in force).
-        if backfill != nil, let first = events.firstIndex(where: \.event.type.switchesRules) {
+        // A pass ends before the next rules switch (what it applies is the rules in force's).
+        if backfill != nil || existing != nil, let first = events.firstIndex(where: \.event.type.switchesRules) {
             events.removeSubrange(first...)
         }
         guard !events.isEmpty else {
+            if let existing {
+                try continueExisting(existing)
+                return true
+            }
             guard let backfill else { return false }
             try continueBackfill(backfill)
             return true
@@ -185,12 +193,19 @@ public final class ProjectionFolder: @unchecked Sendable {
             var loaded: Set<ByteString> = []
             var previous: [ByteString: ContactState] = [:]  // as stored before the batch: the list indexes' diff
             var audit = AuditBatch()
-            for index in events.indices where events[index].event.type.isContactEvent {
+            // While a trigger_existing pass runs, a delivery outcome's contact is loaded too: the pass's firing of an
+            // effect comes before an outcome for it (T4, T7), as at the publication.
+            for index in events.indices
+            where events[index].event.type.isContactEvent
+                || (existing != nil && events[index].event.type.isDeliveryOutcome)
+            {
                 let contact = ByteString(events[index].event.contact)
                 if loaded.insert(contact).inserted,
                     var state = try contactCache.value(contact) ?? txn.contact(contact.string)
                 {
                     previous[contact] = state
+                    // T4: a contact the trigger_existing pass has not reached yet gets its firing first.
+                    try bringUpToDate(contact.string, &state, existing: existing, txn: txn)
                     // U2: a contact the backfill has not reached yet is brought up to date before its events.
                     if let (pass, patterns) = backfilling, pass.pending(contact.string) {
                         state.backfill(patterns, from: try txn.urlVisits(contact: contact.string))
@@ -301,6 +316,7 @@ public final class ProjectionFolder: @unchecked Sendable {
             working = [:]  // `update` may run this again
             var previous: [ByteString: ContactState] = [:]
             var pass = start
+            let existing = try txn.existingTriggersPass()
             var audit = AuditBatch()
             var taken = 0
             let scorer = rules.scorer
@@ -309,9 +325,10 @@ public final class ProjectionFolder: @unchecked Sendable {
                 let contact = ByteString(waiting.contact)
                 if working[contact] == nil {
                     // Every aging award's contact is stored (it was awarded); one that is not has nothing to age.
-                    guard let state = try contactCache.value(contact) ?? txn.contact(waiting.contact) else { continue }
-                    working[contact] = state
+                    guard var state = try contactCache.value(contact) ?? txn.contact(waiting.contact) else { continue }
                     previous[contact] = state
+                    try bringUpToDate(waiting.contact, &state, existing: existing, txn: txn)
+                    working[contact] = state
                 }
                 var award = waiting
                 let outcome = scorer.age(&award, seq: key.seq, state: &working[contact, default: ContactState()])
@@ -364,13 +381,17 @@ public final class ProjectionFolder: @unchecked Sendable {
         for (contact, state) in written { contactCache.insert(contact, state) }
     }
 
-    /// One batch of a `trigger_existing` pass (T4): fires the pass's triggers for the next contacts in id order.
+    /// One batch of a `trigger_existing` pass (T4): fires the pass's triggers for the next contacts in id order,
+    /// skipping those an event reached first and those first seen after the publication.
     private func continueExisting(_ pass: ExistingTriggersPass) throws {
         contactCache.removeAll()  // the pass rewrites contacts behind the cache
         let triggers = rules.scorer.rules.triggers.filter { pass.triggers.contains($0.id) }
         try store.update { txn in
             let batch = try txn.contacts(after: pass.after, limit: limits.existingBatchSize)
             for (contact, stored) in batch {
+                guard try !txn.isDoneByExistingPass(contact), let first = try txn.firstHistory(contact),
+                    first < pass.seq
+                else { continue }
                 var state = stored
                 let outcome = rules.scorer.fireExisting(triggers, contact: contact, state: &state, at: pass.at)
                 guard !outcome.fired.isEmpty else { continue }
@@ -383,5 +404,22 @@ public final class ProjectionFolder: @unchecked Sendable {
             next.after = batch.last?.0
             try txn.setExistingTriggersPass(batch.count < limits.existingBatchSize ? nil : next)
         }
+    }
+
+    /// T4: fires the `trigger_existing` pass's triggers for a stored contact it has not reached yet, judged at the
+    /// publication's time as the pass would have, before anything else changes the contact; the contact is then
+    /// done for the pass. A contact first seen after the publication is not the pass's.
+    func bringUpToDate(
+        _ contact: String, _ state: inout ContactState, existing: ExistingTriggersPass?, txn: ProjectionTransaction
+    ) throws {
+        guard let existing, existing.pending(contact), try !txn.isDoneByExistingPass(contact),
+            let first = try txn.firstHistory(contact), first < existing.seq
+        else { return }
+        let triggers = rules.scorer.rules.triggers.filter { existing.triggers.contains($0.id) }
+        let outcome = rules.scorer.fireExisting(triggers, contact: contact, state: &state, at: existing.at)
+        for effect in outcome.sideEffects {
+            if let entry = OutboxEntry(effect, firedSeq: existing.seq) { try txn.addOutboxEntry(entry) }
+        }
+        try txn.markDoneByExistingPass(contact)
     }
 }

@@ -209,16 +209,17 @@ extension ProjectionTransaction {
 }
 
 extension ProjectionTransaction {
-    /// Whether a pass started by the last event folded is still under way (an aging pass, D4, or a
-    /// `trigger_existing` pass, T4): the checkpoint's event is not fully applied until it ends.
+    /// Whether a pass started by the last event folded is still under way (an aging pass, D4): the checkpoint's
+    /// event is not fully applied until it ends.
     public func passPending() throws -> Bool {
-        try agingPass() != nil || existingTriggersPass() != nil
+        try agingPass() != nil
     }
 
-    /// Whether any pass is under way, the U2 backfill (which takes turns with the fold) included: the projections
-    /// are not yet what a fresh fold to the checkpoint gives, and the projector has work without new events.
+    /// Whether any pass is under way, those that take turns with the fold included (the U2 backfill, the
+    /// `trigger_existing` pass): the projections are not yet what a fresh fold to the checkpoint gives, and the
+    /// projector has work without new events.
     public func anyPassPending() throws -> Bool {
-        try passPending() || backfillPass() != nil
+        try passPending() || backfillPass() != nil || existingTriggersPass() != nil
     }
 }
 

@@ -71,6 +71,18 @@ extension ProjectionTransaction {
         return seqs
     }
 
+    /// The sequence number of `contact`'s first event, nil for a contact without history.
+    public func firstHistory(_ contact: String) throws -> UInt64? {
+        let prefix = IdentityCodec.historyPrefix(contact)
+        var first: UInt64?
+        try txn.scan(store.history, from: prefix) { key, _ in
+            guard key.count == prefix.count + 8, key.starts(with: prefix) else { return false }
+            first = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key[prefix.count...]))
+            return false
+        }
+        return first
+    }
+
     /// Removes `contact`'s history and returns it.
     @discardableResult
     public func removeHistory(_ contact: String) throws -> [UInt64] {
@@ -262,6 +274,7 @@ extension ProjectionTransaction {
         }
         let aliases = try removeAliases(of: contact)
         for id in [contact] + aliases {
+            _ = try txn.delete(store.existingDone, Array(id.utf8))
             let outboxPrefix = Array((id + "/").utf8)
             var doomed: [OutboxEntry] = []
             try txn.scan(store.outbox, from: outboxPrefix) { key, value in

@@ -29,6 +29,7 @@ public final class ProjectionStore: Sendable {
     let aliases: LMDBDatabase
     let clocks: LMDBDatabase
     let agingAwards: LMDBDatabase
+    let existingDone: LMDBDatabase
     let meta: LMDBDatabase
     static let checkpointKey = Array("checkpoint".utf8)
     static let rulesKey = Array("rules".utf8)
@@ -55,6 +56,7 @@ public final class ProjectionStore: Sendable {
         aliases = try environment.database("aliases")
         clocks = try environment.database("clocks")
         agingAwards = try environment.database("aging_awards")
+        existingDone = try environment.database("existing_done")
         meta = try environment.database("meta")
         try StoreFormat.check(environment, meta, supported: Self.format) { found in
             // Older projections are derived data this release does not migrate; newer ones need their release.
@@ -82,7 +84,7 @@ public final class ProjectionStore: Sendable {
             ("contacts", contacts), ("sessions", sessions), ("audit", audit), ("outbox", outbox),
             ("outbox_due", outboxDue), ("aging", aging), ("scores", scores), ("members", members),
             ("changes", changes), ("url_visits", urlVisits), ("history", history), ("aliases", aliases),
-            ("clocks", clocks), ("aging_awards", agingAwards), ("meta", meta),
+            ("clocks", clocks), ("aging_awards", agingAwards), ("existing_done", existingDone), ("meta", meta),
         ]
     }
 
@@ -200,6 +202,13 @@ public struct ExistingTriggersPass: Sendable, Equatable {
         self.triggers = triggers
         self.after = after
     }
+
+    /// Whether the pass has not reached `contact` yet: it comes after ``after`` in the `contacts` table's order
+    /// (bytes).
+    public func pending(_ contact: String) -> Bool {
+        guard let after else { return true }
+        return ByteString(after) < ByteString(contact)
+    }
 }
 
 extension ProjectionTransaction {
@@ -243,10 +252,11 @@ extension ProjectionTransaction {
         }
     }
 
-    /// Saves the pass's progress, or removes it when `pass` is nil.
+    /// Saves the pass's progress, or removes it (and its record of the contacts done early) when `pass` is nil.
     public func setExistingTriggersPass(_ pass: ExistingTriggersPass?) throws {
         guard let pass else {
             _ = try txn.delete(store.meta, ProjectionStore.existingKey)
+            try txn.clear(store.existingDone)
             return
         }
         var writer = ByteWriter()
@@ -257,6 +267,16 @@ extension ProjectionTransaction {
         writer.u8(pass.after == nil ? 0 : 1)
         if let after = pass.after { writer.string(after) }
         try txn.put(store.meta, ProjectionStore.existingKey, writer.bytes)
+    }
+
+    /// Whether the `trigger_existing` pass has been applied to `contact` already, ahead of its position: an event,
+    /// a merge or an aging step touched the contact first.
+    public func isDoneByExistingPass(_ contact: String) throws -> Bool {
+        try txn.get(store.existingDone, Array(contact.utf8)) != nil
+    }
+
+    public func markDoneByExistingPass(_ contact: String) throws {
+        try txn.put(store.existingDone, Array(contact.utf8), [])
     }
 
     /// Up to `limit` contacts in id order after `after` (from the first when nil).
