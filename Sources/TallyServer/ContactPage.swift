@@ -109,7 +109,8 @@ enum ContactPage {
             return "<tr><td>\(timeElement(entry.at))</td><td>\(escape(entry.group ?? "main"))</td>"
                 + "<td class=\"n \(sign)\">\(entry.delta >= 0 ? "+" : "")\(entry.delta)</td>"
                 + "<td class=\"n\">\(entry.scoreAfter)</td><td>\(escape(entry.action)) <span class=\"muted\">v\(entry.version)</span></td>"
-                + "<td>\(escape(entry.reason))</td></tr>"
+                + "<td>\(escape(entry.reason))"
+                + (entry.origin.map { " <span class=\"muted\">from \(escape($0))</span>" } ?? "") + "</td></tr>"
         }.joined()
         let body = """
             <h1>\(escape(id))</h1>

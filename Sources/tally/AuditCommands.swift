@@ -38,11 +38,13 @@ struct Explain: ParsableCommand {
             table.add([
                 entry.at, entry.group ?? "main", (entry.delta >= 0 ? "+" : "") + "\(entry.delta)",
                 "\(entry.scoreAfter)",
-                "\(entry.action) (v\(entry.rulesVersion))", entry.reason,
+                "\(entry.action) (v\(entry.rulesVersion))",
+                entry.reason + (entry.origin.map { " [from \($0)]" } ?? ""),
             ])
         }
         let when = explanation.at.map { " as of \($0)" } ?? ""
-        print("\(contact) has \(explanation.points) points\(when).\n")
+        let resolved = explanation.contact == contact ? contact : "\(contact) (merged into \(explanation.contact))"
+        print("\(resolved) has \(explanation.points) points\(when).\n")
         let total = explanation.entriesTotal
         if total == 0 {
             print("No score changes recorded.")

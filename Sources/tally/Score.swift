@@ -32,7 +32,10 @@ struct Score: ParsableCommand {
         }
         let document = try reply.decode(ContactDocument.self)
         let when = document.at.map { " at \($0)" } ?? ""
-        print("\(contact): \(document.points) points\(when)")
+        // An alias answers for the contact it resolves to (I2).
+        let resolved = document.contact == contact ? "" : " (merged into \(document.contact))"
+        print("\(contact)\(resolved): \(document.points) points\(when)")
         for (name, points) in document.groups.sorted(by: { $0.key < $1.key }) { print("  \(name): \(points)") }
+        if let aliases = document.aliases { print("  aliases: \(aliases.joined(separator: ", "))") }
     }
 }
