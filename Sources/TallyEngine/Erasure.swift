@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 public import TallyAPI
-public import TallyCore
+import TallyCore
 import TallyStore
 
 /// What the folder's half of an erasure found and removed.

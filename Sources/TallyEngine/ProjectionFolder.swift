@@ -193,6 +193,7 @@ public final class ProjectionFolder: @unchecked Sendable {
             var loaded: Set<ByteString> = []
             var previous: [ByteString: ContactState] = [:]  // as stored before the batch: the list indexes' diff
             var audit = AuditBatch()
+            var history = HistoryBatch()
             // While a trigger_existing pass runs, a delivery outcome's contact is loaded too: the pass's firing of an
             // effect comes before an outcome for it (T4, T7), as at the publication.
             for index in events.indices
@@ -244,7 +245,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                 }
                 if events[index].event.type.isDeliveryOutcome {
                     try txn.applyDeliveryOutcome(events[index].event)
-                    try txn.addHistory(events[index].event.contact, seq: seq)
+                    history.add(events[index].event.contact, seq: seq)
                     continue
                 }
                 if events[index].event.type == .clock {
@@ -259,7 +260,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                     continue
                 }
                 guard events[index].event.type.isContactEvent else { continue }  // an erasure's record
-                try txn.addHistory(events[index].event.contact, seq: seq)
+                history.add(events[index].event.contact, seq: seq)
                 let outcome = working.apply(events[index].event, scorer: rulesAfter.scorer)
                 if let fact = outcome.urlFact {
                     try txn.addURLFact(fact, contact: events[index].event.contact, seq: seq)
@@ -287,6 +288,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                 }
             }
             try txn.addAudit(audit)
+            try txn.addHistory(history)
             // In key order, which keeps LMDB's page splits local; the keys are sorted, not the states, which
             // would be copied.
             let keys = working.contacts.keys

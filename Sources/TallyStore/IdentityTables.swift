@@ -48,8 +48,29 @@ enum IdentityCodec {
     }
 }
 
+/// A batch's `history` records, written in key order at the end of the batch (one contact's land together, as
+/// the audit's do, where event order would scatter them).
+public struct HistoryBatch {
+    private var keys: [[UInt8]] = []
+
+    public init() {}
+
+    public mutating func add(_ contact: String, seq: UInt64) { keys.append(IdentityCodec.historyKey(contact, seq)) }
+
+    fileprivate mutating func sorted() -> [[UInt8]] {
+        keys.sort { $0.lexicographicallyPrecedes($1) }
+        return keys
+    }
+}
+
 extension ProjectionTransaction {
     // MARK: history
+
+    /// Records a batch's history, in key order.
+    public func addHistory(_ batch: HistoryBatch) throws {
+        var batch = batch
+        for key in batch.sorted() { try txn.put(store.history, key, []) }
+    }
 
     /// Records that the event at `seq` is `contact`'s.
     public func addHistory(_ contact: String, seq: UInt64) throws {
