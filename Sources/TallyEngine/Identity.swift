@@ -38,9 +38,9 @@ extension TallyEngine {
         try await append([Event.merge(from: from, into: into, at: wallClockMillis(), id: id, viaIngest: viaIngest)])
     }
 
-    /// The merges of `events` that are allowed, judged in order against the projections once they include the
-    /// whole log (and against the merges before them in `events`); the others throw (`reject`) or are left out
-    /// (`skip`, counted in `tally_merges_skipped_total`).
+    /// The merges of `events` that are allowed, judged in order against the projections (once they include the
+    /// whole log, for `reject`) and against the merges before them in `events`; the others throw (`reject`) or are
+    /// left out (`skip`, counted in `tally_merges_skipped_total`).
     func checkMerges(_ events: [Event], refused: RefusedMerges) async throws(EngineError) -> [Event] {
         for event in events where event.type.isMerge {
             for (field, id) in [("from", event.contact), ("into", event.mergeTarget ?? "")]
@@ -51,8 +51,10 @@ extension TallyEngine {
                         + "long, is \(id.utf8.count)", field: field)
             }
         }
-        // Judged against projections that include every event before: a merge must see the updates before it.
-        try await awaitProjection(through: writer.head.value)
+        // `POST /v1/merge` is judged against projections that include every event before it, so that its 403 or 409
+        // is right. Segment's calls are not held up by the fold's lag: a merge judged on older projections that
+        // should have been left out is folded as the no-op it is (the fold judges I1 and cycles again).
+        if refused == .reject { try await awaitProjection(through: writer.head.value) }
         var overlay: [ByteString: ByteString] = [:]  // the merges of this request before the one judged
         var kept: [Event] = []
         for event in events {
