@@ -126,9 +126,9 @@ public final class ProjectionFolder: @unchecked Sendable {
         return rules
     }
 
-    /// Folds the next batch of at most `size` events (never beyond `limit`), or the next batch of a
-    /// `trigger_existing` pass or of a clock event's aging pass, or (in turn with the events) of a U2 backfill.
-    /// Returns false when there was nothing to do.
+    /// Folds the next batch of at most `size` events (never beyond `limit`), or the next batch of a clock event's
+    /// aging pass, or (in turn with the events) of a `trigger_existing` pass or a U2 backfill. Returns false when
+    /// there was nothing to do.
     @discardableResult
     public func step(through limit: UInt64 = .max, size: Int = batchSize) throws -> Bool {
         let (aging, existing, backfill) = try store.read { txn in
