@@ -140,9 +140,8 @@ public final class ProjectionFolder: @unchecked Sendable {
         }
         // The passes that take turns with the fold: the U2 backfill and the `trigger_existing` pass (T4). A contact
         // an event touches before its pass reaches it is brought up to date first.
-        if passTurn, existing != nil || backfill != nil {
+        if passTurn, try continuePass(existing, backfill) {
             passTurn = false
-            if let existing { try continueExisting(existing) } else if let backfill { try continueBackfill(backfill) }
             return true
         }
         passTurn = true
@@ -153,15 +152,7 @@ public final class ProjectionFolder: @unchecked Sendable {
         if backfill != nil || existing != nil, let first = events.firstIndex(where: \.event.type.switchesRules) {
             events.removeSubrange(first...)
         }
-        guard !events.isEmpty else {
-            if let existing {
-                try continueExisting(existing)
-                return true
-            }
-            guard let backfill else { return false }
-            try continueBackfill(backfill)
-            return true
-        }
+        guard !events.isEmpty else { return try continuePass(existing, backfill) }
         // A merge is folded in a transaction of its own (I3): it reads both contacts' records as stored.
         if let merge = events.firstIndex(where: \.event.type.isMerge) {
             if merge == 0 {
@@ -391,16 +382,9 @@ public final class ProjectionFolder: @unchecked Sendable {
         try store.update { txn in
             let batch = try txn.contacts(after: pass.after, limit: limits.existingBatchSize)
             for (contact, stored) in batch {
-                guard try !txn.isDoneByExistingPass(contact), let first = try txn.firstHistory(contact),
-                    first < pass.seq
-                else { continue }
                 var state = stored
-                let outcome = rules.scorer.fireExisting(triggers, contact: contact, state: &state, at: pass.at)
-                guard !outcome.fired.isEmpty else { continue }
+                guard try fire(pass, triggers, for: contact, &state, txn: txn) == true else { continue }
                 try txn.setContact(contact, state, previous: stored)
-                for effect in outcome.sideEffects {
-                    if let entry = OutboxEntry(effect, firedSeq: pass.seq) { try txn.addOutboxEntry(entry) }
-                }
             }
             var next = pass
             next.after = batch.last?.0
@@ -414,14 +398,38 @@ public final class ProjectionFolder: @unchecked Sendable {
     func bringUpToDate(
         _ contact: String, _ state: inout ContactState, existing: ExistingTriggersPass?, txn: ProjectionTransaction
     ) throws {
-        guard let existing, existing.pending(contact), try !txn.isDoneByExistingPass(contact),
-            let first = try txn.firstHistory(contact), first < existing.seq
-        else { return }
+        guard let existing, existing.pending(contact) else { return }
         let triggers = rules.scorer.rules.triggers.filter { existing.triggers.contains($0.id) }
-        let outcome = rules.scorer.fireExisting(triggers, contact: contact, state: &state, at: existing.at)
-        for effect in outcome.sideEffects {
-            if let entry = OutboxEntry(effect, firedSeq: existing.seq) { try txn.addOutboxEntry(entry) }
-        }
+        guard try fire(existing, triggers, for: contact, &state, txn: txn) != nil else { return }
         try txn.markDoneByExistingPass(contact)
+    }
+
+    /// T4: fires `triggers` (the pass's) for `contact` at the publication's time, with their side effects, unless
+    /// the contact is not the pass's: done already, or first seen after the publication. Returns whether any fired,
+    /// nil when the contact is not the pass's.
+    private func fire(
+        _ pass: ExistingTriggersPass, _ triggers: [PointTrigger], for contact: String, _ state: inout ContactState,
+        txn: ProjectionTransaction
+    ) throws -> Bool? {
+        guard try !txn.isDoneByExistingPass(contact), let first = try txn.firstHistory(contact), first < pass.seq
+        else { return nil }
+        let outcome = rules.scorer.fireExisting(triggers, contact: contact, state: &state, at: pass.at)
+        for effect in outcome.sideEffects {
+            if let entry = OutboxEntry(effect, firedSeq: pass.seq) { try txn.addOutboxEntry(entry) }
+        }
+        return !outcome.fired.isEmpty
+    }
+
+    /// One batch of the pass that takes its turn (a `trigger_existing` pass before a U2 backfill); false when
+    /// neither is under way.
+    private func continuePass(_ existing: ExistingTriggersPass?, _ backfill: BackfillPass?) throws -> Bool {
+        if let existing {
+            try continueExisting(existing)
+        } else if let backfill {
+            try continueBackfill(backfill)
+        } else {
+            return false
+        }
+        return true
     }
 }

@@ -118,6 +118,14 @@ public final class Projector: Sendable {
         }
     }
 
+    /// Takes the exclusive jobs waiting, in arrival order.
+    private func takeJobs() -> [@Sendable (ProjectionFolder?) -> Void] {
+        exclusive.withLock { jobs in
+            defer { jobs = [] }
+            return jobs
+        }
+    }
+
     /// How long the projector waits for a part batch to fill (seconds): a bound on the lag it adds.
     static let gatherDelay = 0.01
     /// Events in a batch that mark a stream of commits, which the projector gathers for `gatherDelay`.
@@ -136,10 +144,7 @@ public final class Projector: Sendable {
                 switchTo(handover, from: folder)
                 continue
             }
-            let jobs = exclusive.withLock { jobs in
-                defer { jobs = [] }
-                return jobs
-            }
+            let jobs = takeJobs()
             if !jobs.isEmpty {
                 for job in jobs { job(folder) }
                 projected.advance(to: (try? folder.completed()) ?? folder.checkpoint)
@@ -186,9 +191,7 @@ public final class Projector: Sendable {
                 Thread.sleep(forTimeInterval: 1)
             }
         }
-        for job in exclusive.withLock({ jobs in
-            defer { jobs = [] }; return jobs
-        }) { job(nil) }
+        for job in takeJobs() { job(nil) }
         finished.signal()
     }
 
@@ -266,8 +269,6 @@ public final class Projector: Sendable {
         }
     }
 
-    /// On the projector thread: folds the rebuilt store's last events, replaces the live store with it, and
-    /// removes the old environment.
     /// I8: replaces the live projections with a compacted copy, which holds only live records (no free page, no
     /// byte of a deleted one), on the projector's thread between two batches; the old directory is removed.
     public func compactProjections() async throws {
@@ -283,6 +284,8 @@ public final class Projector: Sendable {
         }
     }
 
+    /// On the projector thread: folds the rebuilt store's last events, replaces the live store with it, and
+    /// removes the old environment.
     private func switchTo(_ fresh: ProjectionFolder, from live: ProjectionFolder) {
         do {
             let target = max(logHead.value, live.checkpoint)

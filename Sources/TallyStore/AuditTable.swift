@@ -27,11 +27,7 @@ enum AuditCodec {
         return writer.bytes
     }
 
-    static func prefix(contact: String) -> [UInt8] {
-        var writer = ByteWriter()
-        writer.string(contact)
-        return writer.bytes
-    }
+    static func prefix(contact: String) -> [UInt8] { ContactKey.prefix(contact) }
 
     static func encode(_ entry: AuditEntry) -> [UInt8] {
         var writer = ByteWriter(capacity: 48 + entry.reason.utf8.count)

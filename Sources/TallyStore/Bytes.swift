@@ -184,3 +184,13 @@ enum StoreFormat {
         }
     }
 }
+
+/// The prefix of every key that starts with a contact id: its LEB128 length, then its bytes, so that one contact's
+/// keys are one range and no id's range holds another's (`audit`, `url_visits`, `sessions`, `history`).
+enum ContactKey {
+    static func prefix(_ contact: String) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.string(contact)
+        return writer.bytes
+    }
+}

@@ -23,19 +23,13 @@ enum IdentityCodec {
     static let clockByNowTag: UInt8 = 1
     static let clockBySeqTag: UInt8 = 2
 
-    static func historyPrefix(_ contact: String) -> [UInt8] {
-        var writer = ByteWriter()
-        writer.string(contact)
-        return writer.bytes
-    }
-
     static func historyKey(_ contact: String, _ seq: UInt64) -> [UInt8] {
-        historyPrefix(contact) + SequenceKey.encode(seq)
+        ContactKey.prefix(contact) + SequenceKey.encode(seq)
     }
 
     static func aliasKey(_ alias: String) -> [UInt8] { [aliasTag] + Array(alias.utf8) }
 
-    static func memberPrefix(_ contact: String) -> [UInt8] { [memberTag] + historyPrefix(contact) }
+    static func memberPrefix(_ contact: String) -> [UInt8] { [memberTag] + ContactKey.prefix(contact) }
 
     static func sortable(_ time: Int64) -> [UInt8] { SequenceKey.encode(UInt64(bitPattern: time) ^ (1 << 63)) }
 
@@ -77,9 +71,9 @@ extension ProjectionTransaction {
         try txn.put(store.history, IdentityCodec.historyKey(contact, seq), [])
     }
 
-    /// The sequence numbers of `contact`'s events, in log order.
-    public func history(_ contact: String) throws -> [UInt64] {
-        let prefix = IdentityCodec.historyPrefix(contact)
+    /// The sequence numbers of `contact`'s events, in log order (the first `limit` of them).
+    public func history(_ contact: String, limit: Int = .max) throws -> [UInt64] {
+        let prefix = ContactKey.prefix(contact)
         var seqs: [UInt64] = []
         try txn.scan(store.history, from: prefix) { key, _ in
             guard key.count == prefix.count + 8, key.starts(with: prefix) else { return false }
@@ -87,22 +81,13 @@ extension ProjectionTransaction {
                 throw CorruptRecordError(table: "history", message: "key without a sequence number")
             }
             seqs.append(seq)
-            return true
+            return seqs.count < limit
         }
         return seqs
     }
 
     /// The sequence number of `contact`'s first event, nil for a contact without history.
-    public func firstHistory(_ contact: String) throws -> UInt64? {
-        let prefix = IdentityCodec.historyPrefix(contact)
-        var first: UInt64?
-        try txn.scan(store.history, from: prefix) { key, _ in
-            guard key.count == prefix.count + 8, key.starts(with: prefix) else { return false }
-            first = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key[prefix.count...]))
-            return false
-        }
-        return first
-    }
+    public func firstHistory(_ contact: String) throws -> UInt64? { try history(contact, limit: 1).first }
 
     /// Removes `contact`'s history and returns it.
     @discardableResult
@@ -216,7 +201,7 @@ extension ProjectionTransaction {
 
     /// Removes a contact's open session hits.
     public func removeOpenHits(contact: String) throws {
-        try removeRange(store.sessions, prefix: IdentityCodec.historyPrefix(contact))
+        try removeRange(store.sessions, prefix: ContactKey.prefix(contact))
     }
 
     /// Replaces a contact's URL facts (U2) with `rows`.

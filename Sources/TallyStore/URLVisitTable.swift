@@ -9,11 +9,7 @@ public import TallyCore
 enum URLVisitCodec {
     static let format: UInt8 = 1
 
-    static func prefix(_ contact: String) -> [UInt8] {
-        var writer = ByteWriter()
-        writer.string(contact)
-        return writer.bytes
-    }
+    static func prefix(_ contact: String) -> [UInt8] { ContactKey.prefix(contact) }
 
     static func encode(_ visit: URLVisit) -> [UInt8] {
         var writer = ByteWriter(capacity: 33)
