@@ -75,6 +75,9 @@ public struct Configuration: Sendable {
     public var clockInterval: Int64? = 60_000
     /// Initial LMDB map size of each environment, bytes; maps grow by themselves.
     public var mapSize = 64 << 20
+    /// How the projections reach the disk (``ProjectionDurability``): from the log (the default) or at every
+    /// commit.
+    public var projectionsDurability = ProjectionDurability.log
     public var integrations: [String: Integration] = [:]
     public var smtp = SMTP()
     public var outbox = Outbox()
@@ -110,7 +113,7 @@ public struct Configuration: Sendable {
         "data_dir", "ingest_socket", "admin_socket", "admin_socket_mode", "admin_socket_group", "admin_http", "rules",
         "templates",
         "session_timeout", "clock_interval", "map_size", "integrations", "smtp",
-        "outbox", "limits", "log_level", "log_format", "blocking_threads", "segment",
+        "outbox", "limits", "log_level", "log_format", "blocking_threads", "segment", "projections_durability",
     ]
 
     /// Parses configuration text; every problem is reported with its line.
@@ -197,6 +200,13 @@ public struct Configuration: Sendable {
                 logFormat = format
             } else {
                 top.report(node, "\"log_format\" must be logfmt or json")
+            }
+        }
+        if let node = top.value("projections_durability") {
+            if let text = node.scalar?.string, let durability = ProjectionDurability(rawValue: text) {
+                projectionsDurability = durability
+            } else {
+                top.report(node, "\"projections_durability\" must be log or commit")
             }
         }
         if let node = top.value("map_size") {

@@ -185,6 +185,7 @@ public final class ProjectionFolder: @unchecked Sendable {
             var previous: [ByteString: ContactState] = [:]  // as stored before the batch: the list indexes' diff
             var audit = AuditBatch()
             var history = HistoryBatch()
+            var urlFacts = URLFactBatch()
             // While a trigger_existing pass runs, a delivery outcome's contact is loaded too: the pass's firing of an
             // effect comes before an outcome for it (T4, T7), as at the publication.
             for index in events.indices
@@ -254,7 +255,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                 history.add(events[index].event.contact, seq: seq)
                 let outcome = working.apply(events[index].event, scorer: rulesAfter.scorer)
                 if let fact = outcome.urlFact {
-                    try txn.addURLFact(fact, contact: events[index].event.contact, seq: seq)
+                    try txn.addURLFact(fact, contact: events[index].event.contact, seq: seq, to: &urlFacts)
                 }
                 if !outcome.awards.isEmpty {
                     let version = rulesAfter.scorer.version
@@ -280,6 +281,7 @@ public final class ProjectionFolder: @unchecked Sendable {
             }
             try txn.addAudit(audit)
             try txn.addHistory(history)
+            try txn.addURLFacts(urlFacts)
             // In key order, which keeps LMDB's page splits local; the keys are sorted, not the states, which
             // would be copied.
             let keys = working.contacts.keys

@@ -34,6 +34,7 @@ public final class Projector: Sendable {
     private let directories: ProjectionDirectories
     private let sessionTimeout: Int64
     private let mapSize: Int
+    private let durability: ProjectionDurability
     private let logHead: SequenceWatch
     private let logger: Logger
     private let state: Mutex<State>
@@ -46,8 +47,8 @@ public final class Projector: Sendable {
     public let projected: SequenceWatch
 
     public init(
-        log: EventLog, directories: ProjectionDirectories, sessionTimeout: Int64, mapSize: Int, logHead: SequenceWatch,
-        logger: Logger
+        log: EventLog, directories: ProjectionDirectories, sessionTimeout: Int64, mapSize: Int,
+        durability: ProjectionDurability, logHead: SequenceWatch, logger: Logger
     ) throws {
         self.log = log
         self.directories = directories
@@ -55,8 +56,27 @@ public final class Projector: Sendable {
         self.mapSize = mapSize
         self.logHead = logHead
         self.logger = logger
+        if durability == .log, !ProjectionDirectories.canTellBoots {
+            logger.warning("no boot id to tell a system crash by: the projections sync every commit")
+            self.durability = .commit
+        } else {
+            self.durability = durability
+        }
+        if try directories.projectionsMayBeTorn() {
+            logger.warning(
+                "the system stopped while the projections were not synced to disk: folding them again from the log")
+            try directories.discardProjections()
+        }
         try directories.removeStale()
         let store = try ProjectionStore(directory: try directories.current(), mapSize: mapSize)
+        switch self.durability {
+        case .log:
+            try directories.markUnsynced()
+            try store.environment.deferSync()
+        case .commit:
+            try store.environment.sync()  // what an earlier run left unsynced
+            try directories.markSynced()
+        }
         projections = LiveProjections(store)
         let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: sessionTimeout)
         state = Mutex(State(folder: folder))
@@ -192,6 +212,16 @@ public final class Projector: Sendable {
             }
         }
         for job in takeJobs() { job(nil) }
+        if durability == .log {
+            do {
+                try state.withLock { $0.folder }.store.environment.sync()
+                try directories.markSynced()
+            } catch {
+                logger.error(
+                    "the projections could not be synced at stop: after a system crash, the next start folds them again",
+                    metadata: ["tally.error": "\(error)"])
+            }
+        }
         finished.signal()
     }
 
@@ -276,6 +306,8 @@ public final class Projector: Sendable {
             let path = try directories.freshCopy()
             try live.store.environment.copy(to: path)
             let store = try ProjectionStore(directory: path, mapSize: mapSize)
+            try store.environment.sync()  // on disk before CURRENT names it
+            if durability == .log { try store.environment.deferSync() }
             let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: sessionTimeout)
             projections.replace(with: store)
             try directories.makeCurrent(path)
@@ -291,7 +323,10 @@ public final class Projector: Sendable {
             let target = max(logHead.value, live.checkpoint)
             while fresh.checkpoint < target, try fresh.step() {}
             while try fresh.store.read({ try $0.anyPassPending() }) { try fresh.step() }
-            try fresh.store.environment.syncAndMakeDurable()
+            switch durability {
+            case .log: try fresh.store.environment.sync()
+            case .commit: try fresh.store.environment.syncAndMakeDurable()
+            }
             projections.replace(with: fresh.store)
             try directories.makeCurrent(fresh.store.environment.path)
             state.withLock { state in

@@ -112,8 +112,12 @@ public final class OfflineData: Sendable {
     public init(configuration: Configuration) throws {
         lock = try DirectoryLock(path: configuration.dataDirectory + "/LOCK")
         log = try EventLog(directory: configuration.logDirectory, mapSize: configuration.mapSize)
-        projections = try ProjectionStore(
-            directory: try ProjectionDirectories(dataDirectory: configuration.dataDirectory).current(),
-            mapSize: configuration.mapSize)
+        let directories = ProjectionDirectories(dataDirectory: configuration.dataDirectory)
+        if try directories.projectionsMayBeTorn() {
+            throw StartupError(
+                "the projections in \(configuration.dataDirectory) were not synced to disk when the system stopped: "
+                    + "start the daemon, which folds them again from the log")
+        }
+        projections = try ProjectionStore(directory: try directories.current(), mapSize: configuration.mapSize)
     }
 }

@@ -71,8 +71,8 @@ public final class TallyEngine: Service, Sendable {
         writer = try LogWriter(log: log, logger: logger)
         projector = try Projector(
             log: log, directories: ProjectionDirectories(dataDirectory: configuration.dataDirectory),
-            sessionTimeout: configuration.sessionTimeout, mapSize: configuration.mapSize, logHead: writer.head,
-            logger: logger)
+            sessionTimeout: configuration.sessionTimeout, mapSize: configuration.mapSize,
+            durability: configuration.projectionsDurability, logHead: writer.head, logger: logger)
         // From here on nothing may throw: the pool's threads must be shut down by `run()` or `deinit`.
         blocking = BlockingWork(threads: configuration.blockingThreads)
         outbox = OutboxDelivery(

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 public import Prometheus
+import Synchronization
 import TallyEngine
 
 /// The Prometheus side of the metrics: the registry `tally serve` bootstraps swift-metrics with, and
@@ -39,7 +40,11 @@ public enum MetricsExport {
 /// Counts requests by socket, route and status, and times them (`tally_http_requests_total`,
 /// `tally_http_request_duration_seconds`).
 struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
-    let socket: String
+    let handles: RequestMetricHandles
+
+    init(socket: String) {
+        handles = RequestMetricHandles(socket: socket)
+    }
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -47,25 +52,54 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         -> Response
     {
         let started = DispatchTime.now().uptimeNanoseconds
-        let status: Int
         do {
             let response = try await next(request, context)
-            status = response.status.code
-            record(context, status: status, started: started)
+            record(context, status: response.status.code, started: started)
             return response
         } catch {
-            status = (error as? any HTTPResponseError)?.status.code ?? 500
-            record(context, status: status, started: started)
+            record(context, status: (error as? any HTTPResponseError)?.status.code ?? 500, started: started)
             throw error
         }
     }
 
     private func record(_ context: Context, status: Int, started: UInt64) {
-        let route = context.endpointPath ?? "NotFound"  // the name Hummingbird's router gives a path no route matches
-        let dimensions = [("socket", socket), ("route", route), ("status", String(status))]
-        Counter(label: "tally_http_requests_total", dimensions: dimensions).increment()
-        Timer(label: "tally_http_request_duration_seconds", dimensions: [("socket", socket), ("route", route)])
-            .recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+        // "NotFound": the name Hummingbird's router gives a path no route matches.
+        let (counter, timer) = handles.handles(route: context.endpointPath ?? "NotFound", status: status)
+        counter.increment()
+        timer.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+    }
+}
+
+/// One socket's request counters and timers by route and status, made once each: asking the metrics factory
+/// per request (a lock, the dimension strings, the registry's lookup) was a measurable part of a single-event
+/// post (issue 16). Routes and statuses are few, so the table stays small.
+final class RequestMetricHandles: Sendable {
+    private struct Key: Hashable {
+        let route: String
+        let status: Int
+    }
+
+    private let socket: String
+    private let table = Mutex<[Key: (counter: CoreMetrics.Counter, timer: CoreMetrics.Timer)]>([:])
+
+    init(socket: String) {
+        self.socket = socket
+    }
+
+    func handles(route: String, status: Int) -> (counter: CoreMetrics.Counter, timer: CoreMetrics.Timer) {
+        table.withLock { table in
+            let key = Key(route: route, status: status)
+            if let handles = table[key] { return handles }
+            let handles = (
+                counter: CoreMetrics.Counter(
+                    label: "tally_http_requests_total",
+                    dimensions: [("socket", socket), ("route", route), ("status", String(status))]),
+                timer: CoreMetrics.Timer(
+                    label: "tally_http_request_duration_seconds", dimensions: [("socket", socket), ("route", route)])
+            )
+            table[key] = handles
+            return handles
+        }
     }
 }
 

@@ -153,10 +153,12 @@ public struct Routes: Sendable {
 
     /// The 202 answer to an append.
     static func accepted(_ receipt: AppendReceipt) -> Response {
-        JSONResponse.make(
-            EventReceipt(
-                accepted: receipt.accepted, duplicates: receipt.duplicates, firstSeq: receipt.firstSeq,
-                lastSeq: receipt.lastSeq), status: .accepted)
+        let document = EventReceipt(
+            accepted: receipt.accepted, duplicates: receipt.duplicates, firstSeq: receipt.firstSeq,
+            lastSeq: receipt.lastSeq)
+        return Response(
+            status: .accepted, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: document.json + "\n")))
     }
 
     /// `POST /v1/contacts/{id}`: a `contact.update` event setting the contact's email, owner email and fields

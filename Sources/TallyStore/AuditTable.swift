@@ -94,12 +94,12 @@ public struct AuditBatch {
     }
 
     fileprivate mutating func sorted() -> [(key: [UInt8], value: [UInt8])] {
-        records.sort { $0.key.lexicographicallyPrecedes($1.key) }
+        records.sort { keyPrecedes($0.key, $1.key) }
         return records
     }
 
     fileprivate mutating func sortedChanges() -> [(key: [UInt8], contact: String)] {
-        changes.sort { $0.key.lexicographicallyPrecedes($1.key) }
+        changes.sort { keyPrecedes($0.key, $1.key) }
         return changes
     }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import TallyCore
 
 /// Appends the primitives of Tally's binary encodings to a byte buffer.
@@ -192,5 +193,32 @@ enum ContactKey {
         var writer = ByteWriter()
         writer.string(contact)
         return writer.bytes
+    }
+}
+
+/// Byte order of keys, as LMDB compares them (`memcmp`, then the shorter first): what a batch sorts its keys by
+/// before writing them in key order.
+func keyPrecedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    let common = min(a.count, b.count)
+    if common > 0 {
+        let order = a.withUnsafeBytes { a in
+            b.withUnsafeBytes { b in
+                guard let a = a.baseAddress, let b = b.baseAddress else { return Int32(0) }  // not empty: never nil
+                return memcmp(a, b, common)
+            }
+        }
+        if order != 0 { return order < 0 }
+    }
+    return a.count < b.count
+}
+
+/// A key's bytes as a dictionary key: hashed in one call over the bytes (an `[UInt8]` hashes byte by byte).
+struct KeyBytes: Hashable {
+    let bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
     }
 }

@@ -49,6 +49,17 @@ public enum ContactIndex {
         return writer.bytes
     }
 
+    /// Whether two records of a contact have the same memberships of one kind: compared without building the
+    /// sets of names, which most writes (a score change) leave alone.
+    static func sameMemberships(_ kind: Membership, _ a: ContactState, _ b: ContactState) -> Bool {
+        switch kind {
+        case .tag: a.tags == b.tags
+        case .segment: a.segments == b.segments
+        case .campaign: a.campaigns == b.campaigns
+        case .trigger: a.fired == b.fired
+        }
+    }
+
     /// The contact's memberships of one kind.
     static func names(_ kind: Membership, of state: ContactState) -> Set<String> {
         switch kind {
@@ -77,6 +88,7 @@ extension ProjectionTransaction {
             }
         }
         for kind in ContactIndex.Membership.allCases {
+            if let previous, ContactIndex.sameMemberships(kind, previous, state) { continue }
             let new = ContactIndex.names(kind, of: state)
             let old = previous.map { ContactIndex.names(kind, of: $0) } ?? []
             guard old != new else { continue }

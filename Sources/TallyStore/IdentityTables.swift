@@ -52,7 +52,7 @@ public struct HistoryBatch {
     public mutating func add(_ contact: String, seq: UInt64) { keys.append(IdentityCodec.historyKey(contact, seq)) }
 
     fileprivate mutating func sorted() -> [[UInt8]] {
-        keys.sort { $0.lexicographicallyPrecedes($1) }
+        keys.sort(by: keyPrecedes)
         return keys
     }
 }

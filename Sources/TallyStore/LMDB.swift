@@ -108,6 +108,11 @@ public final class LMDBEnvironment: @unchecked Sendable {
         try check(mdb_env_set_flags(handle, UInt32(MDB_NOSYNC), 1), "mdb_env_set_flags")
     }
 
+    /// Flushes everything committed so far to disk (`fdatasync`), whether or not commits wait for it.
+    public func sync() throws(LMDBError) {
+        try check(mdb_env_sync(handle, 1), "mdb_env_sync")
+    }
+
     /// Flushes everything committed so far to disk and makes every later commit durable again.
     public func syncAndMakeDurable() throws(LMDBError) {
         try check(mdb_env_sync(handle, 1), "mdb_env_sync")

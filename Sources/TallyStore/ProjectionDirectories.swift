@@ -12,6 +12,11 @@ public struct ProjectionDirectories: Sendable {
 
     private var pointer: String { dataDirectory + "/CURRENT" }
 
+    /// The file that says the live projections commit without `fdatasync` (``ProjectionDurability/log``): it holds
+    /// the boot id of the machine's boot they were opened in, and is removed once they are synced at a clean stop.
+    /// Found at start with another boot id, it means the system went down with projection pages possibly unwritten.
+    private var unsyncedMarker: String { dataDirectory + "/UNSYNCED" }
+
     /// The live environment's directory name.
     public func currentName() throws -> String {
         guard FileManager.default.fileExists(atPath: pointer) else { return "projections" }
@@ -43,20 +48,81 @@ public struct ProjectionDirectories: Sendable {
     /// renames it over `CURRENT`, and syncs the directory.
     public func makeCurrent(_ path: String) throws(FileSystemError) {
         let name = URL(fileURLWithPath: path).lastPathComponent
-        let temporary = pointer + ".tmp"
+        try writeSynced(pointer, contents: name + "\n")
+    }
+
+    /// Writes `contents` to `path` atomically: into `path.tmp`, synced, renamed over `path`, and the directory
+    /// synced.
+    private func writeSynced(_ path: String, contents: String) throws(FileSystemError) {
+        let temporary = path + ".tmp"
         let descriptor = open(temporary, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o640)
         guard descriptor >= 0 else { throw FileSystemError("open", path: temporary) }
         defer { close(descriptor) }
-        let bytes = Array((name + "\n").utf8)
+        let bytes = Array(contents.utf8)
         let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
         guard written >= 0 else { throw FileSystemError("write", path: temporary) }
         guard written == bytes.count else { throw FileSystemError("write", path: temporary, code: EIO) }
         guard fsync(descriptor) == 0 else { throw FileSystemError("fsync", path: temporary) }
-        guard rename(temporary, pointer) == 0 else { throw FileSystemError("rename", path: temporary) }
+        guard rename(temporary, path) == 0 else { throw FileSystemError("rename", path: temporary) }
+        try syncDirectory()
+    }
+
+    private func syncDirectory() throws(FileSystemError) {
         let directory = open(dataDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard directory >= 0 else { throw FileSystemError("open", path: dataDirectory) }
         defer { close(directory) }
         guard fsync(directory) == 0 else { throw FileSystemError("fsync", path: dataDirectory) }
+    }
+
+    /// Whether the projections may be torn: a system crash (not a process crash, whose commits the kernel keeps)
+    /// interrupted a run that committed them without syncing. Then no page of them can be trusted (LMDB reuses a
+    /// synced snapshot's pages and may have written a newer meta page before the data it points to), and only the
+    /// log, which every commit syncs, knows the events.
+    public func projectionsMayBeTorn() throws -> Bool {
+        guard FileManager.default.fileExists(atPath: unsyncedMarker) else { return false }
+        let recorded = try String(contentsOfFile: unsyncedMarker, encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return recorded != Self.bootID()
+    }
+
+    /// Removes every projection environment and `CURRENT`, so that the projections are folded again from the log:
+    /// what a start does when ``projectionsMayBeTorn()``.
+    public func discardProjections() throws {
+        for name in try FileManager.default.contentsOfDirectory(atPath: dataDirectory)
+        where name == "projections" || name.hasPrefix("projections.") || name == "CURRENT" {
+            try FileManager.default.removeItem(atPath: dataDirectory + "/" + name)
+        }
+        try markSynced()
+    }
+
+    /// Records that the live projections commit without syncing from now on, in this boot (synced to disk before
+    /// the first such commit). Nil boot id: the machine has none to tell a reboot by, so this is refused and the
+    /// projections must sync every commit.
+    public func markUnsynced() throws(FileSystemError) {
+        guard let boot = Self.bootID() else {
+            throw FileSystemError("read", path: Self.bootIDPath, code: ENOENT)
+        }
+        try writeSynced(unsyncedMarker, contents: boot + "\n")
+    }
+
+    /// Records that the live projections are on disk (after their final `mdb_env_sync`).
+    public func markSynced() throws(FileSystemError) {
+        guard unlink(unsyncedMarker) == 0 || errno == ENOENT else {
+            throw FileSystemError("unlink", path: unsyncedMarker)
+        }
+        try syncDirectory()
+    }
+
+    static let bootIDPath = "/proc/sys/kernel/random/boot_id"
+
+    /// Whether this machine has a boot id, which ``markUnsynced()`` needs.
+    public static var canTellBoots: Bool { bootID() != nil }
+
+    /// This boot of the machine: Linux's random boot id, new at every boot.
+    static func bootID() -> String? {
+        guard let text = try? String(contentsOfFile: bootIDPath, encoding: .utf8) else { return nil }
+        let id = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return id.isEmpty ? nil : id
     }
 
     /// Removes projection environments other than the live one: old ones after a switch, and the unfinished

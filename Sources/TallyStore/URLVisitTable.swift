@@ -45,6 +45,28 @@ extension ProjectionTransaction {
         }
     }
 
+    /// Applies the URL fact of the event at `seq` to `batch`: rows the batch has not touched yet are read from the
+    /// table once, and ``addURLFacts(_:)`` writes each row once, in key order.
+    public func addURLFact(_ fact: URLFact, contact: String, seq: UInt64, to batch: inout URLFactBatch) throws {
+        let prefix = URLVisitCodec.prefix(contact)
+        try fact.apply(seq: seq) { url in
+            let key = prefix + Array(url.utf8)
+            if let row = batch.rows[KeyBytes(key)] { return row }
+            return try txn.get(store.urlVisits, key).map { raw in
+                try raw.withUnsafeBytes { try URLVisitCodec.decode($0) }
+            }
+        } _: { url, visit in
+            batch.rows[KeyBytes(prefix + Array(url.utf8))] = visit
+        }
+    }
+
+    /// Writes a batch's URL facts, in key order.
+    public func addURLFacts(_ batch: URLFactBatch) throws {
+        for (key, visit) in batch.rows.sorted(by: { keyPrecedes($0.key.bytes, $1.key.bytes) }) {
+            try txn.put(store.urlVisits, key.bytes, URLVisitCodec.encode(visit))
+        }
+    }
+
     /// A contact's URL facts, in URL byte order.
     public func urlVisits(contact: String) throws -> [(url: String, visit: URLVisit)] {
         let prefix = URLVisitCodec.prefix(contact)
@@ -131,4 +153,11 @@ public struct BackfillPass: Sendable, Equatable {
         guard let after else { return true }
         return URLVisitCodec.prefix(after).lexicographicallyPrecedes(URLVisitCodec.prefix(contact))
     }
+}
+
+/// The URL facts (U2) of one fold batch, kept in memory by their `url_visits` key until the batch writes them.
+public struct URLFactBatch {
+    fileprivate var rows: [KeyBytes: URLVisit] = [:]
+
+    public init() {}
 }

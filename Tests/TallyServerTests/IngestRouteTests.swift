@@ -273,4 +273,17 @@ struct IngestRouteTests {
             #expect(test.engine.health().logHead == head)
         }
     }
+
+    @Test(
+        "the 202's receipt, written without an encoder, is byte for byte what JSONEncoder writes (sorted keys, absent sequence numbers left out)",
+        arguments: [
+            EventReceipt(accepted: 3, duplicates: 1, firstSeq: 17, lastSeq: 19),
+            EventReceipt(accepted: 0, duplicates: 2, firstSeq: nil, lastSeq: nil),
+            EventReceipt(accepted: 1, duplicates: 0, firstSeq: UInt64.max, lastSeq: UInt64.max),
+        ])
+    func receiptJSON(_ receipt: EventReceipt) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        #expect(receipt.json == String(decoding: try encoder.encode(receipt), as: UTF8.self))
+    }
 }
