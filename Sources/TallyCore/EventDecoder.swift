@@ -69,17 +69,7 @@ public struct EventDecoder: Sendable {
     /// Decodes a body of newline-delimited JSON objects; blank lines are skipped.
     public func decodeLines(_ body: UnsafeRawBufferPointer) throws(EventDecodingError) -> [Event] {
         var events: [Event] = []
-        var start = 0
-        var line = 1
-        while start < body.count {
-            var end = start
-            while end < body.count, body[end] != 0x0A { end += 1 }
-            let slice = UnsafeRawBufferPointer(rebasing: body[start..<end])
-            if !slice.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
-                events.append(try decode(slice, line: line))
-            }
-            start = end + 1
-            line += 1
+        try forEachLine(body) { (slice, line) throws(EventDecodingError) in events.append(try decode(slice, line: line))
         }
         return events
     }
@@ -89,12 +79,73 @@ public struct EventDecoder: Sendable {
         var parser = Parser(bytes: bytes, line: line)
         return try parser.event(receivedAt: receivedAt)
     }
+
+    /// Decodes the body of `POST /v1/events` as ``decodeBody(_:contentType:maxLineBytes:)`` does, with the same
+    /// errors, into the events' log records (``PackedEvents``): the ingest path, which makes no `String` or
+    /// ``Event`` of a field it only checks and copies.
+    public func packBody(
+        _ body: UnsafeRawBufferPointer, contentType: String, maxLineBytes: Int
+    )
+        throws(EventDecodingError) -> PackedEvents
+    {
+        var packed = PackedEvents()
+        if contentType.lowercased().hasPrefix("application/json") {
+            var parser = Parser(bytes: body, line: 1)
+            let event = try parser.parse(receivedAt: receivedAt)
+            packed.append(event, from: parser)
+            return packed
+        }
+        try Self.checkLineLengths(body, limit: maxLineBytes)
+        try forEachLine(body) { (slice, line) throws(EventDecodingError) in
+            var parser = Parser(bytes: slice, line: line)
+            let event = try parser.parse(receivedAt: receivedAt)
+            packed.append(event, from: parser)
+        }
+        return packed
+    }
+
+    /// Visits the lines of an NDJSON body that are not blank, with their 1-based numbers.
+    private func forEachLine(
+        _ body: UnsafeRawBufferPointer, _ visit: (UnsafeRawBufferPointer, Int) throws(EventDecodingError) -> Void
+    ) throws(EventDecodingError) {
+        var start = 0
+        var line = 1
+        while start < body.count {
+            var end = start
+            while end < body.count, body[end] != 0x0A { end += 1 }
+            let slice = UnsafeRawBufferPointer(rebasing: body[start..<end])
+            if !slice.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { try visit(slice, line) }
+            start = end + 1
+            line += 1
+        }
+    }
 }
 
-private struct Parser {
+/// Where a string field's UTF-8 bytes are, checked: in the decoded bytes, or, for a string with escapes, unescaped
+/// in the parser's scratch buffer.
+struct RawText {
+    var start: Int
+    var count: Int
+    var unescaped: Bool
+}
+
+/// One event as the parser read it: its strings still bytes (``RawText``).
+struct ParsedEvent {
+    var type: EventType
+    var at: Int64
+    var contact: RawText
+    var id: RawText?
+    var item: RawText?
+    var url: RawText?
+    var session: RawText?
+}
+
+struct Parser {
     let bytes: UnsafeRawBufferPointer
     let line: Int
     var index = 0
+    /// The unescaped bytes of the strings that had escapes (``RawText/unescaped``); empty, unallocated, for the rest.
+    var scratch: [UInt8] = []
 
     init(bytes: UnsafeRawBufferPointer, line: Int) {
         self.bytes = bytes
@@ -124,13 +175,21 @@ private struct Parser {
     var peek: UInt8? { index < bytes.count ? bytes[index] : nil }
 
     mutating func event(receivedAt: Int64) throws(EventDecodingError) -> Event {
+        let parsed = try parse(receivedAt: receivedAt)
+        return Event(
+            type: parsed.type, contact: string(parsed.contact), at: parsed.at, id: parsed.id.map(string),
+            item: parsed.item.map(string), url: parsed.url.map(string), session: parsed.session.map(string))
+    }
+
+    /// Reads and checks one event. An `item` or a `url` its type does not take is left out.
+    mutating func parse(receivedAt: Int64) throws(EventDecodingError) -> ParsedEvent {
         var type: EventType?
-        var contact: String?
+        var contact: RawText?
         var at: Int64?
-        var id: String?
-        var item: String?
-        var url: String?
-        var session: String?
+        var id: RawText?
+        var item: RawText?
+        var url: RawText?
+        var session: RawText?
         var seen: UInt8 = 0  // a bit per known field (`Field`), to refuse one given twice
 
         guard consume(0x7B) else { throw fail(nil, "expected a JSON object") }
@@ -160,11 +219,11 @@ private struct Parser {
                         throw error
                     }
                     type = value
-                case .contact: contact = try stringValue(field: key, limit: EventLimits.contact)
-                case .id: id = try stringValue(field: key, limit: EventLimits.id)
-                case .item: item = try stringValue(field: key, limit: EventLimits.item)
-                case .url: url = try stringValue(field: key, limit: EventLimits.url)
-                case .session: session = try stringValue(field: key, limit: EventLimits.session)
+                case .contact: contact = try textValue(field: key, limit: EventLimits.contact)
+                case .id: id = try textValue(field: key, limit: EventLimits.id)
+                case .item: item = try textValue(field: key, limit: EventLimits.item)
+                case .url: url = try textValue(field: key, limit: EventLimits.url)
+                case .session: session = try textValue(field: key, limit: EventLimits.session)
                 case .at: at = try timestamp()
                 }
             } while consume(0x2C)
@@ -180,11 +239,28 @@ private struct Parser {
         if type.requiresItem, item == nil { throw fail("item", "is required for \(type.name)") }
         if type.requiresURL {
             guard let url else { throw fail("url", "is required for \(type.name)") }
-            guard URLPattern.isAbsolute(url) else { throw fail("url", "must be an absolute URL (scheme://…)") }
+            guard withBytes(url, { URLPattern.isAbsolute(bytes: $0) }) else {
+                throw fail("url", "must be an absolute URL (scheme://…)")
+            }
         }
-        return Event(
-            type: type, contact: contact, at: at ?? receivedAt, id: id,
-            item: type.requiresItem ? item : nil, url: type.requiresURL ? url : nil, session: session)
+        return ParsedEvent(
+            type: type, at: at ?? receivedAt, contact: contact, id: id, item: type.requiresItem ? item : nil,
+            url: type.requiresURL ? url : nil, session: session)
+    }
+
+    /// Runs `body` over the bytes of `text`.
+    func withBytes<T>(_ text: RawText, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        guard text.unescaped else {
+            return body(UnsafeRawBufferPointer(rebasing: bytes[text.start..<(text.start + text.count)]))
+        }
+        return scratch.withUnsafeBytes { scratch in
+            body(UnsafeRawBufferPointer(rebasing: scratch[text.start..<(text.start + text.count)]))
+        }
+    }
+
+    /// The text as a `String` (its bytes are valid UTF-8: checked when read).
+    func string(_ text: RawText) -> String {
+        withBytes(text) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// The fields SPEC §1 defines, each a bit of the mask that refuses a field given twice; other fields are
@@ -214,22 +290,26 @@ private struct Parser {
         return true
     }
 
-    mutating func stringValue(field: String, limit: ClosedRange<Int>? = nil) throws(EventDecodingError) -> String {
+    mutating func stringValue(field: String) throws(EventDecodingError) -> String {
         guard peek == 0x22 else { throw fail(field, "must be a string") }
-        let value = try string(field: field)
-        if let limit, !limit.contains(value.utf8.count) {
-            throw fail(field, "must be \(limit.lowerBound)–\(limit.upperBound) bytes long, is \(value.utf8.count)")
+        return try string(field: field)
+    }
+
+    /// A string field's bytes, checked to be `limit` bytes long.
+    mutating func textValue(field: String, limit: ClosedRange<Int>) throws(EventDecodingError) -> RawText {
+        guard peek == 0x22 else { throw fail(field, "must be a string") }
+        let value = try text(field: field)
+        if !limit.contains(value.count) {
+            throw fail(field, "must be \(limit.lowerBound)–\(limit.upperBound) bytes long, is \(value.count)")
         }
         return value
     }
 
     mutating func timestamp() throws(EventDecodingError) -> Int64 {
         if peek == 0x22 {
-            let start = index + 1
-            let text = try string(field: "at")
-            let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<(start + text.utf8.count)])
-            // Escapes never occur in a valid timestamp, so the raw bytes equal the text when it is valid.
-            guard raw.elementsEqual(text.utf8), let millis = Timestamp.parse(raw) else {
+            let value = try text(field: "at")
+            // Escapes never occur in a valid timestamp.
+            guard !value.unescaped, let millis = withBytes(value, Timestamp.parse) else {
                 throw fail("at", "must be an RFC 3339 date-time or integer epoch milliseconds")
             }
             return millis
@@ -265,6 +345,13 @@ private struct Parser {
 
     /// Reads a JSON string starting at the opening quote, validating escapes and UTF-8.
     mutating func string(field: String?) throws(EventDecodingError) -> String {
+        let value = try text(field: field)  // first: the call below must see the scratch buffer it extended
+        return string(value)
+    }
+
+    /// Reads a JSON string starting at the opening quote, validating escapes and UTF-8, without making a `String`:
+    /// where its bytes are, in ``bytes`` or (with escapes) unescaped at the end of ``scratch``.
+    mutating func text(field: String?) throws(EventDecodingError) -> RawText {
         index += 1  // opening quote
         let start = index
         var hasEscape = false
@@ -283,11 +370,15 @@ private struct Parser {
         let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
         index += 1  // closing quote
         if !hasEscape {
-            guard let text = UTF8Text.string(raw) else { throw fail(field, "invalid UTF-8") }
-            return text
+            guard UTF8Text.isValid(raw) else { throw fail(field, "invalid UTF-8") }
+            return RawText(start: start, count: raw.count, unescaped: false)
         }
+        // Unescaped onto the end of the scratch buffer (taken out of `self` meanwhile, so that it is not copied).
+        let first = scratch.count
         var out: [UInt8] = []
-        out.reserveCapacity(raw.count)
+        swap(&out, &scratch)
+        defer { swap(&out, &scratch) }
+        out.reserveCapacity(first + raw.count)
         var i = 0
         while i < raw.count {
             let byte = raw[i]
@@ -326,10 +417,10 @@ private struct Parser {
                 throw fail(field, "invalid escape")
             }
         }
-        guard let text = out.withUnsafeBufferPointer({ UTF8Text.string($0) }) else {
+        guard out.withUnsafeBytes({ UTF8Text.isValid(UnsafeRawBufferPointer(rebasing: $0[first...])) }) else {
             throw fail(field, "invalid UTF-8")
         }
-        return text
+        return RawText(start: first, count: out.count - first, unescaped: true)
     }
 
     func hex4(_ raw: UnsafeRawBufferPointer, _ i: inout Int, _ field: String?) throws(EventDecodingError) -> UInt32 {
@@ -357,14 +448,14 @@ private struct Parser {
         guard let byte = peek else { throw fail(field, "expected a value") }
         switch byte {
         case 0x22:
-            _ = try string(field: field)
+            _ = try text(field: field)
         case 0x7B:
             index += 1
             if consume(0x7D) { return }
             repeat {
                 skipWhitespace()
                 guard peek == 0x22 else { throw fail(field, "expected a field name in double quotes") }
-                _ = try string(field: field)
+                _ = try text(field: field)
                 guard consume(0x3A) else { throw fail(field, "expected ':'") }
                 try skipValue(field: field, depth: depth + 1)
             } while consume(0x2C)

@@ -30,12 +30,14 @@ public struct URLPattern: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Whether the text starts with a URL scheme followed by `://`.
-    public static func isAbsolute(_ url: String) -> Bool {
-        var utf8 = url.utf8.makeIterator()
-        guard let first = utf8.next(), (0x41...0x5A).contains(first) || (0x61...0x7A).contains(first) else {
+    public static func isAbsolute(_ url: String) -> Bool { isAbsolute(bytes: url.utf8) }
+
+    /// ``isAbsolute(_:)`` of a URL's UTF-8 bytes.
+    public static func isAbsolute(bytes url: some Collection<UInt8>) -> Bool {
+        guard let first = url.first, (0x41...0x5A).contains(first) || (0x61...0x7A).contains(first) else {
             return false
         }
-        var rest = url.utf8.dropFirst()
+        var rest = url.dropFirst()
         while let byte = rest.first {
             switch byte {
             case 0x41...0x5A, 0x61...0x7A, 0x30...0x39, 0x2B, 0x2D, 0x2E:

@@ -17,4 +17,11 @@ public enum UTF8Text {
         while index < bytes.count, base[index] < 0x80 { index += 1 }
         return index == bytes.count || value.utf8.elementsEqual(bytes) ? value : nil
     }
+
+    /// Whether the bytes are valid UTF-8, without making a `String` of ASCII (the common case).
+    public static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        while index < bytes.count, bytes[index] < 0x80 { index += 1 }
+        return index == bytes.count || string(bytes) != nil
+    }
 }

@@ -19,6 +19,12 @@ extension TallyEngine {
         return try await appending { try await writer.append(events) }
     }
 
+    /// Appends behaviour events the ingest decoder packed from a request (`POST /v1/events`): as
+    /// ``append(_:refusedMerges:)``, without a `String` or an ``Event`` per event. They hold no merge.
+    public func append(_ packed: PackedEvents) async throws(EngineError) -> AppendReceipt {
+        try await appending { try await writer.append(packed) }
+    }
+
     /// Runs a writer append, turning its failure into ``EngineError`` `.unavailable`.
     func appending(_ append: () async throws -> AppendReceipt) async throws(EngineError) -> AppendReceipt {
         do {

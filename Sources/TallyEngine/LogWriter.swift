@@ -30,7 +30,7 @@ public enum AppendError: Error, Sendable, CustomStringConvertible {
 /// which therefore never crosses an `await`.
 public final class LogWriter: Sendable {
     private struct Pending {
-        var events: [Event]
+        var request: AppendRequest
         /// For an import: emits its events inside the transaction instead of ``events``.
         var stream: EventStream?
         /// Work that must run on the writer's thread while nothing is appended (an erasure's compaction, I8); run
@@ -91,27 +91,33 @@ public final class LogWriter: Sendable {
     /// Appends `events` durably; returns once their transaction has committed.
     public func append(_ events: [Event]) async throws -> AppendReceipt {
         if events.isEmpty { return AppendReceipt() }
-        return try await enqueue(events: events, stream: nil)
+        return try await enqueue(request: .events(events), stream: nil)
+    }
+
+    /// Appends the records the ingest decoder packed, durably; returns once their transaction has committed.
+    public func append(_ packed: PackedEvents) async throws -> AppendReceipt {
+        if packed.isEmpty { return AppendReceipt() }
+        return try await enqueue(request: .packed(packed), stream: nil)
     }
 
     /// Appends the events `stream` emits in one durable transaction of their own, without holding them in
     /// memory (M2); returns once it has committed.
     public func append(stream: @escaping EventStream) async throws -> AppendReceipt {
-        try await enqueue(events: [], stream: stream)
+        try await enqueue(request: .events([]), stream: stream)
     }
 
     /// Runs `job` on the writer's thread between two commits: nothing is appended while it runs.
     public func exclusively(_ job: @escaping @Sendable () throws -> Void) async throws {
-        _ = try await enqueue(events: [], stream: nil, job: job)
+        _ = try await enqueue(request: .events([]), stream: nil, job: job)
     }
 
     private func enqueue(
-        events: [Event], stream: EventStream?, job: (@Sendable () throws -> Void)? = nil
+        request: AppendRequest, stream: EventStream?, job: (@Sendable () throws -> Void)? = nil
     ) async throws -> AppendReceipt {
         try await withCheckedThrowingContinuation { continuation in
             let accepted = queue.withLock { queue -> Bool in
                 guard !queue.stopping else { return false }
-                queue.pending.append(Pending(events: events, stream: stream, job: job, continuation: continuation))
+                queue.pending.append(Pending(request: request, stream: stream, job: job, continuation: continuation))
                 return true
             }
             guard accepted else {
@@ -143,12 +149,12 @@ public final class LogWriter: Sendable {
             let batch = queue.withLock { queue -> [Pending]? in
                 guard let first = queue.pending.first else { return queue.stopping ? nil : [] }
                 // Whole requests only; at least one, however large; a stream alone.
-                var count = first.events.count
+                var count = first.request.count
                 var taken = 1
                 while first.stream == nil, first.job == nil, taken < queue.pending.count,
                     queue.pending[taken].stream == nil, queue.pending[taken].job == nil
                 {
-                    let next = queue.pending[taken].events.count
+                    let next = queue.pending[taken].request.count
                     guard count + next <= Self.maximumBatchEvents else { break }
                     count += next
                     taken += 1
@@ -172,7 +178,12 @@ public final class LogWriter: Sendable {
                 continue
             }
             var byType: [EventType: Int] = [:]
-            for index in request.events.indices { byType[request.events[index].type, default: 0] += 1 }  // no copies
+            switch request.request {
+            case .events(let events):
+                for index in events.indices { byType[events[index].type, default: 0] += 1 }  // no copies
+            case .packed(let packed):
+                for entry in packed.entries { byType[entry.type, default: 0] += 1 }
+            }
             for (type, total) in byType {
                 let duplicates = receipt.duplicatesByType[type] ?? 0
                 if total > duplicates { TallyMetrics.accepted[type]?.increment(by: Int64(total - duplicates)) }
@@ -192,7 +203,7 @@ public final class LogWriter: Sendable {
                 let started = DispatchTime.now().uptimeNanoseconds
                 let receipts =
                     if let stream = batch[0].stream { [try log.appendStream(stream)] } else {
-                        try log.append(batch.map(\.events)) { FaultInjection.point("writer") }
+                        try log.append(batch.map(\.request)) { FaultInjection.point("writer") }
                     }
                 TallyMetrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
                 count(batch, receipts)

@@ -79,10 +79,10 @@ public struct Routes: Sendable {
         }
         let contentType = request.headers[.contentType] ?? ""
         let decoder = EventDecoder(receivedAt: wallClockMillis())
-        let events: [Event]
+        let events: PackedEvents
         do {
-            events = try body.withUnsafeReadableBytes { bytes throws(EventDecodingError) -> [Event] in
-                try decoder.decodeBody(bytes, contentType: contentType, maxLineBytes: limits.maxLineBytes)
+            events = try body.withUnsafeReadableBytes { bytes throws(EventDecodingError) -> PackedEvents in
+                try decoder.packBody(bytes, contentType: contentType, maxLineBytes: limits.maxLineBytes)
             }
         } catch {
             TallyMetrics.rejected(error.isAdministrative ? "administrative" : "invalid").increment()
@@ -91,7 +91,7 @@ public struct Routes: Sendable {
                 field: error.field)
         }
         guard !events.isEmpty else { throw APIError(.badRequest, "the request holds no event") }
-        return try await append(events)
+        return Self.accepted(try await engine.append(events))
     }
 
     /// `GET /health`: 200 while the log accepts writes, 503 with the reason when it does not.

@@ -102,35 +102,66 @@ public final class EventLog: Sendable {
     /// is already known (S6). Returns one receipt per request, in order. `beforeCommit` runs inside the
     /// transaction after the last put (a fault-injection point for the crash tests).
     public func append(_ requests: [[Event]], beforeCommit: () -> Void = {}) throws -> [AppendReceipt] {
+        try append(requests.map { AppendRequest.events($0) }, beforeCommit: beforeCommit)
+    }
+
+    /// ``append(_:beforeCommit:)-([[Event]],_)`` of requests given as events or as packed records.
+    public func append(_ requests: [AppendRequest], beforeCommit: () -> Void = {}) throws -> [AppendReceipt] {
         try environment.write { txn in
             var next = try Self.head(txn, events) + 1
             var receipts: [AppendReceipt] = []
             receipts.reserveCapacity(requests.count)
             var record: [UInt8] = []  // one buffer for every record of the batch
-            for request in requests {
-                var receipt = AppendReceipt()
-                for index in request.indices {  // indices, not `for event in`: no copy of each event
-                    let seqKey = SequenceKey.encode(next)
-                    if let id = request[index].id {
-                        let fresh = try txn.put(ids, Array(id.utf8), seqKey, flags: LMDBPutFlags.noOverwrite)
-                        if !fresh {
-                            let original = try txn.get(ids, Array(id.utf8))
-                            receipt.duplicates += 1
-                            receipt.duplicatesByType[request[index].type, default: 0] += 1
-                            if let seq = original?.withUnsafeBytes({ SequenceKey.decode($0) }) { receipt.include(seq) }
-                            continue
-                        }
+            /// Puts one record under `next` unless its id is known; returns whether it was appended.
+            func put(
+                record: UnsafeRawBufferPointer, id: UnsafeRawBufferPointer?, type: EventType,
+                into receipt: inout AppendReceipt
+            ) throws -> Bool {
+                var key = next.bigEndian
+                return try withUnsafeBytes(of: &key) { seqKey in
+                    if let id, !(try txn.put(ids, id, seqKey, flags: LMDBPutFlags.noOverwrite)) {
+                        receipt.duplicates += 1
+                        receipt.duplicatesByType[type, default: 0] += 1
+                        if let seq = try txn.get(ids, id).flatMap(SequenceKey.decode) { receipt.include(seq) }
+                        return false
                     }
-                    EventCodec.encode(request[index], into: &record)
                     try txn.put(events, seqKey, record, flags: LMDBPutFlags.append)
-                    if request[index].type.switchesRules {
-                        try txn.put(rules, seqKey, [request[index].type.rawValue])
-                    } else if request[index].type.isDeliveryOutcome {
-                        try txn.put(outcomes, seqKey, [request[index].type.rawValue])
+                    if type.switchesRules {
+                        try txn.put(rules, Array(seqKey), [type.rawValue])
+                    } else if type.isDeliveryOutcome {
+                        try txn.put(outcomes, Array(seqKey), [type.rawValue])
                     }
                     receipt.accepted += 1
                     receipt.include(next)
                     next += 1
+                    return true
+                }
+            }
+            for request in requests {
+                var receipt = AppendReceipt()
+                switch request {
+                case .events(let request):
+                    for index in request.indices {  // indices, not `for event in`: no copy of each event
+                        EventCodec.encode(request[index], into: &record)
+                        let type = request[index].type
+                        _ = try record.withUnsafeBytes { record in
+                            guard let id = request[index].id else {
+                                return try put(record: record, id: nil, type: type, into: &receipt)
+                            }
+                            return try Array(id.utf8).withUnsafeBytes { id in
+                                try put(record: record, id: id, type: type, into: &receipt)
+                            }
+                        }
+                    }
+                case .packed(let packed):
+                    try packed.bytes.withUnsafeBytes { bytes in
+                        for entry in packed.entries {
+                            _ = try put(
+                                record: UnsafeRawBufferPointer(rebasing: bytes[entry.record]),
+                                id: entry.id.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) }, type: entry.type,
+                                into: &receipt)
+                        }
+                    }
                 }
                 receipts.append(receipt)
             }
@@ -280,6 +311,21 @@ public final class EventLog: Sendable {
                 return true
             }
             return result
+        }
+    }
+}
+
+/// One request's events for ``EventLog/append(_:beforeCommit:)-([AppendRequest],_)``: as events, or as the
+/// records the ingest decoder packed from the request's bytes.
+public enum AppendRequest: Sendable {
+    case events([Event])
+    case packed(PackedEvents)
+
+    /// How many events the request holds.
+    public var count: Int {
+        switch self {
+        case .events(let events): events.count
+        case .packed(let packed): packed.count
         }
     }
 }

@@ -46,6 +46,25 @@ public func eventDecoderFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int3
         }
     }
 
+    // The ingest path's packed records decide as the events do: the same errors, and per event the same type and id
+    // (their bytes are compared with the log's codec by PackedEventsTests).
+    let packed = Result { () throws(EventDecodingError) -> PackedEvents in
+        try decoder.packBody(bytes, contentType: "application/x-ndjson", maxLineBytes: .max)
+    }
+    switch (packed, Result { () throws(EventDecodingError) -> [Event] in try decoder.decodeLines(bytes) }) {
+    case (.success(let packed), .success(let events)):
+        require(packed.count == events.count, "\(packed.count) packed records, \(events.count) events")
+        for (entry, event) in zip(packed.entries, events) {
+            require(entry.type == event.type, "packed type \(entry.type), event \(event.type)")
+            let id = entry.id.map { Array(packed.bytes[$0]) }
+            require(id == event.id.map { Array($0.utf8) }, "packed id \(String(describing: id)), event \(event)")
+        }
+    case (.failure(let packedError), .failure(let error)):
+        require(packedError == error, "packed: \(packedError), events: \(error)")
+    case (let packed, let events):
+        require(false, "packed: \(packed), events: \(events)")
+    }
+
     // Without a newline, a non-blank body means the same in both content types.
     if !bytes.contains(0x0A), !isBlank(bytes) {
         let asLines = Result { () throws(EventDecodingError) -> [Event] in try decoder.decodeLines(bytes) }

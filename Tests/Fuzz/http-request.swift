@@ -66,7 +66,8 @@ private func handle(_ head: HTTPRequestHead, _ body: ByteBuffer) {
     }
 }
 
-/// `Routes.postEvents` between collecting the body and appending the events: the same `decodeBody`.
+/// `Routes.postEvents` between collecting the body and appending the events: the same `packBody`, and `decodeBody`
+/// to check what it accepted.
 private func postEvents(_ head: HTTPRequestHead, _ body: ByteBuffer) {
     // Hummingbird's `request.headers[.contentType]` joins repeated fields with ", ".
     let contentType = head.headers["content-type"].joined(separator: ", ")
@@ -75,6 +76,19 @@ private func postEvents(_ head: HTTPRequestHead, _ body: ByteBuffer) {
         Result { () throws(EventDecodingError) -> [Event] in
             try decoder.decodeBody(bytes, contentType: contentType, maxLineBytes: maxLineBytes)
         }
+    }
+    let packed = body.withUnsafeReadableBytes { bytes in
+        Result { () throws(EventDecodingError) -> PackedEvents in
+            try decoder.packBody(bytes, contentType: contentType, maxLineBytes: maxLineBytes)
+        }
+    }
+    switch (packed, result) {
+    case (.success(let packed), .success(let events)):
+        precondition(packed.count == events.count, "http-request: \(packed.count) records for \(events.count) events")
+    case (.failure(let packedError), .failure(let error)):
+        precondition(packedError == error, "http-request: packBody \(packedError), decodeBody \(error)")
+    default:
+        fatalError("http-request: packBody \(packed), decodeBody \(result)")
     }
     switch result {
     case .success(let events):
