@@ -7,8 +7,9 @@ let package = Package(
     name: "TallyBenchmarks",
     platforms: [.macOS(.v15)],
     dependencies: [
-        // The MallocInterposer trait alone: the default traits add RuntimeInterposer (ARC counts on Swift 6.3),
-        // whose package is not needed for malloc counts.
+        // The MallocInterposer trait alone (malloc counts, no system package on Swift 6.3): the default traits add
+        // RuntimeInterposer (ARC counts on 6.3), whose package swift-runtime-interposer the mirror does not hold.
+        // A path dependency is named by `name:` here, whatever the clone's folder is called.
         .package(
             url: "https://github.com/ordo-one/benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
         .package(name: "tally", path: ".."),
