@@ -10,7 +10,11 @@ let package = Package(
     name: "tally",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "tally", targets: ["tally"])
+        .executable(name: "tally", targets: ["tally"]),
+        // For the allocation benchmarks in Benchmarks/ (a package of their own, so that this one's build never
+        // pulls package-benchmark): the domain and the log's codec.
+        .library(name: "TallyCore", targets: ["TallyCore"]),
+        .library(name: "TallyStore", targets: ["TallyStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
