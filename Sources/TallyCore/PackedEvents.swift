@@ -24,6 +24,12 @@ public struct PackedEvents: Sendable {
 
     public init() {}
 
+    /// Reserves room for `events` records of `bytes` bytes in total.
+    mutating func reserveCapacity(bytes count: Int, events: Int) {
+        bytes.reserveCapacity(count)
+        entries.reserveCapacity(events)
+    }
+
     public var count: Int { entries.count }
     public var isEmpty: Bool { entries.isEmpty }
 

@@ -27,7 +27,7 @@ public enum EventCodec {
     /// Encodes `event` into `bytes`, replacing what it held but keeping its capacity: the append path reuses one
     /// buffer for every event of a batch.
     public static func encode(_ event: Event, into bytes: inout [UInt8]) {
-        var writer = ByteWriter()
+        var writer = ByteWriter(capacity: 0)  // takes `bytes`' buffer: nothing of its own to allocate
         swap(&writer.bytes, &bytes)
         defer { swap(&writer.bytes, &bytes) }
         writer.bytes.removeAll(keepingCapacity: true)

@@ -31,6 +31,21 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // The ingest path: a request's lines packed into log records (EventDecoder.packBody), the same 100 lines of each
+    // common type in one body. The records and their entries are reserved up front: two allocations per request,
+    // none per line.
+    for sample in NDJSONSample.all {
+        let decoder = EventDecoder(receivedAt: Fixture.start)
+        let body = Array(String(repeating: sample.line + "\n", count: 100).utf8)
+        Benchmark("pack-ndjson-100-lines-\(sample.type)") { benchmark in
+            for _ in benchmark.scaledIterations {
+                body.withUnsafeBytes { bytes in
+                    blackHole(try? decoder.packBody(bytes, contentType: "application/x-ndjson", maxLineBytes: 4096))
+                }
+            }
+        }
+    }
+
     // The append path encodes every event of a batch into one reused buffer; the fold decodes each record.
     let record = Fixture.event(.urlHit, at: Fixture.start)
     var buffer: [UInt8] = []
