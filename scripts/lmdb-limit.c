@@ -6,6 +6,7 @@
  *   ./lmdb-limit DIR N SIZE BATCH          records of SIZE bytes
  *   ./lmdb-limit DIR N LOG BATCH           the first N records of the daemon's event log LOG (a directory), so
  *                                          that the records have exactly the sizes Tally wrote */
+#include "limit.h"
 #include <lmdb.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,19 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-static void check(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s\n", what, mdb_strerror(rc));
-        exit(1);
-    }
-}
-
-static double seconds_since(const struct timespec *start) {
-    struct timespec end;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    return (end.tv_sec - start->tv_sec) + (end.tv_nsec - start->tv_nsec) / 1e9;
-}
 
 /* Reads up to `events` records of the log in directory `log` into one buffer; returns their count. */
 static long load_records(const char *log, long events, char **data, size_t **offsets) {

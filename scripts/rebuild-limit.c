@@ -9,25 +9,13 @@
  * The record format is Docs/format.md's "Event encoding, format 1": u8 format · u8 type · i64 LE at · u8 presence
  * bits · [u8 extended bits when bit 128 is set] · LEB128 length + contact · … Events without a contact
  * (rules.published, rebuild, clock) are scanned and counted but fold into no state. */
+#include "limit.h"
 #include <lmdb.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static void check(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s\n", what, mdb_strerror(rc));
-        exit(1);
-    }
-}
-
-static double seconds_since(const struct timespec *start) {
-    struct timespec end;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    return (end.tv_sec - start->tv_sec) + (end.tv_nsec - start->tv_nsec) / 1e9;
-}
 
 /* What a rebuild keeps per contact, at the least: a score, when it was first and last seen, a counter per
  * behaviour type (codes 1–6) and of administrative events. 64 bytes, one cache line. */
