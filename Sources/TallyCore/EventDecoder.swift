@@ -69,7 +69,8 @@ public struct EventDecoder: Sendable {
     /// Decodes a body of newline-delimited JSON objects; blank lines are skipped.
     public func decodeLines(_ body: UnsafeRawBufferPointer) throws(EventDecodingError) -> [Event] {
         var events: [Event] = []
-        try forEachLine(body) { (slice, line) throws(EventDecodingError) in events.append(try decode(slice, line: line))
+        try forEachLine(body) { (slice, line) throws(EventDecodingError) in
+            events.append(try decode(slice, line: line))
         }
         return events
     }
@@ -91,17 +92,16 @@ public struct EventDecoder: Sendable {
         var packed = PackedEvents()
         // Room for every record (never longer than its line) and entry up front: two allocations per request.
         packed.reserveCapacity(bytes: body.count, events: body.reduce(1) { $1 == 0x0A ? $0 + 1 : $0 })
-        if contentType.lowercased().hasPrefix("application/json") {
-            var parser = Parser(bytes: body, line: 1)
+        func pack(_ bytes: UnsafeRawBufferPointer, line: Int) throws(EventDecodingError) {
+            var parser = Parser(bytes: bytes, line: line)
             let event = try parser.parse(receivedAt: receivedAt)
             packed.append(event, from: parser)
-            return packed
         }
-        try Self.checkLineLengths(body, limit: maxLineBytes)
-        try forEachLine(body) { (slice, line) throws(EventDecodingError) in
-            var parser = Parser(bytes: slice, line: line)
-            let event = try parser.parse(receivedAt: receivedAt)
-            packed.append(event, from: parser)
+        if contentType.lowercased().hasPrefix("application/json") {
+            try pack(body, line: 1)
+        } else {
+            try Self.checkLineLengths(body, limit: maxLineBytes)
+            try forEachLine(body) { (slice, line) throws(EventDecodingError) in try pack(slice, line: line) }
         }
         return packed
     }
