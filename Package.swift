@@ -37,6 +37,7 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
+        .systemLibrary(name: "CMalloc"),
         .systemLibrary(
             name: "CZlib",
             pkgConfig: "zlib",
@@ -95,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "tally",
             dependencies: [
-                "TallyAPI", "TallyCore", "TallyStore", "TallyEngine", "TallyServer", "TallyClient",
+                "TallyAPI", "TallyCore", "TallyStore", "TallyEngine", "TallyServer", "TallyClient", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMalloc
 import CoreMetrics
 import Foundation
 import Logging
@@ -18,6 +19,10 @@ struct Serve: AsyncParsableCommand {
         let configuration = try options.loadConfiguration()
         // Files and sockets are created owner-only; the servers open up what must be shared (Docs/security.md).
         umask(0o077)
+        // Two malloc arenas rather than glibc's 8 per core: the daemon's many threads (event loops, the cooperative
+        // pool, writer, projector, rebuild, blocking pool) each took an arena of their own, whose freed pages stay
+        // in the process (Docs/decisions.md, issue 16). MALLOC_ARENA_MAX in the environment still decides.
+        if ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] == nil { mallopt(M_ARENA_MAX, 2) }
         MetricsSystem.bootstrap(MetricsExport.factory())
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
         let format = configuration.logFormat
