@@ -21,4 +21,14 @@ static double seconds_since(const struct timespec *start) {
     return (end.tv_sec - start->tv_sec) + (end.tv_nsec - start->tv_nsec) / 1e9;
 }
 
+/* The daemon's log environment (`data/log`), opened read-only: the daemon may be running. */
+static MDB_env *open_log(const char *path) {
+    MDB_env *env;
+    check(mdb_env_create(&env), "mdb_env_create");
+    check(mdb_env_set_maxdbs(env, 16), "mdb_env_set_maxdbs");
+    check(mdb_env_set_mapsize(env, 0), "mdb_env_set_mapsize");
+    check(mdb_env_open(env, path, MDB_NOTLS | MDB_RDONLY, 0640), "mdb_env_open log");
+    return env;
+}
+
 #endif

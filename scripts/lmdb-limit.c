@@ -17,15 +17,11 @@
 
 /* Reads up to `events` records of the log in directory `log` into one buffer; returns their count. */
 static long load_records(const char *log, long events, char **data, size_t **offsets) {
-    MDB_env *env;
+    MDB_env *env = open_log(log);
     MDB_txn *txn;
     MDB_dbi dbi;
     MDB_cursor *cursor;
     MDB_val k, v;
-    check(mdb_env_create(&env), "mdb_env_create");
-    check(mdb_env_set_maxdbs(env, 16), "mdb_env_set_maxdbs");
-    check(mdb_env_set_mapsize(env, 0), "mdb_env_set_mapsize");
-    check(mdb_env_open(env, log, MDB_NOTLS | MDB_RDONLY, 0640), "mdb_env_open log");
     check(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), "mdb_txn_begin");
     check(mdb_dbi_open(txn, "events", 0, &dbi), "mdb_dbi_open events");
     check(mdb_cursor_open(txn, dbi, &cursor), "mdb_cursor_open");

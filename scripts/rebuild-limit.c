@@ -145,15 +145,11 @@ int main(int argc, char **argv) {
     states = malloc(state_capacity * sizeof *states);
     grow_slots();
 
-    MDB_env *log;
+    MDB_env *log = open_log(argv[2]);
     MDB_txn *txn;
     MDB_dbi dbi;
     MDB_cursor *cursor;
     MDB_val k, v;
-    check(mdb_env_create(&log), "mdb_env_create");
-    check(mdb_env_set_maxdbs(log, 16), "mdb_env_set_maxdbs");
-    check(mdb_env_set_mapsize(log, 0), "mdb_env_set_mapsize");
-    check(mdb_env_open(log, argv[2], MDB_NOTLS | MDB_RDONLY, 0640), "mdb_env_open log");
 
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);

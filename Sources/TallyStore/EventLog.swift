@@ -112,18 +112,18 @@ public final class EventLog: Sendable {
             var receipts: [AppendReceipt] = []
             receipts.reserveCapacity(requests.count)
             var record: [UInt8] = []  // one buffer for every record of the batch
-            /// Puts one record under `next` unless its id is known; returns whether it was appended.
+            /// Puts one record under `next` unless its id is known (then counts it a duplicate).
             func put(
                 record: UnsafeRawBufferPointer, id: UnsafeRawBufferPointer?, type: EventType,
                 into receipt: inout AppendReceipt
-            ) throws -> Bool {
+            ) throws {
                 var key = next.bigEndian
-                return try withUnsafeBytes(of: &key) { seqKey in
+                try withUnsafeBytes(of: &key) { seqKey in
                     if let id, !(try txn.put(ids, id, seqKey, flags: LMDBPutFlags.noOverwrite)) {
                         receipt.duplicates += 1
                         receipt.duplicatesByType[type, default: 0] += 1
                         if let seq = try txn.get(ids, id).flatMap(SequenceKey.decode) { receipt.include(seq) }
-                        return false
+                        return
                     }
                     try txn.put(events, seqKey, record, flags: LMDBPutFlags.append)
                     if type.switchesRules {
@@ -134,7 +134,6 @@ public final class EventLog: Sendable {
                     receipt.accepted += 1
                     receipt.include(next)
                     next += 1
-                    return true
                 }
             }
             for request in requests {
@@ -144,11 +143,11 @@ public final class EventLog: Sendable {
                     for index in request.indices {  // indices, not `for event in`: no copy of each event
                         EventCodec.encode(request[index], into: &record)
                         let type = request[index].type
-                        _ = try record.withUnsafeBytes { record in
+                        try record.withUnsafeBytes { record in
                             guard let id = request[index].id else {
                                 return try put(record: record, id: nil, type: type, into: &receipt)
                             }
-                            return try Array(id.utf8).withUnsafeBytes { id in
+                            try Array(id.utf8).withUnsafeBytes { id in
                                 try put(record: record, id: id, type: type, into: &receipt)
                             }
                         }
@@ -156,7 +155,7 @@ public final class EventLog: Sendable {
                 case .packed(let packed):
                     try packed.bytes.withUnsafeBytes { bytes in
                         for entry in packed.entries {
-                            _ = try put(
+                            try put(
                                 record: UnsafeRawBufferPointer(rebasing: bytes[entry.record]),
                                 id: entry.id.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) }, type: entry.type,
                                 into: &receipt)

@@ -88,10 +88,8 @@ public struct ProjectionDirectories: Sendable {
     /// Removes every projection environment and `CURRENT`, so that the projections are folded again from the log:
     /// what a start does when ``projectionsMayBeTorn()``.
     public func discardProjections() throws {
-        for name in try FileManager.default.contentsOfDirectory(atPath: dataDirectory)
-        where name == "projections" || name.hasPrefix("projections.") || name == "CURRENT" {
-            try FileManager.default.removeItem(atPath: dataDirectory + "/" + name)
-        }
+        try removeEnvironments(except: nil)
+        if FileManager.default.fileExists(atPath: pointer) { try FileManager.default.removeItem(atPath: pointer) }
         try markSynced()
     }
 
@@ -128,9 +126,13 @@ public struct ProjectionDirectories: Sendable {
     /// Removes projection environments other than the live one: old ones after a switch, and the unfinished
     /// one of a rebuild a crash interrupted.
     public func removeStale() throws {
-        let live = try currentName()
+        try removeEnvironments(except: try currentName())
+    }
+
+    /// Removes every projection environment of the data directory but `kept`.
+    private func removeEnvironments(except kept: String?) throws {
         for name in try FileManager.default.contentsOfDirectory(atPath: dataDirectory)
-        where (name == "projections" || name.hasPrefix("projections.")) && name != live {
+        where (name == "projections" || name.hasPrefix("projections.")) && name != kept {
             try FileManager.default.removeItem(atPath: dataDirectory + "/" + name)
         }
     }

@@ -33,20 +33,8 @@ enum URLVisitCodec {
 }
 
 extension ProjectionTransaction {
-    /// Applies a `url.hit`'s fact (the event at `seq`) to its contact's URL facts.
-    public func addURLFact(_ fact: URLFact, contact: String, seq: UInt64) throws {
-        let prefix = URLVisitCodec.prefix(contact)
-        try fact.apply(seq: seq) { url in
-            try txn.get(store.urlVisits, prefix + Array(url.utf8)).map { raw in
-                try raw.withUnsafeBytes { try URLVisitCodec.decode($0) }
-            }
-        } _: { url, visit in
-            try txn.put(store.urlVisits, prefix + Array(url.utf8), URLVisitCodec.encode(visit))
-        }
-    }
-
-    /// Applies the URL fact of the event at `seq` to `batch`: rows the batch has not touched yet are read from the
-    /// table once, and ``addURLFacts(_:)`` writes each row once, in key order.
+    /// Applies a `url.hit`'s fact (the event at `seq`) to its contact's URL facts in `batch`: rows the batch has not
+    /// touched yet are read from the table once, and ``addURLFacts(_:)`` writes each row once, in key order.
     public func addURLFact(_ fact: URLFact, contact: String, seq: UInt64, to batch: inout URLFactBatch) throws {
         let prefix = URLVisitCodec.prefix(contact)
         try fact.apply(seq: seq) { url in

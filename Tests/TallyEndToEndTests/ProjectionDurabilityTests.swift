@@ -42,7 +42,7 @@ struct ProjectionDurabilityTests {
         return path
     }
 
-    static var marker: (Daemon) -> String { { $0.dataDirectory + "/UNSYNCED" } }
+    static func marker(_ daemon: Daemon) -> String { daemon.dataDirectory + "/UNSYNCED" }
 
     static func bootID() throws -> String {
         try String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)
