@@ -70,9 +70,9 @@ extension ProjectionFolder {
             try txn.removeAging(awardedAt: seqs)
             for (key, award) in result.aging { try txn.addAging(award, seq: key.seq, index: key.index) }
             try txn.moveAudit(from: from, into: into)
-            var audit = AuditBatch()
-            audit.add(contact: into, result.audit)
-            try txn.addAudit(audit)
+            var trails = TrailBatch()
+            trails.awards(contact: into, result.audit)
+            try txn.append(trails)
             try txn.removeOpenHits(contact: from)
             try txn.removeOpenHits(contact: into)
             for (key, hit) in result.openHits { try txn.setOpenHit(key, hit) }

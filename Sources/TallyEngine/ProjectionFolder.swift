@@ -183,8 +183,7 @@ public final class ProjectionFolder: @unchecked Sendable {
             // Every table here compares ids as bytes (ByteString, SessionKey), as the stored tables do (SPEC §1).
             var loaded: Set<ByteString> = []
             var previous: [ByteString: ContactState] = [:]  // as stored before the batch: the list indexes' diff
-            var audit = AuditBatch()
-            var history = HistoryBatch()
+            var trails = TrailBatch()
             var urlFacts = URLFactBatch()
             // While a trigger_existing pass runs, a delivery outcome's contact is loaded too: the pass's firing of an
             // effect comes before an outcome for it (T4, T7), as at the publication.
@@ -237,7 +236,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                 }
                 if events[index].event.type.isDeliveryOutcome {
                     try txn.applyDeliveryOutcome(events[index].event)
-                    history.add(events[index].event.contact, seq: seq)
+                    trails.event(events[index].event.contact, seq: seq)
                     continue
                 }
                 if events[index].event.type == .clock {
@@ -252,7 +251,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                     continue
                 }
                 guard events[index].event.type.isContactEvent else { continue }  // an erasure's record
-                history.add(events[index].event.contact, seq: seq)
+                trails.event(events[index].event.contact, seq: seq)
                 let outcome = working.apply(events[index].event, scorer: rulesAfter.scorer)
                 if let fact = outcome.urlFact {
                     try txn.addURLFact(fact, contact: events[index].event.contact, seq: seq, to: &urlFacts)
@@ -260,7 +259,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                 if !outcome.awards.isEmpty {
                     let version = rulesAfter.scorer.version
                     let origin = origins[index]
-                    audit.add(
+                    trails.awards(
                         contact: events[index].event.contact,
                         outcome.awards.map { award in
                             var entry = AuditEntry(award, of: events[index], version: version)
@@ -279,8 +278,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                     if let entry = OutboxEntry(effect, firedSeq: seq) { try txn.addOutboxEntry(entry) }
                 }
             }
-            try txn.addAudit(audit)
-            try txn.addHistory(history)
+            try txn.append(trails)
             try txn.addURLFacts(urlFacts)
             // In key order, which keeps LMDB's page splits local; the keys are sorted, not the states, which
             // would be copied.
@@ -312,7 +310,7 @@ public final class ProjectionFolder: @unchecked Sendable {
             var previous: [ByteString: ContactState] = [:]
             var pass = start
             let existing = try txn.existingTriggersPass()
-            var audit = AuditBatch()
+            var trails = TrailBatch()
             var taken = 0
             let scorer = rules.scorer
             while taken < limits.agingBatchSize, let (key, waiting) = try txn.takeFirstAging(dueBy: pass.now) {
@@ -328,7 +326,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                 var award = waiting
                 let outcome = scorer.age(&award, seq: key.seq, state: &working[contact, default: ContactState()])
                 if !outcome.awards.isEmpty {
-                    audit.add(
+                    trails.awards(
                         contact: waiting.contact,
                         outcome.awards.map {
                             AuditEntry(aged: $0, due: key.due, clock: pass.seq, version: scorer.version)
@@ -341,7 +339,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                 }
                 try txn.addAging(award, seq: key.seq, index: key.index)
             }
-            try txn.addAudit(audit)
+            try txn.append(trails)
             let keys = working.keys
             for index in keys.indices.sorted(by: { keys[$0] < keys[$1] }) {
                 try txn.setContact(keys[index].string, working.values[index], previous: previous[keys[index]])

@@ -1,33 +1,91 @@
 public import TallyCore
 
-/// The binary encoding of an audit entry (A1), stored under the key `varint length + contact · u64 BE seq ·
-/// u32 BE index` (the index orders several entries of one event), so that one contact's entries are one key range
-/// in log order.
+/// The position of an audit entry in log order (A1): the causing event's sequence number, and the index that
+/// orders several entries of one event (a clock event's aging pass numbers its entries across contacts).
+public struct AuditPosition: Sendable, Hashable, Comparable {
+    public var seq: UInt64
+    public var index: UInt32
+
+    public init(seq: UInt64, index: UInt32) {
+        self.seq = seq
+        self.index = index
+    }
+
+    public static func < (a: AuditPosition, b: AuditPosition) -> Bool { (a.seq, a.index) < (b.seq, b.index) }
+}
+
+/// The audit table (A1) in log order, which is also the change feed (L2): one record per entry under its position,
+/// `u64 BE seq · u32 BE index`, so that a batch's entries are appended at the table's end instead of inserted
+/// into every contact's range. The record names its contact and the position of the contact's previous entry: a
+/// contact's entries are a chain, walked back from the last one, which the contact's trail holds (see
+/// ``Trail``).
 ///
 /// One event makes at most one award per point action of its type (a manual change or an import, one), so the
 /// index is below the number of actions in a rules file; 32 bits cannot overflow (a rules file is at most 1 MiB
 /// through the API, and a u8 index did: 300 matching actions overwrote each other's entries from the 257th on).
 ///
 /// ```
-/// u8 format (1) · u8 kind · i64 LE at · i64 LE version · i64 LE delta · i64 LE score after
-/// · u8 presence bits (event id, group, origin) · action · reason · [event id] · [group] · [origin]
-/// (strings: varint length + UTF-8)
+/// record: LEB128 length + contact id · u64 BE previous seq · u32 BE previous index (seq 0: the first) · entry
+/// entry:  u8 format (1) · u8 kind · i64 LE at · i64 LE version · i64 LE delta · i64 LE score after
+///         · u8 presence bits (event id, group, origin) · action · reason · [event id] · [group] · [origin]
+///         (strings: varint length + UTF-8)
 /// ```
 enum AuditCodec {
     static let format: UInt8 = 1
 
-    /// The bytes of the index after the sequence number.
-    static let indexWidth = 4
+    /// The bytes of a key: the sequence number and the index.
+    static let keyWidth = 12
 
-    static func key(contact: String, seq: UInt64, index: UInt32) -> [UInt8] {
-        var writer = ByteWriter()
-        writer.string(contact)
-        writer.bytes += SequenceKey.encode(seq)
-        withUnsafeBytes(of: index.bigEndian) { writer.bytes.append(contentsOf: $0) }
+    static func key(_ position: AuditPosition) -> [UInt8] {
+        var writer = ByteWriter(capacity: keyWidth)
+        writer.bigEndian(position.seq)
+        writer.bigEndian(position.index)
         return writer.bytes
     }
 
-    static func prefix(contact: String) -> [UInt8] { ContactKey.prefix(contact) }
+    static func position(_ key: UnsafeRawBufferPointer) throws(CorruptRecordError) -> AuditPosition {
+        guard key.count == keyWidth else {
+            throw CorruptRecordError(table: "audit", message: "key of \(key.count) bytes")
+        }
+        var reader = ByteReader(key, table: "audit")
+        return AuditPosition(seq: try reader.bigEndian64(), index: try reader.bigEndian32())
+    }
+
+    /// A record: the contact, the position of its previous entry, and the encoded entry.
+    static func record(contact: String, previous: AuditPosition?, entry: [UInt8]) -> [UInt8] {
+        var writer = ByteWriter(capacity: contact.utf8.count + 14 + entry.count)
+        writer.string(contact)
+        writer.bigEndian(previous?.seq ?? 0)
+        writer.bigEndian(previous?.index ?? 0)
+        writer.bytes += entry
+        return writer.bytes
+    }
+
+    /// A record's contact and the position of the contact's previous entry (the record is at `position`), and
+    /// where its entry starts.
+    static func header(
+        _ bytes: UnsafeRawBufferPointer, at position: AuditPosition
+    ) throws(CorruptRecordError)
+        -> (contact: String, previous: AuditPosition?, entryStart: Int)
+    {
+        var reader = ByteReader(bytes, table: "audit")
+        let contact = try reader.string()
+        let previous = AuditPosition(seq: try reader.bigEndian64(), index: try reader.bigEndian32())
+        guard previous.seq == 0 || previous < position else {
+            throw reader.corrupt("entry \(position.seq).\(position.index) chained to a later one")
+        }
+        return (contact, previous.seq == 0 ? nil : previous, reader.index)
+    }
+
+    /// A record's contact, the position of the contact's previous entry, and the entry (at `position`).
+    static func decodeRecord(
+        _ bytes: UnsafeRawBufferPointer, at position: AuditPosition
+    ) throws(CorruptRecordError)
+        -> (contact: String, previous: AuditPosition?, entry: AuditEntry)
+    {
+        let (contact, previous, start) = try header(bytes, at: position)
+        return (contact, previous, try decode(UnsafeRawBufferPointer(rebasing: bytes[start...]), seq: position.seq))
+    }
 
     static func encode(_ entry: AuditEntry) -> [UInt8] {
         var writer = ByteWriter(capacity: 48 + entry.reason.utf8.count)
@@ -69,78 +127,20 @@ enum AuditCodec {
     }
 }
 
-/// A batch's audit entries, encoded as they are made and written in key order at the end of the batch: one
-/// contact's entries then land on neighbouring pages, where event order would scatter them over the table. Each
-/// entry is also a score change of the change feed (L2): `changes` maps its `u64 BE seq · u32 BE index` to the
-/// contact id, in log order.
-public struct AuditBatch {
-    private var records: [(key: [UInt8], value: [UInt8])] = []
-    private var changes: [(key: [UInt8], contact: String)] = []
-
-    public init() {}
-
-    /// Adds the audit entries of one event's awards to one contact, indexed from `firstIndex` (a clock event's
-    /// aging pass numbers its entries across contacts and transactions).
-    public mutating func add(contact: String, _ entries: [AuditEntry], firstIndex: UInt32 = 0) {
-        // An event's awards are bounded by the actions of a rules file (see AuditCodec), far below 2^32; a clock
-        // event's by the awards due, which the pass counts in a u32.
-        precondition(
-            entries.count <= Int(UInt32.max - firstIndex), "more audit entries for one event than the index holds")
-        for (offset, entry) in entries.enumerated() {
-            let index = firstIndex + UInt32(offset)
-            records.append((AuditCodec.key(contact: contact, seq: entry.seq, index: index), AuditCodec.encode(entry)))
-            changes.append((ChangeCodec.key(seq: entry.seq, index: index), contact))
-        }
-    }
-
-    fileprivate mutating func sorted() -> [(key: [UInt8], value: [UInt8])] {
-        records.sort { keyPrecedes($0.key, $1.key) }
-        return records
-    }
-
-    fileprivate mutating func sortedChanges() -> [(key: [UInt8], contact: String)] {
-        changes.sort { keyPrecedes($0.key, $1.key) }
-        return changes
-    }
-}
-
-/// The change feed's index (L2): `u64 BE seq · u32 BE index` (an audit entry's position) → the contact id.
-enum ChangeCodec {
-    static func key(seq: UInt64, index: UInt32) -> [UInt8] {
-        SequenceKey.encode(seq) + withUnsafeBytes(of: index.bigEndian) { Array($0) }
-    }
-}
-
 extension ProjectionTransaction {
-    /// Records a batch's audit entries, in key order.
-    public func addAudit(_ batch: AuditBatch) throws {
-        var batch = batch
-        for record in batch.sorted() { try txn.put(store.audit, record.key, record.value) }
-        for change in batch.sortedChanges() { try txn.put(store.changes, change.key, Array(change.contact.utf8)) }
-    }
-
     /// Visits the score changes in log order from the position after (`seq`, `index`) — after every change of
     /// `seq` when `index` is nil — until `body` returns false: each with its position, contact and audit entry.
     public func forEachChange(
         after seq: UInt64, index: UInt32?, _ body: (UInt64, UInt32, String, AuditEntry) throws -> Bool
     ) throws {
-        let start =
-            index.map { ChangeCodec.key(seq: seq, index: $0) + [0] }
-            ?? ChangeCodec.key(seq: seq &+ 1, index: 0)
         guard seq < .max || index != nil else { return }
-        try txn.scan(store.changes, from: start) { key, value in
-            guard key.count == 12 else {
-                throw CorruptRecordError(table: "changes", message: "key of \(key.count) bytes")
-            }
-            let seq = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key[0..<8])) ?? 0
-            let index = key[8..<12].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            let contact = String(decoding: value, as: UTF8.self)
-            let auditKey = AuditCodec.key(contact: contact, seq: seq, index: index)
-            guard let raw = try txn.get(store.audit, auditKey) else {
-                throw CorruptRecordError(
-                    table: "changes", message: "no audit entry for \(seq).\(index) of \"\(contact)\"")
-            }
-            return try body(seq, index, contact, try raw.withUnsafeBytes { try AuditCodec.decode($0, seq: seq) })
+        let start =
+            index.map { AuditCodec.key(AuditPosition(seq: seq, index: $0)) + [0] }
+            ?? AuditCodec.key(AuditPosition(seq: seq &+ 1, index: 0))
+        try txn.scan(store.audit, from: start) { key, value in
+            let position = try AuditCodec.position(key)
+            let record = try AuditCodec.decodeRecord(value, at: position)
+            return try body(position.seq, position.index, record.contact, record.entry)
         }
     }
 
@@ -151,20 +151,42 @@ extension ProjectionTransaction {
         return entries
     }
 
-    /// Visits a contact's audit entries in log order, one decoded at a time.
+    /// Visits a contact's audit entries in log order, one decoded at a time: memory follows the number of entries
+    /// (16 bytes each, their positions), not their size.
     public func forEachAudit(contact: String, _ body: (AuditEntry) throws -> Void) throws {
-        let prefix = AuditCodec.prefix(contact: contact)
-        try txn.scan(store.audit, from: prefix) { key, value in
-            guard key.starts(with: prefix) else { return false }
-            // The length-prefixed contact makes every key with this prefix the contact's: one of another length is
-            // damage, not the end of the range (ending there would hide the rest of the trail).
-            guard key.count == prefix.count + 8 + AuditCodec.indexWidth else {
-                throw CorruptRecordError(
-                    table: "audit", message: "key of \(key.count) bytes for contact \"\(contact)\"")
-            }
-            let seq = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key[prefix.count..<(prefix.count + 8)])) ?? 0
-            try body(try AuditCodec.decode(value, seq: seq))
-            return true
+        for position in try auditChain(contact) { try body(try auditEntry(at: position)) }
+    }
+
+    /// The audit entry at `position`.
+    func auditEntry(at position: AuditPosition) throws -> AuditEntry {
+        guard let value = try txn.get(store.audit, AuditCodec.key(position)) else {
+            throw CorruptRecordError(table: "audit", message: "no entry \(position.seq).\(position.index)")
         }
+        return try value.withUnsafeBytes { try AuditCodec.decodeRecord($0, at: position).entry }
+    }
+
+    /// The positions of a contact's audit entries, in log order: its chain walked back from the last entry its
+    /// trail names. A broken chain is damage, reported rather than cut short (that would hide part of the trail).
+    func auditChain(_ contact: String) throws -> [AuditPosition] {
+        var chain: [AuditPosition] = []
+        var next = try trail(contact).lastAward
+        while let position = next {
+            guard let value = try txn.get(store.audit, AuditCodec.key(position)) else {
+                throw CorruptRecordError(
+                    table: "audit", message: "no entry \(position.seq).\(position.index) in the trail of \"\(contact)\""
+                )
+            }
+            let header = try value.withUnsafeBytes { try AuditCodec.header($0, at: position) }
+            guard ByteString(header.contact) == ByteString(contact) else {
+                throw CorruptRecordError(
+                    table: "audit",
+                    message: "entry \(position.seq).\(position.index) in the trail of \"\(contact)\" names "
+                        + "\"\(header.contact)\"")
+            }
+            chain.append(position)
+            next = header.previous
+        }
+        chain.reverse()
+        return chain
     }
 }

@@ -13,6 +13,15 @@ struct ByteWriter {
         withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
+    /// Big-endian, as keys hold numbers (byte order is numeric order).
+    mutating func bigEndian(_ value: UInt64) {
+        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func bigEndian(_ value: UInt32) {
+        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
     /// Unsigned LEB128.
     mutating func varint(_ value: UInt64) {
         var v = value
@@ -112,6 +121,18 @@ struct ByteReader {
         for offset in 0..<8 { value |= UInt64(bytes[index + offset]) << (8 * offset) }
         index += 8
         return Int64(bitPattern: value)
+    }
+
+    mutating func bigEndian64() throws(CorruptRecordError) -> UInt64 {
+        guard index + 8 <= bytes.count else { throw corrupt("truncated") }
+        defer { index += 8 }
+        return bytes[index..<(index + 8)].reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    mutating func bigEndian32() throws(CorruptRecordError) -> UInt32 {
+        guard index + 4 <= bytes.count else { throw corrupt("truncated") }
+        defer { index += 4 }
+        return bytes[index..<(index + 4)].reduce(0) { $0 << 8 | UInt32($1) }
     }
 
     mutating func varint() throws(CorruptRecordError) -> UInt64 {

@@ -3,7 +3,6 @@ public import TallyCore
 /// The tables that let one contact's state be derived again from its own events (issue 14, SPEC §9):
 ///
 /// ```
-/// history:       LEB128 length + contact id · u64 BE seq            → (empty)
 /// aliases:       0x01 · alias id                                    → the contact it resolves to
 ///                0x02 · LEB128 length + contact id · alias id      → (empty)   (a contact's aliases)
 /// clocks:        0x01 · u64 BE now with its sign bit flipped        → u64 BE seq of the clock event
@@ -11,9 +10,7 @@ public import TallyCore
 /// aging_awards:  u64 BE seq · u32 BE index (an aging award's key)   → u64 BE its due time, sign bit flipped
 /// ```
 ///
-/// `history` lists, per contact (the one its events resolve to), the sequence numbers of its events: behaviours,
-/// administrative changes, the merges it took part in and the delivery outcomes of its side effects. A merge
-/// (I3) and an erasure (I8) read a contact's events through it, at a cost that follows the contact's history.
+/// A contact's events are listed by `history` (see ``Trail``).
 /// `clocks` holds the clock events that moved the fold's now, so that a contact's re-fold finds the clock at
 /// which each of its awards aged; `aging_awards` finds a contact's waiting awards in the due index from its
 /// events' sequence numbers.
@@ -22,10 +19,6 @@ enum IdentityCodec {
     static let memberTag: UInt8 = 2
     static let clockByNowTag: UInt8 = 1
     static let clockBySeqTag: UInt8 = 2
-
-    static func historyKey(_ contact: String, _ seq: UInt64) -> [UInt8] {
-        ContactKey.prefix(contact) + SequenceKey.encode(seq)
-    }
 
     static func aliasKey(_ alias: String) -> [UInt8] { [aliasTag] + Array(alias.utf8) }
 
@@ -42,61 +35,7 @@ enum IdentityCodec {
     }
 }
 
-/// A batch's `history` records, written in key order at the end of the batch (one contact's land together, as
-/// the audit's do, where event order would scatter them).
-public struct HistoryBatch {
-    private var keys: [[UInt8]] = []
-
-    public init() {}
-
-    public mutating func add(_ contact: String, seq: UInt64) { keys.append(IdentityCodec.historyKey(contact, seq)) }
-
-    fileprivate mutating func sorted() -> [[UInt8]] {
-        keys.sort(by: keyPrecedes)
-        return keys
-    }
-}
-
 extension ProjectionTransaction {
-    // MARK: history
-
-    /// Records a batch's history, in key order.
-    public func addHistory(_ batch: HistoryBatch) throws {
-        var batch = batch
-        for key in batch.sorted() { try txn.put(store.history, key, []) }
-    }
-
-    /// Records that the event at `seq` is `contact`'s.
-    public func addHistory(_ contact: String, seq: UInt64) throws {
-        try txn.put(store.history, IdentityCodec.historyKey(contact, seq), [])
-    }
-
-    /// The sequence numbers of `contact`'s events, in log order (the first `limit` of them).
-    public func history(_ contact: String, limit: Int = .max) throws -> [UInt64] {
-        let prefix = ContactKey.prefix(contact)
-        var seqs: [UInt64] = []
-        try txn.scan(store.history, from: prefix) { key, _ in
-            guard key.count == prefix.count + 8, key.starts(with: prefix) else { return false }
-            guard let seq = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key[prefix.count...])) else {
-                throw CorruptRecordError(table: "history", message: "key without a sequence number")
-            }
-            seqs.append(seq)
-            return seqs.count < limit
-        }
-        return seqs
-    }
-
-    /// The sequence number of `contact`'s first event, nil for a contact without history.
-    public func firstHistory(_ contact: String) throws -> UInt64? { try history(contact, limit: 1).first }
-
-    /// Removes `contact`'s history and returns it.
-    @discardableResult
-    public func removeHistory(_ contact: String) throws -> [UInt64] {
-        let seqs = try history(contact)
-        for seq in seqs { _ = try txn.delete(store.history, IdentityCodec.historyKey(contact, seq)) }
-        return seqs
-    }
-
     // MARK: aliases
 
     /// The contact `id` resolves to when it is an alias (I2); nil when it is not one.
@@ -211,34 +150,6 @@ extension ProjectionTransaction {
         for (url, visit) in rows { try txn.put(store.urlVisits, prefix + Array(url.utf8), URLVisitCodec.encode(visit)) }
     }
 
-    /// Moves `from`'s audit trail into `into`'s (I4): each entry keeps its position in the log and is marked with
-    /// the contact it was made for; the change feed's positions name `into` from now on.
-    public func moveAudit(from: String, into: String) throws {
-        let prefix = AuditCodec.prefix(contact: from)
-        var moved: [(seq: UInt64, index: UInt32, entry: AuditEntry)] = []
-        try txn.scan(store.audit, from: prefix) { key, value in
-            guard key.starts(with: prefix) else { return false }
-            guard key.count == prefix.count + 8 + AuditCodec.indexWidth,
-                let seq = SequenceKey.decode(UnsafeRawBufferPointer(rebasing: key[prefix.count..<(prefix.count + 8)]))
-            else { throw CorruptRecordError(table: "audit", message: "key of \(key.count) bytes for \"\(from)\"") }
-            let index = key[(prefix.count + 8)...].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            moved.append((seq, index, try AuditCodec.decode(value, seq: seq)))
-            return true
-        }
-        for (seq, index, entry) in moved {
-            var entry = entry
-            entry.origin = entry.origin ?? from
-            _ = try txn.delete(store.audit, AuditCodec.key(contact: from, seq: seq, index: index))
-            try txn.put(store.audit, AuditCodec.key(contact: into, seq: seq, index: index), AuditCodec.encode(entry))
-            try txn.put(store.changes, ChangeCodec.key(seq: seq, index: index), Array(into.utf8))
-        }
-    }
-
-    /// Moves `from`'s history into `into`'s.
-    public func moveHistory(from: String, into: String) throws {
-        for seq in try removeHistory(from) { try addHistory(into, seq: seq) }
-    }
-
     /// Deletes every record whose key starts with `prefix`.
     func removeRange(_ table: LMDBDatabase, prefix: [UInt8]) throws {
         var keys: [[UInt8]] = []
@@ -255,7 +166,7 @@ extension ProjectionTransaction {
     // MARK: erasure
 
     /// I8: removes every record of `contact` and its `aliases`: state and list indexes, sessions, URL facts,
-    /// waiting awards, audit trail and its change-feed positions, history, aliases and outbox entries. Returns
+    /// waiting awards, audit trail (its change-feed positions), history and trail, aliases and outbox entries. Returns
     /// the sequence numbers of its events (its history) and the email addresses the records held.
     public func erase(_ contact: String) throws -> (history: [UInt64], aliases: [String], emails: Set<String>) {
         var emails: Set<String> = []
@@ -267,17 +178,7 @@ extension ProjectionTransaction {
         try replaceURLVisits(contact: contact, with: [])
         let history = try removeHistory(contact)
         try removeAging(awardedAt: history)
-        let prefix = AuditCodec.prefix(contact: contact)
-        var positions: [[UInt8]] = []
-        try txn.scan(store.audit, from: prefix) { key, _ in
-            guard key.starts(with: prefix) else { return false }
-            positions.append(Array(key[prefix.count...]))
-            return true
-        }
-        for position in positions {
-            _ = try txn.delete(store.audit, prefix + position)
-            _ = try txn.delete(store.changes, position)
-        }
+        try removeAudit(contact)
         let aliases = try removeAliases(of: contact)
         for id in [contact] + aliases {
             _ = try txn.delete(store.existingDone, Array(id.utf8))

@@ -1,10 +1,11 @@
 public import TallyCore
 
 /// The projections folded from the log, in their own LMDB environment: `contacts` (contact id → encoded
-/// ``ContactState``), `sessions` (contact and session → the session's ``OpenHit``), `audit` (contact and
-/// sequence → ``AuditEntry``), `outbox` and `outbox_due` (side effects to deliver, see ``OutboxEntry``), `aging`
+/// ``ContactState``), `sessions` (contact and session → the session's ``OpenHit``), `audit` (every
+/// ``AuditEntry`` in log order, which is also the change feed, L2), `history` and `trails` (each contact's events
+/// and the ends of its chains, see ``Trail``), `outbox` and `outbox_due` (side effects to deliver, see ``OutboxEntry``), `aging`
 /// (the awards that will expire or decay, by due time, see ``AgingAward``), `scores` and `members` (the list
-/// indexes, ``ContactIndex``), `changes` (every score change in log order, L2), `url_visits` (per contact and URL,
+/// indexes, ``ContactIndex``), `url_visits` (per contact and URL,
 /// the facts every pattern's page-visit state derives from, U2) and `meta` (`checkpoint` → the last
 /// applied log sequence number, big-endian; `rules` → the version in force and the number of publications folded;
 /// `rebuild` → the sequence number of the rebuild event these projections were built for; `existing` → the
@@ -23,9 +24,9 @@ public final class ProjectionStore: Sendable {
     let aging: LMDBDatabase
     let scores: LMDBDatabase
     let members: LMDBDatabase
-    let changes: LMDBDatabase
     let urlVisits: LMDBDatabase
     let history: LMDBDatabase
+    let trails: LMDBDatabase
     let aliases: LMDBDatabase
     let clocks: LMDBDatabase
     let agingAwards: LMDBDatabase
@@ -50,9 +51,9 @@ public final class ProjectionStore: Sendable {
         aging = try environment.database("aging")
         scores = try environment.database("scores")
         members = try environment.database("members")
-        changes = try environment.database("changes")
         urlVisits = try environment.database("url_visits")
         history = try environment.database("history")
+        trails = try environment.database("trails")
         aliases = try environment.database("aliases")
         clocks = try environment.database("clocks")
         agingAwards = try environment.database("aging_awards")
@@ -67,7 +68,9 @@ public final class ProjectionStore: Sendable {
         }
     }
 
-    /// The projections' on-disk format (see Docs/format.md): 8 since contacts have a history, aliases and an
+    /// The projections' on-disk format (see Docs/format.md): 9 since `history` and `audit` are in log order, each
+    /// contact's records a chain ended by its `trails` record, and the audit is the change feed (`changes` is gone;
+    /// issue 16); 8 since contacts have a history, aliases and an
     /// anonymous flag, and the audit marks an entry's original contact (`history`, `aliases`, `clocks`,
     /// `aging_awards`; I1–I5, I8); 7 since the URL facts (`url_visits`, U2); 6 since lists and the change feed have their indexes
     /// (`scores`, `members`, `changes`, L1 L2); 5 since awards age (the `aging` table and the clock in
@@ -76,14 +79,14 @@ public final class ProjectionStore: Sendable {
     /// awards (C1, C2) and its `rearm` triggers' firings (T9); 2 since the audit key's index is a u32 (format 1 had
     /// a u8 that wrapped past 255 awards of one event), ids sort as bytes, and the outbox is folded from the log
     /// (T7).
-    public static let format: UInt8 = 8
+    public static let format: UInt8 = 9
 
     /// Every table with its name, in one order: what `verify` compares and the property test reads.
     var namedTables: [(name: String, table: LMDBDatabase)] {
         [
             ("contacts", contacts), ("sessions", sessions), ("audit", audit), ("outbox", outbox),
             ("outbox_due", outboxDue), ("aging", aging), ("scores", scores), ("members", members),
-            ("changes", changes), ("url_visits", urlVisits), ("history", history), ("aliases", aliases),
+            ("url_visits", urlVisits), ("history", history), ("trails", trails), ("aliases", aliases),
             ("clocks", clocks), ("aging_awards", agingAwards), ("existing_done", existingDone), ("meta", meta),
         ]
     }

@@ -14,15 +14,15 @@ struct AuditTableTests {
         let awards = (0..<300).map {
             Award(action: "a\($0)", group: nil, delta: 1, scoreAfter: Int64($0) + 1, reason: "email.open of \"n\"")
         }
-        var batch = AuditBatch()
-        batch.add(contact: "c", awards.map { AuditEntry($0, of: logged, version: 1) })
-        try store.update { txn in try txn.addAudit(batch) }
+        var batch = TrailBatch()
+        batch.awards(contact: "c", awards.map { AuditEntry($0, of: logged, version: 1) })
+        try store.update { txn in try txn.append(batch) }
         let entries = try store.read { txn in try txn.audit(contact: "c") }
         #expect(entries.count == 300)
         #expect(entries.map(\.action) == (0..<300).map { "a\($0)" })
         #expect(entries.map(\.delta).reduce(0, +) == 300)
         #expect(entries.last?.scoreAfter == 300)
-        #expect(AuditCodec.key(contact: "c", seq: 7, index: 300).suffix(4) == [0, 0, 1, 44], "u32 big-endian index")
+        #expect(AuditCodec.key(AuditPosition(seq: 7, index: 300)) == [0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 1, 44])
     }
 
     @Test("T4 a trigger_existing pass resumes after its last contact by bytes: an equivalent next id is not skipped")
@@ -39,10 +39,12 @@ struct AuditTableTests {
     }
 
     /// Each older format and what it lacks: 1 a u8 audit index, 2 contact records without caps or rearm records
-    /// (C1 C2 T9), 3 without fields or fit-score awards (F1 F2), 4 without the aging index and the clock (D1–D4).
+    /// (C1 C2 T9), 3 without fields or fit-score awards (F1 F2), 4 without the aging index and the clock (D1–D4),
+    /// 5 without the list indexes (L1 L2), 6 without URL facts (U2), 7 without histories (I1–I8), 8 with `history`
+    /// and `audit` keyed by contact (issue 16).
     @Test(
         "projections in an older format are refused with what to do, not misread",
-        arguments: [1, 2, 3, 4, 5, 6, 7] as [UInt8])
+        arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt8])
     func olderFormatIsRefused(format: UInt8) throws {
         let directory = try TemporaryDirectory()
         do {
@@ -58,6 +60,6 @@ struct AuditTableTests {
                 "holds on-disk format \(format), and this version of Tally reads format \(ProjectionStore.format)")
                 && text.contains("fold the log afresh")
         }
-        #expect(ProjectionStore.format == 8)
+        #expect(ProjectionStore.format == 9)
     }
 }

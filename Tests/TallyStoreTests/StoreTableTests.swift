@@ -111,45 +111,90 @@ struct StoreTableTests {
     }
 
     @Test(
-        "A1 audit: entries round-trip through the table in log order per contact; garbage is a corrupt `audit` record")
+        "A1 audit: entries round-trip in log order per contact across batches; the table is the change feed (L2)")
     func auditTable() throws {
         let directory = try TemporaryDirectory()
         let store = try ProjectionStore(directory: directory.path, mapSize: 1 << 20)
-        var batch = AuditBatch()
         let later = CodecTests.entries.map { entry -> AuditEntry in
             var entry = entry
             entry.seq = 9
             return entry
         }
-        batch.add(contact: "c", later)
-        batch.add(contact: "c", CodecTests.entries)
-        batch.add(contact: "cc", [CodecTests.entries[0]])
-        try store.update { txn in try txn.addAudit(batch) }
+        var first = TrailBatch()
+        first.awards(contact: "c", CodecTests.entries)
+        first.awards(contact: "cc", [CodecTests.entries[0]], firstIndex: 3)
+        var second = TrailBatch()
+        second.awards(contact: "c", later)
+        try store.update { txn in try txn.append(first) }
+        try store.update { txn in try txn.append(second) }
         #expect(try store.read { try $0.audit(contact: "c") } == CodecTests.entries + later)
         #expect(try store.read { try $0.audit(contact: "cc") } == [CodecTests.entries[0]])
         #expect(try store.read { try $0.audit(contact: "nobody") } == [])
-        let audit = try store.environment.database("audit")
-        try store.environment.write { txn in
-            _ = try txn.put(audit, AuditCodec.key(contact: "c", seq: 8, index: 0), [1, 1, 0])
+        var feed: [String] = []
+        try store.read { txn in
+            try txn.forEachChange(after: 0, index: nil) { seq, index, contact, _ in
+                feed.append("\(seq).\(index) \(contact)")
+                return true
+            }
         }
-        #expect(performing: { _ = try store.read { try $0.audit(contact: "c") } }, throws: Self.isCorrupt("audit"))
-        #expect(try store.read { try $0.audit(contact: "cc") }.count == 1, "another contact's range is not read")
+        #expect(feed == ["7.0 c", "7.1 c", "7.2 c", "7.3 cc", "9.0 c", "9.1 c", "9.2 c"])
+        #expect(try store.indexDifferences() == [])
+        // An append before the contact's last entry is refused.
+        #expect(performing: { try store.update { txn in try txn.append(first) } }, throws: { $0 is TrailOrderError })
     }
 
-    @Test("A2 audit: a malformed key in a contact's range is a corrupt `audit` record, not the silent end of its trail")
-    func corruptAuditKey() throws {
+    @Test(
+        "A2 audit: a chain that names a missing entry or another contact's is a corrupt `audit` record, not a short trail"
+    )
+    func brokenAuditChain() throws {
         let directory = try TemporaryDirectory()
         let store = try ProjectionStore(directory: directory.path, mapSize: 1 << 20)
-        var batch = AuditBatch()
-        batch.add(contact: "c", CodecTests.entries)
-        try store.update { txn in try txn.addAudit(batch) }
+        var batch = TrailBatch()
+        batch.awards(contact: "c", CodecTests.entries)
+        batch.awards(contact: "d", [CodecTests.entries[0]], firstIndex: 3)
+        try store.update { txn in try txn.append(batch) }
         let audit = try store.environment.database("audit")
         let value = AuditCodec.encode(CodecTests.entries[0])
-        // The contact's prefix and a sequence number, without the index: sorts before the entries of seq 7.
+        // The middle entry of "c" rewritten as one of "d": the chain of "c" runs through another contact's entry.
         try store.environment.write { txn in
-            _ = try txn.put(audit, AuditCodec.prefix(contact: "c") + SequenceKey.encode(1), value)
+            let record = AuditCodec.record(contact: "d", previous: nil, entry: value)
+            _ = try txn.put(audit, AuditCodec.key(AuditPosition(seq: 7, index: 1)), record)
         }
         #expect(performing: { _ = try store.read { try $0.audit(contact: "c") } }, throws: Self.isCorrupt("audit"))
+        #expect(try store.indexDifferences().contains { $0.hasPrefix("audit:") }, "verify names the broken chain")
+        try store.environment.write { txn in
+            _ = try txn.delete(audit, AuditCodec.key(AuditPosition(seq: 7, index: 1)))
+        }
+        #expect(performing: { _ = try store.read { try $0.audit(contact: "c") } }, throws: Self.isCorrupt("audit"))
+        #expect(try store.read { try $0.audit(contact: "d") }.count == 1, "another contact's chain is not read")
+    }
+
+    @Test("I3 I8 history: events chain per contact in log order; a merge makes one chain of both; erasure empties it")
+    func historyChains() throws {
+        let directory = try TemporaryDirectory()
+        let store = try ProjectionStore(directory: directory.path, mapSize: 1 << 20)
+        var batch = TrailBatch()
+        for (seq, contact) in [(1, "a"), (2, "b"), (3, "a"), (5, "b"), (8, "a")] as [(UInt64, String)] {
+            batch.event(contact, seq: seq)
+        }
+        try store.update { txn in try txn.append(batch) }
+        #expect(try store.read { try $0.history("a") } == [1, 3, 8])
+        #expect(try store.read { try $0.firstHistory("b") } == 2)
+        #expect(try store.indexDifferences() == [])
+        try store.update { txn in
+            try txn.addHistory("a", seq: 9)
+            try txn.addHistory("b", seq: 9)  // a merge both took part in
+            try txn.moveHistory(from: "b", into: "a")
+        }
+        #expect(try store.read { try $0.history("a") } == [1, 2, 3, 5, 8, 9])
+        #expect(try store.read { try $0.history("b") } == [])
+        #expect(try store.read { try $0.trail("b") } == Trail(), "an empty trail is not stored")
+        #expect(try store.indexDifferences() == [])
+        #expect(try store.update { txn in try txn.removeHistory("a") } == [1, 2, 3, 5, 8, 9])
+        #expect(try store.read { try $0.firstHistory("a") } == nil)
+        #expect(try store.indexDifferences() == [])
+        let history = try store.environment.database("history")
+        #expect(try store.environment.read { txn in try txn.get(history, HistoryCodec.key(1, "a")) } == nil)
     }
 
     @Test("A5 meta: the checkpoint, the rules cursor, the rebuild seq and the T4 pass round-trip and survive reopening")
