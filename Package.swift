@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "TallyEngine",
             dependencies: [
-                "TallyAPI", "TallyCore", "TallyStore", "TallyDelivery",
+                "TallyAPI", "TallyCore", "TallyStore", "TallyDelivery", "CMalloc",
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import CMalloc
 import Foundation
 public import Logging
 import Synchronization
@@ -155,13 +156,21 @@ public final class Projector: Sendable {
         // When the last batch ended, and how many events it folded: what tells a stream of commits from single ones.
         var lastStep = ContinuousClock.now - .seconds(1)
         var lastBatch: UInt64 = 0
+        var switched = false
         while !isStopping {
+            if switched {
+                // The replaced environment closed when the last iteration let go of its folder: the pages it and the
+                // rebuild's transactions held go back to the system instead of staying in malloc's free lists.
+                malloc_trim(0)
+                switched = false
+            }
             let (folder, handover) = state.withLock { state in
                 defer { state.handover = nil }
                 return (state.folder, state.handover)
             }
             if let handover {
                 switchTo(handover, from: folder)
+                switched = true
                 continue
             }
             let jobs = takeJobs()
