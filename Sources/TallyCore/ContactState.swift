@@ -112,10 +112,12 @@ public struct CapState: Sendable, Equatable {
         guard keep > 0 else { return }
         let index = recent.firstIndex(where: { $0 > at }) ?? recent.endIndex
         recent.insert(at, at: index)
-        if recent.count > keep {
-            let dropped = recent.prefix(recent.count - keep)
-            if let latest = dropped.last { forgotten = max(forgotten ?? latest, latest) }
-            recent.removeFirst(dropped.count)
+        let excess = recent.count - keep
+        if excess > 0 {
+            // No slice of `recent` is held across the removal: it would share the buffer and make it copy.
+            let latest = recent[excess - 1]
+            forgotten = max(forgotten ?? latest, latest)
+            recent.removeFirst(excess)
         }
     }
 }
@@ -204,6 +206,12 @@ public struct VisitStats: Sendable, Equatable {
         self.hits = hits
         self.lastAt = lastAt
         self.dwell = dwell
+    }
+
+    /// Counts a matching hit at `at` (U3, U4).
+    mutating func count(at: Int64) {
+        hits += 1
+        lastAt = at
     }
 }
 

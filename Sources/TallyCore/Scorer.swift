@@ -60,15 +60,12 @@ public struct Scorer: Sendable {
         default:
             outcome.awards = apply(event, to: &state, openHit: &openHit)
         }
-        var changed: [String?] = []  // the scores that moved: usually none or one, so an array, not a set
-        var before: [Int64] = []  // each changed score before the event (T8)
-        for award in outcome.awards where award.delta != 0 && !changed.contains(award.group) {
-            changed.append(award.group)
-            before.append(award.scoreAfter &- award.delta)
+        var changed = ScoreChanges()
+        for award in outcome.awards where award.delta != 0 {
+            changed.add(award.group, before: award.scoreAfter &- award.delta)
         }
         triggers.evaluate(
-            contact: event.contact, state: &state, changed: changed, before: before, isNew: isNew, at: event.at,
-            outcome: &outcome)
+            contact: event.contact, state: &state, changed: changed, isNew: isNew, at: event.at, outcome: &outcome)
         return outcome
     }
 
@@ -92,7 +89,7 @@ public struct Scorer: Sendable {
     public func fireReached(contact: String, state: inout ContactState, at: Int64) -> FoldOutcome {
         var outcome = FoldOutcome()
         triggers.evaluate(
-            contact: contact, state: &state, changed: [], before: [], isNew: true, at: at, outcome: &outcome)
+            contact: contact, state: &state, changed: ScoreChanges(), isNew: true, at: at, outcome: &outcome)
         return outcome
     }
 
@@ -120,7 +117,8 @@ public struct Scorer: Sendable {
                     : "decayed: \(made) is \(age) old and keeps \(step.keep)% = \(award.remaining)")
         ]
         triggers.evaluate(
-            contact: award.contact, state: &state, changed: [award.group], before: [before], isNew: false, at: due,
+            contact: award.contact, state: &state, changed: ScoreChanges(award.group, before: before), isNew: false,
+            at: due,
             outcome: &outcome)
         return outcome
     }
@@ -219,7 +217,7 @@ public struct Scorer: Sendable {
         for action in actionsByType[event.type] ?? [] {
             let item = event.item ?? ""
             guard action.items.isEmpty || action.items.contains(ByteString(item)) else { continue }  // S1, as bytes
-            award(action, event, "\(event.type.name) of \"\(item)\"", &state, &awards)
+            award(action, event, Self.reason(event.type, item: item), &state, &awards)
         }
         return awards
     }
@@ -233,17 +231,36 @@ public struct Scorer: Sendable {
         guard action.repeatable || !state.awarded.contains(action.id) else { return }  // S3
         if !action.repeatable { state.awarded.insert(action.id) }
         if action.isCapped {
-            var cap = state.caps[action.id] ?? CapState()
-            if let maxAwards = action.maxAwards, cap.count >= maxAwards { return }  // C1
-            if let maxPer = action.maxPer, !cap.allows(maxPer, at: event.at) { return }  // C2, on event time
-            cap.record(at: event.at, keep: action.maxPer.map { Int($0.count) } ?? 0)
-            state.caps[action.id] = cap
+            guard Self.capAllows(action, state.caps[action.id], at: event.at) else { return }
+            // Recorded in place: a copy taken out of `caps` would share its buffer and copy it on the insert.
+            state.caps[action.id, default: CapState()].record(
+                at: event.at, keep: action.maxPer.map { Int($0.count) } ?? 0)
         }
         let applied = state.add(action.delta, group: action.group)  // S4
         awards.append(
             Award(
                 action: action.id, group: action.group, delta: applied, scoreAfter: state.score(group: action.group),
                 reason: reason(), aging: action.aging))
+    }
+
+    /// The reason of an item event's award, `email.open of "newsletter-3"`, written into one allocation.
+    private static func reason(_ type: EventType, item: String) -> String {
+        let name = type.name
+        var reason = ""
+        reason.reserveCapacity(name.utf8.count + item.utf8.count + 6)
+        reason += name
+        reason += " of \""
+        reason += item
+        reason += "\""
+        return reason
+    }
+
+    /// C1, C2: whether the action's caps allow another award at `at`.
+    private static func capAllows(_ action: PointAction, _ cap: CapState?, at: Int64) -> Bool {
+        let cap = cap ?? CapState()
+        if let maxAwards = action.maxAwards, cap.count >= maxAwards { return false }  // C1
+        if let maxPer = action.maxPer, !cap.allows(maxPer, at: at) { return false }  // C2, on event time
+        return true
     }
 
     /// U2–U6: close the session's open hit, update every pattern's visit state, then judge the actions.
@@ -253,47 +270,46 @@ public struct Scorer: Sendable {
     )
         -> [Award]
     {
-        // What this hit does to each pattern, by index in `patterns` (no hashing of pattern keys per hit).
-        var marks = [PatternMark](repeating: PatternMark(), count: patterns.count)
-
-        // U5: this hit closes the open hit of its session, crediting its dwell to the patterns it matched.
-        if event.session != nil, let open = openHit {
-            let closedDwell = min(max(event.at - open.at, 0), sessionTimeout)
-            closed = (open.url, closedDwell)
-            for index in patterns.indices where patterns[index].matches(open.url) {
-                state.visits[patterns[index].key, default: VisitStats()].dwell += closedDwell
-                marks[index].closed = true
+        // What this hit does to each pattern, by index in `patterns` (no hashing of pattern keys per hit), on the
+        // stack for a rules file's few patterns.
+        withUnsafeTemporaryAllocation(of: PatternMark.self, capacity: patterns.count) { marks in
+            marks.initialize(repeating: PatternMark())
+            // U5: this hit closes the open hit of its session, crediting its dwell to the patterns it matched.
+            if event.session != nil, let open = openHit {
+                let closedDwell = min(max(event.at - open.at, 0), sessionTimeout)
+                closed = (open.url, closedDwell)
+                for index in patterns.indices where patterns[index].matches(open.url) {
+                    state.visits[patterns[index].key, default: VisitStats()].dwell += closedDwell
+                    marks[index].closed = true
+                }
             }
-        }
-        openHit = event.session == nil ? nil : OpenHit(at: event.at, url: url)
+            openHit = event.session == nil ? nil : OpenHit(at: event.at, url: url)
 
-        // U2–U4: count this hit for the patterns it matches; remember the previous matching hit's time.
-        for index in patterns.indices where patterns[index].matches(url) {
-            var stats = state.visits[patterns[index].key, default: VisitStats()]
-            marks[index].previousAt = stats.lastAt
-            stats.hits += 1
-            stats.lastAt = event.at
-            state.visits[patterns[index].key] = stats
-            marks[index].matched = true
-        }
+            // U2–U4: count this hit for the patterns it matches; remember the previous matching hit's time.
+            for index in patterns.indices where patterns[index].matches(url) {
+                marks[index].previousAt = state.visits[patterns[index].key]?.lastAt
+                state.visits[patterns[index].key, default: VisitStats()].count(at: event.at)
+                marks[index].matched = true
+            }
 
-        // U6: judge every action whose pattern this hit matches, and time_spent actions whose pattern the closed
-        // hit matched.
-        var awards: [Award] = []
-        for (action, index) in urlActions {
-            let mark = marks[index]
-            let closesMatching = mark.closed && action.conditions.timeSpent != nil
-            guard mark.matched || closesMatching else { continue }
-            let pattern = patterns[index]
-            let stats = state.visits[pattern.key] ?? VisitStats()
-            guard
-                let reason = judge(
-                    action.conditions, stats: stats, matching: mark.matched, previousAt: mark.previousAt,
-                    at: event.at, url: url, pattern: pattern)
-            else { continue }
-            award(action, event, reason, &state, &awards)
+            // U6: judge every action whose pattern this hit matches, and time_spent actions whose pattern the
+            // closed hit matched; the reason is written only for an award.
+            var awards: [Award] = []
+            for (action, index) in urlActions {
+                let mark = marks[index]
+                let closesMatching = mark.closed && action.conditions.timeSpent != nil
+                guard mark.matched || closesMatching else { continue }
+                let pattern = patterns[index]
+                let stats = state.visits[pattern.key] ?? VisitStats()
+                guard
+                    let judgment = Judgment(
+                        action.conditions, stats: stats, matching: mark.matched, previousAt: mark.previousAt,
+                        at: event.at)
+                else { continue }
+                award(action, event, judgment.reason(url: url, pattern: pattern), &state, &awards)
+            }
+            return awards
         }
-        return awards
     }
 
     /// What one `url.hit` did to one pattern.
@@ -306,34 +322,45 @@ public struct Scorer: Sendable {
         var previousAt: Int64?
     }
 
-    /// Whether all configured conditions hold at this evaluation; the measured values in words when they do.
-    private func judge(
-        _ conditions: URLConditions, stats: VisitStats, matching: Bool, previousAt: Int64?, at: Int64, url: String,
-        pattern: URLPattern
-    ) -> String? {
-        var parts = [matching ? "visited \(url) (matches \(pattern.text))" : "left a page matching \(pattern.text)"]
-        if let needed = conditions.pageHits {
+    /// The measured values of a `url.hit` action's conditions when they all hold (U6): what its reason states.
+    private struct Judgment {
+        let conditions: URLConditions
+        let matching: Bool
+        let hits: Int64
+        let gap: Int64?
+        let dwell: Int64
+
+        /// Nil unless every configured condition holds at this evaluation.
+        init?(_ conditions: URLConditions, stats: VisitStats, matching: Bool, previousAt: Int64?, at: Int64) {
             // On a closing hit that does not match, only the earlier matching hits are counted (U6).
-            guard stats.hits >= Int64(needed) else { return nil }
-            parts.append("page_hits \(stats.hits) ≥ \(needed)")
+            if let needed = conditions.pageHits, stats.hits < Int64(needed) { return nil }
+            var gap: Int64?
+            if conditions.returnsWithin != nil || conditions.returnsAfter != nil {
+                guard matching, let previousAt else { return nil }  // U4: the first matching hit satisfies neither
+                gap = at - previousAt
+                guard let gap, gap >= 0 else { return nil }
+                if let within = conditions.returnsWithin, gap > within { return nil }
+                if let after = conditions.returnsAfter, gap < after { return nil }
+            }
+            if let needed = conditions.timeSpent, stats.dwell < needed { return nil }
+            (self.conditions, self.matching, self.hits, self.gap, self.dwell) =
+                (conditions, matching, stats.hits, gap, stats.dwell)
         }
-        if conditions.returnsWithin != nil || conditions.returnsAfter != nil {
-            guard matching, let previousAt else { return nil }  // U4: the first matching hit satisfies neither
-            let gap = at - previousAt
-            guard gap >= 0 else { return nil }
-            if let within = conditions.returnsWithin {
-                guard gap <= within else { return nil }
+
+        /// The measured values in words.
+        func reason(url: String, pattern: URLPattern) -> String {
+            var parts = [matching ? "visited \(url) (matches \(pattern.text))" : "left a page matching \(pattern.text)"]
+            if let needed = conditions.pageHits { parts.append("page_hits \(hits) ≥ \(needed)") }
+            if let gap, let within = conditions.returnsWithin {
                 parts.append("returned after \(DurationText.describe(gap)) ≤ \(DurationText.format(within))")
             }
-            if let after = conditions.returnsAfter {
-                guard gap >= after else { return nil }
+            if let gap, let after = conditions.returnsAfter {
                 parts.append("returned after \(DurationText.describe(gap)) ≥ \(DurationText.format(after))")
             }
+            if let needed = conditions.timeSpent {
+                parts.append("time spent \(DurationText.describe(dwell)) ≥ \(DurationText.format(needed))")
+            }
+            return parts.joined(separator: ", ")
         }
-        if let needed = conditions.timeSpent {
-            guard stats.dwell >= needed else { return nil }
-            parts.append("time spent \(DurationText.describe(stats.dwell)) ≥ \(DurationText.format(needed))")
-        }
-        return parts.joined(separator: ", ")
     }
 }

@@ -29,6 +29,34 @@ public struct FoldOutcome: Sendable, Equatable {
     public init() {}
 }
 
+/// The scores one event changed (`nil` is the main score), each with its value before the event (T8): usually none
+/// or one, so the first is held inline and only a second allocates.
+struct ScoreChanges {
+    private var first: (group: String?, before: Int64)?
+    private var more: [(group: String?, before: Int64)] = []
+
+    init() {}
+
+    /// One changed score.
+    init(_ group: String?, before: Int64) {
+        first = (group, before)
+    }
+
+    var isEmpty: Bool { first == nil }
+
+    /// Records that `group` changed from `before`, unless an earlier award of the event changed it already.
+    mutating func add(_ group: String?, before: Int64) {
+        guard self.before(group) == nil else { return }
+        if first == nil { first = (group, before) } else { more.append((group, before)) }
+    }
+
+    /// The score's value before the event; nil when the event did not change it.
+    func before(_ group: String?) -> Int64? {
+        if let first, first.group == group { return first.before }
+        return more.first { $0.group == group }?.before
+    }
+}
+
 /// Point triggers (T1–T3, T5, T8, T9): which trigger events fire for a contact after its scores change.
 struct TriggerEvaluator: Sendable {
     let triggers: [PointTrigger]
@@ -36,19 +64,19 @@ struct TriggerEvaluator: Sendable {
     /// Fires, in file order, the events of every trigger that watches a changed score (`nil` is the main score) —
     /// or every trigger when the contact is new — and is reached: a `min_points` trigger while the score is at
     /// least `min_points`, a `falls_below` trigger when this event took the score from `falls_below` or more to
-    /// less (T8). `before[i]` is the score `changed[i]` had before the event.
+    /// less (T8).
     func evaluate(
-        contact: String, state: inout ContactState, changed: [String?], before: [Int64], isNew: Bool, at: Int64,
+        contact: String, state: inout ContactState, changed: ScoreChanges, isNew: Bool, at: Int64,
         outcome: inout FoldOutcome
     ) {
         guard isNew || !changed.isEmpty else { return }
-        for trigger in triggers where isNew || changed.contains(trigger.group) {
+        for trigger in triggers where isNew || changed.before(trigger.group) != nil {
             let score = state.score(group: trigger.group)
             let reached: Bool
             let left: Bool
             if let threshold = trigger.fallsBelow {
-                guard let index = changed.firstIndex(of: trigger.group) else { continue }  // T8: no change, no fall
-                reached = before[index] >= threshold && score < threshold
+                guard let before = changed.before(trigger.group) else { continue }  // T8: no change, no fall
+                reached = before >= threshold && score < threshold
                 left = score >= threshold
             } else {
                 reached = score >= trigger.minPoints

@@ -21,12 +21,34 @@ public struct URLPattern: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { text }
 
-    /// Whether `url` matches this pattern.
+    /// Whether `url` matches this pattern. An ASCII URL (nearly all) is matched in place, lowercased byte by byte
+    /// as it is compared; any other is normalised into a copy first.
     public func matches(_ url: String) -> Bool {
-        let subject = Self.normalize(url, dropQuery: !keepsQuery)
-        if Self.glob(normalized, subject) { return true }
-        // `…/blog/*` also matches `…/blog/`, whose trailing slash normalisation removed.
-        return normalized.suffix(2).elementsEqual("/*".utf8) && Self.glob(normalized, subject + [0x2F])
+        let inPlace = url.utf8.withContiguousStorageIfAvailable { bytes -> Bool? in
+            guard bytes.allSatisfy({ $0 < 0x80 }) else { return nil }
+            var end = bytes.count
+            if !keepsQuery, let cut = bytes.firstIndex(where: { $0 == 0x3F || $0 == 0x23 }) { end = cut }
+            if end > 0, bytes[end - 1] == 0x2F { end -= 1 }
+            return matches(UnsafeBufferPointer(rebasing: bytes[..<end]), lowercasing: true)
+        }
+        if let inPlace, let result = inPlace { return result }
+        return matchesNormalizedCopy(url)
+    }
+
+    /// ``matches(_:)`` on a normalised copy of the URL: any URL's path, and the reference the in-place path is
+    /// tested against.
+    func matchesNormalizedCopy(_ url: String) -> Bool {
+        Self.normalize(url, dropQuery: !keepsQuery).withUnsafeBufferPointer { matches($0, lowercasing: false) }
+    }
+
+    /// Whether a URL, already cut at its query (when the pattern drops it) and trailing `/`, matches.
+    private func matches(_ subject: UnsafeBufferPointer<UInt8>, lowercasing: Bool) -> Bool {
+        normalized.withUnsafeBufferPointer { pattern in
+            if Self.glob(pattern, subject, lowercasing: lowercasing, slash: false) { return true }
+            // `…/blog/*` also matches `…/blog/`, whose trailing slash normalisation removed.
+            return pattern.count >= 2 && pattern[pattern.count - 2] == 0x2F && pattern[pattern.count - 1] == 0x2A
+                && Self.glob(pattern, subject, lowercasing: lowercasing, slash: true)
+        }
     }
 
     /// Whether the text starts with a URL scheme followed by `://`.
@@ -63,18 +85,27 @@ public struct URLPattern: Sendable, Hashable, CustomStringConvertible {
         return bytes
     }
 
-    /// Wildcard matching with `*` only, linear in practice (classic single-backtrack algorithm).
-    private static func glob(_ pattern: [UInt8], _ subject: [UInt8]) -> Bool {
+    /// Wildcard matching with `*` only, linear in practice (classic single-backtrack algorithm); the subject's
+    /// ASCII capitals compare as lower case with `lowercasing`, and `slash` appends a `/` to it.
+    private static func glob(
+        _ pattern: UnsafeBufferPointer<UInt8>, _ subject: UnsafeBufferPointer<UInt8>, lowercasing: Bool, slash: Bool
+    ) -> Bool {
+        let count = subject.count + (slash ? 1 : 0)
+        func byte(_ index: Int) -> UInt8 {
+            guard index < subject.count else { return 0x2F }
+            let byte = subject[index]
+            return lowercasing && (0x41...0x5A).contains(byte) ? byte | 0x20 : byte
+        }
         var p = 0
         var s = 0
         var star = -1
         var starMatch = 0
-        while s < subject.count {
+        while s < count {
             if p < pattern.count, pattern[p] == 0x2A {
                 star = p
                 starMatch = s
                 p += 1
-            } else if p < pattern.count, pattern[p] == subject[s] {
+            } else if p < pattern.count, pattern[p] == byte(s) {
                 p += 1
                 s += 1
             } else if star >= 0 {

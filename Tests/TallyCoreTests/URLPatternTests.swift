@@ -1,5 +1,6 @@
-import TallyCore
 import Testing
+
+@testable import TallyCore
 
 @Suite("URLPattern: url.hit patterns (U1)")
 struct URLPatternTests {
@@ -137,6 +138,24 @@ struct URLPatternTests {
             let text = String(String.UnicodeScalarView(scalars))
             #expect(URLPattern("*").matches(text), "\(text.debugDescription)")
         }
+    }
+
+    @Test("U1 an ASCII URL matched in place (no copy) agrees with the match of its normalised copy")
+    func inPlaceMatchesCopy() {
+        var random = SplitMix64(seed: 0x0_0451_A12)
+        let chars = Array("abAB/?#*.-é")
+        func text(_ range: ClosedRange<Int>) -> String {
+            String((0..<random.int(in: range)).map { _ in random.pick(chars) })
+        }
+        var matched = 0
+        for _ in 0..<20_000 {
+            let pattern = URLPattern("h://" + text(0...6))
+            let url = "h://" + text(0...8).filter { $0 != "é" }
+            let inPlace = pattern.matches(url)
+            #expect(inPlace == pattern.matchesNormalizedCopy(url), "\(pattern) vs \(url)")
+            if inPlace { matched += 1 }
+        }
+        #expect(matched > 1_000, "the generator makes matches, not only misses")
     }
 
     @Test(
