@@ -205,7 +205,11 @@ public final class Projector: Sendable {
             }
             do {
                 let rebuildBefore = folder.foldedRebuild
-                let behind = logHead.value - done > UInt64(4 * ProjectionFolder.catchUpBatchSize)
+                // Far behind, a projector that syncs each commit folds bigger batches (fewer syncs of the same hot
+                // pages); one that does not sync gains nothing from them but a bigger transaction's dirty pages, which
+                // LMDB holds in memory (and keeps on its free list).
+                let behind =
+                    durability == .commit && logHead.value - done > UInt64(4 * ProjectionFolder.catchUpBatchSize)
                 if try folder.step(size: behind ? ProjectionFolder.catchUpBatchSize : ProjectionFolder.batchSize) {
                     TallyMetrics.folded.increment(by: Int64(folder.checkpoint &- done))
                     projected.advance(to: try folder.completed())
@@ -268,7 +272,7 @@ public final class Projector: Sendable {
             try store.environment.deferSync()  // a crash before the switch restarts the rebuild; synced at the switch
             let folder = try ProjectionFolder(
                 log: log, emptyStore: store, sessionTimeout: sessionTimeout, version: version, until: seq)
-            while isCurrent(), try folder.step() {
+            while isCurrent(), try folder.step(size: ProjectionFolder.rebuildBatchSize) {
                 state.withLock { state in
                     guard state.generation == generation, var progress = state.progress else { return }
                     progress.replayed = folder.checkpoint
