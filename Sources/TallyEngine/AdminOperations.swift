@@ -193,8 +193,8 @@ extension TallyEngine {
     }
 
     /// A2, A6: a contact's audit trail summed up, optionally as of a time, with its newest `limit` entries; nil
-    /// for an unknown contact. Memory is bounded by `limit` entries and 16 bytes per entry of the contact's trail. An alias answers for
-    /// the contact it resolves to, whose trail holds the alias's entries (I4).
+    /// for an unknown contact. Memory is bounded by `limit` entries and 16 bytes per entry of the contact's trail.
+    /// An alias answers for the contact it resolves to, whose trail holds the alias's entries (I4).
     public func explain(
         contact: String, asOf: Int64? = nil, limit: Int = Explanation.defaultLimit
     ) async throws

@@ -111,7 +111,8 @@ public struct TrailOrderError: Error, CustomStringConvertible {
     public var table: String
 
     public var description: String {
-        "an append to `\(table)` for \"\(contact)\" is not after the contact's last record (the fold appends in log order)"
+        "an append to `\(table)` for \"\(contact)\" is not after the contact's last record "
+            + "(the fold appends in log order)"
     }
 }
 

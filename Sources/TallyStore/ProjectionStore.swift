@@ -3,9 +3,9 @@ public import TallyCore
 /// The projections folded from the log, in their own LMDB environment: `contacts` (contact id → encoded
 /// ``ContactState``), `sessions` (contact and session → the session's ``OpenHit``), `audit` (every
 /// ``AuditEntry`` in log order, which is also the change feed, L2), `history` and `trails` (each contact's events
-/// and the ends of its chains, see ``Trail``), `outbox` and `outbox_due` (side effects to deliver, see ``OutboxEntry``), `aging`
-/// (the awards that will expire or decay, by due time, see ``AgingAward``), `scores` and `members` (the list
-/// indexes, ``ContactIndex``), `url_visits` (per contact and URL,
+/// and the ends of its chains, see ``Trail``), `outbox` and `outbox_due` (side effects to deliver, see
+/// ``OutboxEntry``), `aging` (the awards that will expire or decay, by due time, see ``AgingAward``), `scores` and
+/// `members` (the list indexes, ``ContactIndex``), `url_visits` (per contact and URL,
 /// the facts every pattern's page-visit state derives from, U2) and `meta` (`checkpoint` → the last
 /// applied log sequence number, big-endian; `rules` → the version in force and the number of publications folded;
 /// `rebuild` → the sequence number of the rebuild event these projections were built for; `existing` → the
@@ -72,8 +72,8 @@ public final class ProjectionStore: Sendable {
     /// contact's records a chain ended by its `trails` record, and the audit is the change feed (`changes` is gone;
     /// issue 16); 8 since contacts have a history, aliases and an
     /// anonymous flag, and the audit marks an entry's original contact (`history`, `aliases`, `clocks`,
-    /// `aging_awards`; I1–I5, I8); 7 since the URL facts (`url_visits`, U2); 6 since lists and the change feed have their indexes
-    /// (`scores`, `members`, `changes`, L1 L2); 5 since awards age (the `aging` table and the clock in
+    /// `aging_awards`; I1–I5, I8); 7 since the URL facts (`url_visits`, U2); 6 since lists and the change feed have
+    /// their indexes (`scores`, `members`, `changes`, L1 L2); 5 since awards age (the `aging` table and the clock in
     /// `meta`, D1–D4); 4 since a contact's record keeps its fields (F1) and
     /// its fit scores' awards (F2); 3 since a contact's record keeps its capped actions'
     /// awards (C1, C2) and its `rearm` triggers' firings (T9); 2 since the audit key's index is a u32 (format 1 had

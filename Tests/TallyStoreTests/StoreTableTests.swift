@@ -144,7 +144,7 @@ struct StoreTableTests {
     }
 
     @Test(
-        "A2 audit: a chain that names a missing entry or another contact's is a corrupt `audit` record, not a short trail"
+        "A2 audit: a chain through a missing entry or another contact's is a corrupt `audit` record, not a short trail"
     )
     func brokenAuditChain() throws {
         let directory = try TemporaryDirectory()
