@@ -233,7 +233,8 @@ struct CrashTests {
             #expect(try store.read { try $0.audit(contact: contact.string) } == entries)
         }
         // A5: the daemon's own verify agrees.
-        #expect(try daemon.verify().passed)
+        let report = try daemon.verify()
+        #expect(report.passed, "\(report.differences)")
         #expect(fold.contacts.values.contains { !$0.visits.isEmpty && $0.tags.contains("warm") })
 
         // T7: every fired push was delivered, and none was sent again after its delivery was recorded.
