@@ -30,8 +30,10 @@ enum IdentityCodec {
         SequenceKey.decode(bytes).map { Int64(bitPattern: $0 ^ (1 << 63)) }
     }
 
+    /// An aging award's key: its audit position (the awarding event's seq and the award's index), encoded as the
+    /// `audit` table keys it.
     static func awardKey(seq: UInt64, index: UInt32) -> [UInt8] {
-        SequenceKey.encode(seq) + withUnsafeBytes(of: index.bigEndian) { Array($0) }
+        AuditCodec.key(AuditPosition(seq: seq, index: index))
     }
 }
 
