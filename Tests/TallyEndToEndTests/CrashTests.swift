@@ -176,8 +176,11 @@ struct CrashTests {
         }
         try daemon.start()
         defer { daemon.stop() }
-        // Let a rebuild that a crash interrupted finish, and the outbox drain.
+        // Let a rebuild that a crash interrupted finish, and the outbox drain. The projector first catches up with
+        // the log: a rebuild event it has not folded yet starts its rebuild only when folded.
         try AuditEndToEndTests.waitUntil(timeout: 120) {
+            let health = try daemon.ingest().request("GET", "/health").decode(HealthStatus.self)
+            guard health.projected >= health.logHead else { return false }
             let phase = try daemon.admin().request("GET", "/v1/rebuild").decode(RebuildStatus.self).rebuild?.phase
             let pending = try daemon.admin().request("GET", "/v1/outbox?state=pending").decode(OutboxList.self)
             return phase != .replaying && phase != .switching && pending.entries.isEmpty
