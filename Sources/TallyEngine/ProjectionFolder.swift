@@ -16,7 +16,7 @@ public import TallyStore
 /// `@unchecked Sendable` because ownership, not the type system, keeps it safe: its mutable state (rules,
 /// checkpoint, version and state caches) is only touched by the one thread that owns the folder — the
 /// projector's, or a rebuild's until it hands the folder over through the projector's `Mutex`, which orders the
-/// accesses.
+/// accesses. A ``FoldPipeline``'s writer thread only runs the static ``write(_:in:)`` on batches handed to it.
 public final class ProjectionFolder: @unchecked Sendable {
     /// Events folded per transaction.
     public static let batchSize = 10_000
@@ -56,11 +56,11 @@ public final class ProjectionFolder: @unchecked Sendable {
 
     public let log: EventLog
     public let store: ProjectionStore
-    public private(set) var rules: RulesState
+    public internal(set) var rules: RulesState
     /// The last sequence number folded.
     public internal(set) var checkpoint: UInt64
     /// The sequence number of the latest `rebuild` event folded by ``step(through:)``, if any.
-    public private(set) var foldedRebuild: UInt64?
+    public internal(set) var foldedRebuild: UInt64?
     private var versions: [Int64: RuleSet] = [:]
     let limits: Limits
     /// Whether the next step runs a batch of a pass that takes turns with the events (U2 backfill, T4).
@@ -174,135 +174,33 @@ public final class ProjectionFolder: @unchecked Sendable {
         // this thread changes aliases, so they are read before the transaction.
         let origins = try resolveAliases(&events)
         let backfilling = backfill.map { pass in (pass, pass.patterns.map { URLPattern($0) }) }
-        var rulesAfter = rules
-        var rebuildFolded: UInt64?
-        var working = Projection()
+        var batch = FoldedBatch(done: done, events: events, origins: origins, rules: rules)
         try store.update { txn in
-            (rulesAfter, rebuildFolded, working) = (rules, nil, Projection())  // `update` may run this again
-            guard try txn.checkpoint() == done else {
-                throw CorruptRecordError(table: "meta", message: "checkpoint moved under the projector")
+            batch = FoldedBatch(done: done, events: events, origins: origins, rules: rules)  // `update` may rerun
+            // Contacts absent from the store stay absent, so the fold sees them as new (T2). While a
+            // trigger_existing pass runs, a delivery outcome's contact is loaded too: the pass's firing of an effect
+            // comes before an outcome for it (T4, T7), as at the publication.
+            try load(
+                into: &batch, alsoOutcomes: existing != nil,
+                stored: { contact in try self.contactCache.value(contact) ?? txn.contact(contact.string) },
+                storedHit: { key in try self.sessionCache.value(key) ?? txn.openHit(key) }
+            ) { contact, state in
+                // T4: a contact the trigger_existing pass has not reached yet gets its firing first.
+                try self.bringUpToDate(contact, &state, existing: existing, txn: txn)
+                // U2: a contact the backfill has not reached yet is brought up to date before its events.
+                if let (pass, patterns) = backfilling, pass.pending(contact) {
+                    state.backfill(patterns, from: try txn.urlVisits(contact: contact))
+                }
+            } absent: { contact in
+                // T4: a contact first stored after the publication is not the pass's, even when its history starts
+                // before it (a delivery outcome can name a contact no event has made yet): the pass must skip it
+                // when it gets there, as it would have had it run at once.
+                if let existing, existing.pending(contact) { try txn.markDoneByExistingPass(contact) }
             }
-            // Load what the batch touches; contacts absent from the store stay absent, so the fold sees them as
-            // new (T2).
-            // Indices rather than `for logged in events`: an event is a wide struct, and copying one per loop
-            // costs a retain and a release of each of its strings.
-            // Every table here compares ids as bytes (ByteString, SessionKey), as the stored tables do (SPEC §1).
-            var loaded: Set<ByteString> = []
-            var previous: [ByteString: ContactState] = [:]  // as stored before the batch: the list indexes' diff
-            var trails = TrailBatch()
-            var urlFacts = URLFactBatch()
-            // While a trigger_existing pass runs, a delivery outcome's contact is loaded too: the pass's firing of an
-            // effect comes before an outcome for it (T4, T7), as at the publication.
-            for index in events.indices
-            where events[index].event.type.isContactEvent
-                || (existing != nil && events[index].event.type.isDeliveryOutcome)
-            {
-                let contact = ByteString(events[index].event.contact)
-                if loaded.insert(contact).inserted,
-                    var state = try contactCache.value(contact) ?? txn.contact(contact.string)
-                {
-                    previous[contact] = state
-                    // T4: a contact the trigger_existing pass has not reached yet gets its firing first.
-                    try bringUpToDate(contact.string, &state, existing: existing, txn: txn)
-                    // U2: a contact the backfill has not reached yet is brought up to date before its events.
-                    if let (pass, patterns) = backfilling, pass.pending(contact.string) {
-                        state.backfill(patterns, from: try txn.urlVisits(contact: contact.string))
-                    }
-                    working.contacts[contact] = state
-                }
-                if events[index].event.type == .urlHit, let session = events[index].event.session {
-                    let key = SessionKey(contact: contact.string, session: session)
-                    if working.openHits[key] == nil {
-                        working.openHits[key] = try sessionCache.value(key) ?? txn.openHit(key)
-                    }
-                }
-            }
-            for index in events.indices {
-                let seq = events[index].seq
-                if events[index].event.type.switchesRules {
-                    let type = events[index].event.type
-                    let wasPinned = rulesAfter.pinned
-                    let scorerBefore = rulesAfter.scorer
-                    let existing = try rulesAfter.apply(events[index]) { version in try self.rules(version: version) }
-                    let patterns = rulesAfter.pinned ? [] : rulesAfter.scorer.newPatterns(comparedTo: scorerBefore)
-                    if !patterns.isEmpty {
-                        // U2: the patterns this version introduces get every contact's history, in a pass that runs
-                        // in turn with the fold (no pass is under way: a rules switch waits for it to end).
-                        try txn.setBackfillPass(BackfillPass(seq: seq, patterns: patterns.map(\.text)))
-                    }
-                    if type == .rebuild {
-                        rebuildFolded = seq
-                        if wasPinned, !rulesAfter.pinned { try txn.setRebuildSeq(seq) }
-                    }
-                    if !existing.isEmpty {
-                        try txn.setExistingTriggersPass(
-                            ExistingTriggersPass(seq: seq, at: events[index].event.at, triggers: existing.map(\.id)))
-                    }
-                    continue
-                }
-                if events[index].event.type.isDeliveryOutcome {
-                    try txn.applyDeliveryOutcome(events[index].event)
-                    trails.event(events[index].event.contact, seq: seq)
-                    continue
-                }
-                if events[index].event.type == .clock {
-                    // D1: the greatest clock `at` is now; awards due by then are aged by the pass this starts, before
-                    // any later event (the clock ends the batch).
-                    let at = events[index].event.at
-                    if at > (try txn.now() ?? .min) {
-                        try txn.setNow(at)
-                        try txn.addClock(at, seq: seq)
-                        if try txn.hasAging(dueBy: at) { try txn.setAgingPass(AgingPass(seq: seq, now: at)) }
-                    }
-                    continue
-                }
-                guard events[index].event.type.isContactEvent else { continue }  // an erasure's record
-                trails.event(events[index].event.contact, seq: seq)
-                let outcome = working.apply(events[index].event, scorer: rulesAfter.scorer)
-                if let fact = outcome.urlFact {
-                    try txn.addURLFact(fact, contact: events[index].event.contact, seq: seq, to: &urlFacts)
-                }
-                if !outcome.awards.isEmpty {
-                    let version = rulesAfter.scorer.version
-                    let origin = origins[index]
-                    trails.awards(
-                        contact: events[index].event.contact,
-                        outcome.awards.map { award in
-                            var entry = AuditEntry(award, of: events[index], version: version)
-                            entry.origin = origin
-                            return entry
-                        })
-                    for (position, award) in outcome.awards.enumerated() {
-                        if let waiting = AgingAward(
-                            award, contact: events[index].event.contact, at: events[index].event.at)
-                        {
-                            try txn.addAging(waiting, seq: seq, index: UInt32(position))
-                        }
-                    }
-                }
-                for effect in outcome.sideEffects {
-                    if let entry = OutboxEntry(effect, firedSeq: seq) { try txn.addOutboxEntry(entry) }
-                }
-            }
-            try txn.append(trails)
-            try txn.addURLFacts(urlFacts)
-            // In key order, which keeps LMDB's page splits local; the keys are sorted, not the states, which
-            // would be copied.
-            let keys = working.contacts.keys
-            for index in keys.indices.sorted(by: { keys[$0] < keys[$1] }) {
-                try txn.setContact(
-                    keys[index].string, working.contacts.values[index], previous: previous[keys[index]])
-            }
-            for (key, hit) in working.openHits { try txn.setOpenHit(key, hit) }
-            try txn.setRulesCursor(version: rulesAfter.scorer.version, published: rulesAfter.published)
-            try txn.setCheckpoint(events[events.count - 1].seq)
-            FaultInjection.point("projector")
+            try fold(&batch)
+            try Self.write(batch, in: txn)
         }
-        for (contact, state) in working.contacts { contactCache.insert(contact, state) }
-        for (key, hit) in working.openHits { sessionCache.insert(key, hit) }
-        rules = rulesAfter
-        checkpoint = events[events.count - 1].seq
-        if let rebuildFolded { foldedRebuild = rebuildFolded }
+        committed(batch)
         return true
     }
 

@@ -272,14 +272,15 @@ public final class Projector: Sendable {
             try store.environment.deferSync()  // a crash before the switch restarts the rebuild; synced at the switch
             let folder = try ProjectionFolder(
                 log: log, emptyStore: store, sessionTimeout: sessionTimeout, version: version, until: seq)
-            while isCurrent(), try folder.step(size: ProjectionFolder.rebuildBatchSize) {
+            try FoldPipeline(folder).run(
+                size: ProjectionFolder.rebuildBatchSize, while: { isCurrent() && folder.checkpoint < logHead.value }
+            ) {
                 state.withLock { state in
                     guard state.generation == generation, var progress = state.progress else { return }
                     progress.replayed = folder.checkpoint
                     progress.total = max(progress.total, folder.checkpoint)
                     state.progress = progress
                 }
-                if folder.checkpoint >= logHead.value { break }
             }
             let handedOver = state.withLock { state -> Bool in
                 guard state.generation == generation, !isStopping else { return false }

@@ -71,20 +71,31 @@ public enum ContactIndex {
     }
 }
 
-extension ProjectionTransaction {
-    /// Writes a contact's record and brings the list indexes from `previous` (nil for a new contact) to `state`.
-    public func setContact(_ id: String, _ state: ContactState, previous: ContactState?) throws {
-        try setContact(id, state)
+/// A contact's record and the list index keys that writing it adds and removes, encoded before the transaction
+/// that writes them: a ``FoldPipeline`` encodes on its folding thread, and its writer thread only puts bytes.
+public struct ContactRecordWrite: Sendable {
+    let key: [UInt8]
+    let value: [UInt8]
+    /// Index keys, in the `scores` and `members` tables; the removed and the added are disjoint.
+    var removedScores: [[UInt8]] = []
+    var addedScores: [[UInt8]] = []
+    var removedMembers: [[UInt8]] = []
+    var addedMembers: [[UInt8]] = []
+
+    /// The write that takes contact `id`'s record from `previous` (nil for a new contact) to `state`.
+    public init(_ id: String, _ state: ContactState, previous: ContactState?) {
+        key = Array(id.utf8)
+        value = ContactCodec.encode(state)
         if previous?.points != state.points {
-            if let previous { _ = try txn.delete(store.scores, ContactIndex.scoreKey(nil, previous.points, id)) }
-            try txn.put(store.scores, ContactIndex.scoreKey(nil, state.points, id), [])
+            if let previous { removedScores.append(ContactIndex.scoreKey(nil, previous.points, id)) }
+            addedScores.append(ContactIndex.scoreKey(nil, state.points, id))
         }
         if previous?.groups != state.groups {
             for (group, score) in previous?.groups ?? [:] where state.groups[group] != score {
-                _ = try txn.delete(store.scores, ContactIndex.scoreKey(group, score, id))
+                removedScores.append(ContactIndex.scoreKey(group, score, id))
             }
             for (group, score) in state.groups where previous?.groups[group] != score {
-                try txn.put(store.scores, ContactIndex.scoreKey(group, score, id), [])
+                addedScores.append(ContactIndex.scoreKey(group, score, id))
             }
         }
         for kind in ContactIndex.Membership.allCases {
@@ -92,13 +103,25 @@ extension ProjectionTransaction {
             let new = ContactIndex.names(kind, of: state)
             let old = previous.map { ContactIndex.names(kind, of: $0) } ?? []
             guard old != new else { continue }
-            for name in old.subtracting(new) {
-                _ = try txn.delete(store.members, ContactIndex.memberPrefix(kind, name) + Array(id.utf8))
-            }
-            for name in new.subtracting(old) {
-                try txn.put(store.members, ContactIndex.memberPrefix(kind, name) + Array(id.utf8), [])
-            }
+            for name in old.subtracting(new) { removedMembers.append(ContactIndex.memberPrefix(kind, name) + key) }
+            for name in new.subtracting(old) { addedMembers.append(ContactIndex.memberPrefix(kind, name) + key) }
         }
+    }
+}
+
+extension ProjectionTransaction {
+    /// Writes a contact's record and brings the list indexes from `previous` (nil for a new contact) to `state`.
+    public func setContact(_ id: String, _ state: ContactState, previous: ContactState?) throws {
+        try setContact(ContactRecordWrite(id, state, previous: previous))
+    }
+
+    /// Writes an encoded contact record with its index changes.
+    public func setContact(_ write: ContactRecordWrite) throws {
+        try txn.put(store.contacts, write.key, write.value)
+        for key in write.removedScores { _ = try txn.delete(store.scores, key) }
+        for key in write.addedScores { try txn.put(store.scores, key, []) }
+        for key in write.removedMembers { _ = try txn.delete(store.members, key) }
+        for key in write.addedMembers { try txn.put(store.members, key, []) }
     }
 
     /// Visits the contacts by a score (main, or `group`'s) within `range`, ascending or descending, starting

@@ -81,7 +81,7 @@ enum HistoryCodec {
 
 /// A batch's appends to the contacts' trails: its events (`history`) and audit entries (A1), in log order, written
 /// by ``ProjectionTransaction/append(_:)``, which reads and writes each contact's ``Trail`` once.
-public struct TrailBatch {
+public struct TrailBatch: Sendable {
     fileprivate var events: [(contact: String, seq: UInt64)] = []
     fileprivate var awards: [(contact: String, position: AuditPosition, entry: [UInt8])] = []
 

@@ -87,9 +87,15 @@ struct BatchingPropertyTests {
         let batched = try fold(log, into: directory.path + "/batched", limits: limits) { _ in
             random.chance(1, in: 3) ? random.int(in: 1...8) : random.int(in: 1...maximum)
         }
+        // The same log through the two-thread pipeline of a rebuild and `verify`, with the same small limits.
+        let pipelineSize = random.int(in: 1...maximum)
+        let pipelined = try fold(log, into: directory.path + "/pipelined", limits: limits, pipelineSize: pipelineSize)
+        print("batching property: pipelined batches folded at \(Int(Date().timeIntervalSince(started) * 1000)) ms")
         #expect(try whole.checkpoint() == head, "\(context)")
         #expect(try whole.indexDifferences() == [], "L1 L2 indexes; \(context)")
         try expectEqualTables(whole, batched, context: "\(context), batches up to \(maximum), \(limits)")
+        try expectEqualTables(
+            whole, pipelined, context: "\(context), pipelined batches of \(pipelineSize), \(limits)")
         // The log must reach what batching could break: every table has records.
         let sizes = try whole.rawTables().map { "\($0.name) \($0.records.count)" }.joined(separator: ", ")
         // (The due index may have emptied by the end: the audit's expiries and decays below show it was reached.)
@@ -128,6 +134,18 @@ struct BatchingPropertyTests {
         try store.environment.deferSync()
         let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: Self.sessionTimeout, limits: limits)
         while try folder.step(size: size(folder.checkpoint)) {}
+        return store
+    }
+
+    /// Folds the whole log into a new store through a ``FoldPipeline`` of `pipelineSize` events per batch.
+    private func fold(
+        _ log: EventLog, into path: String, limits: ProjectionFolder.Limits, pipelineSize: Int
+    ) throws -> ProjectionStore {
+        let store = try ProjectionStore(directory: path, mapSize: 1 << 36)
+        try store.environment.deferSync()
+        let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: Self.sessionTimeout, limits: limits)
+        try FoldPipeline(folder).run(size: pipelineSize)
+        #expect(try folder.checkpoint == log.head())
         return store
     }
 

@@ -1,0 +1,193 @@
+import Dispatch
+import Foundation
+import Synchronization
+import TallyCore
+import TallyStore
+
+/// Folds a long stretch of the log on two threads: the caller's thread reads and folds the next batch while a
+/// writer thread writes and commits the one before. A rebuild spends about as long on each half
+/// (`performance.md`), so on two cores the halves overlap.
+///
+/// Only plain batches go ahead — contact events, delivery outcomes and erasure records, with no pass under way. A
+/// merge, a rules switch, a clock event or a pass (which read what the batches before them wrote) wait until the
+/// writer has committed everything, and are folded by ``ProjectionFolder/step(through:size:)``.
+///
+/// A batch folded ahead takes the contacts and sessions of the batches still being written from those batches,
+/// everything else from the committed store, so it folds what a batch-by-batch fold gives: the same transactions,
+/// committed in the same order.
+public final class FoldPipeline {
+    /// Batches folded but not yet known committed, at most: one being written, one waiting for the writer.
+    static let depth = 2
+
+    private let folder: ProjectionFolder
+    private let writer: BatchWriter
+    /// The batches handed to the writer, in log order, whose commit has not been taken in yet.
+    private var writing: [FoldedBatch] = []
+
+    public init(_ folder: ProjectionFolder) {
+        self.folder = folder
+        writer = BatchWriter(store: folder.store)
+    }
+
+    deinit { writer.close() }
+
+    /// Folds batches of up to `size` events through `limit` while `proceed` returns true, calling `progress` after
+    /// each batch that committed. When it returns or throws, every batch it folded has committed or been dropped,
+    /// and the folder is at the last one committed.
+    public func run(
+        through limit: UInt64 = .max, size: Int, while proceed: () -> Bool = { true }, progress: () -> Void = {}
+    ) throws {
+        do {
+            while proceed() {
+                try takeCommitted(waiting: writing.count >= Self.depth, progress: progress)
+                if writing.count >= Self.depth { continue }
+                if let batch = try folder.foldAhead(
+                    after: writing.last?.last ?? folder.checkpoint, through: limit, size: size, writing: writing)
+                {
+                    writer.submit(batch)
+                    writing.append(batch)
+                    continue
+                }
+                try takeAllCommitted(progress: progress)
+                guard try folder.step(through: limit, size: size) else { break }
+                progress()
+            }
+            try takeAllCommitted(progress: progress)
+        } catch {
+            try? takeAllCommitted(progress: progress)  // the first error is the one to report
+            throw error
+        }
+    }
+
+    /// Takes in the batches the writer has committed since the last call, waiting for one when `waiting`; throws the
+    /// writer's error when a batch failed.
+    private func takeCommitted(waiting: Bool, progress: () -> Void) throws {
+        var wait = waiting
+        while !writing.isEmpty, let result = writer.result(waiting: wait) {
+            wait = false
+            let batch = writing.removeFirst()
+            try result.get()
+            folder.committed(batch)
+            progress()
+        }
+    }
+
+    /// Waits for the writer to finish every batch handed to it. After an error, the rest are dropped.
+    private func takeAllCommitted(progress: () -> Void) throws {
+        var failure: (any Error)?
+        while !writing.isEmpty {
+            let batch = writing.removeFirst()
+            do {
+                try writer.result(waiting: true)?.get()
+                if failure == nil { folder.committed(batch) }
+                progress()
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        if let failure { throw failure }
+    }
+}
+
+extension ProjectionFolder {
+    /// The batch after `done` folded ahead of the store, for a ``FoldPipeline`` whose writer holds `writing` (the
+    /// batches after the checkpoint, in log order); nil when the next batch is not plain — a pass is under way, or it
+    /// begins with a merge, a rules switch or a clock event — or there is nothing to fold.
+    func foldAhead(
+        after done: UInt64, through limit: UInt64, size: Int, writing: [FoldedBatch]
+    ) throws
+        -> FoldedBatch?
+    {
+        guard done < limit, try !store.read({ try $0.anyPassPending() }) else { return nil }
+        var events = try log.read(from: done + 1, limit: Int(min(UInt64(max(size, 1)), limit - done)))
+        if let special = events.firstIndex(where: { $0.event.type.isMerge || $0.event.type.endsBatch }) {
+            events.removeSubrange(special...)
+        }
+        guard !events.isEmpty else { return nil }
+        // Aliases change only at merges, which the pipeline folds after the writer is done.
+        let origins = try resolveAliases(&events)
+        var batch = FoldedBatch(done: done, events: events, origins: origins, rules: writing.last?.rulesAfter ?? rules)
+        // The store is read after the writer's commits were taken in: a contact a batch still being written changed
+        // is in `writing`, and any other is as committed.
+        try store.read { txn in
+            try load(
+                into: &batch, alsoOutcomes: false,
+                stored: { contact in
+                    for earlier in writing.reversed() {
+                        if let state = earlier.working.contacts[contact] { return state }
+                    }
+                    return try self.contactCache.value(contact) ?? txn.contact(contact.string)
+                },
+                storedHit: { key in
+                    for earlier in writing.reversed() {
+                        if let hit = earlier.working.openHits[key] { return hit }
+                    }
+                    return try self.sessionCache.value(key) ?? txn.openHit(key)
+                },
+                prepare: { _, _ in }, absent: { _ in })  // no pass is under way
+        }
+        try fold(&batch)
+        return batch
+    }
+}
+
+/// The writer thread of a ``FoldPipeline``: writes and commits the batches handed to it, in order, each in a
+/// transaction of its own, and reports each one's result in the same order. After a failure it writes nothing more
+/// (the batches after it continue a checkpoint that was not reached).
+private final class BatchWriter: Sendable {
+    private struct Queue {
+        var batches: [FoldedBatch] = []
+        var results: [Result<Void, any Error>] = []
+    }
+
+    private let queue = Mutex(Queue())
+    /// Signalled once per batch handed over, and once at close.
+    private let submitted = DispatchSemaphore(value: 0)
+    /// Signalled once per result.
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(store: ProjectionStore) {
+        let thread = Thread { [self] in run(store) }  // ends at close(), releasing `self`
+        thread.name = "tally-fold-writer"
+        thread.start()
+    }
+
+    private func run(_ store: ProjectionStore) {
+        var failed = false
+        while true {
+            submitted.wait()
+            guard let batch = queue.withLock({ $0.batches.isEmpty ? nil : $0.batches.removeFirst() }) else {
+                return  // closed
+            }
+            let result: Result<Void, any Error>
+            if failed {
+                result = .failure(CorruptRecordError(table: "meta", message: "checkpoint moved under the projector"))
+            } else {
+                result = Result { try store.update { txn in try ProjectionFolder.write(batch, in: txn) } }
+                if case .failure = result { failed = true }
+            }
+            queue.withLock { $0.results.append(result) }
+            finished.signal()
+        }
+    }
+
+    func submit(_ batch: FoldedBatch) {
+        queue.withLock { $0.batches.append(batch) }
+        submitted.signal()
+    }
+
+    /// The next batch's result in order, waiting for it when `waiting`; nil when it is not ready.
+    func result(waiting: Bool) -> Result<Void, any Error>? {
+        if waiting {
+            finished.wait()
+        } else if finished.wait(timeout: .now()) == .timedOut {
+            return nil
+        }
+        return queue.withLock { $0.results.removeFirst() }
+    }
+
+    /// Ends the thread once it has written what it was given.
+    func close() {
+        submitted.signal()  // wakes the thread to an empty queue
+    }
+}
