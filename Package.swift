@@ -37,7 +37,7 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
-        .systemLibrary(name: "CMalloc"),
+        .systemLibrary(name: "CGlibc"),
         .systemLibrary(
             name: "CZlib",
             pkgConfig: "zlib",
@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "TallyEngine",
             dependencies: [
-                "TallyAPI", "TallyCore", "TallyStore", "TallyDelivery", "CMalloc",
+                "TallyAPI", "TallyCore", "TallyStore", "TallyDelivery", "CGlibc",
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -96,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "tally",
             dependencies: [
-                "TallyAPI", "TallyCore", "TallyStore", "TallyEngine", "TallyServer", "TallyClient", "CMalloc",
+                "TallyAPI", "TallyCore", "TallyStore", "TallyEngine", "TallyServer", "TallyClient", "CGlibc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

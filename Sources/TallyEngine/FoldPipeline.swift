@@ -153,6 +153,7 @@ private final class BatchWriter: Sendable {
     }
 
     private func run(_ store: ProjectionStore) {
+        lowerFoldThreadPriority()
         var failed = false
         while true {
             submitted.wait()

@@ -1,5 +1,5 @@
 import ArgumentParser
-import CMalloc
+import CGlibc
 import CoreMetrics
 import Foundation
 import Logging
