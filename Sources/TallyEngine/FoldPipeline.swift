@@ -32,10 +32,11 @@ public final class FoldPipeline {
     deinit { writer.close() }
 
     /// Folds batches of up to `size` events through `limit` while `proceed` returns true, calling `progress` after
-    /// each batch that committed. When it returns or throws, every batch it folded has committed or been dropped,
-    /// and the folder is at the last one committed.
+    /// each batch that committed (an error it throws ends the run). When it returns or throws, every batch it folded
+    /// has committed or been dropped, and the folder is at the last one committed.
     public func run(
-        through limit: UInt64 = .max, size: Int, while proceed: () -> Bool = { true }, progress: () -> Void = {}
+        through limit: UInt64 = .max, size: Int, while proceed: () -> Bool = { true },
+        progress: () throws -> Void = {}
     ) throws {
         do {
             while proceed() {
@@ -50,7 +51,7 @@ public final class FoldPipeline {
                 }
                 try takeAllCommitted(progress: progress)
                 guard try folder.step(through: limit, size: size) else { break }
-                progress()
+                try progress()
             }
             try takeAllCommitted(progress: progress)
         } catch {
@@ -61,26 +62,26 @@ public final class FoldPipeline {
 
     /// Takes in the batches the writer has committed since the last call, waiting for one when `waiting`; throws the
     /// writer's error when a batch failed.
-    private func takeCommitted(waiting: Bool, progress: () -> Void) throws {
+    private func takeCommitted(waiting: Bool, progress: () throws -> Void) throws {
         var wait = waiting
         while !writing.isEmpty, let result = writer.result(waiting: wait) {
             wait = false
             let batch = writing.removeFirst()
             try result.get()
             folder.committed(batch)
-            progress()
+            try progress()
         }
     }
 
     /// Waits for the writer to finish every batch handed to it. After an error, the rest are dropped.
-    private func takeAllCommitted(progress: () -> Void) throws {
+    private func takeAllCommitted(progress: () throws -> Void) throws {
         var failure: (any Error)?
         while !writing.isEmpty {
             let batch = writing.removeFirst()
             do {
                 try writer.result(waiting: true)?.get()
-                if failure == nil { folder.committed(batch) }
-                progress()
+                folder.committed(batch)  // the writer commits nothing after a failure
+                try progress()
             } catch {
                 failure = failure ?? error
             }

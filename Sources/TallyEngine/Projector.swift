@@ -212,24 +212,24 @@ public final class Projector: Sendable {
                 let behind =
                     durability == .commit && logHead.value - done > UInt64(4 * ProjectionFolder.catchUpBatchSize)
                 let size = behind ? ProjectionFolder.catchUpBatchSize : ProjectionFolder.batchSize
+                var reported = done
+                func reportFolded() throws {
+                    TallyMetrics.folded.increment(by: Int64(folder.checkpoint &- reported))
+                    reported = folder.checkpoint
+                    projected.advance(to: try folder.completed())
+                }
                 if logHead.value - done > UInt64(2 * size) {
                     // More than two batches behind: fold the next while the last is written, until caught up, or
                     // until a rebuild event, an exclusive job, a rebuild's hand-over or the stop wants the thread.
-                    var reported = done
                     try FoldPipeline(folder).run(
                         size: size,
                         while: {
                             !isStopping && folder.foldedRebuild == rebuildBefore
                                 && !exclusive.withLock { !$0.isEmpty } && !state.withLock { $0.handover != nil }
-                        }
-                    ) {
-                        TallyMetrics.folded.increment(by: Int64(folder.checkpoint &- reported))
-                        reported = folder.checkpoint
-                        if let completed = try? folder.completed() { projected.advance(to: completed) }
-                    }
+                        },
+                        progress: reportFolded)
                 } else if try folder.step(size: size) {
-                    TallyMetrics.folded.increment(by: Int64(folder.checkpoint &- done))
-                    projected.advance(to: try folder.completed())
+                    try reportFolded()
                 }
                 if let rebuild = folder.foldedRebuild, rebuild != rebuildBefore,
                     let event = try log.event(at: rebuild)

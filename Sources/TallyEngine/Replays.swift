@@ -45,9 +45,8 @@ public enum Replays {
         while true {
             let liveStore = live()
             let target = try liveStore.checkpoint()
-            try FoldPipeline(folder).run(through: target, size: ProjectionFolder.batchSize, while: { true }) {
-                progress(folder.checkpoint, target)
-            }
+            try FoldPipeline(folder).run(
+                through: target, size: ProjectionFolder.batchSize, progress: { progress(folder.checkpoint, target) })
             if folder.checkpoint == target, let result = try compare(liveStore, store, target) { return result }
             // The live store is mid-pass at the target (an aging pass, a trigger_existing pass or a backfill):
             // a running projector ends it within seconds; projections no daemon folds never will.
