@@ -86,6 +86,14 @@ let package = Package(
         ),
         .target(name: "TallyClient", swiftSettings: strict),
         .target(
+            name: "TallyNATS",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "TallyDelivery",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -108,6 +116,7 @@ let package = Package(
         .testTarget(name: "TallyCoreTests", dependencies: ["TallyCore"], swiftSettings: strict),
         .testTarget(name: "TallyStoreTests", dependencies: ["TallyStore", "TallyCore"], swiftSettings: strict),
         .testTarget(name: "TallyDeliveryTests", dependencies: ["TallyDelivery"], swiftSettings: strict),
+        .testTarget(name: "TallyNATSTests", dependencies: ["TallyNATS"], swiftSettings: strict),
         .testTarget(
             name: "TallyEngineTests", dependencies: ["TallyEngine", "TallyCore", "TallyStore", "TallyAPI"],
             swiftSettings: strict),
