@@ -419,7 +419,7 @@ private final class Router: Sendable {
                     return nil
                 }
                 state.batches[id] = nil
-                return (batch.promise, batch.answers.map { $0! })
+                return (batch.promise, batch.answers.compactMap { $0 })  // every answer is in: none is nil
             }
             if let (promise, answers) = done { promise.succeed(answers) }
             return
