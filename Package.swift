@@ -104,7 +104,8 @@ let package = Package(
         .executableTarget(
             name: "tally",
             dependencies: [
-                "TallyAPI", "TallyCore", "TallyStore", "TallyEngine", "TallyServer", "TallyClient", "CGlibc",
+                "TallyAPI", "TallyCore", "TallyStore", "TallyEngine", "TallyServer", "TallyClient", "TallyNATS",
+                "CGlibc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

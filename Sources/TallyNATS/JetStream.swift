@@ -161,10 +161,21 @@ public struct PublishAck: Sendable, Equatable, Decodable {
     }
 
     private static func quick(_ payload: [UInt8]) -> PublishAck? {
-        func value(after key: String) -> ArraySlice<UInt8>? {
-            let needle = Array("\"\(key)\":".utf8)
-            guard let start = payload.firstRange(of: needle)?.upperBound else { return nil }
-            return payload[start...].drop(while: { $0 == UInt8(ascii: " ") })
+        func value(after key: StaticString) -> ArraySlice<UInt8>? {
+            // `"key":` found by hand: Foundation's generic `firstRange(of:)` cost more than the rest of a publish.
+            let needle = UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount)
+            guard payload.count >= needle.count + 3 else { return nil }
+            var start = 0
+            while start + needle.count + 3 <= payload.count {
+                if payload[start] == UInt8(ascii: "\""), payload[start + needle.count + 1] == UInt8(ascii: "\""),
+                    payload[start + needle.count + 2] == UInt8(ascii: ":"),
+                    zip(payload[(start + 1)...], needle).allSatisfy({ $0 == $1 })
+                {
+                    return payload[(start + needle.count + 3)...].drop(while: { $0 == UInt8(ascii: " ") })
+                }
+                start += 1
+            }
+            return nil
         }
         guard !payload.contains(UInt8(ascii: "\\")), value(after: "error") == nil,
             let streamValue = value(after: "stream"), streamValue.first == UInt8(ascii: "\""),

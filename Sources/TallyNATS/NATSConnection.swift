@@ -410,15 +410,14 @@ private final class Router: Sendable {
             else { return }
             let done = state.withLock { state -> (EventLoopPromise<[NATSMessage]>, [NATSMessage])? in
                 guard case .batch(let id, let index) = state.pending.removeValue(forKey: token),
-                    var batch = state.batches[id]
+                    state.batches[id] != nil
                 else { return nil }  // an answer after its timeout
-                batch.answers[index] = message
-                batch.remaining -= 1
-                if batch.remaining > 0 {
-                    state.batches[id] = batch
+                // In place: a copy of the batch would copy its answers, once per answer.
+                state.batches[id]?.answers[index] = message
+                state.batches[id]?.remaining -= 1
+                guard state.batches[id]?.remaining == 0, let batch = state.batches.removeValue(forKey: id) else {
                     return nil
                 }
-                state.batches[id] = nil
                 return (batch.promise, batch.answers.compactMap { $0 })  // every answer is in: none is nil
             }
             if let (promise, answers) = done { promise.succeed(answers) }
