@@ -71,6 +71,9 @@ struct NATSBench: AsyncParsableCommand {
             return try await group.reduce(0, +)
         }
         let elapsed = ContinuousClock.now - start
+        guard published == perClient * clients * batch else {
+            throw ValidationError("the stream stored \(published) of \(perClient * clients * batch) events once")
+        }
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         print(
             "published \(published) events in \(String(format: "%.2f", seconds)) s: "
