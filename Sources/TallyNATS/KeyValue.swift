@@ -6,6 +6,13 @@ public struct KeyValueBucket: Sendable {
     public let name: String
     public let jetStream: JetStream
 
+    /// The bucket `name` through `jetStream`, as created before by ``create(_:ttl:replicas:in:)`` (here or by
+    /// another process).
+    public init(name: String, jetStream: JetStream) {
+        self.name = name
+        self.jetStream = jetStream
+    }
+
     var streamName: String { "KV_\(name)" }
     func subject(_ key: String) -> String { "$KV.\(name).\(key)" }
 
@@ -49,6 +56,30 @@ public struct KeyValueBucket: Sendable {
     public func get(_ key: String) async throws(NATSError) -> KeyValueEntry? {
         guard let entry = try await entry(key), !entry.isDeleted else { return nil }
         return entry
+    }
+
+    /// The keys that have a value (not deleted, not expired) among those matching `pattern` (NATS wildcards: `*`
+    /// one token, `>` the rest), in byte order. Reads the bucket's stream through a reader of its own.
+    public func keys(matching pattern: String = ">") async throws(NATSError) -> [String] {
+        let prefix = "$KV.\(name)."
+        let reader = try await jetStream.createReader(stream: streamName, from: 1, subject: prefix + pattern)
+        var deleted: [String: Bool] = [:]
+        do {
+            while true {
+                let messages = try await reader.fetch(batch: 256)
+                if messages.isEmpty { break }
+                for message in messages where message.subject.hasPrefix(prefix) {
+                    let operation = message.headers?["KV-Operation"]
+                    deleted[String(message.subject.dropFirst(prefix.count))] =
+                        operation == "DEL" || operation == "PURGE"
+                }
+            }
+        } catch {
+            await reader.close()
+            throw error
+        }
+        await reader.close()
+        return deleted.filter { !$0.value }.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
     /// Sets the key whatever it held; returns the new revision.

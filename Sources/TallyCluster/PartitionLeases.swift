@@ -1,0 +1,143 @@
+public import TallyNATS
+
+/// One node's partition leases (SPEC K3): which partitions this node folds, kept in a JetStream key-value bucket
+/// whose time to live is the lease time.
+///
+/// Each ``tick()`` (every third of the lease time, from ``run(every:)``):
+/// - announces the node (`node.<name>`, so that every node knows how many are alive);
+/// - renews the leases it holds (`partition.<p>`, compare-and-set on the revision it wrote: a lease that expired
+///   and was taken by another node is lost, never taken back);
+/// - gives back leases above its fair share — ⌈partitions ÷ live nodes⌉ — so that a node that joins gets some;
+/// - takes free partitions (never set, released, or expired) up to its fair share.
+///
+/// A node that dies stops renewing: its leases and its announcement expire after the lease time, the live nodes'
+/// fair share grows, and their next tick takes the partitions. A lease is held by one node at a time, since
+/// `create` and `update` are compare-and-set on the stream's last sequence for the key.
+public actor PartitionLeases {
+    public nonisolated let node: String
+    public nonisolated let partitions: Int
+    public nonisolated let leaseTime: Duration
+    /// Replicas of the lease bucket's stream (the cluster's `replicas`).
+    public nonisolated let replicas: Int
+    private let session: JetStreamSession
+    private let bucketName: String
+    private var bucketCreated = false
+    /// The partitions held, with the revision of the lease's last write.
+    public private(set) var held: [Int: UInt64] = [:]
+    private var announcement: UInt64?
+
+    public init(
+        session: JetStreamSession, node: String, partitions: Int, leaseTime: Duration, replicas: Int = 1,
+        bucket: String = "tally_leases"
+    ) {
+        self.replicas = replicas
+        self.session = session
+        self.node = node
+        self.partitions = partitions
+        self.leaseTime = leaseTime
+        bucketName = bucket
+    }
+
+    /// What one tick changed.
+    public struct Change: Sendable, Equatable {
+        public var gained: [Int] = []
+        public var lost: [Int] = []
+        public var released: [Int] = []
+    }
+
+    static func partitionKey(_ partition: Int) -> String { "partition.\(partition)" }
+    static func nodeKey(_ node: String) -> String { "node.\(node)" }
+
+    /// One round: announce, renew, give back above the fair share, take free partitions up to it.
+    public func tick() async throws(NATSError) -> Change {
+        let bucket = try await openBucket()
+        var change = Change()
+        try await announce(in: bucket)
+        for (partition, revision) in held.sorted(by: { $0.key < $1.key }) {
+            do {
+                held[partition] = try await bucket.update(
+                    Self.partitionKey(partition), Array(node.utf8), revision: revision)
+            } catch .jetStream(_, NATSError.wrongLastSequence, _) {
+                held[partition] = nil  // it expired and another node took it (or it is free again)
+                change.lost.append(partition)
+            }
+        }
+        let live = try await liveNodes(in: bucket)
+        let share = (partitions + max(live, 1) - 1) / max(live, 1)
+        // Give back the highest partitions above the share (deterministic, so nodes converge).
+        for partition in held.keys.sorted().dropFirst(share).reversed() {
+            if let revision = held.removeValue(forKey: partition) {
+                try? await bucket.delete(Self.partitionKey(partition), revision: revision)
+                change.released.append(partition)
+            }
+        }
+        if held.count < share {
+            // Start at a partition that depends on the node, so nodes starting together try different ones first.
+            let offset = Int(
+                truncatingIfNeeded: node.utf8.reduce(UInt64(0)) { $0 &* 31 &+ UInt64($1) } % UInt64(partitions))
+            for step in 0..<partitions where held.count < share {
+                let partition = (offset + step) % partitions
+                guard held[partition] == nil, !change.released.contains(partition) else { continue }
+                do {
+                    held[partition] = try await bucket.create(Self.partitionKey(partition), Array(node.utf8))
+                    change.gained.append(partition)
+                } catch .jetStream(_, NATSError.wrongLastSequence, _) {
+                    continue  // held by another node
+                }
+            }
+        }
+        return change
+    }
+
+    /// Gives every lease back (a node that stops cleanly: the partitions move at once, not after the lease time).
+    public func releaseAll() async {
+        guard bucketCreated, let bucket = try? await openBucket() else { return }
+        for (partition, revision) in held {
+            try? await bucket.delete(Self.partitionKey(partition), revision: revision)
+        }
+        if let announcement { try? await bucket.delete(Self.nodeKey(node), revision: announcement) }
+        held = [:]
+        announcement = nil
+    }
+
+    /// Ticks every third of the lease time until cancelled, reporting each change that gained or lost something;
+    /// a tick that fails (the cluster unreachable for a moment) is retried at the next.
+    public func run(report: @Sendable (Change) async -> Void) async {
+        while !Task.isCancelled {
+            if let change = try? await tick(),
+                !(change.gained.isEmpty && change.lost.isEmpty && change.released.isEmpty)
+            {
+                await report(change)
+            }
+            try? await Task.sleep(for: leaseTime / 3)
+        }
+    }
+
+    /// The bucket on the session's current connection (a fresh one after a reconnect), created on first use.
+    private func openBucket() async throws(NATSError) -> KeyValueBucket {
+        if !bucketCreated {
+            let (name, ttl, replicas) = (bucketName, leaseTime, replicas)
+            _ = try await session.retrying(for: leaseTime) { jetStream throws(NATSError) in
+                try await KeyValueBucket.create(name, ttl: ttl, replicas: replicas, in: jetStream)
+            }
+            bucketCreated = true
+        }
+        return KeyValueBucket(name: bucketName, jetStream: try await session.jetStream())
+    }
+
+    private func announce(in bucket: KeyValueBucket) async throws(NATSError) {
+        let key = Self.nodeKey(node)
+        if let announcement {
+            do {
+                self.announcement = try await bucket.update(key, Array(node.utf8), revision: announcement)
+                return
+            } catch .jetStream(_, NATSError.wrongLastSequence, _) {}  // expired: announce again
+        }
+        announcement = try await bucket.put(key, Array(node.utf8))
+    }
+
+    /// How many nodes have announced themselves within the lease time.
+    private func liveNodes(in bucket: KeyValueBucket) async throws(NATSError) -> Int {
+        try await bucket.keys(matching: "node.>").count
+    }
+}
