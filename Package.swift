@@ -85,7 +85,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "TallyClient", swiftSettings: strict),
-        .target(name: "TallyCluster", dependencies: ["TallyNATS", "TallyCore"], swiftSettings: strict),
+        .target(name: "TallyCluster", dependencies: ["TallyNATS", "TallyCore", "TallyStore"], swiftSettings: strict),
         .target(
             name: "TallyNATS",
             dependencies: [
@@ -118,7 +118,9 @@ let package = Package(
         .testTarget(name: "TallyCoreTests", dependencies: ["TallyCore"], swiftSettings: strict),
         .testTarget(name: "TallyStoreTests", dependencies: ["TallyStore", "TallyCore"], swiftSettings: strict),
         .testTarget(name: "TallyDeliveryTests", dependencies: ["TallyDelivery"], swiftSettings: strict),
-        .testTarget(name: "TallyNATSTests", dependencies: ["TallyNATS", "TallyCluster"], swiftSettings: strict),
+        .testTarget(
+            name: "TallyNATSTests", dependencies: ["TallyNATS", "TallyCluster", "TallyCore", "TallyStore"],
+            swiftSettings: strict),
         .testTarget(
             name: "TallyEngineTests", dependencies: ["TallyEngine", "TallyCore", "TallyStore", "TallyAPI"],
             swiftSettings: strict),

@@ -74,7 +74,7 @@ public struct JetStream: Sendable {
             streamName: stream,
             config: ConsumerConfiguration(
                 deliverPolicy: "by_start_sequence", optStartSeq: max(sequence, 1), ackPolicy: "none",
-                filterSubject: subject, inactiveThreshold: nanoseconds(inactivity), memoryStorage: true,
+                filterSubject: subject, inactiveThreshold: inactivity.jetStreamNanoseconds, memoryStorage: true,
                 replicas: 1))
         let info = try await api("CONSUMER.CREATE.\(stream)", request, as: ConsumerInfo.self)
         return StreamReader(jetStream: self, stream: stream, consumer: info.name)
@@ -287,7 +287,8 @@ public struct StreamReader: Sendable {
         let inbox = connection.newInbox()
         let subscription = try connection.subscribe(inbox)
         defer { connection.unsubscribe(subscription) }
-        let request = NextRequest(batch: batch, expires: wait.map(nanoseconds), noWait: wait == nil ? true : nil)
+        let request = NextRequest(
+            batch: batch, expires: wait.map(\.jetStreamNanoseconds), noWait: wait == nil ? true : nil)
         let subject = "$JS.API.CONSUMER.MSG.NEXT.\(stream).\(consumer)"
         let body: Data
         do { body = try JSONEncoder().encode(request) } catch {
@@ -450,7 +451,10 @@ func decodeAnswer<Response: Decodable>(_ payload: [UInt8], subject: String) thro
     }
 }
 
-func nanoseconds(_ duration: Duration) -> Int64 {
-    let (seconds, attoseconds) = duration.components
-    return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+extension Duration {
+    /// Whole nanoseconds, as JetStream's API writes durations.
+    public var jetStreamNanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
 }

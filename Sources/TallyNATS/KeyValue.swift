@@ -28,8 +28,8 @@ public struct KeyValueBucket: Sendable {
         configuration.allowRollup = true
         configuration.denyDelete = true
         if let ttl {
-            configuration.maxAge = nanoseconds(ttl)
-            configuration.duplicateWindow = min(nanoseconds(ttl), 120_000_000_000)
+            configuration.maxAge = ttl.jetStreamNanoseconds
+            configuration.duplicateWindow = min(ttl.jetStreamNanoseconds, 120_000_000_000)
         }
         try await jetStream.createOrUpdateStream(configuration)
         return KeyValueBucket(name: name, jetStream: jetStream)

@@ -491,10 +491,7 @@ private final class OperationHandler: ChannelInboundHandler {
     }
 }
 
-func timeAmount(_ duration: Duration) -> TimeAmount {
-    let (seconds, attoseconds) = duration.components
-    return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-}
+func timeAmount(_ duration: Duration) -> TimeAmount { .nanoseconds(duration.jetStreamNanoseconds) }
 
 /// 22 random characters from the alphabet NATS inboxes use.
 func randomToken() -> String {

@@ -20,6 +20,7 @@ public final class EventLog: Sendable {
     let ids: LMDBDatabase
     let rules: LMDBDatabase
     let outcomes: LMDBDatabase
+    let meta: LMDBDatabase
     /// The log's on-disk format (see Docs/format.md): 2 since delivery outcomes are events (T7).
     public static let format: UInt8 = 2
 
@@ -32,20 +33,20 @@ public final class EventLog: Sendable {
         self.mapSize = mapSize
         let (environment, tables) = try Self.open(directory, mapSize: mapSize)
         current = Mutex(environment)
-        (events, ids, rules, outcomes) = tables
+        (events, ids, rules, outcomes, meta) = tables
     }
 
     private static func open(
         _ directory: String, mapSize: Int
     ) throws -> (
-        LMDBEnvironment, (LMDBDatabase, LMDBDatabase, LMDBDatabase, LMDBDatabase)
+        LMDBEnvironment, (LMDBDatabase, LMDBDatabase, LMDBDatabase, LMDBDatabase, LMDBDatabase)
     ) {
         let environment = try LMDBEnvironment(path: directory, mapSize: mapSize)
         let tables = (
             try environment.database("events"), try environment.database("ids"), try environment.database("rules"),
-            try environment.database("outcomes")
+            try environment.database("outcomes"), try environment.database("meta")
         )
-        try StoreFormat.check(environment, try environment.database("meta"), supported: Self.format)
+        try StoreFormat.check(environment, tables.4, supported: Self.format)
         return (environment, tables)
     }
 
@@ -62,7 +63,7 @@ public final class EventLog: Sendable {
         try FileManager.default.moveItem(atPath: directory, toPath: old)
         try FileManager.default.moveItem(atPath: fresh, toPath: directory)
         let (environment, tables) = try Self.open(directory, mapSize: mapSize)
-        guard tables == (events, ids, rules, outcomes) else {
+        guard tables == (events, ids, rules, outcomes, meta) else {
             throw CorruptRecordError(table: "events", message: "the compacted log opened its tables in another order")
         }
         current.withLock { $0 = environment }
@@ -108,65 +109,91 @@ public final class EventLog: Sendable {
     /// ``append(_:beforeCommit:)-([[Event]],_)`` of requests given as events or as packed records.
     public func append(_ requests: [AppendRequest], beforeCommit: () -> Void = {}) throws -> [AppendReceipt] {
         try environment.write { txn in
-            var next = try Self.head(txn, events) + 1
-            var receipts: [AppendReceipt] = []
-            receipts.reserveCapacity(requests.count)
-            var record: [UInt8] = []  // one buffer for every record of the batch
-            /// Puts one record under `next` unless its id is known (then counts it a duplicate).
-            func put(
-                record: UnsafeRawBufferPointer, id: UnsafeRawBufferPointer?, type: EventType,
-                into receipt: inout AppendReceipt
-            ) throws {
-                var key = next.bigEndian
-                try withUnsafeBytes(of: &key) { seqKey in
-                    if let id, !(try txn.put(ids, id, seqKey, flags: LMDBPutFlags.noOverwrite)) {
-                        receipt.duplicates += 1
-                        receipt.duplicatesByType[type, default: 0] += 1
-                        if let seq = try txn.get(ids, id).flatMap(SequenceKey.decode) { receipt.include(seq) }
-                        return
-                    }
-                    try txn.put(events, seqKey, record, flags: LMDBPutFlags.append)
-                    if type.switchesRules {
-                        try txn.put(rules, Array(seqKey), [type.rawValue])
-                    } else if type.isDeliveryOutcome {
-                        try txn.put(outcomes, Array(seqKey), [type.rawValue])
-                    }
-                    receipt.accepted += 1
-                    receipt.include(next)
-                    next += 1
-                }
-            }
-            for request in requests {
-                var receipt = AppendReceipt()
-                switch request {
-                case .events(let request):
-                    for index in request.indices {  // indices, not `for event in`: no copy of each event
-                        EventCodec.encode(request[index], into: &record)
-                        let type = request[index].type
-                        try record.withUnsafeBytes { record in
-                            guard let id = request[index].id else {
-                                return try put(record: record, id: nil, type: type, into: &receipt)
-                            }
-                            try Array(id.utf8).withUnsafeBytes { id in
-                                try put(record: record, id: id, type: type, into: &receipt)
-                            }
-                        }
-                    }
-                case .packed(let packed):
-                    try packed.bytes.withUnsafeBytes { bytes in
-                        for entry in packed.entries {
-                            try put(
-                                record: UnsafeRawBufferPointer(rebasing: bytes[entry.record]),
-                                id: entry.id.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) }, type: entry.type,
-                                into: &receipt)
-                        }
-                    }
-                }
-                receipts.append(receipt)
-            }
+            let receipts = try append(requests, in: txn)
             beforeCommit()
             return receipts
         }
+    }
+
+    /// A cluster partition's copy (issue 19): appends what was read from the partition's stream and the stream
+    /// sequence of the last message read, in one durable transaction, so that after a crash the copy resumes after
+    /// exactly what it holds — nothing skipped, nothing appended twice.
+    public func append(_ requests: [AppendRequest], streamPosition: UInt64) throws -> [AppendReceipt] {
+        try environment.write { txn in
+            let receipts = try append(requests, in: txn)
+            try txn.put(meta, Self.streamPositionKey, SequenceKey.encode(streamPosition))
+            return receipts
+        }
+    }
+
+    /// The stream sequence of the last message a partition's copy appended (0: none).
+    public func streamPosition() throws -> UInt64 {
+        try environment.read { txn in
+            try txn.get(meta, Self.streamPositionKey).flatMap { value in value.withUnsafeBytes(SequenceKey.decode) }
+                ?? 0
+        }
+    }
+
+    static let streamPositionKey = Array("stream_position".utf8)
+
+    private func append(_ requests: [AppendRequest], in txn: LMDBTransaction) throws -> [AppendReceipt] {
+        var next = try Self.head(txn, events) + 1
+        var receipts: [AppendReceipt] = []
+        receipts.reserveCapacity(requests.count)
+        var record: [UInt8] = []  // one buffer for every record of the batch
+        /// Puts one record under `next` unless its id is known (then counts it a duplicate).
+        func put(
+            record: UnsafeRawBufferPointer, id: UnsafeRawBufferPointer?, type: EventType,
+            into receipt: inout AppendReceipt
+        ) throws {
+            var key = next.bigEndian
+            try withUnsafeBytes(of: &key) { seqKey in
+                if let id, !(try txn.put(ids, id, seqKey, flags: LMDBPutFlags.noOverwrite)) {
+                    receipt.duplicates += 1
+                    receipt.duplicatesByType[type, default: 0] += 1
+                    if let seq = try txn.get(ids, id).flatMap(SequenceKey.decode) { receipt.include(seq) }
+                    return
+                }
+                try txn.put(events, seqKey, record, flags: LMDBPutFlags.append)
+                if type.switchesRules {
+                    try txn.put(rules, Array(seqKey), [type.rawValue])
+                } else if type.isDeliveryOutcome {
+                    try txn.put(outcomes, Array(seqKey), [type.rawValue])
+                }
+                receipt.accepted += 1
+                receipt.include(next)
+                next += 1
+            }
+        }
+        for request in requests {
+            var receipt = AppendReceipt()
+            switch request {
+            case .events(let request):
+                for index in request.indices {  // indices, not `for event in`: no copy of each event
+                    EventCodec.encode(request[index], into: &record)
+                    let type = request[index].type
+                    try record.withUnsafeBytes { record in
+                        guard let id = request[index].id else {
+                            return try put(record: record, id: nil, type: type, into: &receipt)
+                        }
+                        try Array(id.utf8).withUnsafeBytes { id in
+                            try put(record: record, id: id, type: type, into: &receipt)
+                        }
+                    }
+                }
+            case .packed(let packed):
+                try packed.bytes.withUnsafeBytes { bytes in
+                    for entry in packed.entries {
+                        try put(
+                            record: UnsafeRawBufferPointer(rebasing: bytes[entry.record]),
+                            id: entry.id.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) }, type: entry.type,
+                            into: &receipt)
+                    }
+                }
+            }
+            receipts.append(receipt)
+        }
+        return receipts
     }
 
     /// Appends the events `produce` emits in one durable transaction, without holding them in memory (an

@@ -1,0 +1,76 @@
+public import TallyCore
+public import TallyNATS
+import TallyStore
+
+/// The cluster's log (SPEC K1, K2): one JetStream stream whose subjects are the partitions, `tally.events.<p>`.
+///
+/// A contact's events go to its partition (``Partitioning``), so that one node folds all of them in order. Events
+/// that concern every contact — a rules publication or a `rebuild` (A3), a clock event (D1) — go to every
+/// partition, each copy at its place in that partition's order. An event with an `id` carries it as
+/// `Nats-Msg-Id`, so that a retry within the stream's duplicate window is stored once (S6); the partition's copy
+/// also skips an id it holds already (``EventLog``'s `ids`), which keeps S6 beyond the window.
+public struct ClusterLog: Sendable {
+    public let stream: String
+    public let partitioning: Partitioning
+    public let session: JetStreamSession
+
+    public init(stream: String = "TALLY_EVENTS", partitioning: Partitioning, session: JetStreamSession) {
+        self.stream = stream
+        self.partitioning = partitioning
+        self.session = session
+    }
+
+    /// The subject of partition `partition`.
+    public static func subject(_ partition: Int) -> String { "tally.events.\(partition)" }
+
+    /// Creates the stream (or updates its replicas and duplicate window).
+    public func prepare(replicas: Int, duplicateWindow: Duration) async throws(NATSError) {
+        var configuration = StreamConfiguration(name: stream, subjects: ["tally.events.*"], replicas: replicas)
+        configuration.duplicateWindow = duplicateWindow.jetStreamNanoseconds
+        _ = try await session.retrying(for: .seconds(30)) { jetStream throws(NATSError) in
+            try await jetStream.createOrUpdateStream(configuration)
+        }
+    }
+
+    /// Publishes a request's events and returns once the stream has stored every one (on a quorum of its replicas):
+    /// one acknowledgement per message, in order — a broadcast event has one per partition. `request` names the
+    /// request uniquely (a retry of it by this node reuses it), so that a broadcast's copies deduplicate too.
+    public func append(_ events: [Event], request: String) async throws(NATSError) -> [PublishAck] {
+        var publications: [JetStreamPublication] = []
+        publications.reserveCapacity(events.count)
+        for (index, event) in events.enumerated() {
+            let record = EventCodec.encode(event)
+            if event.type.switchesRules || event.type == .clock {
+                for partition in 0..<partitioning.count {
+                    publications.append(
+                        JetStreamPublication(
+                            subject: Self.subject(partition), payload: record,
+                            messageID: Self.messageID(event.id.map { "id:\($0)" } ?? "\(request).\(index)")
+                                + ".p\(partition)"))
+                }
+            } else {
+                publications.append(
+                    JetStreamPublication(
+                        subject: Self.subject(partitioning.partition(of: event.contact)), payload: record,
+                        messageID: event.id.map { Self.messageID("id:\($0)") }))
+            }
+        }
+        return try await session.publish(publications)
+    }
+
+    /// A message id as a header value: bytes below `!`, DEL and `%` percent-encoded (an event id may hold any
+    /// character; a header line may not hold CR or LF). Other bytes, UTF-8 sequences included, pass unchanged.
+    static func messageID(_ text: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        for byte in text.utf8 {
+            if byte < 0x21 || byte == 0x7F || byte == UInt8(ascii: "%") {
+                bytes += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 15)]]
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
