@@ -106,6 +106,7 @@ let package = Package(
             name: "tally",
             dependencies: [
                 "TallyAPI", "TallyCore", "TallyStore", "TallyEngine", "TallyServer", "TallyClient", "TallyNATS",
+                "TallyCluster",
                 "CGlibc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
+import TallyCluster
 import TallyCore
 import TallyNATS
+import TallyStore
 
-/// `tally nats-bench`: how fast the cluster's log takes events (issue 19, K2). Publishes the ``Workload``'s events
-/// to a JetStream stream partitioned as the cluster partitions contacts, in batches with an id per event, each batch
+/// `tally nats-bench`: how fast the cluster's log takes events (issue 19, K2). Publishes the ``Workload``'s events,
+/// as log records, to a JetStream stream partitioned as the cluster partitions contacts, in batches with an id per event, each batch
 /// waiting for its acknowledgements (what a 202 will wait for), from concurrent clients; prints events per second.
 /// `scripts/nats-bench` runs it against one server and a three-server cluster.
 struct NATSBench: AsyncParsableCommand {
@@ -33,6 +35,9 @@ struct NATSBench: AsyncParsableCommand {
     @Option(help: "Distinct contacts (Zipf-distributed).")
     var contacts = 100_000
 
+    @Option(help: "Afterwards, copy partition 0 into a new local log in this directory and report the rate (K3).")
+    var follow: String?
+
     func run() async throws {
         let servers = nats.split(separator: ",").compactMap { NATSServerAddress(String($0)) }
         guard !servers.isEmpty else { throw ValidationError("no valid NATS server in --nats") }
@@ -50,8 +55,9 @@ struct NATSBench: AsyncParsableCommand {
         await setup.close()
 
         let perClient = max(1, events / clients / batch)
-        let work = (0..<clients).map { client in
-            Self.batches(client: client, count: perClient, size: batch, contacts: contacts, partitioning: partitioning)
+        let work = try (0..<clients).map { client in
+            try Self.batches(
+                client: client, count: perClient, size: batch, contacts: contacts, partitioning: partitioning)
         }
         let start = ContinuousClock.now
         let published = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -79,32 +85,45 @@ struct NATSBench: AsyncParsableCommand {
             "published \(published) events in \(String(format: "%.2f", seconds)) s: "
                 + "\(Int(Double(published) / seconds)) events/s acknowledged "
                 + "(replicas \(replicas), \(clients) client(s), batches of \(batch), \(partitions) partitions)")
+        if let follow { try await copyPartition(into: follow, servers: servers, partitioning: partitioning) }
     }
 
-    /// A client's batches: each event's NDJSON line as the payload, on its contact's partition subject, with an id.
+    /// Copies partition 0 of the stream into a new local log (what a node taking the partition over does before
+    /// it folds) and prints the rate.
+    func copyPartition(into directory: String, servers: [NATSServerAddress], partitioning: Partitioning) async throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let log = try EventLog(directory: directory, mapSize: 1 << 36)
+        let session = JetStreamSession(servers: servers, name: "nats-bench-follow", timeout: .seconds(30))
+        let clusterLog = ClusterLog(stream: "TALLY_BENCH", partitioning: partitioning, session: session)
+        let start = ContinuousClock.now
+        let copied = try await PartitionFollower(partition: 0, log: log, clusterLog: clusterLog).catchUp(batch: 2_000)
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        await session.close()
+        print(
+            "copied partition 0 (\(copied) events) into a local log in \(String(format: "%.2f", seconds)) s: "
+                + "\(Int(Double(copied) / seconds)) events/s")
+    }
+
+    /// A client's batches: each event's log record (what a cluster node publishes, ``EventCodec``), decoded from
+    /// the workload's NDJSON line, on its contact's partition subject, with an id.
     static func batches(
         client: Int, count: Int, size: Int, contacts: Int, partitioning: Partitioning
-    ) -> [[JetStreamPublication]] {
+    ) throws -> [[JetStreamPublication]] {
         var workload = Workload(contacts: contacts, seed: UInt64(client + 1))
+        let decoder = EventDecoder(receivedAt: Workload.start)
         var number = 0
-        return (0..<count).map { _ in
-            (0..<size).map { _ in
+        return try (0..<count).map { _ in
+            try (0..<size).map { _ in
                 var line: [UInt8] = []
                 var offsets: [Int] = []
                 workload.line(into: &line, idOffsets: &offsets)
-                let contact = Self.contact(in: line)
+                let event = try line.dropLast().withUnsafeBytes { try decoder.decode($0) }
                 number += 1
                 return JetStreamPublication(
-                    subject: "tally.events.\(partitioning.partition(of: contact))", payload: line,
-                    messageID: "bench-\(client)-\(number)")
+                    subject: ClusterLog.subject(partitioning.partition(of: event.contact)),
+                    payload: EventCodec.encode(event), messageID: "bench-\(client)-\(number)")
             }
         }
-    }
-
-    /// The contact id of a generated line (`{"contact":"c-N",…`).
-    static func contact(in line: [UInt8]) -> ArraySlice<UInt8> {
-        let start = 12  // after {"contact":"
-        let end = line[start...].firstIndex(of: UInt8(ascii: "\"")) ?? line.endIndex
-        return line[start..<end]
     }
 }
