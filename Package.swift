@@ -85,7 +85,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "TallyClient", swiftSettings: strict),
-        .target(name: "TallyCluster", dependencies: ["TallyNATS", "TallyCore", "TallyStore"], swiftSettings: strict),
+        .target(
+            name: "TallyCluster",
+            dependencies: [
+                "TallyNATS", "TallyCore", "TallyStore", "TallyEngine", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "TallyNATS",
             dependencies: [
@@ -120,7 +126,11 @@ let package = Package(
         .testTarget(name: "TallyStoreTests", dependencies: ["TallyStore", "TallyCore"], swiftSettings: strict),
         .testTarget(name: "TallyDeliveryTests", dependencies: ["TallyDelivery"], swiftSettings: strict),
         .testTarget(
-            name: "TallyNATSTests", dependencies: ["TallyNATS", "TallyCluster", "TallyCore", "TallyStore"],
+            name: "TallyNATSTests",
+            dependencies: [
+                "TallyNATS", "TallyCluster", "TallyCore", "TallyStore", "TallyEngine",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "TallyEngineTests", dependencies: ["TallyEngine", "TallyCore", "TallyStore", "TallyAPI"],

@@ -1,3 +1,4 @@
+public import TallyCore
 public import TallyNATS
 public import TallyStore
 
@@ -8,20 +9,36 @@ public import TallyStore
 /// same projector, in the same formats, as a single node's.
 public struct PartitionFollower: Sendable {
     public let partition: Int
-    public let log: EventLog
     public let clusterLog: ClusterLog
+    /// The stream position of the last message the copy holds.
+    private let position: @Sendable () throws -> UInt64
+    /// Appends copied events with the position of the last, in one durable transaction.
+    private let append: @Sendable (_ events: [Event], _ position: UInt64) async throws -> Void
 
+    /// A follower that appends to `log` itself (nothing else may append to it meanwhile).
     public init(partition: Int, log: EventLog, clusterLog: ClusterLog) {
+        self.init(
+            partition: partition, clusterLog: clusterLog, position: { try log.streamPosition() },
+            append: { events, position in _ = try log.append([.events(events)], streamPosition: position) })
+    }
+
+    /// A follower whose appends go through `append` (a partition engine's log writer) and whose position is read
+    /// through `position`.
+    public init(
+        partition: Int, clusterLog: ClusterLog, position: @escaping @Sendable () throws -> UInt64,
+        append: @escaping @Sendable (_ events: [Event], _ position: UInt64) async throws -> Void
+    ) {
         self.partition = partition
-        self.log = log
         self.clusterLog = clusterLog
+        self.position = position
+        self.append = append
     }
 
     /// Copies what the partition holds after the log's position, in transactions of up to `batch` messages; waits
     /// up to `wait` for a first message when there is none. Returns how many messages it copied.
     @discardableResult
     public func catchUp(batch: Int = 1000, wait: Duration? = nil) async throws -> Int {
-        let position = try log.streamPosition()
+        let position = try self.position()
         let (stream, subject) = (clusterLog.stream, ClusterLog.subject(partition))
         let reader = try await clusterLog.session.retrying(for: .seconds(10)) { jetStream throws(NATSError) in
             try await jetStream.createReader(stream: stream, from: position + 1, subject: subject)
@@ -34,7 +51,7 @@ public struct PartitionFollower: Sendable {
                 waitFirst = nil
                 guard let last = messages.last else { break }
                 let events = try messages.map { message in try EventCodec.decode(message.payload) }
-                _ = try log.append([.events(events)], streamPosition: last.sequence)
+                try await append(events, last.sequence)
                 copied += messages.count
             }
         } catch {

@@ -36,6 +36,8 @@ public final class LogWriter: Sendable {
         /// Work that must run on the writer's thread while nothing is appended (an erasure's compaction, I8); run
         /// instead of an append, alone.
         var job: (@Sendable () throws -> Void)?
+        /// For a cluster partition's copy: the stream position committed with the events; appended alone.
+        var streamPosition: UInt64?
         var continuation: CheckedContinuation<AppendReceipt, any Error>
     }
 
@@ -100,6 +102,12 @@ public final class LogWriter: Sendable {
         return try await enqueue(request: .packed(packed), stream: nil)
     }
 
+    /// Appends events copied from a cluster partition's stream with the stream position of the last message, in one
+    /// durable transaction of their own (``EventLog/append(_:streamPosition:)``); returns once it has committed.
+    public func append(_ events: [Event], streamPosition: UInt64) async throws -> AppendReceipt {
+        try await enqueue(request: .events(events), stream: nil, streamPosition: streamPosition)
+    }
+
     /// Appends the events `stream` emits in one durable transaction of their own, without holding them in
     /// memory (M2); returns once it has committed.
     public func append(stream: @escaping EventStream) async throws -> AppendReceipt {
@@ -112,12 +120,16 @@ public final class LogWriter: Sendable {
     }
 
     private func enqueue(
-        request: AppendRequest, stream: EventStream?, job: (@Sendable () throws -> Void)? = nil
+        request: AppendRequest, stream: EventStream?, job: (@Sendable () throws -> Void)? = nil,
+        streamPosition: UInt64? = nil
     ) async throws -> AppendReceipt {
         try await withCheckedThrowingContinuation { continuation in
             let accepted = queue.withLock { queue -> Bool in
                 guard !queue.stopping else { return false }
-                queue.pending.append(Pending(request: request, stream: stream, job: job, continuation: continuation))
+                queue.pending.append(
+                    Pending(
+                        request: request, stream: stream, job: job, streamPosition: streamPosition,
+                        continuation: continuation))
                 return true
             }
             guard accepted else {
@@ -148,12 +160,13 @@ public final class LogWriter: Sendable {
         while true {
             let batch = queue.withLock { queue -> [Pending]? in
                 guard let first = queue.pending.first else { return queue.stopping ? nil : [] }
-                // Whole requests only; at least one, however large; a stream alone.
+                // Whole requests only; at least one, however large; a stream, a job or a copied batch alone.
+                func alone(_ pending: Pending) -> Bool {
+                    pending.stream != nil || pending.job != nil || pending.streamPosition != nil
+                }
                 var count = first.request.count
                 var taken = 1
-                while first.stream == nil, first.job == nil, taken < queue.pending.count,
-                    queue.pending[taken].stream == nil, queue.pending[taken].job == nil
-                {
+                while !alone(first), taken < queue.pending.count, !alone(queue.pending[taken]) {
                     let next = queue.pending[taken].request.count
                     guard count + next <= Self.maximumBatchEvents else { break }
                     count += next
@@ -202,7 +215,11 @@ public final class LogWriter: Sendable {
             do {
                 let started = DispatchTime.now().uptimeNanoseconds
                 let receipts =
-                    if let stream = batch[0].stream { [try log.appendStream(stream)] } else {
+                    if let stream = batch[0].stream {
+                        [try log.appendStream(stream)]
+                    } else if let position = batch[0].streamPosition {
+                        try log.append([batch[0].request], streamPosition: position)
+                    } else {
                         try log.append(batch.map(\.request)) { FaultInjection.point("writer") }
                     }
                 TallyMetrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
