@@ -89,6 +89,12 @@ public actor PartitionLeases {
         return change
     }
 
+    /// The node holding `partition`'s lease now (any node's view), nil when it is free.
+    public func holder(of partition: Int) async throws(NATSError) -> String? {
+        let bucket = try await openBucket()
+        return try await bucket.get(Self.partitionKey(partition)).map { String(decoding: $0.value, as: UTF8.self) }
+    }
+
     /// Gives every lease back (a node that stops cleanly: the partitions move at once, not after the lease time).
     public func releaseAll() async {
         guard bucketCreated, let bucket = try? await openBucket() else { return }

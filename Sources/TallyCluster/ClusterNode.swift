@@ -1,0 +1,183 @@
+import Foundation
+public import Logging
+public import TallyCore
+public import TallyNATS
+import TallyStore
+
+/// How a node joins a cluster (SPEC K1: `cluster:` in the configuration).
+public struct ClusterSettings: Sendable {
+    public var servers: [NATSServerAddress]
+    /// This node's name, unique in the cluster (a NATS subject token).
+    public var node: String
+    public var partitions: Int
+    /// Replicas of the stream and of the lease bucket.
+    public var replicas: Int
+    /// How long a lease lasts without renewal: a dead node's partitions move after at most this.
+    public var leaseTime: Duration
+    /// How long the stream remembers a message id (S6 within it across partitions).
+    public var duplicateWindow: Duration
+
+    public init(
+        servers: [NATSServerAddress], node: String, partitions: Int, replicas: Int = 3,
+        leaseTime: Duration = .seconds(10), duplicateWindow: Duration = .seconds(600)
+    ) {
+        self.servers = servers
+        self.node = node
+        self.partitions = partitions
+        self.replicas = replicas
+        self.leaseTime = leaseTime
+        self.duplicateWindow = duplicateWindow
+    }
+}
+
+/// A node of a Tally cluster (SPEC K1–K4): publishes events to the cluster's log, holds partition leases, folds the
+/// partitions it holds (``PartitionReplica``), and answers for any contact — from its own replica, or from the
+/// holder of the contact's partition over NATS (`tally.node.<name>.contact`).
+public actor ClusterNode {
+    public nonisolated let settings: ClusterSettings
+    public nonisolated let partitioning: Partitioning
+    public nonisolated let clusterLog: ClusterLog
+    private let session: JetStreamSession
+    private let leases: PartitionLeases
+    private let dataDirectory: String
+    private let sessionTimeout: Int64
+    private let mapSize: Int
+    private let logger: Logger
+    private var replicas: [Int: (replica: PartitionReplica, following: Task<Void, Never>)] = [:]
+
+    public init(
+        settings: ClusterSettings, dataDirectory: String, sessionTimeout: Int64, mapSize: Int, logger: Logger
+    ) throws {
+        guard let partitioning = Partitioning(count: settings.partitions) else {
+            throw NATSError.protocolViolation("partitions must be between 1 and \(Partitioning.maximum)")
+        }
+        self.settings = settings
+        self.partitioning = partitioning
+        self.dataDirectory = dataDirectory
+        self.sessionTimeout = sessionTimeout
+        self.mapSize = mapSize
+        self.logger = logger
+        session = JetStreamSession(servers: settings.servers, name: "tally-\(settings.node)")
+        clusterLog = ClusterLog(partitioning: partitioning, session: session)
+        leases = PartitionLeases(
+            session: JetStreamSession(servers: settings.servers, name: "tally-\(settings.node)-leases"),
+            node: settings.node, partitions: settings.partitions, leaseTime: settings.leaseTime,
+            replicas: settings.replicas)
+    }
+
+    /// Subject on which `node` answers for the contacts of the partitions it holds.
+    static func contactSubject(_ node: String) -> String { "tally.node.\(node).contact" }
+
+    /// Runs the node until cancelled: prepares the stream, answers other nodes, and keeps its leases, starting a
+    /// replica for each partition it gains and stopping it for each it loses or gives back. Cancelled, it stops its
+    /// replicas and, with `handOver`, gives its leases back (the partitions move at once); without, they move when
+    /// they expire, as a crashed node's do.
+    public func run(handOver: Bool = true) async throws {
+        try await clusterLog.prepare(replicas: settings.replicas, duplicateWindow: settings.duplicateWindow)
+        let answering = try await answer()
+        while !Task.isCancelled {
+            if let change = try? await leases.tick() {
+                for partition in change.lost + change.released { await stopReplica(partition) }
+                for partition in change.gained { startReplica(partition) }
+            }
+            try? await Task.sleep(for: settings.leaseTime / 3)
+        }
+        answering.cancel()
+        for partition in replicas.keys.sorted() { await stopReplica(partition) }
+        if handOver { await leases.releaseAll() }
+        await session.close()
+    }
+
+    /// The partitions this node holds now.
+    public var held: [Int] { replicas.keys.sorted() }
+
+    /// The replica of a partition this node holds.
+    public func replica(_ partition: Int) -> PartitionReplica? { replicas[partition]?.replica }
+
+    private func startReplica(_ partition: Int) {
+        do {
+            let replica = try PartitionReplica(
+                partition: partition, dataDirectory: dataDirectory, clusterLog: clusterLog,
+                sessionTimeout: sessionTimeout, mapSize: mapSize, logger: logger)
+            try replica.start()
+            replicas[partition] = (replica, Task { await replica.follow() })
+            logger.info("partition taken", metadata: ["tally.partition": "\(partition)"])
+        } catch {
+            logger.error(
+                "partition not started", metadata: ["tally.partition": "\(partition)", "tally.error": "\(error)"])
+        }
+    }
+
+    private func stopReplica(_ partition: Int) async {
+        guard let (replica, following) = replicas.removeValue(forKey: partition) else { return }
+        following.cancel()
+        await following.value
+        replica.stop()
+        logger.info("partition given up", metadata: ["tally.partition": "\(partition)"])
+    }
+
+    /// Publishes a request's events to the cluster's log: returns once the stream stored them all (K2).
+    public func append(_ events: [Event], request: String) async throws(NATSError) -> [PublishAck] {
+        try await clusterLog.append(events, request: request)
+    }
+
+    /// A contact's state as the holder of its partition has folded it (K4): this node's replica, or the holder's
+    /// answer over NATS. Nil for a contact without events; throws when no node holds the partition.
+    public func contact(_ id: String) async throws -> ContactState? {
+        let partition = partitioning.partition(of: id)
+        if let replica = replicas[partition]?.replica {
+            return try replica.projector.projections.read { try $0.contact(id) }
+        }
+        guard let owner = try await leases.holder(of: partition), owner != settings.node else {
+            throw NATSError.noResponders(subject: "partition \(partition): no node holds it")
+        }
+        let jetStream = try await session.jetStream()
+        let answer = try await jetStream.connection.request(
+            Self.contactSubject(owner), payload: Array(id.utf8), timeout: .seconds(5))
+        return try ContactAnswer.decode(answer.payload, subject: Self.contactSubject(owner))
+    }
+
+    /// Answers other nodes' contact requests for the partitions this node holds, on a connection of its own.
+    private func answer() async throws -> Task<Void, Never> {
+        let connection = try await NATSConnection.connect(
+            to: settings.servers, name: "tally-\(settings.node)-answers")
+        let requests = try connection.subscribe(Self.contactSubject(settings.node))
+        return Task {
+            for await request in requests.messages {
+                guard let reply = request.replyTo else { continue }
+                let id = String(decoding: request.payload, as: UTF8.self)
+                let answer = await self.localAnswer(id)
+                try? connection.publish(reply, payload: answer)
+            }
+            await connection.close()
+        }
+    }
+
+    private func localAnswer(_ id: String) -> [UInt8] {
+        guard let replica = replicas[partitioning.partition(of: id)]?.replica else { return ContactAnswer.notHeld }
+        do {
+            return ContactAnswer.encode(try replica.projector.projections.read { try $0.contact(id) })
+        } catch {
+            return ContactAnswer.notHeld
+        }
+    }
+}
+
+/// A node's answer for a contact: 0 none, 1 and the contact's record (``ContactCodec``), 2 the partition is not
+/// held here (it moved: ask again).
+enum ContactAnswer {
+    static let notHeld: [UInt8] = [2]
+
+    static func encode(_ state: ContactState?) -> [UInt8] {
+        guard let state else { return [0] }
+        return [1] + ContactCodec.encode(state)
+    }
+
+    static func decode(_ payload: [UInt8], subject: String) throws -> ContactState? {
+        switch payload.first {
+        case 0: return nil
+        case 1: return try Array(payload.dropFirst()).withUnsafeBytes { try ContactCodec.decode($0) }
+        default: throw NATSError.noResponders(subject: "\(subject): the partition moved")
+        }
+    }
+}

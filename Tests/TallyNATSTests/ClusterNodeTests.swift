@@ -1,0 +1,127 @@
+import Foundation
+import Logging
+import TallyCore
+import TallyStore
+import Testing
+
+@testable import TallyCluster
+@testable import TallyEngine
+@testable import TallyNATS
+
+/// Three Tally cluster nodes in one process on a real NATS server (K1–K4): events posted through one node, every
+/// contact read through another equal to a single node's fold, and after a node stops without handing over (as a
+/// crashed one), its partitions taken over and folded by the others, every contact still equal.
+@Suite struct ClusterNodeTests {
+    @Test(.timeLimit(.minutes(3)))
+    func anyNodeAnswersForAnyContactAndADeadNodesPartitionsMove() async throws {  // K1, K2, K3, K4
+        let server = try NATSServer()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tally-nodes-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let logger = Logger(label: "test")
+        let leaseTime = Duration.seconds(2)
+        let nodes = try ["a", "b", "c"].map { name in
+            try ClusterNode(
+                settings: ClusterSettings(
+                    servers: [server.address], node: name, partitions: 6, replicas: 1, leaseTime: leaseTime),
+                dataDirectory: directory.appendingPathComponent(name).path, sessionTimeout: 30 * 60_000,
+                mapSize: 1 << 30, logger: logger)
+        }
+        let running = nodes.enumerated().map { index, node in
+            Task { try await node.run(handOver: index != 2) }
+        }
+        // Every partition held once, two per node.
+        try await eventually("the partitions are shared") {
+            var held: [Int] = []
+            for node in nodes { held += await node.held }
+            let third = await nodes[2].held.count
+            return held.sorted() == Array(0..<6) && third == 2
+        }
+
+        let events = Self.events()
+        for (index, chunk) in stride(from: 0, to: events.count, by: 500).enumerated() {
+            _ = try await nodes[0].append(Array(events[chunk..<min(chunk + 500, events.count)]), request: "r-\(index)")
+        }
+        let expected = try Self.singleNodeFold(events, in: directory.appendingPathComponent("single").path)
+        #expect(expected.count == 200)
+        try await eventually("node b answers for every contact as a single node folds it") {
+            try await Self.differences(expected, through: nodes[1]) == 0
+        }
+
+        // c stops without handing over: its partitions move when their leases expire.
+        let lost = await nodes[2].held
+        running[2].cancel()
+        _ = try? await running[2].value
+        let stopped = ContinuousClock.now
+        try await eventually("c's partitions are taken over") {
+            let a = await nodes[0].held
+            let b = await nodes[1].held
+            return Set(a + b) == Set(0..<6) && Set(lost).isSubset(of: Set(a + b))
+        }
+        let movedAfter = ContinuousClock.now - stopped
+        try await eventually("node a answers for every contact as before") {
+            try await Self.differences(expected, through: nodes[0]) == 0
+        }
+        print(
+            "cluster nodes: c's partitions \(lost) moved after \(movedAfter); folded again after \(ContinuousClock.now - stopped)"
+        )
+        #expect(movedAfter <= leaseTime * 2 + .seconds(1))
+        for task in running.prefix(2) { task.cancel() }
+        for task in running.prefix(2) { _ = try? await task.value }
+    }
+
+    /// Waits up to 60 s for `condition`.
+    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if (try? await condition()) == true { return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        Issue.record("not within 60 s: \(what)")
+        throw CancellationError()
+    }
+
+    static func differences(_ expected: [(String, ContactState)], through node: ClusterNode) async throws -> Int {
+        var differences = 0
+        for (contact, state) in expected {
+            let answered = try await node.contact(contact)
+            if answered.map(ContactCodec.encode) != ContactCodec.encode(state) { differences += 1 }
+        }
+        return differences
+    }
+
+    static func events() -> [Event] {
+        let rules =
+            (try? String(
+                contentsOf: PartitionReplicaTests.repository.appendingPathComponent("config/rules.yaml"),
+                encoding: .utf8)) ?? ""
+        var random = SplitMix64(seed: 19)
+        let start: Int64 = 1_773_532_800_000
+        var events = [Event(type: .rulesPublished, contact: "", at: start, reason: "test", text: rules)]
+        for n in 0..<3_000 {
+            let contact = "c-\(random.int(in: 0...199))"
+            let at = start + Int64(n) * 1_000
+            switch random.int(in: 0...3) {
+            case 0: events.append(Event(type: .assetDownload, contact: contact, at: at, item: "pricing-whitepaper"))
+            case 1: events.append(Event(type: .emailOpen, contact: contact, at: at, item: "newsletter-\(n % 3)"))
+            case 2:
+                events.append(Event(type: .formSubmit, contact: contact, at: at, id: "f-\(n)", item: "demo-request"))
+            default:
+                events.append(
+                    Event(type: .urlHit, contact: contact, at: at, url: "https://www.example.com/pricing", session: "s")
+                )
+            }
+        }
+        return events
+    }
+
+    static func singleNodeFold(_ events: [Event], in path: String) throws -> [(String, ContactState)] {
+        try FileManager.default.createDirectory(atPath: path + "/log", withIntermediateDirectories: true)
+        let log = try EventLog(directory: path + "/log", mapSize: 1 << 30)
+        _ = try log.append([events])
+        let store = try ProjectionStore(directory: path + "/projections", mapSize: 1 << 30)
+        let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: 30 * 60_000)
+        while try folder.step() {}
+        return try store.allContacts()
+    }
+}
