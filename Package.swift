@@ -71,7 +71,7 @@ let package = Package(
         .target(
             name: "TallyServer",
             dependencies: [
-                "TallyAPI", "TallyCore", "TallyEngine", "CZlib",
+                "TallyAPI", "TallyCore", "TallyEngine", "TallyCluster", "TallyNATS", "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -89,6 +89,8 @@ let package = Package(
             name: "TallyCluster",
             dependencies: [
                 "TallyNATS", "TallyCore", "TallyStore", "TallyEngine", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),

@@ -1,6 +1,9 @@
+import Crypto
 import Foundation
 public import Logging
+public import ServiceLifecycle
 public import TallyCore
+public import TallyEngine
 public import TallyNATS
 import TallyStore
 
@@ -44,10 +47,14 @@ public actor ClusterNode {
     private let mapSize: Int
     private let logger: Logger
     private var replicas: [Int: (replica: PartitionReplica, following: Task<Void, Never>)] = [:]
+    /// The rules file the node publishes at start when the cluster has not published that text from a file yet.
+    private let rulesFile: (text: String, source: String)?
 
     public init(
-        settings: ClusterSettings, dataDirectory: String, sessionTimeout: Int64, mapSize: Int, logger: Logger
+        settings: ClusterSettings, dataDirectory: String, sessionTimeout: Int64, mapSize: Int, logger: Logger,
+        rulesFile: (text: String, source: String)? = nil
     ) throws {
+        self.rulesFile = rulesFile
         guard let partitioning = Partitioning(count: settings.partitions) else {
             throw NATSError.protocolViolation("partitions must be between 1 and \(Partitioning.maximum)")
         }
@@ -74,6 +81,7 @@ public actor ClusterNode {
     /// they expire, as a crashed node's do.
     public func run(handOver: Bool = true) async throws {
         try await clusterLog.prepare(replicas: settings.replicas, duplicateWindow: settings.duplicateWindow)
+        if let rulesFile { try await publish(rulesFile: rulesFile.text, source: rulesFile.source) }
         let answering = try await answer()
         while !Task.isCancelled {
             if let change = try? await leases.tick() {
@@ -86,6 +94,32 @@ public actor ClusterNode {
         for partition in replicas.keys.sorted() { await stopReplica(partition) }
         if handOver { await leases.releaseAll() }
         await session.close()
+    }
+
+    /// A3 in a cluster: publishes the rules file to every partition unless the cluster's last publication from a
+    /// file had this text. The bucket `tally_rules` keeps the SHA-256 of that text; nodes starting together with the
+    /// same file publish with the same message ids, which the stream stores once within its window.
+    func publish(rulesFile text: String, source: String) async throws {
+        let digest = SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        let replicas = settings.replicas
+        // Retried whole: after a restart of the NATS servers, their streams elect leaders before they answer.
+        let bucket = try await session.retrying(for: .seconds(60)) { jetStream throws(NATSError) in
+            try await KeyValueBucket.create("tally_rules", replicas: replicas, in: jetStream)
+        }
+        let last = try await session.retrying(for: .seconds(60)) { jetStream throws(NATSError) in
+            try await KeyValueBucket(name: bucket.name, jetStream: jetStream).get("file")
+        }
+        guard last.map({ String(decoding: $0.value, as: UTF8.self) }) != digest else { return }
+        let publication = Event(type: .rulesPublished, contact: "", at: wallClockMillis(), reason: source, text: text)
+        _ = try await clusterLog.append([publication], request: "rules-\(digest)")
+        _ = try? await session.retrying(for: .seconds(60)) { jetStream throws(NATSError) in
+            let current = KeyValueBucket(name: bucket.name, jetStream: jetStream)
+            if let last {
+                return try await current.update("file", Array(digest.utf8), revision: last.revision)
+            }
+            return try await current.create("file", Array(digest.utf8))
+        }
+        logger.info("rules published to every partition", metadata: ["tally.source": "\(source)"])
     }
 
     /// The partitions this node holds now.
@@ -179,5 +213,31 @@ enum ContactAnswer {
         case 1: return try Array(payload.dropFirst()).withUnsafeBytes { try ContactCodec.decode($0) }
         default: throw NATSError.noResponders(subject: "\(subject): the partition moved")
         }
+    }
+}
+
+/// A ``ClusterNode`` as a ServiceLifecycle service: runs until the graceful shutdown, then gives its leases back.
+public struct ClusterNodeService: Service {
+    public let node: ClusterNode
+
+    public init(node: ClusterNode) { self.node = node }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown { try await node.run() }
+    }
+}
+
+extension ClusterSettings {
+    /// The settings of `cluster:` in the configuration; throws for a NATS address that does not parse.
+    public init(_ cluster: Configuration.Cluster) throws {
+        let servers = try cluster.nats.map { url in
+            guard let address = NATSServerAddress(url) else {
+                throw NATSError.connectionFailed("cluster.nats: \"\(url)\" is not nats://host:port")
+            }
+            return address
+        }
+        self.init(
+            servers: servers, node: cluster.node, partitions: cluster.partitions, replicas: cluster.replicas,
+            leaseTime: .milliseconds(cluster.leaseTime), duplicateWindow: .milliseconds(cluster.duplicateWindow))
     }
 }

@@ -89,6 +89,21 @@ public struct Configuration: Sendable {
     public var logLevel = "info"
     /// `logfmt` or `json`: how `tally serve` writes its log lines.
     public var logFormat = LineLogHandler.Format.logfmt
+    /// Cluster mode (SPEC K1, `Docs/cluster.md`); nil for the single-node daemon.
+    public var cluster: Cluster?
+
+    /// `cluster:`: the NATS servers, this node's name, the partitions and replicas, the lease time and the
+    /// stream's duplicate window.
+    public struct Cluster: Sendable, Equatable {
+        public var nats: [String]
+        public var node: String
+        public var partitions: Int
+        public var replicas: Int = 3
+        /// Milliseconds.
+        public var leaseTime: Int64 = 10_000
+        /// Milliseconds.
+        public var duplicateWindow: Int64 = 600_000
+    }
 
     public init() {}
 
@@ -114,6 +129,7 @@ public struct Configuration: Sendable {
         "templates",
         "session_timeout", "clock_interval", "map_size", "integrations", "smtp",
         "outbox", "limits", "log_level", "log_format", "blocking_threads", "segment", "projections_durability",
+        "cluster",
     ]
 
     /// Parses configuration text; every problem is reported with its line.
@@ -258,6 +274,33 @@ public struct Configuration: Sendable {
             map.finish()
         }
         if let map = top.mapping("segment") { readSegment(map) }
+        if let map = top.mapping("cluster") { readCluster(map) }
+    }
+
+    private mutating func readCluster(_ map: YAMLMapReader) {
+        let nats = map.stringList("nats") ?? []
+        if nats.isEmpty { map.report(map.value("nats"), "\"nats\" must list the NATS servers (nats://host:port)") }
+        let node = map.string("node", required: true) ?? ""
+        let allowed = { (byte: UInt8) in
+            byte == 45 || byte == 95 || (48...57).contains(byte) || (65...90).contains(byte)
+                || (97...122).contains(byte)
+        }
+        if !node.isEmpty, !node.utf8.allSatisfy(allowed) {
+            map.report(map.value("node"), "\"node\" must be letters, digits, - and _ (it is a NATS subject token)")
+        }
+        let partitions = map.integer("partitions", in: 1...4096, required: true).map { Int($0) } ?? 1
+        var cluster = Cluster(nats: nats, node: node, partitions: partitions)
+        if let replicas = map.value("replicas") {
+            if let text = replicas.scalar?.string, let count = Int(text), [1, 3, 5].contains(count) {
+                cluster.replicas = count
+            } else {
+                map.report(replicas, "\"replicas\" must be 1, 3 or 5")
+            }
+        }
+        cluster.leaseTime = map.duration("lease_time") ?? cluster.leaseTime
+        cluster.duplicateWindow = map.duration("duplicate_window") ?? cluster.duplicateWindow
+        map.finish()
+        self.cluster = cluster
     }
 
     private mutating func readSegment(_ map: YAMLMapReader) {

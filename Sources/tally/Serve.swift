@@ -4,6 +4,7 @@ import CoreMetrics
 import Foundation
 import Logging
 import ServiceLifecycle
+import TallyCluster
 import TallyEngine
 import TallyServer
 import UnixSignals
@@ -29,6 +30,10 @@ struct Serve: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
         var logger = Logger(label: "tally")
         logger.logLevel = level
+        if let cluster = configuration.cluster {
+            try await serveClusterNode(cluster, configuration: configuration, logger: logger)
+            return
+        }
         let engine = try TallyEngine(configuration: configuration, logger: logger)
         let servers = try Servers.make(engine: engine, logger: logger)
         logger.info(
@@ -42,6 +47,29 @@ struct Serve: AsyncParsableCommand {
         // them, so everything they acknowledged is committed.
         let group = ServiceGroup(
             services: [engine] + servers, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+
+    /// Cluster mode (SPEC §13, `Docs/cluster.md`): the node, and the part of the API it has so far on the sockets.
+    func serveClusterNode(_ cluster: Configuration.Cluster, configuration: Configuration, logger: Logger) async throws {
+        let rules = try String(contentsOfFile: configuration.rulesPath, encoding: .utf8)
+        let source = "file \(configuration.rulesPath)"
+        _ = try TallyEngine.validate(rules: rules, source: source, configuration: configuration)
+        let node = try ClusterNode(
+            settings: try ClusterSettings(cluster), dataDirectory: configuration.dataDirectory,
+            sessionTimeout: configuration.sessionTimeout, mapSize: configuration.mapSize, logger: logger,
+            rulesFile: (rules, source))
+        let servers = try ClusterServers.make(node: node, configuration: configuration, logger: logger)
+        logger.info(
+            "tally cluster node serving",
+            metadata: [
+                "tally.node": "\(cluster.node)", "tally.partitions": "\(cluster.partitions)",
+                "tally.ingest_socket": "\(configuration.ingestSocket)",
+                "tally.admin_socket": "\(configuration.adminSocket)",
+            ])
+        let group = ServiceGroup(
+            services: [ClusterNodeService(node: node)] + servers, gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
         try await group.run()
     }
 }

@@ -1,0 +1,141 @@
+import Foundation
+import Hummingbird
+public import Logging
+import NIOCore
+public import ServiceLifecycle
+import TallyAPI
+public import TallyCluster
+import TallyCore
+public import TallyEngine
+import TallyNATS
+
+/// The HTTP servers of a cluster node (SPEC §13; `Docs/cluster.md`): the same two sockets, with the part of the API
+/// cluster mode has so far — ingest through the cluster's log (K1, K2), a contact's document from the holder of its
+/// partition (K4), health and `GET /v1/cluster`. Every other route answers 501 until cluster mode has it.
+public enum ClusterServers {
+    public static func make(node: ClusterNode, configuration: Configuration, logger: Logger) throws -> [any Service] {
+        for path in [configuration.ingestSocket, configuration.adminSocket] { try Servers.prepareSocketPath(path) }
+        let routes = ClusterRoutes(node: node, limits: configuration.limits)
+        let ingest = Application(
+            router: routes.router(administrative: false),
+            configuration: .init(address: .unixDomainSocket(path: configuration.ingestSocket), serverName: "tally"),
+            onServerRunning: { _ in chmod(configuration.ingestSocket, 0o666) },
+            logger: logger)
+        let admin = Application(
+            router: routes.router(administrative: true),
+            configuration: .init(address: .unixDomainSocket(path: configuration.adminSocket), serverName: "tally"),
+            onServerRunning: { _ in chmod(configuration.adminSocket, mode_t(configuration.adminSocketMode)) },
+            logger: logger)
+        return [ingest, admin]
+    }
+}
+
+/// The routes of a cluster node.
+struct ClusterRoutes: Sendable {
+    let node: ClusterNode
+    let limits: Configuration.Limits
+
+    func router(administrative: Bool) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: NotInClusterModeMiddleware())
+        router.post("/v1/events") { request, _ in try await self.postEvents(request) }
+        router.get("/health") { _, _ in await self.health() }
+        if administrative {
+            router.get("/v1/contacts/{id}") { _, context in try await self.contact(context) }
+            router.get("/v1/cluster") { _, _ in await self.status() }
+        }
+        return router
+    }
+
+    /// `POST /v1/events`: the events published to their partitions; 202 once the stream stored every one (K2).
+    func postEvents(_ request: Request) async throws -> Response {
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: limits.maxBodyBytes)
+        } catch {
+            throw APIError(.contentTooLarge, "request body larger than \(limits.maxBodyBytes) bytes")
+        }
+        let decoder = EventDecoder(receivedAt: wallClockMillis())
+        let contentType = request.headers[.contentType] ?? ""
+        let events: [Event]
+        do {
+            events = try body.withUnsafeReadableBytes { bytes throws(EventDecodingError) -> [Event] in
+                try decoder.decodeBody(bytes, contentType: contentType, maxLineBytes: limits.maxLineBytes)
+            }
+        } catch {
+            throw APIError(
+                error.isAdministrative ? .forbidden : .badRequest, error.description, line: error.line,
+                field: error.field)
+        }
+        guard !events.isEmpty else { throw APIError(.badRequest, "the request holds no event") }
+        let acks: [PublishAckSummary]
+        do {
+            acks = try await node.append(events, request: UUID().uuidString).map(PublishAckSummary.init)
+        } catch {
+            throw APIError(.serviceUnavailable, "the cluster's log did not store the events: \(error)")
+        }
+        let stored = acks.filter { !$0.duplicate }
+        let receipt = EventReceipt(
+            accepted: stored.count, duplicates: acks.count - stored.count, firstSeq: stored.map(\.sequence).min(),
+            lastSeq: stored.map(\.sequence).max())
+        return Response(
+            status: .accepted, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: receipt.json + "\n")))
+    }
+
+    /// `GET /v1/contacts/{id}`: the contact's document as the holder of its partition has folded it (K4).
+    func contact(_ context: BasicRequestContext) async throws -> Response {
+        let id = try Routes.contactID(context)
+        let state: ContactState?
+        do {
+            state = try await node.contact(id)
+        } catch {
+            throw APIError(.serviceUnavailable, "no node answers for this contact's partition now: \(error)")
+        }
+        guard let state else { throw APIError(.notFound, "unknown contact \"\(id)\"") }
+        return JSONResponse.make(ContactDocument(id: id, state: state))
+    }
+
+    func health() async -> Response {
+        JSONResponse.make(
+            NodeStatus(node: node.settings.node, partitions: node.settings.partitions, held: await node.held))
+    }
+
+    func status() async -> Response { await health() }
+}
+
+/// Answers a route the single node has and a cluster node does not have yet with 501 rather than 404.
+struct NotInClusterModeMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws
+        -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            throw APIError(
+                .notImplemented, "\(request.uri.path) is not available in cluster mode yet (Docs/cluster.md)")
+        }
+    }
+}
+
+/// `GET /health` and `GET /v1/cluster` of a cluster node: its name, the partitions, the ones it holds.
+struct NodeStatus: Codable, Sendable {
+    var status = "ok"
+    var node: String
+    var partitions: Int
+    var held: [Int]
+}
+
+/// What an acknowledgement says about one published message.
+private struct PublishAckSummary {
+    var sequence: UInt64
+    var duplicate: Bool
+
+    init(_ ack: PublishAck) {
+        sequence = ack.sequence
+        duplicate = ack.duplicate
+    }
+}
