@@ -236,4 +236,37 @@ import Testing
         #expect(Configuration.parseSize("9999999999TiB") == nil)
         #expect(Configuration.parseSize("1MB") == nil)
     }
+
+    @Test("K1 the cluster section: NATS servers, node, partitions, replicas, lease time, duplicate window")
+    func cluster() throws {
+        #expect(try Configuration.parse("", file: "tally.yaml").cluster == nil)
+        let config = try Configuration.parse(
+            """
+            cluster:
+              nats: [nats://n1:4222, nats://n2:4222]
+              node: node-1
+              partitions: 12
+              replicas: 5
+              lease_time: 4s
+              duplicate_window: 30m
+            """, file: "tally.yaml")
+        #expect(
+            config.cluster
+                == Configuration.Cluster(
+                    nats: ["nats://n1:4222", "nats://n2:4222"], node: "node-1", partitions: 12, replicas: 5,
+                    leaseTime: 4_000, duplicateWindow: 1_800_000))
+        let defaults = try Configuration.parse("cluster: {nats: [n1], node: a, partitions: 3}", file: "tally.yaml")
+        #expect(defaults.cluster?.replicas == 3 && defaults.cluster?.leaseTime == 10_000)
+        #expect(defaults.cluster?.duplicateWindow == 600_000)
+        for bad in [
+            "cluster: {node: a, partitions: 3}",  // no servers
+            "cluster: {nats: [n1], partitions: 3}",  // no node
+            "cluster: {nats: [n1], node: a.b, partitions: 3}",  // not a subject token
+            "cluster: {nats: [n1], node: a, partitions: 0}",
+            "cluster: {nats: [n1], node: a, partitions: 3, replicas: 2}",
+            "cluster: {nats: [n1], node: a, partitions: 3, shards: 2}",  // unknown key
+        ] {
+            #expect(!problems(bad).isEmpty, "\(bad)")
+        }
+    }
 }
