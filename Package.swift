@@ -88,7 +88,8 @@ let package = Package(
         .target(
             name: "TallyCluster",
             dependencies: [
-                "TallyNATS", "TallyCore", "TallyStore", "TallyEngine", .product(name: "Logging", package: "swift-log"),
+                "TallyNATS", "TallyCore", "TallyStore", "TallyEngine", "TallyAPI",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 public import Logging
 public import ServiceLifecycle
+public import TallyAPI
 public import TallyCore
 public import TallyEngine
 public import TallyNATS
@@ -120,6 +121,24 @@ public actor ClusterNode {
             return try await current.create("file", Array(digest.utf8))
         }
         logger.info("rules published to every partition", metadata: ["tally.source": "\(source)"])
+    }
+
+    /// This node's view of the cluster (K4): the live nodes, every partition's lease holder, and the copy and fold
+    /// of each partition it holds.
+    public func status() async throws -> ClusterStatusDocument {
+        var leases: [ClusterStatusDocument.PartitionLease] = []
+        for partition in 0..<settings.partitions {
+            leases.append(.init(partition: partition, holder: try await self.leases.holder(of: partition)))
+        }
+        let held = try replicas.keys.sorted().compactMap { partition -> ClusterStatusDocument.HeldPartition? in
+            guard let replica = replicas[partition]?.replica else { return nil }
+            return .init(
+                partition: partition, copiedThrough: try replica.log.streamPosition(),
+                logHead: replica.writer.head.value, projected: replica.projector.projected.value)
+        }
+        return ClusterStatusDocument(
+            node: settings.node, partitions: settings.partitions, nodes: try await self.leases.liveNodeNames(),
+            leases: leases, held: held)
     }
 
     /// The partitions this node holds now.

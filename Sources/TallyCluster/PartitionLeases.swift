@@ -146,4 +146,9 @@ public actor PartitionLeases {
     private func liveNodes(in bucket: KeyValueBucket) async throws(NATSError) -> Int {
         try await bucket.keys(matching: "node.>").count
     }
+
+    /// The names of the nodes that announced themselves within the lease time.
+    public func liveNodeNames() async throws(NATSError) -> [String] {
+        try await openBucket().keys(matching: "node.>").map { String($0.dropFirst("node.".count)) }
+    }
 }

@@ -42,7 +42,7 @@ struct ClusterRoutes: Sendable {
         router.get("/health") { _, _ in await self.health() }
         if administrative {
             router.get("/v1/contacts/{id}") { _, context in try await self.contact(context) }
-            router.get("/v1/cluster") { _, _ in await self.status() }
+            router.get("/v1/cluster") { _, _ in try await self.status() }
         }
         return router
     }
@@ -102,7 +102,14 @@ struct ClusterRoutes: Sendable {
             NodeStatus(node: node.settings.node, partitions: node.settings.partitions, held: await node.held))
     }
 
-    func status() async -> Response { await health() }
+    /// `GET /v1/cluster`: nodes, leases, and the copy and fold of the partitions this node holds (K4).
+    func status() async throws -> Response {
+        do {
+            return JSONResponse.make(try await node.status())
+        } catch {
+            throw APIError(.serviceUnavailable, "the cluster does not answer: \(error)")
+        }
+    }
 }
 
 /// Answers a route the single node has and a cluster node does not have yet with 501 rather than 404.
@@ -121,7 +128,7 @@ struct NotInClusterModeMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// `GET /health` and `GET /v1/cluster` of a cluster node: its name, the partitions, the ones it holds.
+/// `GET /health` of a cluster node: its name, the partitions, the ones it holds.
 struct NodeStatus: Codable, Sendable {
     var status = "ok"
     var node: String

@@ -10,7 +10,7 @@ struct Tally: AsyncParsableCommand {
             Serve.self, Send.self, Score.self, Explain.self, Points.self, Contact.self, Import.self, Rules.self,
             Rebuild.self,
             Verify.self, Backup.self, Outbox.self, Email.self, Clock.self, Contacts.self, Changes.self, Merge.self,
-            Erase.self, Bench.self, NATSBench.self,
+            Erase.self, Cluster.self, Bench.self, NATSBench.self,
         ]
     )
 }

@@ -1,0 +1,55 @@
+/// `GET /v1/cluster` (SPEC K4): a cluster node's view — itself, the live nodes, each partition's lease holder, and
+/// for each partition it holds how far its copy and its fold are.
+public struct ClusterStatusDocument: Codable, Sendable, Equatable {
+    public var node: String
+    public var partitions: Int
+    /// Nodes that announced themselves within the lease time.
+    public var nodes: [String]
+    /// Each partition's lease holder (nil: free, moving).
+    public var leases: [PartitionLease]
+    public var held: [HeldPartition]
+
+    /// A partition and the node that holds its lease.
+    public struct PartitionLease: Codable, Sendable, Equatable {
+        public var partition: Int
+        public var holder: String?
+
+        public init(partition: Int, holder: String?) {
+            self.partition = partition
+            self.holder = holder
+        }
+    }
+
+    /// A partition this node folds: the stream sequence its copy has reached, its local log's head, and how far
+    /// the fold is (the lag is `log_head - projected`).
+    public struct HeldPartition: Codable, Sendable, Equatable {
+        public var partition: Int
+        public var copiedThrough: UInt64
+        public var logHead: UInt64
+        public var projected: UInt64
+
+        enum CodingKeys: String, CodingKey {
+            case partition
+            case copiedThrough = "copied_through"
+            case logHead = "log_head"
+            case projected
+        }
+
+        public init(partition: Int, copiedThrough: UInt64, logHead: UInt64, projected: UInt64) {
+            self.partition = partition
+            self.copiedThrough = copiedThrough
+            self.logHead = logHead
+            self.projected = projected
+        }
+    }
+
+    public init(
+        node: String, partitions: Int, nodes: [String], leases: [PartitionLease], held: [HeldPartition]
+    ) {
+        self.node = node
+        self.partitions = partitions
+        self.nodes = nodes
+        self.leases = leases
+        self.held = held
+    }
+}
