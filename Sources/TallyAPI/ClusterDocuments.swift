@@ -53,3 +53,30 @@ public struct ClusterStatusDocument: Codable, Sendable, Equatable {
         self.held = held
     }
 }
+
+/// `POST /v1/cluster/verify` (SPEC K4, A5 per partition): for each partition the node holds, the checkpoint compared
+/// at and what differs (empty when its projections equal a fresh fold of its copy).
+public struct ClusterVerifyDocument: Codable, Sendable, Equatable {
+    public var node: String
+    public var partitions: [PartitionReport]
+
+    /// One partition's verification.
+    public struct PartitionReport: Codable, Sendable, Equatable {
+        public var partition: Int
+        public var checkpoint: UInt64
+        public var differences: [String]
+
+        public init(partition: Int, checkpoint: UInt64, differences: [String]) {
+            self.partition = partition
+            self.checkpoint = checkpoint
+            self.differences = differences
+        }
+    }
+
+    public var passed: Bool { partitions.allSatisfy(\.differences.isEmpty) }
+
+    public init(node: String, partitions: [PartitionReport]) {
+        self.node = node
+        self.partitions = partitions
+    }
+}

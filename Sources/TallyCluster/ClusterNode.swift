@@ -141,6 +141,25 @@ public actor ClusterNode {
             leases: leases, held: held)
     }
 
+    /// A5 per partition (K4): each partition this node holds, its projections against a fresh fold of its copy.
+    /// Runs off the cooperative pool, one partition after the other.
+    public func verify() async throws -> ClusterVerifyDocument {
+        var reports: [ClusterVerifyDocument.PartitionReport] = []
+        for partition in replicas.keys.sorted() {
+            guard let replica = replicas[partition]?.replica else { continue }
+            let report = try await Self.offPool { try replica.verify() }
+            reports.append(.init(partition: partition, checkpoint: report.checkpoint, differences: report.differences))
+        }
+        return ClusterVerifyDocument(node: settings.node, partitions: reports)
+    }
+
+    /// Runs blocking work on a thread of its own, not on the cooperative pool.
+    private static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
+    }
+
     /// The partitions this node holds now.
     public var held: [Int] { replicas.keys.sorted() }
 

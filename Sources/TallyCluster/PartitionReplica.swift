@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+public import TallyAPI
 public import TallyEngine
 public import TallyStore
 
@@ -16,6 +17,9 @@ public final class PartitionReplica: Sendable {
     public let projector: Projector
     private let follower: PartitionFollower
     private let logger: Logger
+    private let directory: String
+    private let mapSize: Int
+    private let sessionTimeout: Int64
 
     public init(
         partition: Int, dataDirectory: String, clusterLog: ClusterLog, sessionTimeout: Int64, mapSize: Int,
@@ -25,6 +29,9 @@ public final class PartitionReplica: Sendable {
         try FileManager.default.createDirectory(atPath: directory + "/log", withIntermediateDirectories: true)
         self.partition = partition
         self.logger = logger
+        self.directory = directory
+        self.mapSize = mapSize
+        self.sessionTimeout = sessionTimeout
         log = try EventLog(directory: directory + "/log", mapSize: mapSize)
         writer = try LogWriter(log: log, logger: logger)
         projector = try Projector(
@@ -55,6 +62,14 @@ public final class PartitionReplica: Sendable {
                 try? await Task.sleep(for: .seconds(1))
             }
         }
+    }
+
+    /// A5 for this partition: the differences between its projections and a fresh fold of its copy. Blocking: it
+    /// replays the whole copy.
+    public func verify() throws -> VerifyReport {
+        try Replays.verify(
+            log: log, live: { self.projector.projections.store }, dataDirectory: directory, mapSize: mapSize,
+            sessionTimeout: sessionTimeout)
     }
 
     /// Stops the writer (after what it was given) and the projector.

@@ -43,6 +43,7 @@ struct ClusterRoutes: Sendable {
         if administrative {
             router.get("/v1/contacts/{id}") { _, context in try await self.contact(context) }
             router.get("/v1/cluster") { _, _ in try await self.status() }
+            router.post("/v1/cluster/verify") { _, _ in try await self.verify() }
         }
         return router
     }
@@ -100,6 +101,11 @@ struct ClusterRoutes: Sendable {
     func health() async -> Response {
         JSONResponse.make(
             NodeStatus(node: node.settings.node, partitions: node.settings.partitions, held: await node.held))
+    }
+
+    /// `POST /v1/cluster/verify`: A5 for each partition this node holds; 200 with the report whatever the outcome.
+    func verify() async throws -> Response {
+        JSONResponse.make(try await node.verify())
     }
 
     /// `GET /v1/cluster`: nodes, leases, and the copy and fold of the partitions this node holds (K4).

@@ -47,6 +47,11 @@ import Testing
         try await eventually("node b answers for every contact as a single node folds it") {
             try await Self.differences(expected, through: nodes[1]) == 0
         }
+        // A5 per partition: each node's partitions equal a fresh fold of their copies.
+        for node in nodes {
+            let report = try await node.verify()
+            #expect(report.partitions.count == 2 && report.passed, "\(report)")
+        }
 
         // c stops without handing over: its partitions move when their leases expire.
         let lost = await nodes[2].held
