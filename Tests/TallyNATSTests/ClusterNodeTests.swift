@@ -38,11 +38,11 @@ import Testing
             return held.sorted() == Array(0..<6) && third == 2
         }
 
-        let events = Self.events()
+        let events = try ClusterFixtures.events(count: 3_000, contacts: 200, seed: 19)
         for (index, chunk) in stride(from: 0, to: events.count, by: 500).enumerated() {
             _ = try await nodes[0].append(Array(events[chunk..<min(chunk + 500, events.count)]), request: "r-\(index)")
         }
-        let expected = try Self.singleNodeFold(events, in: directory.appendingPathComponent("single").path)
+        let expected = try ClusterFixtures.singleNodeFold(events, in: directory.appendingPathComponent("single").path)
         #expect(expected.count == 200)
         try await eventually("node b answers for every contact as a single node folds it") {
             try await Self.differences(expected, through: nodes[1]) == 0
@@ -93,40 +93,5 @@ import Testing
             if answered.map(ContactCodec.encode) != ContactCodec.encode(state) { differences += 1 }
         }
         return differences
-    }
-
-    static func events() -> [Event] {
-        let rules =
-            (try? String(
-                contentsOf: PartitionReplicaTests.repository.appendingPathComponent("config/rules.yaml"),
-                encoding: .utf8)) ?? ""
-        var random = SplitMix64(seed: 19)
-        let start: Int64 = 1_773_532_800_000
-        var events = [Event(type: .rulesPublished, contact: "", at: start, reason: "test", text: rules)]
-        for n in 0..<3_000 {
-            let contact = "c-\(random.int(in: 0...199))"
-            let at = start + Int64(n) * 1_000
-            switch random.int(in: 0...3) {
-            case 0: events.append(Event(type: .assetDownload, contact: contact, at: at, item: "pricing-whitepaper"))
-            case 1: events.append(Event(type: .emailOpen, contact: contact, at: at, item: "newsletter-\(n % 3)"))
-            case 2:
-                events.append(Event(type: .formSubmit, contact: contact, at: at, id: "f-\(n)", item: "demo-request"))
-            default:
-                events.append(
-                    Event(type: .urlHit, contact: contact, at: at, url: "https://www.example.com/pricing", session: "s")
-                )
-            }
-        }
-        return events
-    }
-
-    static func singleNodeFold(_ events: [Event], in path: String) throws -> [(String, ContactState)] {
-        try FileManager.default.createDirectory(atPath: path + "/log", withIntermediateDirectories: true)
-        let log = try EventLog(directory: path + "/log", mapSize: 1 << 30)
-        _ = try log.append([events])
-        let store = try ProjectionStore(directory: path + "/projections", mapSize: 1 << 30)
-        let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: 30 * 60_000)
-        while try folder.step() {}
-        return try store.allContacts()
     }
 }

@@ -19,27 +19,7 @@ import Testing
         let session = JetStreamSession(servers: [server.address], name: "ingest")
         let clusterLog = ClusterLog(partitioning: partitioning, session: session)
         try await clusterLog.prepare(replicas: 1, duplicateWindow: .seconds(60))
-        let rules = try String(contentsOf: Self.repository.appendingPathComponent("config/rules.yaml"), encoding: .utf8)
-
-        var random = SplitMix64(seed: 2026)
-        let start: Int64 = 1_773_532_800_000  // 2026-03-15, inside the example rules' campaign
-        var events = [Event(type: .rulesPublished, contact: "", at: start, reason: "test", text: rules)]
-        for n in 0..<4_000 {
-            let contact = "c-\(random.int(in: 0...299))"
-            let at = start + Int64(n) * 1_000
-            switch random.int(in: 0...4) {
-            case 0: events.append(Event(type: .assetDownload, contact: contact, at: at, item: "pricing-whitepaper"))
-            case 1: events.append(Event(type: .emailOpen, contact: contact, at: at, item: "newsletter-\(n % 3)"))
-            case 2:
-                events.append(Event(type: .formSubmit, contact: contact, at: at, id: "f-\(n)", item: "demo-request"))
-            case 3:
-                events.append(
-                    Event(
-                        type: .urlHit, contact: contact, at: at, url: "https://www.example.com/pricing",
-                        session: "s-\(contact)"))
-            default: events.append(Event(type: .pageHit, contact: contact, at: at, item: "landing-\(n % 8)"))
-            }
-        }
+        let events = try ClusterFixtures.events(count: 4_000, contacts: 300, seed: 2026)
         // In requests of 500, as clients would post them.
         for (index, chunk) in stride(from: 0, to: events.count, by: 500).enumerated() {
             _ = try await clusterLog.append(
@@ -67,15 +47,7 @@ import Testing
         }
 
         // The single node: the same events as one log, folded.
-        let single = directory.appendingPathComponent("single").path
-        try FileManager.default.createDirectory(atPath: single + "/log", withIntermediateDirectories: true)
-        let log = try EventLog(directory: single + "/log", mapSize: 1 << 30)
-        _ = try log.append([events])
-        let store = try ProjectionStore(directory: single + "/projections", mapSize: 1 << 30)
-        let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: 30 * 60_000)
-        while try folder.step() {}
-
-        let expected = try store.allContacts()
+        let expected = try ClusterFixtures.singleNodeFold(events, in: directory.appendingPathComponent("single").path)
         #expect(expected.count == 300 && expected.contains { $0.1.points > 0 })
         var differences = 0
         for (contact, state) in expected {
@@ -89,7 +61,4 @@ import Testing
         for replica in replicas { replica.stop() }
         await session.close()
     }
-
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
 }

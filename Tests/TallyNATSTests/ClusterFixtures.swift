@@ -1,0 +1,49 @@
+import Foundation
+import TallyCore
+import TallyStore
+
+@testable import TallyEngine
+
+/// What the cluster tests feed a cluster and a single node alike: the example rules' publication, then behaviour
+/// events over a few hundred contacts; and the single node's fold of them.
+enum ClusterFixtures {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// The publication of `config/rules.yaml`, then `count` events over `contacts` contacts (2026-03-15 on, inside
+    /// the example rules' campaign), form submits with ids.
+    static func events(count: Int, contacts: Int, seed: UInt64) throws -> [Event] {
+        let rules = try String(contentsOf: repository.appendingPathComponent("config/rules.yaml"), encoding: .utf8)
+        var random = SplitMix64(seed: seed)
+        let start: Int64 = 1_773_532_800_000
+        var events = [Event(type: .rulesPublished, contact: "", at: start, reason: "test", text: rules)]
+        for n in 0..<count {
+            let contact = "c-\(random.int(in: 0...(contacts - 1)))"
+            let at = start + Int64(n) * 1_000
+            switch random.int(in: 0...4) {
+            case 0: events.append(Event(type: .assetDownload, contact: contact, at: at, item: "pricing-whitepaper"))
+            case 1: events.append(Event(type: .emailOpen, contact: contact, at: at, item: "newsletter-\(n % 3)"))
+            case 2:
+                events.append(Event(type: .formSubmit, contact: contact, at: at, id: "f-\(n)", item: "demo-request"))
+            case 3:
+                events.append(
+                    Event(
+                        type: .urlHit, contact: contact, at: at, url: "https://www.example.com/pricing",
+                        session: "s-\(contact)"))
+            default: events.append(Event(type: .pageHit, contact: contact, at: at, item: "landing-\(n % 8)"))
+            }
+        }
+        return events
+    }
+
+    /// The contacts' states a single node folds from `events`, as one log in `path`.
+    static func singleNodeFold(_ events: [Event], in path: String) throws -> [(String, ContactState)] {
+        try FileManager.default.createDirectory(atPath: path + "/log", withIntermediateDirectories: true)
+        let log = try EventLog(directory: path + "/log", mapSize: 1 << 30)
+        _ = try log.append([events])
+        let store = try ProjectionStore(directory: path + "/projections", mapSize: 1 << 30)
+        let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: 30 * 60_000)
+        while try folder.step() {}
+        return try store.allContacts()
+    }
+}
