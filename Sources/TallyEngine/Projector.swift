@@ -213,9 +213,18 @@ public final class Projector: Sendable {
                     durability == .commit && logHead.value - done > UInt64(4 * ProjectionFolder.catchUpBatchSize)
                 let size = behind ? ProjectionFolder.catchUpBatchSize : ProjectionFolder.batchSize
                 var reported = done
+                var rebuildStarted = rebuildBefore
                 func reportFolded() throws {
                     TallyMetrics.folded.increment(by: Int64(folder.checkpoint &- reported))
                     reported = folder.checkpoint
+                    // A `rebuild` event just folded starts its rebuild before the fold is reported: whoever sees the
+                    // projections caught up (`/health`) then sees the rebuild under way (`/v1/rebuild`).
+                    if let rebuild = folder.foldedRebuild, rebuild != rebuildStarted,
+                        let event = try log.event(at: rebuild)
+                    {
+                        rebuildStarted = rebuild
+                        startRebuild(LoggedEvent(seq: rebuild, event: event))
+                    }
                     projected.advance(to: try folder.completed())
                 }
                 if logHead.value - done > UInt64(2 * size) {
@@ -230,11 +239,6 @@ public final class Projector: Sendable {
                         progress: reportFolded)
                 } else if try folder.step(size: size) {
                     try reportFolded()
-                }
-                if let rebuild = folder.foldedRebuild, rebuild != rebuildBefore,
-                    let event = try log.event(at: rebuild)
-                {
-                    startRebuild(LoggedEvent(seq: rebuild, event: event))
                 }
             } catch {
                 logger.error("projector batch failed; retrying", metadata: ["tally.error": "\(error)"])
