@@ -4,8 +4,9 @@ import TallyStore
 /// A batch of events folded in memory, with what its transaction writes.
 ///
 /// The fold of a batch has two halves: loading and folding its contacts (`ProjectionFolder.load`,
-/// ``ProjectionFolder/fold(_:)``), and writing the result with the checkpoint (``ProjectionFolder/write(_:in:)``). A batch-by-batch fold runs both in one transaction; a ``FoldPipeline`` runs
-/// the first half of one batch while another thread writes the one before.
+/// ``ProjectionFolder/fold(_:)``), and writing the result with the checkpoint (``ProjectionFolder/write(_:in:)``).
+/// A batch-by-batch fold runs both in one transaction; a ``FoldPipeline`` runs the first half of one batch while
+/// another thread writes the one before.
 struct FoldedBatch: Sendable {
     /// What the fold of one event leaves for the transaction to write.
     enum Note: Sendable {

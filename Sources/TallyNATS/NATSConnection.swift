@@ -295,8 +295,10 @@ public final class NATSConnection: Sendable {
 private final class Router: Sendable {
     static let inboxSID: UInt64 = 1
 
-    private enum Pending {
-        case batch(id: UInt64, index: Int)
+    /// Where a token's answer goes: the batch, and its place in it.
+    private struct Pending {
+        var batch: UInt64
+        var index: Int
     }
 
     private struct Batch {
@@ -381,7 +383,7 @@ private final class Router: Sendable {
             state.nextBatch += 1
             let first = state.nextToken
             state.nextToken += UInt64(count)
-            for index in 0..<count { state.pending[first + UInt64(index)] = .batch(id: id, index: index) }
+            for index in 0..<count { state.pending[first + UInt64(index)] = Pending(batch: id, index: index) }
             state.batches[id] = Batch(
                 answers: Array(repeating: nil, count: count), remaining: count, firstToken: first, promise: promise)
             return .success((id, first))
@@ -409,7 +411,7 @@ private final class Router: Sendable {
                 let token = UInt64(message.subject[message.subject.index(after: dot)...])
             else { return }
             let done = state.withLock { state -> (EventLoopPromise<[NATSMessage]>, [NATSMessage])? in
-                guard case .batch(let id, let index) = state.pending.removeValue(forKey: token),
+                guard let (id, index) = state.pending.removeValue(forKey: token).map({ ($0.batch, $0.index) }),
                     state.batches[id] != nil
                 else { return nil }  // an answer after its timeout
                 // In place: a copy of the batch would copy its answers, once per answer.
