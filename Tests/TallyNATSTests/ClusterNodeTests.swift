@@ -47,7 +47,13 @@ import Testing
         try await eventually("node b answers for every contact as a single node folds it") {
             try await Self.differences(expected, through: nodes[1]) == 0
         }
-        // A5 per partition: each node's partitions equal a fresh fold of their copies.
+        // A5 per partition: each node's partitions equal a fresh fold of their copies (once the shares are even:
+        // the first node up took more, and gives back as the others announce themselves).
+        try await eventually("each node holds two partitions") {
+            var counts: [Int] = []
+            for node in nodes { counts.append(await node.held.count) }
+            return counts == [2, 2, 2]
+        }
         for node in nodes {
             let report = try await node.verify()
             #expect(report.partitions.count == 2 && report.passed, "\(report)")
