@@ -47,15 +47,23 @@ public actor ClusterNode {
     private let sessionTimeout: Int64
     private let mapSize: Int
     private let logger: Logger
-    private var replicas: [Int: (replica: PartitionReplica, following: Task<Void, Never>)] = [:]
+    private var replicas: [Int: (replica: PartitionReplica, running: Task<Void, Never>)] = [:]
     /// The rules file the node publishes at start when the cluster has not published that text from a file yet.
     private let rulesFile: (text: String, source: String)?
+    /// The configuration the replicas deliver their outboxes with (T6, T7); nil: the node delivers nothing.
+    private let delivery: Configuration?
+    /// Where blocking work runs (verify, the outboxes' reads), off the cooperative pool.
+    private let blocking: BlockingWork
 
+    /// A node with `settings`, its partitions' copies and projections under `dataDirectory/partitions/`. With
+    /// `delivery`, the partitions it holds deliver their outboxes with that configuration's integrations, SMTP relay
+    /// and retry settings; with `rulesFile`, it publishes that rules file at start (see ``publish(rulesFile:source:)``).
     public init(
         settings: ClusterSettings, dataDirectory: String, sessionTimeout: Int64, mapSize: Int, logger: Logger,
-        rulesFile: (text: String, source: String)? = nil
+        rulesFile: (text: String, source: String)? = nil, delivery: Configuration? = nil
     ) throws {
         self.rulesFile = rulesFile
+        self.delivery = delivery
         guard let partitioning = Partitioning(count: settings.partitions) else {
             throw NATSError.protocolViolation("partitions must be between 1 and \(Partitioning.maximum)")
         }
@@ -71,30 +79,44 @@ public actor ClusterNode {
             session: JetStreamSession(servers: settings.servers, name: "tally-\(settings.node)-leases"),
             node: settings.node, partitions: settings.partitions, leaseTime: settings.leaseTime,
             replicas: settings.replicas)
+        blocking = BlockingWork(threads: delivery?.blockingThreads ?? 2)
     }
+
+    /// A node that never ran still stops its threads.
+    deinit { blocking.shutdownNow() }
 
     /// Subject on which `node` answers for the contacts of the partitions it holds.
     static func contactSubject(_ node: String) -> String { "tally.node.\(node).contact" }
 
-    /// Runs the node until cancelled: prepares the stream, answers other nodes, and keeps its leases, starting a
-    /// replica for each partition it gains and stopping it for each it loses or gives back. Cancelled, it stops its
-    /// replicas and, with `handOver`, gives its leases back (the partitions move at once); without, they move when
-    /// they expire, as a crashed node's do.
+    /// Runs the node until cancelled: prepares the stream, answers other nodes, and keeps its leases, running a
+    /// replica for each partition it holds — started when it gains one, stopped when it loses or gives one back.
+    /// Cancelled, it stops its replicas and, with `handOver`, gives its leases back (the partitions move at once);
+    /// without, they move when they expire, as a crashed node's do.
     public func run(handOver: Bool = true) async throws {
         try await clusterLog.prepare(replicas: settings.replicas, duplicateWindow: settings.duplicateWindow)
         if let rulesFile { try await publish(rulesFile: rulesFile.text, source: rulesFile.source) }
         let answering = try await answer()
+        let watching = Task { await watchLeases() }
         while !Task.isCancelled {
-            if let change = try? await leases.tick() {
-                for partition in change.lost + change.released { await stopReplica(partition) }
-                for partition in change.gained { startReplica(partition) }
+            _ = try? await leases.tick(stopping: { partitions in
+                for partition in partitions { await self.stopReplica(partition) }
+            })
+            // The replicas follow the leases held, whatever a tick that failed half-way reported: a partition no
+            // longer held was lost (another node may hold it now), and stops at once.
+            let held = await leases.held
+            for partition in replicas.keys.sorted() where held[partition] == nil {
+                await stopReplica(partition, promptly: true)
             }
+            for partition in held.keys.sorted() where replicas[partition] == nil { startReplica(partition) }
             try? await Task.sleep(for: settings.leaseTime / 3)
         }
+        watching.cancel()
+        await watching.value
         answering.cancel()
         for partition in replicas.keys.sorted() { await stopReplica(partition) }
         if handOver { await leases.releaseAll() }
         await session.close()
+        await blocking.shutdown()
     }
 
     /// A3 in a cluster: publishes the rules file to every partition unless the cluster's last publication from a
@@ -142,22 +164,15 @@ public actor ClusterNode {
     }
 
     /// A5 per partition (K4): each partition this node holds, its projections against a fresh fold of its copy.
-    /// Runs off the cooperative pool, one partition after the other.
+    /// Runs on the blocking pool, one partition after the other.
     public func verify() async throws -> ClusterVerifyDocument {
         var reports: [ClusterVerifyDocument.PartitionReport] = []
         for partition in replicas.keys.sorted() {
             guard let replica = replicas[partition]?.replica else { continue }
-            let report = try await Self.offPool { try replica.verify() }
+            let report = try await blocking.run { try replica.verify() }
             reports.append(.init(partition: partition, checkpoint: report.checkpoint, differences: report.differences))
         }
         return ClusterVerifyDocument(node: settings.node, partitions: reports)
-    }
-
-    /// Runs blocking work on a thread of its own, not on the cooperative pool.
-    private static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try work() }) }.start()
-        }
     }
 
     /// The partitions this node holds now.
@@ -170,9 +185,10 @@ public actor ClusterNode {
         do {
             let replica = try PartitionReplica(
                 partition: partition, dataDirectory: dataDirectory, clusterLog: clusterLog,
-                sessionTimeout: sessionTimeout, mapSize: mapSize, logger: logger)
+                sessionTimeout: sessionTimeout, mapSize: mapSize, delivery: delivery.map { ($0, blocking) },
+                logger: logger)
             try replica.start()
-            replicas[partition] = (replica, Task { await replica.follow() })
+            replicas[partition] = (replica, Task { await replica.run() })
             logger.info("partition taken", metadata: ["tally.partition": "\(partition)"])
         } catch {
             logger.error(
@@ -180,10 +196,26 @@ public actor ClusterNode {
         }
     }
 
-    private func stopReplica(_ partition: Int) async {
-        guard let (replica, following) = replicas.removeValue(forKey: partition) else { return }
-        following.cancel()
-        await following.value
+    /// Stops the leases' renewals from falling behind unseen: every sixth of the lease time, the partitions whose
+    /// leases were not renewed for two thirds of it are stopped at once, before another node may take them.
+    private func watchLeases() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: settings.leaseTime / 6)
+            let overdue = await leases.dropOverdue()
+            guard !overdue.isEmpty else { continue }
+            logger.warning(
+                "leases not renewed in time: partitions stopped", metadata: ["tally.partitions": "\(overdue)"])
+            for partition in overdue { await stopReplica(partition, promptly: true) }
+        }
+    }
+
+    /// Stops a partition's replica: its delivery first (`promptly`: at once, for a partition whose lease may be
+    /// another node's by now; else its attempts in flight finish), then its copy, writer and projector.
+    private func stopReplica(_ partition: Int, promptly: Bool = false) async {
+        guard let (replica, running) = replicas.removeValue(forKey: partition) else { return }
+        if promptly { replica.stopDeliveringPromptly() }
+        running.cancel()
+        await running.value
         replica.stop()
         logger.info("partition given up", metadata: ["tally.partition": "\(partition)"])
     }
@@ -218,7 +250,7 @@ public actor ClusterNode {
             for await request in requests.messages {
                 guard let reply = request.replyTo else { continue }
                 let id = String(decoding: request.payload, as: UTF8.self)
-                let answer = await self.localAnswer(id)
+                let answer = self.localAnswer(id)
                 try? connection.publish(reply, payload: answer)
             }
             await connection.close()

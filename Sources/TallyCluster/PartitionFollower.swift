@@ -1,5 +1,5 @@
 public import TallyCore
-public import TallyNATS
+import TallyNATS
 public import TallyStore
 
 /// A node's copy of one partition (SPEC K3): reads the partition's subject of the cluster's stream from where its

@@ -7,12 +7,15 @@ public import TallyNATS
 /// - announces the node (`node.<name>`, so that every node knows how many are alive);
 /// - renews the leases it holds (`partition.<p>`, compare-and-set on the revision it wrote: a lease that expired
 ///   and was taken by another node is lost, never taken back);
-/// - gives back leases above its fair share — ⌈partitions ÷ live nodes⌉ — so that a node that joins gets some;
+/// - gives back leases above its fair share — ⌈partitions ÷ live nodes⌉ — so that a node that joins gets some,
+///   once the node has stopped folding them;
 /// - takes free partitions (never set, released, or expired) up to its fair share.
 ///
 /// A node that dies stops renewing: its leases and its announcement expire after the lease time, the live nodes'
 /// fair share grows, and their next tick takes the partitions. A lease is held by one node at a time, since
-/// `create` and `update` are compare-and-set on the stream's last sequence for the key.
+/// `create` and `update` are compare-and-set on the stream's last sequence for the key. A node that cannot renew
+/// (cut off from the cluster) gives its leases up on its own side before they can expire (``dropOverdue(now:)``),
+/// so that it has stopped folding and delivering a partition before another node may take it.
 public actor PartitionLeases {
     public nonisolated let node: String
     public nonisolated let partitions: Int
@@ -24,6 +27,9 @@ public actor PartitionLeases {
     private var bucketCreated = false
     /// The partitions held, with the revision of the lease's last write.
     public private(set) var held: [Int: UInt64] = [:]
+    /// When each held lease was last written, taken before the write was sent: the bucket's time to live runs from
+    /// a later moment, so the lease is certainly this node's until then plus the lease time.
+    private var writtenAt: [Int: ContinuousClock.Instant] = [:]
     private var announcement: UInt64?
 
     public init(
@@ -48,26 +54,33 @@ public actor PartitionLeases {
     static func partitionKey(_ partition: Int) -> String { "partition.\(partition)" }
     static func nodeKey(_ node: String) -> String { "node.\(node)" }
 
-    /// One round: announce, renew, give back above the fair share, take free partitions up to it.
-    public func tick() async throws(NATSError) -> Change {
+    /// One round: announce, renew, give back above the fair share — calling `stopping` with those partitions
+    /// before their leases are deleted — and take free partitions up to the share.
+    public func tick(stopping: @Sendable ([Int]) async -> Void = { _ in }) async throws(NATSError) -> Change {
         let bucket = try await openBucket()
         var change = Change()
         try await announce(in: bucket)
         for (partition, revision) in held.sorted(by: { $0.key < $1.key }) {
+            let sent = ContinuousClock.now
             do {
-                held[partition] = try await bucket.update(
+                let renewed = try await bucket.update(
                     Self.partitionKey(partition), Array(node.utf8), revision: revision)
+                if held[partition] != nil { (held[partition], writtenAt[partition]) = (renewed, sent) }
             } catch .jetStream(_, NATSError.wrongLastSequence, _) {
-                held[partition] = nil  // it expired and another node took it (or it is free again)
+                forget(partition)  // it expired and another node took it (or it is free again)
                 change.lost.append(partition)
             }
         }
         let live = try await liveNodes(in: bucket)
         let share = (partitions + max(live, 1) - 1) / max(live, 1)
-        // Give back the highest partitions above the share (deterministic, so nodes converge).
-        for partition in held.keys.sorted().dropFirst(share).reversed() {
-            if let revision = held.removeValue(forKey: partition) {
-                try? await bucket.delete(Self.partitionKey(partition), revision: revision)
+        // Give back the highest partitions above the share (deterministic, so nodes converge), once stopped here.
+        let surplus = Array(held.keys.sorted().dropFirst(share).reversed())
+        if !surplus.isEmpty {
+            let revisions = surplus.map { held[$0] }
+            for partition in surplus { forget(partition) }
+            await stopping(surplus)
+            for (partition, revision) in zip(surplus, revisions) {
+                if let revision { try? await bucket.delete(Self.partitionKey(partition), revision: revision) }
                 change.released.append(partition)
             }
         }
@@ -78,8 +91,10 @@ public actor PartitionLeases {
             for step in 0..<partitions where held.count < share {
                 let partition = (offset + step) % partitions
                 guard held[partition] == nil, !change.released.contains(partition) else { continue }
+                let sent = ContinuousClock.now
                 do {
                     held[partition] = try await bucket.create(Self.partitionKey(partition), Array(node.utf8))
+                    writtenAt[partition] = sent
                     change.gained.append(partition)
                 } catch .jetStream(_, NATSError.wrongLastSequence, _) {
                     continue  // held by another node
@@ -87,6 +102,20 @@ public actor PartitionLeases {
             }
         }
         return change
+    }
+
+    private func forget(_ partition: Int) {
+        held[partition] = nil
+        writtenAt[partition] = nil
+    }
+
+    /// Gives up, on this side only, the leases not renewed for two thirds of the lease time (renewals failing: the
+    /// cluster unreachable, or slow), and returns them: they expire in the bucket a third of the lease time later at
+    /// the soonest, and the node must have stopped folding and delivering them by then.
+    public func dropOverdue(now: ContinuousClock.Instant = .now) -> [Int] {
+        let overdue = writtenAt.filter { now - $0.value > leaseTime * 2 / 3 }.keys.sorted()
+        for partition in overdue { forget(partition) }
+        return overdue
     }
 
     /// The node holding `partition`'s lease now (any node's view), nil when it is free.
@@ -103,6 +132,7 @@ public actor PartitionLeases {
         }
         if let announcement { try? await bucket.delete(Self.nodeKey(node), revision: announcement) }
         held = [:]
+        writtenAt = [:]
         announcement = nil
     }
 

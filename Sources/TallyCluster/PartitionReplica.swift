@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import Synchronization
 public import TallyAPI
 public import TallyEngine
 public import TallyStore
@@ -10,20 +11,33 @@ public import TallyStore
 ///
 /// The copy keeps the stream position in the log (committed with each append), so a node that held the partition
 /// before resumes after what it has, and the projector resumes from its checkpoint as it does on a single node.
+///
+/// With a delivery configuration, the replica also delivers the partition's outbox (T6, T7): its outcome events are
+/// published to the partition's subject, so that they reach the copy — and the copy of whichever node holds the
+/// partition next — like any other event. A new holder reads the outbox only after its copy has caught up with the
+/// stream once, so an entry whose delivery the stream records is never sent again.
 public final class PartitionReplica: Sendable {
     public let partition: Int
     public let log: EventLog
     public let writer: LogWriter
     public let projector: Projector
+    /// The delivery of the partition's outbox; nil when the node delivers nothing.
+    public let outbox: OutboxDelivery?
     private let follower: PartitionFollower
+    /// 1 once the copy has read the partition to its end for the first time since the replica started.
+    private let copiedOnce = SequenceWatch(0)
+    /// Whether the delivery stops without waiting for its attempts in flight (see ``stopDeliveringPromptly()``).
+    private let promptStop = Mutex(false)
     private let logger: Logger
     private let directory: String
     private let mapSize: Int
     private let sessionTimeout: Int64
 
+    /// A replica of `partition` under `dataDirectory/partitions/<partition>`; with `delivery`, it delivers the
+    /// partition's outbox with that configuration's integrations, SMTP relay and retry settings.
     public init(
         partition: Int, dataDirectory: String, clusterLog: ClusterLog, sessionTimeout: Int64, mapSize: Int,
-        logger: Logger
+        delivery: (configuration: Configuration, blocking: BlockingWork)? = nil, logger: Logger
     ) throws {
         let directory = dataDirectory + "/partitions/\(partition)"
         try FileManager.default.createDirectory(atPath: directory + "/log", withIntermediateDirectories: true)
@@ -40,6 +54,42 @@ public final class PartitionReplica: Sendable {
         follower = PartitionFollower(
             partition: partition, clusterLog: clusterLog, position: { [log] in try log.streamPosition() },
             append: { [writer] events, position in _ = try await writer.append(events, streamPosition: position) })
+        let (log, writer, projector, copiedOnce) = (log, writer, projector, copiedOnce)
+        outbox = delivery.map { delivery in
+            OutboxDelivery(
+                projections: projector.projections, projected: projector.projected,
+                outcomes: Self.outcomes(
+                    clusterLog: clusterLog, log: log, writer: writer, copiedOnce: copiedOnce,
+                    blocking: delivery.blocking),
+                configuration: delivery.configuration, blocking: delivery.blocking,
+                rulesInForce: { [projector] in projector.rules.scorer.rules }, logger: logger)
+        }
+    }
+
+    /// Where the delivery's outcomes go: published to the partition's subject (a request id of their own, so that
+    /// the stream stores each once); the local sequence number returned is the log's head once the copy holds the
+    /// last of them. The last outcome the log holds is read once the copy has caught up with the stream.
+    private static func outcomes(
+        clusterLog: ClusterLog, log: EventLog, writer: LogWriter, copiedOnce: SequenceWatch, blocking: BlockingWork
+    ) -> OutcomeLog {
+        OutcomeLog(
+            append: { events in
+                let acks = try await clusterLog.append(events, request: "outcome-\(UUID().uuidString)")
+                guard let last = acks.map(\.sequence).max() else { return nil }
+                // The copy appends through the writer: each of its commits advances the head.
+                while true {
+                    let head = writer.head.value
+                    if try log.streamPosition() >= last { return try log.head() }
+                    _ = await writer.head.wait(forAtLeast: head &+ 1, timeout: .seconds(1))
+                    try Task.checkCancellation()
+                }
+            },
+            lastOutcome: {
+                while await !copiedOnce.wait(forAtLeast: 1, timeout: .seconds(1)) {
+                    try Task.checkCancellation()
+                }
+                return try await blocking.run { try log.lastDeliveryOutcome() }
+            })
     }
 
     /// Starts the log's writer and the projector.
@@ -48,12 +98,27 @@ public final class PartitionReplica: Sendable {
         try projector.start()
     }
 
-    /// Copies the partition as it grows, until cancelled; the projector folds what arrives. A failure (the cluster
-    /// unreachable for a moment) is logged and retried after a second, from what the copy holds.
-    public func follow() async {
+    /// Copies the partition as it grows, and delivers its outbox, until cancelled; the projector folds what
+    /// arrives. A failure of the copy (the cluster unreachable for a moment) is logged and retried after a second,
+    /// from what the copy holds. Cancelled, the delivery stops first — its attempts in flight get two seconds to
+    /// publish their outcomes, which the copy is still there to bring in — then the copy.
+    public func run() async {
+        // Unstructured, so that neither is cancelled with this task: they are stopped in order below.
+        let copying = Task { await follow() }
+        let delivering = outbox.map { outbox in Task { await outbox.run() } }
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+        if let outbox, let delivering {
+            await outbox.stop(delivering, within: promptStop.withLock { $0 } ? .zero : .seconds(2))
+        }
+        copying.cancel()
+        await copying.value
+    }
+
+    private func follow() async {
         while !Task.isCancelled {
             do {
                 _ = try await follower.catchUp(batch: 2_000, wait: .seconds(1))
+                copiedOnce.advance(to: 1)
             } catch {
                 if Task.isCancelled { return }
                 logger.warning(
@@ -70,6 +135,12 @@ public final class PartitionReplica: Sendable {
         try Replays.verify(
             log: log, live: { self.projector.projections.store }, dataDirectory: directory, mapSize: mapSize,
             sessionTimeout: sessionTimeout)
+    }
+
+    /// Makes the stop that follows cancel the delivery's attempts in flight rather than let them finish: for a
+    /// partition whose lease may be another node's already.
+    public func stopDeliveringPromptly() {
+        promptStop.withLock { $0 = true }
     }
 
     /// Stops the writer (after what it was given) and the projector.

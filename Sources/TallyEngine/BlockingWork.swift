@@ -9,7 +9,7 @@ public final class BlockingWork: Sendable {
     private let pool: NIOThreadPool
     private let running = Mutex(true)
 
-    init(threads: Int) {
+    public init(threads: Int) {
         pool = NIOThreadPool(numberOfThreads: threads)
         pool.start()
     }
@@ -20,13 +20,13 @@ public final class BlockingWork: Sendable {
     }
 
     /// Waits for the work in progress and stops the threads; later ``run(_:)`` calls throw.
-    func shutdown() async {
+    public func shutdown() async {
         guard claimShutdown() else { return }
         try? await pool.shutdownGracefully()
     }
 
     /// For an engine that never ran: stops the threads without waiting on the cooperative pool.
-    func shutdownNow() {
+    public func shutdownNow() {
         guard claimShutdown() else { return }
         try? pool.syncShutdownGracefully()
     }

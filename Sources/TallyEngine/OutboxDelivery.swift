@@ -1,10 +1,10 @@
 import AsyncHTTPClient
 import Foundation
-import Logging
+public import Logging
 import NIOCore
 import Synchronization
 import TallyAPI
-import TallyCore
+public import TallyCore
 import TallyDelivery
 public import TallyStore
 
@@ -27,8 +27,7 @@ public import TallyStore
 public final class OutboxDelivery: Sendable {
     private let projections: LiveProjections
     private let projected: SequenceWatch
-    private let writer: LogWriter
-    private let log: EventLog
+    private let outcomes: OutcomeLog
     private let configuration: Configuration
     private let logger: Logger
     private let http: HTTPClient
@@ -41,17 +40,17 @@ public final class OutboxDelivery: Sendable {
     /// Longest wait honoured from a `Retry-After` header: a day.
     static let longestRetryAfter: Int64 = 86_400_000
 
-    init(
-        projections: LiveProjections, projected: SequenceWatch, writer: LogWriter, log: EventLog,
-        configuration: Configuration, blocking: BlockingWork, rulesInForce: @escaping @Sendable () -> RuleSet,
-        logger: Logger
+    /// A delivery of the outbox of `projections`, which the projector behind `projected` folds from the log that
+    /// `outcomes` appends to.
+    public init(
+        projections: LiveProjections, projected: SequenceWatch, outcomes: OutcomeLog, configuration: Configuration,
+        blocking: BlockingWork, rulesInForce: @escaping @Sendable () -> RuleSet, logger: Logger
     ) {
         self.blocking = blocking
         self.rulesInForce = rulesInForce
         self.projections = projections
         self.projected = projected
-        self.writer = writer
-        self.log = log
+        self.outcomes = outcomes
         self.configuration = configuration
         self.logger = logger
         // Integrations whose URLs differ only in their path share the client's connections to their host: the pool
@@ -72,7 +71,7 @@ public final class OutboxDelivery: Sendable {
         var needed = barrier.withLock { $0 }
         if needed == nil {
             do {
-                let last = try await blocking.run { try self.log.lastDeliveryOutcome() }
+                let last = try await outcomes.lastOutcome()
                 needed = barrier.withLock { barrier in
                     barrier = max(barrier ?? 0, last)
                     return barrier
@@ -112,6 +111,8 @@ public final class OutboxDelivery: Sendable {
         /// The lane of each due key met (an entry's receiver never changes), so that a pass decodes an entry once.
         var lanes: [ByteString: String] = [:]
         var receivers: [String: Lane] = [:]
+        /// Set by ``stop(_:within:)``: no entry is taken any more, the attempts in flight finish.
+        var draining = false
     }
 
     private let window = Mutex(Window())
@@ -148,7 +149,7 @@ public final class OutboxDelivery: Sendable {
     /// entries due now into the lanes' queues; it runs when the projector commits (new entries, folded outcomes),
     /// when a worker runs out of entries, and when the next entry falls due or a lane's pause ends, whichever
     /// comes first: no polling.
-    func run() async {
+    public func run() async {
         // After a start on lost projections, the refold must pass every outcome in the log before the outbox is
         // read: until then, a delivered entry is pending there.
         while !Task.isCancelled, !(await caughtUp(timeout: .seconds(1))) {}
@@ -156,16 +157,17 @@ public final class OutboxDelivery: Sendable {
         let everyReceiver = self.everyReceiver
         // Read before the first pass: every commit after it rings, also one before the forwarding task first runs.
         let folded = projected.value
-        await withDiscardingTaskGroup { group in
-            group.addTask {
-                var seen = folded
-                while !Task.isCancelled {
-                    guard await self.projected.wait(forAtLeast: seen &+ 1, timeout: .seconds(3600)) else { continue }
-                    seen = self.projected.value
-                    self.ring()
-                }
-            }
+        let forwarding = Task {
+            var seen = folded
             while !Task.isCancelled {
+                guard await self.projected.wait(forAtLeast: seen &+ 1, timeout: .seconds(3600)) else { continue }
+                seen = self.projected.value
+                self.ring()
+            }
+        }
+        defer { forwarding.cancel() }
+        await withDiscardingTaskGroup { group in
+            while !Task.isCancelled, !window.withLock({ $0.draining }) {
                 let ticket = bell.value &+ 1
                 let now = wallClockMillis()
                 let seen = projected.value
@@ -268,7 +270,7 @@ public final class OutboxDelivery: Sendable {
         while !Task.isCancelled {
             let key = window.withLock { window -> String? in
                 guard var lane = window.receivers[receiver] else { return nil }
-                guard lane.pausedUntil <= wallClockMillis(), let key = lane.queue.popFirst() else {
+                guard !window.draining, lane.pausedUntil <= wallClockMillis(), let key = lane.queue.popFirst() else {
                     lane.active -= 1
                     window.receivers[receiver] = lane
                     return nil
@@ -312,7 +314,18 @@ public final class OutboxDelivery: Sendable {
         }
     }
 
-    func shutdown() async {
+    /// Stops a ``run()`` in `running`: no entry is taken any more, and the attempts in flight have `within` to
+    /// finish and append their outcomes (a receiver that took a message then has its outcome in the log, and is not
+    /// sent it again by whoever delivers next); then the rest are cancelled, unrecorded. Shuts the HTTP client down.
+    public func stop(_ running: Task<Void, Never>, within: Duration) async {
+        window.withLock { $0.draining = true }
+        ring()
+        let deadline = Task {
+            try? await Task.sleep(for: within)
+            running.cancel()
+        }
+        await running.value
+        deadline.cancel()
         try? await http.shutdown()
     }
 
@@ -344,16 +357,16 @@ public final class OutboxDelivery: Sendable {
                     + "send")
         }
         let event = Event(type: .outboxRetried, contact: entry.contact, at: wallClockMillis(), item: key)
-        let receipt: AppendReceipt
+        let seq: UInt64?
         do {
-            receipt = try await writer.append([event])
+            seq = try await outcomes.append([event])
         } catch let error as AppendError {
             throw EngineError(error)
         }
-        appended(receipt.lastSeq)
+        appended(seq)
         logger.info("outbox entry retried by hand", metadata: ["tally.key": "\(key)"])
         // So that a listing right after the answer shows the entry pending.
-        _ = await projected.wait(forAtLeast: receipt.lastSeq ?? 0, timeout: .seconds(10))
+        _ = await projected.wait(forAtLeast: seq ?? 0, timeout: .seconds(10))
         return entry.applying(event)
     }
 
@@ -412,11 +425,13 @@ public final class OutboxDelivery: Sendable {
         let entry = attempt.entry
         let seq: UInt64?
         do {
-            seq = try await writer.append([attempt.event]).lastSeq
+            seq = try await outcomes.append([attempt.event])
             appended(seq)
         } catch {
             // The outcome could not be appended (a full disk): the entry stays due. Pause before it is sent again,
-            // so that the receiver is not flooded with the same message while the log cannot write.
+            // so that the receiver is not flooded with the same message while the log cannot write. (Cancelled: the
+            // delivery is stopping, and the entry's outcome may be in the log of record already.)
+            guard !Task.isCancelled else { return nil }
             logger.error("outbox update failed", metadata: ["tally.key": "\(entry.key)", "tally.error": "\(error)"])
             try? await Task.sleep(for: .seconds(5))
             return nil
@@ -542,5 +557,32 @@ public final class OutboxDelivery: Sendable {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in key.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return String(hash, radix: 16) + "." + String(key.utf8.count)
+    }
+}
+
+/// Where a delivery's outcome events go (T7), and how it learns the last one the log already holds: the daemon's
+/// own log, or — on a cluster node — the partition's subject of the cluster's stream, which the node's copy of
+/// the partition then brings into the local log its projector folds.
+public struct OutcomeLog: Sendable {
+    /// Appends events durably; returns the sequence number in the local log that the projector must have folded
+    /// for them to show in the outbox (nil when nothing was appended).
+    public var append: @Sendable (_ events: [Event]) async throws -> UInt64?
+    /// The sequence number in the local log of the last delivery outcome of the log of record, once the local
+    /// log holds every outcome the log of record had when it was called.
+    public var lastOutcome: @Sendable () async throws -> UInt64
+
+    public init(
+        append: @escaping @Sendable (_ events: [Event]) async throws -> UInt64?,
+        lastOutcome: @escaping @Sendable () async throws -> UInt64
+    ) {
+        self.append = append
+        self.lastOutcome = lastOutcome
+    }
+
+    /// A single node's: its log, through its writer.
+    public static func local(writer: LogWriter, log: EventLog, blocking: BlockingWork) -> OutcomeLog {
+        OutcomeLog(
+            append: { events in try await writer.append(events).lastSeq },
+            lastOutcome: { try await blocking.run { try log.lastDeliveryOutcome() } })
     }
 }

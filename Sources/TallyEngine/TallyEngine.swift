@@ -76,8 +76,9 @@ public final class TallyEngine: Service, Sendable {
         // From here on nothing may throw: the pool's threads must be shut down by `run()` or `deinit`.
         blocking = BlockingWork(threads: configuration.blockingThreads)
         outbox = OutboxDelivery(
-            projections: projector.projections, projected: projector.projected, writer: writer, log: log,
-            configuration: configuration, blocking: blocking,
+            projections: projector.projections, projected: projector.projected,
+            outcomes: .local(writer: writer, log: log, blocking: blocking), configuration: configuration,
+            blocking: blocking,
             rulesInForce: { [projector] in projector.rules.scorer.rules },
             logger: logger)
     }
@@ -122,9 +123,7 @@ public final class TallyEngine: Service, Sendable {
         try? await gracefulShutdown()
         clock?.cancel()
         await clock?.value
-        delivery.cancel()
-        await delivery.value
-        await outbox.shutdown()
+        await outbox.stop(delivery, within: .seconds(2))
         do {
             try await blocking.run {
                 self.writer.stop()

@@ -58,7 +58,7 @@ struct Serve: AsyncParsableCommand {
         let node = try ClusterNode(
             settings: try ClusterSettings(cluster), dataDirectory: configuration.dataDirectory,
             sessionTimeout: configuration.sessionTimeout, mapSize: configuration.mapSize, logger: logger,
-            rulesFile: (rules, source))
+            rulesFile: (rules, source), delivery: configuration)
         let servers = try ClusterServers.make(node: node, configuration: configuration, logger: logger)
         logger.info(
             "tally cluster node serving",

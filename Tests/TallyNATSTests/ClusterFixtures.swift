@@ -1,6 +1,7 @@
 import Foundation
 import TallyCore
 import TallyStore
+import Testing
 
 @testable import TallyEngine
 
@@ -46,4 +47,15 @@ enum ClusterFixtures {
         while try folder.step() {}
         return try store.allContacts()
     }
+}
+
+/// Waits up to 60 s for `condition`; records an issue and throws when it does not hold by then.
+func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(60)
+    while ContinuousClock.now < deadline {
+        if (try? await condition()) == true { return }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    Issue.record("not within 60 s: \(what)")
+    throw CancellationError()
 }

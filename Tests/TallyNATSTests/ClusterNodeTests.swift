@@ -81,17 +81,6 @@ import Testing
         for task in running.prefix(2) { _ = try? await task.value }
     }
 
-    /// Waits up to 60 s for `condition`.
-    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            if (try? await condition()) == true { return }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        Issue.record("not within 60 s: \(what)")
-        throw CancellationError()
-    }
-
     static func differences(_ expected: [(String, ContactState)], through node: ClusterNode) async throws -> Int {
         var differences = 0
         for (contact, state) in expected {

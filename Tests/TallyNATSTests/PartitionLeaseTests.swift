@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import TallyCluster
@@ -72,5 +73,45 @@ import Testing
         let change = try await nodes[0].tick()  // no waiting for the 30 s lease
         #expect(change.gained.count == 3)
         #expect(await nodes[0].held.count == 6)
+    }
+
+    /// A partition given back above the fair share is stopped by the node before its lease is deleted, so that the
+    /// node taking it never folds or delivers it while the first still does.
+    @Test func aPartitionGivenBackIsStoppedBeforeItsLeaseIsFree() async throws {  // K3, T7
+        let server = try NATSServer()
+        let nodes = ["a", "b"].map { name in
+            PartitionLeases(
+                session: JetStreamSession(servers: [server.address], name: name), node: name, partitions: 4,
+                leaseTime: .seconds(30))
+        }
+        _ = try await nodes[0].tick()
+        #expect(await nodes[0].held.count == 4)
+        _ = try await nodes[1].tick()  // announces b; a's share becomes 2
+        let holders = Mutex<[Int: String?]>([:])
+        let change = try await nodes[0].tick(stopping: { partitions in
+            for partition in partitions {
+                let holder = try? await nodes[0].holder(of: partition)
+                holders.withLock { $0[partition] = holder }
+            }
+        })
+        #expect(change.released.count == 2)
+        #expect(holders.withLock { $0 } == Dictionary(uniqueKeysWithValues: change.released.map { ($0, "a") }))
+        for partition in change.released { #expect(try await nodes[0].holder(of: partition) == nil) }
+        #expect(try await nodes[1].tick().gained.sorted() == change.released.sorted())
+    }
+
+    /// A node whose renewals fall behind gives its leases up on its side two thirds into the lease time, before
+    /// they can expire in the bucket and be taken by another node.
+    @Test func leasesNotRenewedInTimeAreGivenUpBeforeTheyExpire() async throws {  // K3
+        let server = try NATSServer()
+        let leases = PartitionLeases(
+            session: JetStreamSession(servers: [server.address], name: "a"), node: "a", partitions: 3,
+            leaseTime: .seconds(30))
+        _ = try await leases.tick()
+        #expect(await leases.dropOverdue(now: .now + .seconds(15)).isEmpty)
+        #expect(await leases.dropOverdue(now: .now + .seconds(21)) == [0, 1, 2])
+        #expect(await leases.held.isEmpty)
+        // The bucket still says "a" until the lease expires: nobody else can take them before.
+        #expect(try await leases.holder(of: 0) == "a")
     }
 }

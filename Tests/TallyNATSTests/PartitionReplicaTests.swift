@@ -36,7 +36,7 @@ import Testing
                 sessionTimeout: 30 * 60_000, mapSize: 1 << 30, logger: logger)
         }
         for replica in replicas { try replica.start() }
-        let following = replicas.map { replica in Task { await replica.follow() } }
+        let following = replicas.map { replica in Task { await replica.run() } }
         // Each partition's share of the events (the rules publication in every one) copied and folded.
         for replica in replicas {
             let share = events.filter {
@@ -60,5 +60,138 @@ import Testing
         for task in following { await task.value }
         for replica in replicas { replica.stop() }
         await session.close()
+    }
+
+    /// T6, T7 in a cluster: the replica that holds a partition delivers its outbox and publishes each outcome to the
+    /// partition; a replica that takes the partition over (a crash of the first: stopped at once) copies those
+    /// outcomes before it reads the outbox, and sends none of the delivered webhooks again.
+    @Test(.timeLimit(.minutes(2)))
+    func aNewHolderDoesNotDeliverAgainWhatTheLastDelivered() async throws {  // K3, T6, T7
+        let server = try NATSServer()
+        let receiver = try WebhookReceiver()
+        let partitioning = try #require(Partitioning(count: 1))
+        let session = JetStreamSession(servers: [server.address], name: "ingest")
+        let clusterLog = ClusterLog(partitioning: partitioning, session: session)
+        try await clusterLog.prepare(replicas: 1, duplicateWindow: .seconds(60))
+        let events = try ClusterFixtures.events(count: 20_000, contacts: 60, seed: 7)
+        _ = try await clusterLog.append(events, request: "all")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tally-delivery-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let pushed = try ClusterFixtures.singleNodeFold(events, in: directory.appendingPathComponent("single").path)
+            .filter { $0.1.fired.contains("mql/crm") }.map(\.0)
+        #expect(pushed.count > 10)
+        let configuration = try Configuration.parse(
+            """
+            templates: \(ClusterFixtures.repository.path)/config/templates
+            integrations:
+              crm: { url: "http://127.0.0.1:\(receiver.port)/hook" }
+            smtp: { host: 127.0.0.1, port: 9 }
+            outbox: { attempts: 1 }
+            """, file: "test")
+        let blocking = BlockingWork(threads: 2)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical  // the emails fail, as configured
+        func replica(_ name: String) throws -> PartitionReplica {
+            try PartitionReplica(
+                partition: 0, dataDirectory: directory.appendingPathComponent(name).path, clusterLog: clusterLog,
+                sessionTimeout: 30 * 60_000, mapSize: 1 << 30, delivery: (configuration, blocking), logger: logger)
+        }
+        /// The crm entries the replica's projections show delivered.
+        func delivered(_ replica: PartitionReplica) throws -> Int {
+            try replica.projector.projections.read { txn in
+                try txn.outboxEntries(state: .delivered, limit: 10_000).filter { $0.event == "crm" }.count
+            }
+        }
+
+        let first = try replica("a")
+        try first.start()
+        let running = Task { await first.run() }
+        try await eventually("every push delivered and its outcome folded back from the stream") {
+            try delivered(first) == pushed.count
+        }
+        #expect(receiver.keys().sorted() == pushed.map { "\($0)/mql/crm" }.sorted())
+        first.stopDeliveringPromptly()
+        running.cancel()
+        await running.value
+        first.stop()
+
+        let second = try replica("b")
+        try second.start()
+        let taking = Task { await second.run() }
+        let head = try first.log.head()
+        #expect(await second.projector.projected.wait(forAtLeast: head, timeout: .seconds(30)))
+        try await eventually("the new holder's outbox shows the pushes delivered") {
+            try delivered(second) == pushed.count
+        }
+        try await Task.sleep(for: .milliseconds(500))  // time for a wrong delivery to arrive
+        #expect(receiver.keys().count == pushed.count, "a push was delivered again")
+        taking.cancel()
+        await taking.value
+        second.stop()
+        await blocking.shutdown()
+        await session.close()
+    }
+}
+
+/// A real HTTP server for webhooks (Python's http.server on a free loopback port): records the `Idempotency-Key` of
+/// every request, answers 200.
+final class WebhookReceiver {
+    let directory: URL
+    let port: Int
+    private let process = Process()
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("tally-hooks-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [
+            "-c",
+            """
+            import http.server, os, sys
+            directory = sys.argv[1]
+            class Hook(http.server.BaseHTTPRequestHandler):
+                def do_POST(self):
+                    self.rfile.read(int(self.headers.get("content-length", 0)))
+                    with open(os.path.join(directory, "keys"), "a") as out:
+                        out.write(self.headers.get("Idempotency-Key", "") + "\\n")
+                    self.send_response(200)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                def log_message(self, *args):
+                    pass
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+            with open(os.path.join(directory, "port.tmp"), "w") as out:
+                out.write(str(server.server_address[1]))
+            os.rename(os.path.join(directory, "port.tmp"), os.path.join(directory, "port"))
+            server.serve_forever()
+            """,
+            directory.path,
+        ]
+        try process.run()
+        for _ in 0..<200 {
+            if let text = try? String(contentsOf: directory.appendingPathComponent("port"), encoding: .utf8),
+                let port = Int(text)
+            {
+                self.port = port
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        throw NATSServerError(message: "the webhook receiver did not start")
+    }
+
+    /// The keys received so far, one per request.
+    func keys() -> [String] {
+        let text = (try? String(contentsOf: directory.appendingPathComponent("keys"), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    deinit {
+        // SIGKILL: the test process's threads block SIGTERM, and a child inherits that mask.
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(at: directory)
     }
 }
