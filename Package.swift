@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "TallyNATSTests",
             dependencies: [
-                "TallyNATS", "TallyCluster", "TallyCore", "TallyStore", "TallyEngine",
+                "TallyNATS", "TallyCluster", "TallyCore", "TallyStore", "TallyEngine", "TallyAPI",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

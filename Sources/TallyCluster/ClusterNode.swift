@@ -87,6 +87,8 @@ public actor ClusterNode {
 
     /// Subject on which `node` answers for the contacts of the partitions it holds.
     static func contactSubject(_ node: String) -> String { "tally.node.\(node).contact" }
+    /// Subject on which `node` explains the contacts of the partitions it holds (``ExplainQuery``).
+    static func explainSubject(_ node: String) -> String { "tally.node.\(node).explain" }
 
     /// Runs the node until cancelled: prepares the stream, answers other nodes, and keeps its leases, running a
     /// replica for each partition it holds — started when it gains one, stopped when it loses or gives one back.
@@ -95,7 +97,7 @@ public actor ClusterNode {
     public func run(handOver: Bool = true) async throws {
         try await clusterLog.prepare(replicas: settings.replicas, duplicateWindow: settings.duplicateWindow)
         if let rulesFile { try await publish(rulesFile: rulesFile.text, source: rulesFile.source) }
-        let answering = try await answer()
+        let answering = answer()
         let watching = Task { await watchLeases() }
         while !Task.isCancelled {
             _ = try? await leases.tick(stopping: { partitions in
@@ -232,28 +234,100 @@ public actor ClusterNode {
         if let replica = replicas[partition]?.replica {
             return try replica.projector.projections.read { try $0.contact(id) }
         }
+        let subject = Self.contactSubject(try await holder(of: partition))
+        let jetStream = try await session.jetStream()
+        let answer = try await jetStream.connection.request(subject, payload: Array(id.utf8), timeout: .seconds(5))
+        return try ContactAnswer.decode(answer.payload, subject: subject)
+    }
+
+    /// A2, A6 for any contact (K4): its explanation by the holder of its partition — this node's replica, or the
+    /// holder's answer over NATS. Nil for a contact without events.
+    public func explain(_ id: String, asOf: Int64?, limit: Int) async throws -> ExplainDocument? {
+        let partition = partitioning.partition(of: id)
+        if let replica = replicas[partition]?.replica {
+            return try await Self.explain(ExplainQuery(id: id, asOf: asOf, limit: limit), in: replica, blocking)
+        }
+        let subject = Self.explainSubject(try await holder(of: partition))
+        let query = try JSONEncoder().encode(ExplainQuery(id: id, asOf: asOf, limit: limit))
+        let jetStream = try await session.jetStream()
+        let answer = try await jetStream.connection.request(subject, payload: Array(query), timeout: .seconds(30))
+        switch answer.payload.first {
+        case 0: return nil
+        case 1: return try JSONDecoder().decode(ExplainDocument.self, from: Data(answer.payload.dropFirst()))
+        default: throw NATSError.noResponders(subject: "\(subject): the partition moved")
+        }
+    }
+
+    private static func explain(
+        _ query: ExplainQuery, in replica: PartitionReplica, _ blocking: BlockingWork
+    ) async throws -> ExplainDocument? {
+        try await blocking.run {
+            try replica.projector.projections.read { txn in
+                try txn.explain(contact: query.id, asOf: query.asOf, limit: query.limit).map { contact, explanation in
+                    ExplainDocument(contact, explanation, asOf: query.asOf)
+                }
+            }
+        }
+    }
+
+    /// The node holding `partition`, another than this one; throws when none does.
+    private func holder(of partition: Int) async throws -> String {
         guard let owner = try await leases.holder(of: partition), owner != settings.node else {
             throw NATSError.noResponders(subject: "partition \(partition): no node holds it")
         }
-        let jetStream = try await session.jetStream()
-        let answer = try await jetStream.connection.request(
-            Self.contactSubject(owner), payload: Array(id.utf8), timeout: .seconds(5))
-        return try ContactAnswer.decode(answer.payload, subject: Self.contactSubject(owner))
+        return owner
     }
 
-    /// Answers other nodes' contact requests for the partitions this node holds, on a connection of its own.
-    private func answer() async throws -> Task<Void, Never> {
-        let connection = try await NATSConnection.connect(
-            to: settings.servers, name: "tally-\(settings.node)-answers")
-        let requests = try connection.subscribe(Self.contactSubject(settings.node))
-        return Task {
-            for await request in requests.messages {
-                guard let reply = request.replyTo else { continue }
-                let id = String(decoding: request.payload, as: UTF8.self)
-                let answer = self.localAnswer(id)
-                try? connection.publish(reply, payload: answer)
+    /// Answers other nodes' contact and explain requests for the partitions this node holds, on a connection of
+    /// its own (one task per subject, so that a long explanation does not hold up reads), connecting again — to the
+    /// first server that answers — whenever the connection closes, until cancelled.
+    private func answer() -> Task<Void, Never> {
+        Task {
+            while !Task.isCancelled {
+                if let connection = try? await NATSConnection.connect(
+                    to: settings.servers, name: "tally-\(settings.node)-answers")
+                {
+                    await answer(on: connection)
+                    await connection.close()
+                }
+                if !Task.isCancelled { try? await Task.sleep(for: .milliseconds(500)) }
             }
-            await connection.close()
+        }
+    }
+
+    /// Answers on `connection` until it closes or the task is cancelled.
+    private func answer(on connection: NATSConnection) async {
+        guard let contacts = try? connection.subscribe(Self.contactSubject(settings.node)),
+            let explanations = try? connection.subscribe(Self.explainSubject(settings.node))
+        else { return }
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await request in contacts.messages {
+                    guard let reply = request.replyTo else { continue }
+                    let answer = await self.localAnswer(String(decoding: request.payload, as: UTF8.self))
+                    try? connection.publish(reply, payload: answer)
+                }
+            }
+            group.addTask {
+                for await request in explanations.messages {
+                    guard let reply = request.replyTo else { continue }
+                    let answer = await self.localExplanation(request.payload)
+                    try? connection.publish(reply, payload: answer)
+                }
+            }
+        }
+    }
+
+    /// An explain answer: 0 none, 1 and the ``ExplainDocument`` as JSON, 2 the partition is not held here.
+    private func localExplanation(_ payload: [UInt8]) async -> [UInt8] {
+        guard let query = try? JSONDecoder().decode(ExplainQuery.self, from: Data(payload)),
+            let replica = replicas[partitioning.partition(of: query.id)]?.replica
+        else { return [2] }
+        do {
+            guard let document = try await Self.explain(query, in: replica, blocking) else { return [0] }
+            return [1] + Array(try JSONEncoder().encode(document))
+        } catch {
+            return [2]
         }
     }
 
@@ -265,6 +339,13 @@ public actor ClusterNode {
             return ContactAnswer.notHeld
         }
     }
+}
+
+/// What a node asks the holder of a contact's partition to explain.
+struct ExplainQuery: Codable, Sendable {
+    var id: String
+    var asOf: Int64?
+    var limit: Int
 }
 
 /// A node's answer for a contact: 0 none, 1 and the contact's record (``ContactCodec``), 2 the partition is not

@@ -175,21 +175,30 @@ extension TallyEngine {
     public func changePoints(
         contact: String, operation: PointsOperation, value: Int64, group: String?, reason: String?
     ) async throws -> AppendReceipt {
+        try await append([
+            Self.pointsChange(
+                contact: contact, operation: operation, value: value, group: group, reason: reason,
+                rules: try latestRules())
+        ])
+    }
+
+    /// M1: the `points.change` event of a change by hand, checked against `rules` (the latest published); throws
+    /// ``EngineError`` (invalid) for a division by zero, an unknown group or an overlong reason.
+    public static func pointsChange(
+        contact: String, operation: PointsOperation, value: Int64, group: String?, reason: String?, rules: RuleSet
+    ) throws -> Event {
         if operation == .divide, value == 0 {
             throw EngineError(.invalid, "division by zero", field: "value")
         }
-        if let group, !(try latestRules().groups.contains(group)) {
+        if let group, !rules.groups.contains(group) {
             throw EngineError(.invalid, "unknown group \"\(group)\"", field: "group")
         }
         if let reason, reason.utf8.count > 1024 {
             throw EngineError(.invalid, "reason longer than 1024 bytes", field: "reason")
         }
-        return try await append([
-            Event(
-                type: .pointsChange, contact: contact, at: wallClockMillis(), group: group, reason: reason,
-                value: value,
-                operation: operation)
-        ])
+        return Event(
+            type: .pointsChange, contact: contact, at: wallClockMillis(), group: group, reason: reason, value: value,
+            operation: operation)
     }
 
     /// A2, A6: a contact's audit trail summed up, optionally as of a time, with its newest `limit` entries; nil
@@ -201,13 +210,7 @@ extension TallyEngine {
         -> (contact: ResolvedContact, explanation: Explanation)?
     {
         try await blocking.run {
-            try self.projections.read { txn in
-                let id = try txn.canonical(of: contact) ?? contact
-                guard let state = try txn.contact(id) else { return nil }
-                var builder = Explanation.Builder(asOf: asOf, limit: limit)
-                try txn.forEachAudit(contact: id) { builder.add($0) }
-                return (ResolvedContact(id: id, state: state, aliases: try txn.aliases(of: id)), builder.explanation)
-            }
+            try self.projections.read { txn in try txn.explain(contact: contact, asOf: asOf, limit: limit) }
         }
     }
 

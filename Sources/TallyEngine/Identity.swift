@@ -1,4 +1,6 @@
+public import TallyAPI
 public import TallyCore
+public import TallyStore
 
 /// A contact as reads answer it (I2): the contact an id resolves to, its state and its aliases.
 public struct ResolvedContact: Sendable {
@@ -103,5 +105,45 @@ extension TallyEngine {
             }
         }
         return kept
+    }
+}
+
+extension ProjectionTransaction {
+    /// A2, A6: a contact's audit trail summed up, optionally as of a time, with its newest `limit` entries; nil for
+    /// an unknown contact. An alias answers for the contact it resolves to, whose trail holds the alias's entries
+    /// (I4).
+    public func explain(
+        contact: String, asOf: Int64?, limit: Int
+    ) throws -> (contact: ResolvedContact, explanation: Explanation)? {
+        let id = try canonical(of: contact) ?? contact
+        guard let state = try self.contact(id) else { return nil }
+        var builder = Explanation.Builder(asOf: asOf, limit: limit)
+        try forEachAudit(contact: id) { builder.add($0) }
+        return (ResolvedContact(id: id, state: state, aliases: try aliases(of: id)), builder.explanation)
+    }
+}
+
+extension ExplainDocument {
+    /// `GET /v1/contacts/{id}/explain`'s document (A2): the contact's scores — as of `asOf` when set, from the
+    /// trail — the sums by action, and the newest entries.
+    public init(_ contact: ResolvedContact, _ explanation: Explanation, asOf: Int64?) {
+        self.init(
+            contact: contact.id, points: asOf == nil ? contact.state.points : explanation.points,
+            groups: asOf == nil ? contact.state.groups : explanation.groups,
+            byAction: Dictionary(explanation.byAction.map { ($0.action, $0.points) }, uniquingKeysWith: +),
+            actions: explanation.byAction.map { .init(action: $0.action, points: $0.points) },
+            entries: explanation.entries.map(ExplainDocument.Entry.init), entriesTotal: explanation.total,
+            at: asOf.map(Timestamp.format))
+    }
+}
+
+extension ExplainDocument.Entry {
+    /// An audit entry as explain shows it.
+    public init(_ entry: AuditEntry) {
+        self.init(
+            seq: entry.seq, id: entry.eventID, at: Timestamp.format(entry.at), action: entry.action,
+            kind: entry.kind.name,
+            rulesVersion: entry.version, group: entry.group, delta: entry.delta, scoreAfter: entry.scoreAfter,
+            reason: entry.reason, origin: entry.origin)
     }
 }

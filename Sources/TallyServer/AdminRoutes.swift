@@ -12,30 +12,34 @@ extension Routes {
         let id = try Self.contactID(context)
         try await awaitProjection(request)
         let asOf = try Self.asOf(request)
-        var limit = Explanation.defaultLimit
-        if let text = request.uri.queryParameters["limit"] {
-            guard let value = Int(text), (0...Explanation.maximumLimit).contains(value) else {
-                throw APIError(
-                    .badRequest, "\"limit\" must be an integer from 0 to \(Explanation.maximumLimit)", field: "limit")
-            }
-            limit = value
-        }
+        let limit = try Self.explainLimit(request)
         guard let (contact, explanation) = try await engine.explain(contact: id, asOf: asOf, limit: limit) else {
             throw APIError(.notFound, "unknown contact \"\(id)\"")
         }
-        return JSONResponse.make(
-            ExplainDocument(
-                contact: contact.id, points: asOf == nil ? contact.state.points : explanation.points,
-                groups: asOf == nil ? contact.state.groups : explanation.groups,
-                byAction: Dictionary(explanation.byAction.map { ($0.action, $0.points) }, uniquingKeysWith: +),
-                actions: explanation.byAction.map { .init(action: $0.action, points: $0.points) },
-                entries: explanation.entries.map(ExplainDocument.Entry.init), entriesTotal: explanation.total,
-                at: asOf.map(Timestamp.format)))
+        return JSONResponse.make(ExplainDocument(contact, explanation, asOf: asOf))
+    }
+
+    /// Explain's `?limit=N`: the newest entries it lists (default ``Explanation/defaultLimit``).
+    static func explainLimit(_ request: Request) throws -> Int {
+        guard let text = request.uri.queryParameters["limit"] else { return Explanation.defaultLimit }
+        guard let value = Int(text), (0...Explanation.maximumLimit).contains(value) else {
+            throw APIError(
+                .badRequest, "\"limit\" must be an integer from 0 to \(Explanation.maximumLimit)", field: "limit")
+        }
+        return value
     }
 
     /// `POST /v1/contacts/{id}/points` `{"op", "value", "group"?, "reason"?}` (M1).
     func changePoints(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try Self.contactID(context)
+        let (operation, change) = try await Self.pointsChange(request)
+        let receipt = try await engine.changePoints(
+            contact: id, operation: operation, value: change.value, group: change.group, reason: change.reason)
+        return Self.accepted(receipt)
+    }
+
+    /// The body of `POST /v1/contacts/{id}/points`, read and checked for its form.
+    static func pointsChange(_ request: Request) async throws -> (PointsOperation, PointsChangeRequest) {
         var request = request
         let body = try await request.collectBody(upTo: 64 << 10)
         let change: PointsChangeRequest
@@ -57,9 +61,7 @@ extension Routes {
         guard let operation = PointsOperation(name: change.op) else {
             throw APIError(.badRequest, "\"op\" must be plus, minus, times, divide or set", field: "op")
         }
-        let receipt = try await engine.changePoints(
-            contact: id, operation: operation, value: change.value, group: change.group, reason: change.reason)
-        return Self.accepted(receipt)
+        return (operation, change)
     }
 
     /// `GET /v1/rules[?version=N]`: the published versions (A3), or one version with its text.
@@ -201,16 +203,6 @@ extension Routes {
         return JSONResponse.make(
             ClockDocument(
                 now: state.now.map(Timestamp.format), aging: state.aging, nextDue: state.nextDue.map(Timestamp.format)))
-    }
-}
-
-extension ExplainDocument.Entry {
-    init(_ entry: AuditEntry) {
-        self.init(
-            seq: entry.seq, id: entry.eventID, at: Timestamp.format(entry.at), action: entry.action,
-            kind: entry.kind.name,
-            rulesVersion: entry.version, group: entry.group, delta: entry.delta, scoreAfter: entry.scoreAfter,
-            reason: entry.reason, origin: entry.origin)
     }
 }
 

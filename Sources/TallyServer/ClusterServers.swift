@@ -5,17 +5,21 @@ import NIOCore
 public import ServiceLifecycle
 import TallyAPI
 public import TallyCluster
-import TallyCore
+public import TallyCore
 public import TallyEngine
 import TallyNATS
 
 /// The HTTP servers of a cluster node (SPEC §13; `Docs/cluster.md`): the same two sockets, with the part of the API
-/// cluster mode has so far — ingest through the cluster's log (K1, K2), a contact's document from the holder of its
-/// partition (K4), health and `GET /v1/cluster`. Every other route answers 501 until cluster mode has it.
+/// cluster mode has so far — ingest through the cluster's log (K1, K2); a contact's document and its explanation
+/// from the holder of its partition, and changes of points by hand published to it (K4); health, `GET /v1/cluster`
+/// and verify. Every other route answers 501 until cluster mode has it.
 public enum ClusterServers {
-    public static func make(node: ClusterNode, configuration: Configuration, logger: Logger) throws -> [any Service] {
+    /// The two servers of `node`; `rules` is the rules file the node published, which checks changes by hand.
+    public static func make(
+        node: ClusterNode, configuration: Configuration, rules: RuleSet, logger: Logger
+    ) throws -> [any Service] {
         for path in [configuration.ingestSocket, configuration.adminSocket] { try Servers.prepareSocketPath(path) }
-        let routes = ClusterRoutes(node: node, limits: configuration.limits)
+        let routes = ClusterRoutes(node: node, limits: configuration.limits, rules: rules)
         let ingest = Application(
             router: routes.router(administrative: false),
             configuration: .init(address: .unixDomainSocket(path: configuration.ingestSocket), serverName: "tally"),
@@ -34,14 +38,20 @@ public enum ClusterServers {
 struct ClusterRoutes: Sendable {
     let node: ClusterNode
     let limits: Configuration.Limits
+    let rules: RuleSet
 
     func router(administrative: Bool) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: NotInClusterModeMiddleware())
+        router.add(middleware: EngineErrorMiddleware())
         router.post("/v1/events") { request, _ in try await self.postEvents(request) }
         router.get("/health") { _, _ in await self.health() }
         if administrative {
             router.get("/v1/contacts/{id}") { _, context in try await self.contact(context) }
+            router.get("/v1/contacts/{id}/explain") { request, context in try await self.explain(request, context) }
+            router.post("/v1/contacts/{id}/points") { request, context in
+                try await self.changePoints(request, context)
+            }
             router.get("/v1/cluster") { _, _ in try await self.status() }
             router.post("/v1/cluster/verify") { _, _ in try await self.verify() }
         }
@@ -70,6 +80,12 @@ struct ClusterRoutes: Sendable {
                 field: error.field)
         }
         guard !events.isEmpty else { throw APIError(.badRequest, "the request holds no event") }
+        return try await publish(events)
+    }
+
+    /// Publishes events to their partitions and answers 202 with the stream's sequence numbers once the stream
+    /// stored every one (K2); 503 when it did not.
+    func publish(_ events: [Event]) async throws -> Response {
         let acks: [PublishAckSummary]
         do {
             acks = try await node.append(events, request: UUID().uuidString).map(PublishAckSummary.init)
@@ -83,6 +99,33 @@ struct ClusterRoutes: Sendable {
         return Response(
             status: .accepted, headers: [.contentType: "application/json"],
             body: ResponseBody(byteBuffer: ByteBuffer(string: receipt.json + "\n")))
+    }
+
+    /// `GET /v1/contacts/{id}/explain[?at=T&limit=N]` (A2, A6): the contact's explanation by the holder of its
+    /// partition (K4).
+    func explain(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let id = try Routes.contactID(context)
+        let (asOf, limit) = (try Routes.asOf(request), try Routes.explainLimit(request))
+        let document: ExplainDocument?
+        do {
+            document = try await node.explain(id, asOf: asOf, limit: limit)
+        } catch {
+            throw APIError(.serviceUnavailable, "no node answers for this contact's partition now: \(error)")
+        }
+        guard let document else { throw APIError(.notFound, "unknown contact \"\(id)\"") }
+        return JSONResponse.make(document)
+    }
+
+    /// `POST /v1/contacts/{id}/points` (M1): the change checked against the rules and published to the contact's
+    /// partition (K4); 202 once stored.
+    func changePoints(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let id = try Routes.contactID(context)
+        let (operation, change) = try await Routes.pointsChange(request)
+        return try await publish([
+            try TallyEngine.pointsChange(
+                contact: id, operation: operation, value: change.value, group: change.group, reason: change.reason,
+                rules: rules)
+        ])
     }
 
     /// `GET /v1/contacts/{id}`: the contact's document as the holder of its partition has folded it (K4).

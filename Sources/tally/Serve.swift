@@ -54,12 +54,13 @@ struct Serve: AsyncParsableCommand {
     func serveClusterNode(_ cluster: Configuration.Cluster, configuration: Configuration, logger: Logger) async throws {
         let rules = try String(contentsOfFile: configuration.rulesPath, encoding: .utf8)
         let source = "file \(configuration.rulesPath)"
-        _ = try TallyEngine.validate(rules: rules, source: source, configuration: configuration)
+        let ruleSet = try TallyEngine.validate(rules: rules, source: source, configuration: configuration)
         let node = try ClusterNode(
             settings: try ClusterSettings(cluster), dataDirectory: configuration.dataDirectory,
             sessionTimeout: configuration.sessionTimeout, mapSize: configuration.mapSize, logger: logger,
             rulesFile: (rules, source), delivery: configuration)
-        let servers = try ClusterServers.make(node: node, configuration: configuration, logger: logger)
+        let servers = try ClusterServers.make(
+            node: node, configuration: configuration, rules: ruleSet, logger: logger)
         logger.info(
             "tally cluster node serving",
             metadata: [

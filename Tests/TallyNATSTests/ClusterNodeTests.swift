@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TallyAPI
 import TallyCore
 import TallyStore
 import Testing
@@ -47,6 +48,16 @@ import Testing
         try await eventually("node b answers for every contact as a single node folds it") {
             try await Self.differences(expected, through: nodes[1]) == 0
         }
+        // A2 through any node (K4): every node explains a contact as its holder does, and the sums are its score.
+        for (contact, state) in expected.prefix(20) {
+            var documents: [ExplainDocument] = []
+            for node in nodes {
+                documents.append(try #require(try await node.explain(contact, asOf: nil, limit: 100)))
+            }
+            #expect(documents.allSatisfy { $0 == documents[0] }, "\(contact)")
+            #expect(documents[0].points == state.points && documents[0].byAction.values.reduce(0, +) == state.points)
+        }
+        #expect(try await nodes[0].explain("nobody", asOf: nil, limit: 10) == nil)
         // A5 per partition: each node's partitions equal a fresh fold of their copies (once the shares are even:
         // the first node up took more, and gives back as the others announce themselves).
         try await eventually("each node holds two partitions") {
