@@ -48,6 +48,18 @@ extension TallyEngine {
     ) async throws(EngineError)
         -> AppendReceipt
     {
+        let event = try await Self.contactUpdate(id, email: email, ownerEmail: ownerEmail, fields: fields) {
+            try self.contact(id)
+        }
+        return try await append([event])
+    }
+
+    /// F1: the `contact.update` event of an update by hand, checked: addresses, field names and values, and the
+    /// number of fields the contact would have (`existing` reads the contact, only when fields change).
+    public static func contactUpdate(
+        _ id: String, email: String?, ownerEmail: String?, fields: [String: FieldValue?],
+        existing: () async throws -> ContactState?
+    ) async throws(EngineError) -> Event {
         guard email != nil || ownerEmail != nil || !fields.isEmpty else {
             throw EngineError(.invalid, "give \"email\", \"owner_email\" or \"fields\"", field: "email")
         }
@@ -65,9 +77,9 @@ extension TallyEngine {
             }
         }
         if !updates.isEmpty {
-            let existing: ContactState?
-            do { existing = try contact(id) } catch { throw EngineError(.unavailable, "\(error)") }
-            var names = Set(existing?.fields.keys ?? [:].keys)
+            let state: ContactState?
+            do { state = try await existing() } catch { throw EngineError(.unavailable, "\(error)") }
+            var names = Set(state?.fields.keys ?? [:].keys)
             for update in updates {
                 if update.value == nil { names.remove(update.name) } else { names.insert(update.name) }
             }
@@ -78,11 +90,9 @@ extension TallyEngine {
                         + "\(names.count)", field: "fields")
             }
         }
-        return try await append([
-            Event(
-                type: .contactUpdate, contact: id, at: wallClockMillis(), email: email, ownerEmail: ownerEmail,
-                fields: updates)
-        ])
+        return Event(
+            type: .contactUpdate, contact: id, at: wallClockMillis(), email: email, ownerEmail: ownerEmail,
+            fields: updates)
     }
 
     /// Where the log and the projections stand, and why the log takes no writes when it does not.

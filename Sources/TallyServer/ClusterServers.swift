@@ -48,6 +48,7 @@ struct ClusterRoutes: Sendable {
         router.get("/health") { _, _ in await self.health() }
         if administrative {
             router.get("/v1/contacts/{id}") { _, context in try await self.contact(context) }
+            router.post("/v1/contacts/{id}") { request, context in try await self.updateContact(request, context) }
             router.get("/v1/contacts/{id}/explain") { request, context in try await self.explain(request, context) }
             router.post("/v1/contacts/{id}/points") { request, context in
                 try await self.changePoints(request, context)
@@ -126,6 +127,17 @@ struct ClusterRoutes: Sendable {
                 contact: id, operation: operation, value: change.value, group: change.group, reason: change.reason,
                 rules: rules)
         ])
+    }
+
+    /// `POST /v1/contacts/{id}` (F1): the update checked — against the contact as its holder has it, when fields
+    /// change — and published to the contact's partition (K4); 202 once stored.
+    func updateContact(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let id = try Routes.contactID(context)
+        let (update, fields) = try await Routes.contactUpdate(request)
+        let event = try await TallyEngine.contactUpdate(
+            id, email: update.email, ownerEmail: update.ownerEmail, fields: fields
+        ) { try await node.contact(id) }
+        return try await publish([event])
     }
 
     /// `GET /v1/contacts/{id}`: the contact's document as the holder of its partition has folded it (K4).

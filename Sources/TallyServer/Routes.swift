@@ -165,6 +165,13 @@ public struct Routes: Sendable {
     /// (F1; a field given as `null` is removed). The body may hold 100 fields of 1 KiB: 256 KiB at most.
     func updateContact(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try Self.contactID(context)
+        let (update, fields) = try await Self.contactUpdate(request)
+        return Self.accepted(
+            try await engine.updateContact(id, email: update.email, ownerEmail: update.ownerEmail, fields: fields))
+    }
+
+    /// The body of `POST /v1/contacts/{id}`, read and checked for its form, with its fields as values.
+    static func contactUpdate(_ request: Request) async throws -> (ContactUpdateRequest, [String: FieldValue?]) {
         var request = request
         let body = try await request.collectBody(upTo: 256 << 10)
         let update: ContactUpdateRequest
@@ -176,9 +183,7 @@ public struct Routes: Sendable {
                 "expected a JSON object with \"email\" and/or \"owner_email\" strings and/or \"fields\", an object "
                     + "of strings, numbers and nulls")
         }
-        let fields = (update.fields ?? [:]).mapValues { $0.map(FieldValue.init) }
-        return Self.accepted(
-            try await engine.updateContact(id, email: update.email, ownerEmail: update.ownerEmail, fields: fields))
+        return (update, (update.fields ?? [:]).mapValues { $0.map(FieldValue.init) })
     }
 
     /// `GET /v1/outbox[?state=pending|delivered|failed][&limit=N]`.
