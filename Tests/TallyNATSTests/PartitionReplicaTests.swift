@@ -12,13 +12,19 @@ import Testing
 /// replica (log writer and projector, the single node's), and every contact's state equal to a single node's fold
 /// of the same events.
 @Suite struct PartitionReplicaTests {
+    /// The cluster's log on one server, `partitions` partitions, one replica.
+    static func clusterLog(on server: NATSServer, partitions: Int) async throws -> (ClusterLog, JetStreamSession) {
+        let session = JetStreamSession(servers: [server.address], name: "ingest")
+        let clusterLog = ClusterLog(partitioning: try #require(Partitioning(count: partitions)), session: session)
+        try await clusterLog.prepare(replicas: 1, duplicateWindow: .seconds(60))
+        return (clusterLog, session)
+    }
+
     @Test(.timeLimit(.minutes(2)))
     func replicasFoldTheirPartitionsAsASingleNodeFoldsTheLog() async throws {  // K1, K3
         let server = try NATSServer()
-        let partitioning = try #require(Partitioning(count: 3))
-        let session = JetStreamSession(servers: [server.address], name: "ingest")
-        let clusterLog = ClusterLog(partitioning: partitioning, session: session)
-        try await clusterLog.prepare(replicas: 1, duplicateWindow: .seconds(60))
+        let (clusterLog, session) = try await Self.clusterLog(on: server, partitions: 3)
+        let partitioning = clusterLog.partitioning
         let events = try ClusterFixtures.events(count: 4_000, contacts: 300, seed: 2026)
         // In requests of 500, as clients would post them.
         for (index, chunk) in stride(from: 0, to: events.count, by: 500).enumerated() {
@@ -69,10 +75,7 @@ import Testing
     func aNewHolderDoesNotDeliverAgainWhatTheLastDelivered() async throws {  // K3, T6, T7
         let server = try NATSServer()
         let receiver = try WebhookReceiver()
-        let partitioning = try #require(Partitioning(count: 1))
-        let session = JetStreamSession(servers: [server.address], name: "ingest")
-        let clusterLog = ClusterLog(partitioning: partitioning, session: session)
-        try await clusterLog.prepare(replicas: 1, duplicateWindow: .seconds(60))
+        let (clusterLog, session) = try await Self.clusterLog(on: server, partitions: 1)
         let events = try ClusterFixtures.events(count: 20_000, contacts: 60, seed: 7)
         _ = try await clusterLog.append(events, request: "all")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
