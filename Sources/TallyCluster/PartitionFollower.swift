@@ -34,6 +34,32 @@ public struct PartitionFollower: Sendable {
         self.append = append
     }
 
+    /// Copies the partition as it grows, until cancelled or a read fails (then it throws, and a new call resumes
+    /// from what the log holds), through one reader: each fetch waits up to `wait` for a first message and takes up
+    /// to `batch`, appended in one transaction. Calls `caughtUp` whenever it has read to the partition's end.
+    public func follow(batch: Int, wait: Duration, caughtUp: @Sendable () -> Void) async throws {
+        let position = try self.position()
+        let (stream, subject) = (clusterLog.stream, ClusterLog.subject(partition))
+        let reader = try await clusterLog.session.retrying(for: .seconds(10)) { jetStream throws(NATSError) in
+            try await jetStream.createReader(stream: stream, from: position + 1, subject: subject)
+        }
+        do {
+            while !Task.isCancelled {
+                let messages = try await reader.fetch(batch: batch, wait: wait)
+                if let last = messages.last {
+                    let events = try messages.map { message in try EventCodec.decode(message.payload) }
+                    try await append(events, last.sequence)
+                }
+                // Fewer than asked for: the fetch took everything there was.
+                if messages.count < batch { caughtUp() }
+            }
+        } catch {
+            await reader.close()
+            throw error
+        }
+        await reader.close()
+    }
+
     /// Copies what the partition holds after the log's position, in transactions of up to `batch` messages; waits
     /// up to `wait` for a first message when there is none. Returns how many messages it copied.
     @discardableResult

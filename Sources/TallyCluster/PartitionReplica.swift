@@ -117,8 +117,9 @@ public final class PartitionReplica: Sendable {
     private func follow() async {
         while !Task.isCancelled {
             do {
-                _ = try await follower.catchUp(batch: 2_000, wait: .seconds(1))
-                copiedOnce.advance(to: 1)
+                try await follower.follow(batch: 2_000, wait: .seconds(1)) { [copiedOnce] in
+                    copiedOnce.advance(to: 1)
+                }
             } catch {
                 if Task.isCancelled { return }
                 logger.warning(

@@ -152,7 +152,7 @@ public final class OutboxDelivery: Sendable {
     public func run() async {
         // After a start on lost projections, the refold must pass every outcome in the log before the outbox is
         // read: until then, a delivered entry is pending there.
-        while !Task.isCancelled, !(await caughtUp(timeout: .seconds(1))) {}
+        while !Task.isCancelled, !window.withLock({ $0.draining }), !(await caughtUp(timeout: .seconds(1))) {}
         let concurrency = configuration.outbox.concurrency
         let everyReceiver = self.everyReceiver
         // Read before the first pass: every commit after it rings, also one before the forwarding task first runs.
