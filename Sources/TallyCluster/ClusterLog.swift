@@ -23,6 +23,14 @@ public struct ClusterLog: Sendable {
     /// The subject of partition `partition`.
     public static func subject(_ partition: Int) -> String { "tally.events.\(partition)" }
 
+    /// The stream sequence of the last message stored in `partition` (0: none).
+    public func lastSequence(of partition: Int) async throws(NATSError) -> UInt64 {
+        let (stream, subject) = (stream, Self.subject(partition))
+        return try await session.retrying(for: .seconds(5)) { jetStream throws(NATSError) in
+            try await jetStream.lastSequence(stream: stream, subject: subject)
+        }
+    }
+
     /// Creates the stream (or updates its replicas and duplicate window).
     public func prepare(replicas: Int, duplicateWindow: Duration) async throws(NATSError) {
         var configuration = StreamConfiguration(name: stream, subjects: ["tally.events.*"], replicas: replicas)

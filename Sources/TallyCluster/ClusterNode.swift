@@ -54,16 +54,20 @@ public actor ClusterNode {
     private let delivery: Configuration?
     /// Where blocking work runs (verify, the outboxes' reads), off the cooperative pool.
     private let blocking: BlockingWork
+    /// How long a read after a write (`?after=`) waits for the partition's holder to fold that far.
+    private let readAfterTimeout: Duration
 
     /// A node with `settings`, its partitions' copies and projections under `dataDirectory/partitions/`. With
     /// `delivery`, the partitions it holds deliver their outboxes with that configuration's integrations, SMTP relay
     /// and retry settings; with `rulesFile`, it publishes that rules file at start (see ``publish(rulesFile:source:)``).
     public init(
         settings: ClusterSettings, dataDirectory: String, sessionTimeout: Int64, mapSize: Int, logger: Logger,
-        rulesFile: (text: String, source: String)? = nil, delivery: Configuration? = nil
+        rulesFile: (text: String, source: String)? = nil, delivery: Configuration? = nil,
+        readAfterTimeout: Duration = .seconds(5)
     ) throws {
         self.rulesFile = rulesFile
         self.delivery = delivery
+        self.readAfterTimeout = readAfterTimeout
         guard let partitioning = Partitioning(count: settings.partitions) else {
             throw NATSError.protocolViolation("partitions must be between 1 and \(Partitioning.maximum)")
         }
@@ -228,45 +232,68 @@ public actor ClusterNode {
     }
 
     /// A contact's state as the holder of its partition has folded it (K4): this node's replica, or the holder's
-    /// answer over NATS. Nil for a contact without events; throws when no node holds the partition.
-    public func contact(_ id: String) async throws -> ContactState? {
-        let partition = partitioning.partition(of: id)
-        if let replica = replicas[partition]?.replica {
-            return try replica.projector.projections.read { try $0.contact(id) }
-        }
-        let subject = Self.contactSubject(try await holder(of: partition))
-        let jetStream = try await session.jetStream()
-        let answer = try await jetStream.connection.request(subject, payload: Array(id.utf8), timeout: .seconds(5))
-        return try ContactAnswer.decode(answer.payload, subject: subject)
+    /// answer over NATS. Nil for a contact without events; throws when no node holds the partition, and
+    /// ``ClusterReadError`` when `settled` (read your writes) and the holder has not folded that far in time.
+    public func contact(_ id: String, settled: Bool = false) async throws -> ContactState? {
+        let query = ContactQuery(id: id, settled: settled)
+        if let replica = replica(for: id) { return try await contact(query, in: replica) }
+        guard let answer = try await ask(query, Self.contactSubject) else { return nil }
+        return try Array(answer).withUnsafeBytes { try ContactCodec.decode($0) }
     }
 
     /// A2, A6 for any contact (K4): its explanation by the holder of its partition — this node's replica, or the
-    /// holder's answer over NATS. Nil for a contact without events.
-    public func explain(_ id: String, asOf: Int64?, limit: Int) async throws -> ExplainDocument? {
-        let partition = partitioning.partition(of: id)
-        if let replica = replicas[partition]?.replica {
-            return try await Self.explain(ExplainQuery(id: id, asOf: asOf, limit: limit), in: replica, blocking)
-        }
-        let subject = Self.explainSubject(try await holder(of: partition))
-        let query = try JSONEncoder().encode(ExplainQuery(id: id, asOf: asOf, limit: limit))
+    /// holder's answer over NATS (its oldest entries left out if it would not fit one NATS message; the sums cover
+    /// them all). Nil for a contact without events.
+    public func explain(_ id: String, asOf: Int64?, limit: Int, settled: Bool = false) async throws -> ExplainDocument?
+    {
+        let query = ContactQuery(id: id, settled: settled, asOf: asOf, limit: limit)
+        if let replica = replica(for: id) { return try await explanation(query, in: replica) }
+        guard let answer = try await ask(query, Self.explainSubject) else { return nil }
+        return try JSONDecoder().decode(ExplainDocument.self, from: Data(answer))
+    }
+
+    private func replica(for contact: String) -> PartitionReplica? {
+        replicas[partitioning.partition(of: contact)]?.replica
+    }
+
+    /// Asks the holder of the query's contact over NATS, on its subject `subject(holder)`; the answer's payload, nil
+    /// for a contact without events.
+    private func ask(_ query: ContactQuery, _ subject: (String) -> String) async throws -> ArraySlice<UInt8>? {
+        let partition = partitioning.partition(of: query.id)
+        let subject = subject(try await holder(of: partition))
         let jetStream = try await session.jetStream()
-        let answer = try await jetStream.connection.request(subject, payload: Array(query), timeout: .seconds(30))
+        let answer = try await jetStream.connection.request(
+            subject, payload: Array(try JSONEncoder().encode(query)), timeout: readAfterTimeout + .seconds(25))
         switch answer.payload.first {
-        case 0: return nil
-        case 1: return try JSONDecoder().decode(ExplainDocument.self, from: Data(answer.payload.dropFirst()))
+        case ContactAnswer.none: return nil
+        case ContactAnswer.found: return answer.payload.dropFirst()
+        case ContactAnswer.notFoldedInTime: throw ClusterReadError(partition: partition, timeout: readAfterTimeout)
         default: throw NATSError.noResponders(subject: "\(subject): the partition moved")
         }
     }
 
-    private static func explain(
-        _ query: ExplainQuery, in replica: PartitionReplica, _ blocking: BlockingWork
-    ) async throws -> ExplainDocument? {
-        try await blocking.run {
+    private func contact(_ query: ContactQuery, in replica: PartitionReplica) async throws -> ContactState? {
+        if query.settled { try await settle(replica) }
+        return try replica.projector.projections.read { try $0.contact(query.id) }
+    }
+
+    private func explanation(_ query: ContactQuery, in replica: PartitionReplica) async throws -> ExplainDocument? {
+        if query.settled { try await settle(replica) }
+        return try await blocking.run {
             try replica.projector.projections.read { txn in
-                try txn.explain(contact: query.id, asOf: query.asOf, limit: query.limit).map { contact, explanation in
-                    ExplainDocument(contact, explanation, asOf: query.asOf)
-                }
+                try txn.explain(
+                    contact: query.id, asOf: query.asOf, limit: query.limit ?? Explanation.defaultLimit
+                ).map { contact, explanation in ExplainDocument(contact, explanation, asOf: query.asOf) }
             }
+        }
+    }
+
+    /// Read your writes (K4): waits until `replica` has copied and folded everything its partition held now, which
+    /// includes every event whose 202 the client has; throws ``ClusterReadError`` after the read-after timeout.
+    private func settle(_ replica: PartitionReplica) async throws {
+        let last = try await clusterLog.lastSequence(of: replica.partition)
+        guard try await replica.folded(through: last, timeout: readAfterTimeout) else {
+            throw ClusterReadError(partition: replica.partition, timeout: readAfterTimeout)
         }
     }
 
@@ -300,70 +327,80 @@ public actor ClusterNode {
         guard let contacts = try? connection.subscribe(Self.contactSubject(settings.node)),
             let explanations = try? connection.subscribe(Self.explainSubject(settings.node))
         else { return }
+        let room = connection.serverInfo.maxPayload - 1024
         await withDiscardingTaskGroup { group in
-            group.addTask {
-                for await request in contacts.messages {
-                    guard let reply = request.replyTo else { continue }
-                    let answer = await self.localAnswer(String(decoding: request.payload, as: UTF8.self))
-                    try? connection.publish(reply, payload: answer)
-                }
-            }
-            group.addTask {
-                for await request in explanations.messages {
-                    guard let reply = request.replyTo else { continue }
-                    let answer = await self.localExplanation(request.payload)
-                    try? connection.publish(reply, payload: answer)
+            for (requests, explaining) in [(contacts, false), (explanations, true)] {
+                group.addTask {
+                    for await request in requests.messages {
+                        guard let reply = request.replyTo else { continue }
+                        let answer = await self.answer(request.payload, explaining: explaining, within: room)
+                        try? connection.publish(reply, payload: answer)
+                    }
                 }
             }
         }
     }
 
-    /// An explain answer: 0 none, 1 and the ``ExplainDocument`` as JSON, 2 the partition is not held here.
-    private func localExplanation(_ payload: [UInt8]) async -> [UInt8] {
-        guard let query = try? JSONDecoder().decode(ExplainQuery.self, from: Data(payload)),
-            let replica = replicas[partitioning.partition(of: query.id)]?.replica
-        else { return [2] }
+    /// The answer to another node's ``ContactQuery`` (see ``ContactAnswer``), at most `room` bytes.
+    private func answer(_ payload: [UInt8], explaining: Bool, within room: Int) async -> [UInt8] {
+        guard let query = try? JSONDecoder().decode(ContactQuery.self, from: Data(payload)),
+            let replica = replica(for: query.id)
+        else { return [ContactAnswer.notHeld] }
         do {
-            guard let document = try await Self.explain(query, in: replica, blocking) else { return [0] }
-            return [1] + Array(try JSONEncoder().encode(document))
+            if explaining {
+                guard let document = try await explanation(query, in: replica) else { return [ContactAnswer.none] }
+                return [ContactAnswer.found] + (try Self.json(document, within: room - 1))
+            }
+            guard let state = try await contact(query, in: replica) else { return [ContactAnswer.none] }
+            return [ContactAnswer.found] + ContactCodec.encode(state)
+        } catch is ClusterReadError {
+            return [ContactAnswer.notFoldedInTime]
         } catch {
-            return [2]
+            return [ContactAnswer.notHeld]
         }
     }
 
-    private func localAnswer(_ id: String) -> [UInt8] {
-        guard let replica = replicas[partitioning.partition(of: id)]?.replica else { return ContactAnswer.notHeld }
-        do {
-            return ContactAnswer.encode(try replica.projector.projections.read { try $0.contact(id) })
-        } catch {
-            return ContactAnswer.notHeld
+    /// An explain document as JSON in at most `room` bytes: its oldest entries left out until it fits (its sums and
+    /// `entries_total` still cover them).
+    static func json(_ document: ExplainDocument, within room: Int) throws -> [UInt8] {
+        var document = document
+        while true {
+            let json = Array(try JSONEncoder().encode(document))
+            guard json.count > room, !document.entries.isEmpty else { return json }
+            let keep = document.entries.count * room / json.count * 9 / 10
+            document.entries.removeFirst(document.entries.count - keep)
         }
     }
 }
 
-/// What a node asks the holder of a contact's partition to explain.
-struct ExplainQuery: Codable, Sendable {
+/// What a node asks the holder of a contact's partition (K4): the contact's record, or on the explain subject its
+/// explanation; `settled`: once the holder has copied and folded everything the partition held when asked (read
+/// your writes).
+struct ContactQuery: Codable, Sendable {
     var id: String
+    var settled = false
     var asOf: Int64?
-    var limit: Int
+    var limit: Int?
 }
 
-/// A node's answer for a contact: 0 none, 1 and the contact's record (``ContactCodec``), 2 the partition is not
-/// held here (it moved: ask again).
+/// The first byte of a holder's answer to a ``ContactQuery``: no such contact; found, followed by the contact's
+/// record (``ContactCodec``) or the explain document (JSON); the partition is not held here (it moved: ask again);
+/// not folded that far within the read-after timeout.
 enum ContactAnswer {
-    static let notHeld: [UInt8] = [2]
+    static let none: UInt8 = 0
+    static let found: UInt8 = 1
+    static let notHeld: UInt8 = 2
+    static let notFoldedInTime: UInt8 = 3
+}
 
-    static func encode(_ state: ContactState?) -> [UInt8] {
-        guard let state else { return [0] }
-        return [1] + ContactCodec.encode(state)
-    }
+/// A read after a write (`?after=`) that the holder of the contact's partition had not copied and folded within
+/// the read-after timeout.
+public struct ClusterReadError: Error, Sendable, CustomStringConvertible {
+    public var partition: Int
+    public var timeout: Duration
 
-    static func decode(_ payload: [UInt8], subject: String) throws -> ContactState? {
-        switch payload.first {
-        case 0: return nil
-        case 1: return try Array(payload.dropFirst()).withUnsafeBytes { try ContactCodec.decode($0) }
-        default: throw NATSError.noResponders(subject: "\(subject): the partition moved")
-        }
+    public var description: String {
+        "partition \(partition) was not copied and folded that far within \(timeout) (read_after_timeout)"
     }
 }
 

@@ -76,13 +76,8 @@ public final class PartitionReplica: Sendable {
             append: { events in
                 let acks = try await clusterLog.append(events, request: "outcome-\(UUID().uuidString)")
                 guard let last = acks.map(\.sequence).max() else { return nil }
-                // The copy appends through the writer: each of its commits advances the head.
-                while true {
-                    let head = writer.head.value
-                    if try log.streamPosition() >= last { return try log.head() }
-                    _ = await writer.head.wait(forAtLeast: head &+ 1, timeout: .seconds(1))
-                    try Task.checkCancellation()
-                }
+                while try await !copied(through: last, log: log, writer: writer, timeout: .seconds(60)) {}
+                return try log.head()
             },
             lastOutcome: {
                 while await !copiedOnce.wait(forAtLeast: 1, timeout: .seconds(1)) {
@@ -96,6 +91,30 @@ public final class PartitionReplica: Sendable {
     public func start() throws {
         writer.start()
         try projector.start()
+    }
+
+    /// Waits until the copy holds the partition through stream sequence `position`; false after `timeout`. The copy
+    /// appends through the writer, each of its commits advancing the head: no polling. Throws when cancelled.
+    private static func copied(
+        through position: UInt64, log: EventLog, writer: LogWriter, timeout: Duration
+    ) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let head = writer.head.value
+            if try log.streamPosition() >= position { return true }
+            let left = deadline - .now
+            guard left > .zero else { return false }
+            _ = await writer.head.wait(forAtLeast: head &+ 1, timeout: min(left, .seconds(1)))
+            try Task.checkCancellation()
+        }
+    }
+
+    /// Read your writes (K4): waits until the copy holds the partition through stream sequence `position` and the
+    /// projector has folded what it holds then; false after `timeout`.
+    public func folded(through position: UInt64, timeout: Duration) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        guard try await Self.copied(through: position, log: log, writer: writer, timeout: timeout) else { return false }
+        return await projector.projected.wait(forAtLeast: try log.head(), timeout: max(deadline - .now, .zero))
     }
 
     /// Copies the partition as it grows, and delivers its outbox, until cancelled; the projector folds what

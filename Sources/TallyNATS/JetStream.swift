@@ -35,6 +35,16 @@ public struct JetStream: Sendable {
         }
     }
 
+    /// The sequence number of the last message stored on `subject` in stream `name`; 0 when it has none.
+    public func lastSequence(stream name: String, subject: String) async throws(NATSError) -> UInt64 {
+        do {
+            return try await api("STREAM.MSG.GET.\(name)", LastOnSubject(subject: subject), as: StoredMessage.self)
+                .message.sequence
+        } catch .jetStream(_, NATSError.noMessageFound, _) {
+            return 0
+        }
+    }
+
     /// Deletes the stream and everything in it.
     public func deleteStream(_ name: String) async throws(NATSError) {
         _ = try await api("STREAM.DELETE.\(name)", Empty(), as: Success.self)
@@ -92,6 +102,28 @@ public struct JetStream: Sendable {
         let answer = try await connection.request(subject, payload: Array(payload), timeout: timeout)
         return try decodeAnswer(answer.payload, subject: subject)
     }
+}
+
+/// `STREAM.MSG.GET` of the last message stored on a subject.
+private struct LastOnSubject: Encodable {
+    var subject: String
+
+    enum CodingKeys: String, CodingKey {
+        case subject = "last_by_subj"
+    }
+}
+
+/// `STREAM.MSG.GET`'s answer, of which Tally reads the sequence number.
+private struct StoredMessage: Decodable {
+    struct Message: Decodable {
+        var sequence: UInt64
+
+        enum CodingKeys: String, CodingKey {
+            case sequence = "seq"
+        }
+    }
+
+    var message: Message
 }
 
 /// A message to publish to a stream: the subject, the payload, and the id JetStream deduplicates by (`Nats-Msg-Id`,

@@ -39,4 +39,6 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
     public static let streamNameInUse = 10058
     /// JetStream's code for a stream that does not exist.
     public static let streamNotFound = 10059
+    /// JetStream's code for a message get that found nothing (no message on the subject).
+    public static let noMessageFound = 10037
 }

@@ -47,7 +47,7 @@ struct ClusterRoutes: Sendable {
         router.post("/v1/events") { request, _ in try await self.postEvents(request) }
         router.get("/health") { _, _ in await self.health() }
         if administrative {
-            router.get("/v1/contacts/{id}") { _, context in try await self.contact(context) }
+            router.get("/v1/contacts/{id}") { request, context in try await self.contact(request, context) }
             router.post("/v1/contacts/{id}") { request, context in try await self.updateContact(request, context) }
             router.get("/v1/contacts/{id}/explain") { request, context in try await self.explain(request, context) }
             router.post("/v1/contacts/{id}/points") { request, context in
@@ -102,16 +102,14 @@ struct ClusterRoutes: Sendable {
             body: ResponseBody(byteBuffer: ByteBuffer(string: receipt.json + "\n")))
     }
 
-    /// `GET /v1/contacts/{id}/explain[?at=T&limit=N]` (A2, A6): the contact's explanation by the holder of its
-    /// partition (K4).
+    /// `GET /v1/contacts/{id}/explain[?at=T&limit=N&after=SEQ]` (A2, A6): the contact's explanation by the holder
+    /// of its partition (K4).
     func explain(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try Routes.contactID(context)
         let (asOf, limit) = (try Routes.asOf(request), try Routes.explainLimit(request))
-        let document: ExplainDocument?
-        do {
-            document = try await node.explain(id, asOf: asOf, limit: limit)
-        } catch {
-            throw APIError(.serviceUnavailable, "no node answers for this contact's partition now: \(error)")
+        let settled = try Self.readsYourWrites(request)
+        let document = try await Self.fromHolder {
+            try await node.explain(id, asOf: asOf, limit: limit, settled: settled)
         }
         guard let document else { throw APIError(.notFound, "unknown contact \"\(id)\"") }
         return JSONResponse.make(document)
@@ -140,17 +138,36 @@ struct ClusterRoutes: Sendable {
         return try await publish([event])
     }
 
-    /// `GET /v1/contacts/{id}`: the contact's document as the holder of its partition has folded it (K4).
-    func contact(_ context: BasicRequestContext) async throws -> Response {
+    /// `GET /v1/contacts/{id}[?after=SEQ]`: the contact's document as the holder of its partition has folded it
+    /// (K4).
+    func contact(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try Routes.contactID(context)
-        let state: ContactState?
+        let settled = try Self.readsYourWrites(request)
+        guard let state = try await Self.fromHolder({ try await node.contact(id, settled: settled) }) else {
+            throw APIError(.notFound, "unknown contact \"\(id)\"")
+        }
+        return JSONResponse.make(ContactDocument(id: id, state: state))
+    }
+
+    /// Whether a read asks to see the writes the client was answered 202 for (`?after=SEQ`, a stream sequence): it
+    /// then waits until the contact's partition is copied and folded as far as the stream held it at the read —
+    /// which covers every sequence the client can hold.
+    static func readsYourWrites(_ request: Request) throws -> Bool {
+        guard let text = request.uri.queryParameters["after"] else { return false }
+        guard UInt64(text) != nil else { throw APIError(.badRequest, "\"after\" must be a sequence number") }
+        return true
+    }
+
+    /// A read from the holder of a contact's partition; 504 when a read after a write was not folded in time, 503
+    /// when no node answers for the partition.
+    static func fromHolder<T: Sendable>(_ read: () async throws -> T) async throws -> T {
         do {
-            state = try await node.contact(id)
+            return try await read()
+        } catch let error as ClusterReadError {
+            throw APIError(.gatewayTimeout, "\(error)")
         } catch {
             throw APIError(.serviceUnavailable, "no node answers for this contact's partition now: \(error)")
         }
-        guard let state else { throw APIError(.notFound, "unknown contact \"\(id)\"") }
-        return JSONResponse.make(ContactDocument(id: id, state: state))
     }
 
     func health() async -> Response {

@@ -58,7 +58,8 @@ struct Serve: AsyncParsableCommand {
         let node = try ClusterNode(
             settings: try ClusterSettings(cluster), dataDirectory: configuration.dataDirectory,
             sessionTimeout: configuration.sessionTimeout, mapSize: configuration.mapSize, logger: logger,
-            rulesFile: (rules, source), delivery: configuration)
+            rulesFile: (rules, source), delivery: configuration,
+            readAfterTimeout: .milliseconds(configuration.limits.readAfterTimeout))
         let servers = try ClusterServers.make(
             node: node, configuration: configuration, rules: ruleSet, logger: logger)
         logger.info(

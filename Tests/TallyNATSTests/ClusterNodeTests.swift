@@ -31,20 +31,32 @@ import Testing
         let running = nodes.enumerated().map { index, node in
             Task { try await node.run(handOver: index != 2) }
         }
-        // Every partition held once, two per node.
+        // Every partition held once, two per node (the first node up took more, and gives back as the others
+        // announce themselves).
         try await eventually("the partitions are shared") {
             var held: [Int] = []
-            for node in nodes { held += await node.held }
-            let third = await nodes[2].held.count
-            return held.sorted() == Array(0..<6) && third == 2
+            var counts: [Int] = []
+            for node in nodes {
+                held += await node.held
+                counts.append(await node.held.count)
+            }
+            return held.sorted() == Array(0..<6) && counts == [2, 2, 2]
         }
 
         let events = try ClusterFixtures.events(count: 3_000, contacts: 200, seed: 19)
+        let expected = try ClusterFixtures.singleNodeFold(events, in: directory.appendingPathComponent("single").path)
+        #expect(expected.count == 200)
         for (index, chunk) in stride(from: 0, to: events.count, by: 500).enumerated() {
             _ = try await nodes[0].append(Array(events[chunk..<min(chunk + 500, events.count)]), request: "r-\(index)")
         }
-        let expected = try ClusterFixtures.singleNodeFold(events, in: directory.appendingPathComponent("single").path)
-        #expect(expected.count == 200)
+        // Read your writes (K4): right after the appends, through another node, every contact as the whole of what
+        // was appended folds it.
+        var stale = 0
+        for (contact, state) in expected.reversed() {
+            let read = try await nodes[1].contact(contact, settled: true)
+            if read.map(ContactCodec.encode) != ContactCodec.encode(state) { stale += 1 }
+        }
+        #expect(stale == 0)
         try await eventually("node b answers for every contact as a single node folds it") {
             try await Self.differences(expected, through: nodes[1]) == 0
         }
@@ -90,6 +102,27 @@ import Testing
         #expect(movedAfter <= leaseTime * 2 + .seconds(1))
         for task in running.prefix(2) { task.cancel() }
         for task in running.prefix(2) { _ = try? await task.value }
+    }
+
+    /// An explanation forwarded between nodes fits one NATS message: its oldest entries are left out, its sums and
+    /// total kept (A2 through any node, K4).
+    @Test func anExplanationTooLargeForOneMessageKeepsItsNewestEntries() throws {
+        let entries = (1...2_000).map { n in
+            ExplainDocument.Entry(
+                seq: UInt64(n), id: "e-\(n)", at: "2026-03-15T00:00:00Z", action: "landing-visit", kind: "action",
+                rulesVersion: 1, group: nil, delta: 3, scoreAfter: Int64(3 * n),
+                reason: "page.hit of \"landing-\(n % 8)\"")
+        }
+        let document = ExplainDocument(
+            contact: "c-1", points: 6_000, groups: [:], byAction: ["landing-visit": 6_000],
+            actions: [.init(action: "landing-visit", points: 6_000)], entries: entries, entriesTotal: 2_000, at: nil)
+        #expect(try ClusterNode.json(document, within: 1 << 20).count > 100_000)  // all of it fits a megabyte
+        let json = try ClusterNode.json(document, within: 50_000)
+        #expect(json.count <= 50_000)
+        let read = try JSONDecoder().decode(ExplainDocument.self, from: Data(json))
+        #expect(!read.entries.isEmpty && read.entries.count < 2_000)
+        #expect(read.entries.map(\.seq) == Array(entries.suffix(read.entries.count)).map(\.seq))
+        #expect(read.entriesTotal == 2_000 && read.points == 6_000 && read.byAction == document.byAction)
     }
 
     static func differences(_ expected: [(String, ContactState)], through node: ClusterNode) async throws -> Int {

@@ -72,6 +72,11 @@ import Testing
         #expect(late.map { String(decoding: $0.payload, as: UTF8.self) } == ["late"])
         #expect(late.first?.sequence == 302)
         await reader.close()
+        // Read your writes (K4) starts from the last sequence of a partition: 302 for partition 1, 301 for 0, none
+        // for a partition without messages.
+        #expect(try await jetStream.lastSequence(stream: "EVENTS", subject: "tally.events.1") == 302)
+        #expect(try await jetStream.lastSequence(stream: "EVENTS", subject: "tally.events.0") == 301)
+        #expect(try await jetStream.lastSequence(stream: "EVENTS", subject: "tally.events.7") == 0)
         await connection.close()
     }
 

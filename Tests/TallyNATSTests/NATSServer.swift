@@ -24,7 +24,7 @@ final class NATSServer {
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         let log = directory.appendingPathComponent("nats.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: log)
         try process.run()
         // The server writes its client port to <dir>/nats-server_<pid>.ports once it listens.
@@ -108,7 +108,7 @@ final class NATSCluster {
         process.standardOutput = FileHandle.nullDevice
         let log = directory.appendingPathComponent("n\(index + 1).log")
         if !FileManager.default.fileExists(atPath: log.path) {
-            FileManager.default.createFile(atPath: log.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         }
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
