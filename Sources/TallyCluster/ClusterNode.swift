@@ -91,7 +91,7 @@ public actor ClusterNode {
 
     /// Subject on which `node` answers for the contacts of the partitions it holds.
     static func contactSubject(_ node: String) -> String { "tally.node.\(node).contact" }
-    /// Subject on which `node` explains the contacts of the partitions it holds (``ExplainQuery``).
+    /// Subject on which `node` explains the contacts of the partitions it holds (``ContactQuery``).
     static func explainSubject(_ node: String) -> String { "tally.node.\(node).explain" }
 
     /// Runs the node until cancelled: prepares the stream, answers other nodes, and keeps its leases, running a
@@ -105,7 +105,9 @@ public actor ClusterNode {
         let watching = Task { await watchLeases() }
         while !Task.isCancelled {
             _ = try? await leases.tick(stopping: { partitions in
-                for partition in partitions { await self.stopReplica(partition) }
+                await withDiscardingTaskGroup { group in
+                    for partition in partitions { group.addTask { await self.stopReplica(partition) } }
+                }
             })
             // The replicas follow the leases held, whatever a tick that failed half-way reported: a partition no
             // longer held was lost (another node may hold it now), and stops at once.
@@ -192,7 +194,7 @@ public actor ClusterNode {
             let replica = try PartitionReplica(
                 partition: partition, dataDirectory: dataDirectory, clusterLog: clusterLog,
                 sessionTimeout: sessionTimeout, mapSize: mapSize, delivery: delivery.map { ($0, blocking) },
-                logger: logger)
+                drainTime: min(.seconds(2), settings.leaseTime / 6), logger: logger)
             try replica.start()
             replicas[partition] = (replica, Task { await replica.run() })
             logger.info("partition taken", metadata: ["tally.partition": "\(partition)"])

@@ -28,17 +28,22 @@ public final class PartitionReplica: Sendable {
     private let copiedOnce = SequenceWatch(0)
     /// Whether the delivery stops without waiting for its attempts in flight (see ``stopDeliveringPromptly()``).
     private let promptStop = Mutex(false)
+    /// How long the delivery's attempts in flight have to finish when the replica stops.
+    private let drainTime: Duration
     private let logger: Logger
     private let directory: String
     private let mapSize: Int
     private let sessionTimeout: Int64
 
     /// A replica of `partition` under `dataDirectory/partitions/<partition>`; with `delivery`, it delivers the
-    /// partition's outbox with that configuration's integrations, SMTP relay and retry settings.
+    /// partition's outbox with that configuration's integrations, SMTP relay and retry settings, and gives its
+    /// attempts in flight `drainTime` to finish when it stops (its node must renew its other leases meanwhile).
     public init(
         partition: Int, dataDirectory: String, clusterLog: ClusterLog, sessionTimeout: Int64, mapSize: Int,
-        delivery: (configuration: Configuration, blocking: BlockingWork)? = nil, logger: Logger
+        delivery: (configuration: Configuration, blocking: BlockingWork)? = nil, drainTime: Duration = .seconds(2),
+        logger: Logger
     ) throws {
+        self.drainTime = drainTime
         let directory = dataDirectory + "/partitions/\(partition)"
         try FileManager.default.createDirectory(atPath: directory + "/log", withIntermediateDirectories: true)
         self.partition = partition
@@ -119,7 +124,7 @@ public final class PartitionReplica: Sendable {
 
     /// Copies the partition as it grows, and delivers its outbox, until cancelled; the projector folds what
     /// arrives. A failure of the copy (the cluster unreachable for a moment) is logged and retried after a second,
-    /// from what the copy holds. Cancelled, the delivery stops first — its attempts in flight get two seconds to
+    /// from what the copy holds. Cancelled, the delivery stops first — its attempts in flight get the drain time to
     /// publish their outcomes, which the copy is still there to bring in — then the copy.
     public func run() async {
         // Unstructured, so that neither is cancelled with this task: they are stopped in order below.
@@ -127,7 +132,7 @@ public final class PartitionReplica: Sendable {
         let delivering = outbox.map { outbox in Task { await outbox.run() } }
         while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
         if let outbox, let delivering {
-            await outbox.stop(delivering, within: promptStop.withLock { $0 } ? .zero : .seconds(2))
+            await outbox.stop(delivering, within: promptStop.withLock { $0 } ? .zero : drainTime)
         }
         copying.cancel()
         await copying.value
