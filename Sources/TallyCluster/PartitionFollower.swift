@@ -38,53 +38,53 @@ public struct PartitionFollower: Sendable {
     /// from what the log holds), through one reader: each fetch waits up to `wait` for a first message and takes up
     /// to `batch`, appended in one transaction. Calls `caughtUp` whenever it has read to the partition's end.
     public func follow(batch: Int, wait: Duration, caughtUp: @Sendable () -> Void) async throws {
-        let position = try self.position()
-        let (stream, subject) = (clusterLog.stream, ClusterLog.subject(partition))
-        let reader = try await clusterLog.session.retrying(for: .seconds(10)) { jetStream throws(NATSError) in
-            try await jetStream.createReader(stream: stream, from: position + 1, subject: subject)
-        }
-        do {
+        try await withReader { reader in
             while !Task.isCancelled {
                 let messages = try await reader.fetch(batch: batch, wait: wait)
-                if let last = messages.last {
-                    let events = try messages.map { message in try EventCodec.decode(message.payload) }
-                    try await append(events, last.sequence)
-                }
+                try await copy(messages)
                 // Fewer than asked for: the fetch took everything there was.
                 if messages.count < batch { caughtUp() }
             }
-        } catch {
-            await reader.close()
-            throw error
         }
-        await reader.close()
     }
 
     /// Copies what the partition holds after the log's position, in transactions of up to `batch` messages; waits
     /// up to `wait` for a first message when there is none. Returns how many messages it copied.
     @discardableResult
     public func catchUp(batch: Int = 1000, wait: Duration? = nil) async throws -> Int {
+        try await withReader { reader in
+            var copied = 0
+            var waitFirst = wait
+            while true {
+                let messages = try await reader.fetch(batch: batch, wait: waitFirst)
+                waitFirst = nil
+                guard !messages.isEmpty else { return copied }
+                try await copy(messages)
+                copied += messages.count
+            }
+        }
+    }
+
+    /// Runs `body` with a reader of the partition from after the log's position, closed afterwards.
+    private func withReader<T>(_ body: (StreamReader) async throws -> T) async throws -> T {
         let position = try self.position()
         let (stream, subject) = (clusterLog.stream, ClusterLog.subject(partition))
         let reader = try await clusterLog.session.retrying(for: .seconds(10)) { jetStream throws(NATSError) in
             try await jetStream.createReader(stream: stream, from: position + 1, subject: subject)
         }
-        var copied = 0
-        var waitFirst = wait
         do {
-            while true {
-                let messages = try await reader.fetch(batch: batch, wait: waitFirst)
-                waitFirst = nil
-                guard let last = messages.last else { break }
-                let events = try messages.map { message in try EventCodec.decode(message.payload) }
-                try await append(events, last.sequence)
-                copied += messages.count
-            }
+            let result = try await body(reader)
+            await reader.close()
+            return result
         } catch {
             await reader.close()
             throw error
         }
-        await reader.close()
-        return copied
+    }
+
+    /// Appends fetched messages' events with the position of the last, in one transaction.
+    private func copy(_ messages: [StreamMessage]) async throws {
+        guard let last = messages.last else { return }
+        try await append(messages.map { message in try EventCodec.decode(message.payload) }, last.sequence)
     }
 }
