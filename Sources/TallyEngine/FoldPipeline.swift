@@ -15,17 +15,31 @@ import TallyStore
 /// A batch folded ahead takes the contacts and sessions of the batches still being written from those batches,
 /// everything else from the committed store, so it folds what a batch-by-batch fold gives: the same transactions,
 /// committed in the same order.
+///
+/// A throwaway fold (a rebuild before its switch, the scratch fold of `verify`) can defer its contact records: the
+/// plain batches then write the history, audit and the other tables, and the contacts they changed wait in
+/// ``DeferredContacts`` until there are `deferring` of them, a step that reads the store comes, or the run ends — so
+/// a hot contact is written once per flush instead of once per batch, and a flush writes in key order. Such a store
+/// is consistent only between runs (and whenever a step runs): nothing else may read it meanwhile.
 public final class FoldPipeline {
     /// Batches folded but not yet known committed, at most: one being written, one waiting for the writer.
     static let depth = 2
+    /// The contact states a rebuild or a scratch fold keeps unwritten, at most (`performance.md`, "Deferred
+    /// contact records").
+    public static let deferredContacts = 50_000
 
     private let folder: ProjectionFolder
     private let writer: BatchWriter
     /// The batches handed to the writer, in log order, whose commit has not been taken in yet.
     private var writing: [FoldedBatch] = []
+    /// At most how many contact states wait to be written; nil: none wait, every batch writes its contacts.
+    private let deferring: Int?
 
-    public init(_ folder: ProjectionFolder) {
+    /// A pipeline over `folder`; with `deferring`, its plain batches leave their contact records to flushes of at
+    /// most that many.
+    public init(_ folder: ProjectionFolder, deferring: Int? = nil) {
         self.folder = folder
+        self.deferring = deferring.map { max($0, 1) }
         writer = BatchWriter(store: folder.store)
     }
 
@@ -41,19 +55,26 @@ public final class FoldPipeline {
         do {
             while proceed() {
                 try takeCommitted(waiting: writing.count >= Self.depth, progress: progress)
+                if let deferring, folder.deferred.count >= deferring {
+                    try takeAllCommitted(progress: progress)
+                    try folder.writeDeferred(keeping: deferring / 4)
+                }
                 if writing.count >= Self.depth { continue }
                 if let batch = try folder.foldAhead(
-                    after: writing.last?.last ?? folder.checkpoint, through: limit, size: size, writing: writing)
+                    after: writing.last?.last ?? folder.checkpoint, through: limit, size: size, writing: writing,
+                    defersContacts: deferring != nil)
                 {
                     writer.submit(batch)
                     writing.append(batch)
                     continue
                 }
                 try takeAllCommitted(progress: progress)
+                try folder.writeDeferred()  // a step reads the contacts as stored
                 guard try folder.step(through: limit, size: size) else { break }
                 try progress()
             }
             try takeAllCommitted(progress: progress)
+            try folder.writeDeferred()
         } catch {
             try? takeAllCommitted(progress: progress)  // the first error is the one to report
             throw error
@@ -95,7 +116,7 @@ extension ProjectionFolder {
     /// batches after the checkpoint, in log order); nil when the next batch is not plain — a pass is under way, or it
     /// begins with a merge, a rules switch or a clock event — or there is nothing to fold.
     func foldAhead(
-        after done: UInt64, through limit: UInt64, size: Int, writing: [FoldedBatch]
+        after done: UInt64, through limit: UInt64, size: Int, writing: [FoldedBatch], defersContacts: Bool
     ) throws
         -> FoldedBatch?
     {
@@ -108,6 +129,7 @@ extension ProjectionFolder {
         // Aliases change only at merges, which the pipeline folds after the writer is done.
         let origins = try resolveAliases(&events)
         var batch = FoldedBatch(done: done, events: events, origins: origins, rules: writing.last?.rulesAfter ?? rules)
+        batch.defersContacts = defersContacts
         // The store is read after the writer's commits were taken in: a contact a batch still being written changed
         // is in `writing`, and any other is as committed.
         try store.read { txn in
@@ -117,7 +139,8 @@ extension ProjectionFolder {
                     for earlier in writing.reversed() {
                         if let state = earlier.working.contacts[contact] { return state }
                     }
-                    return try self.contactCache.value(contact) ?? txn.contact(contact.string)
+                    return try self.deferred.state(contact) ?? self.contactCache.value(contact)
+                        ?? txn.contact(contact.string)
                 },
                 storedHit: { key in
                     for earlier in writing.reversed() {

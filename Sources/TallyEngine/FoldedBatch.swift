@@ -33,8 +33,10 @@ struct FoldedBatch: Sendable {
     /// The batch's history links and audit entries (A1).
     var trails = TrailBatch()
     /// The batch's contact records with their index changes, encoded in key order (which keeps LMDB's page splits
-    /// local) at the end of the fold.
+    /// local) at the end of the fold; none when the folder defers them (``DeferredContacts``).
     var records: [ContactRecordWrite] = []
+    /// Whether the batch leaves its contacts' records to the folder's ``DeferredContacts``.
+    var defersContacts = false
     /// The rules after the batch.
     var rulesAfter: RulesState
     /// The `rebuild` event the batch folded, if any.
@@ -140,6 +142,7 @@ extension ProjectionFolder {
             }
             batch.notes.append(.contact(outcome))
         }
+        guard !batch.defersContacts else { return }
         // The keys are sorted, not the states, which would be copied.
         let keys = batch.working.contacts.keys
         batch.records = keys.indices.sorted(by: { keys[$0] < keys[$1] }).map { index in
@@ -200,9 +203,16 @@ extension ProjectionFolder {
         FaultInjection.point("projector")
     }
 
-    /// Takes in a batch whose transaction committed: its states join the caches, and the folder moves past it.
+    /// Takes in a batch whose transaction committed: its states join the caches (or wait to be written, when it
+    /// deferred them), and the folder moves past it.
     func committed(_ batch: FoldedBatch) {
-        for (contact, state) in batch.working.contacts { contactCache.insert(contact, state) }
+        for (contact, state) in batch.working.contacts {
+            if batch.defersContacts {
+                deferred.update(contact, state, loadedFrom: batch.previous[contact])
+            } else {
+                contactCache.insert(contact, state)
+            }
+        }
         for (key, hit) in batch.working.openHits { sessionCache.insert(key, hit) }
         rules = batch.rulesAfter
         checkpoint = batch.last

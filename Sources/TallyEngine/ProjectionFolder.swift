@@ -65,9 +65,14 @@ public final class ProjectionFolder: @unchecked Sendable {
     let limits: Limits
     /// Whether the next step runs a batch of a pass that takes turns with the events (U2 backfill, T4).
     private var passTurn = false
-    /// Committed contact states and open session hits, so hot contacts are not read back for every batch.
+    /// Committed contact states and open session hits, so hot contacts are not read back for every batch. While a
+    /// ``FoldPipeline`` defers contact records, ``deferred`` is the contacts' cache instead, and every step that
+    /// reads the store directly runs after they are written.
     var contactCache: StateCache<ByteString, ContactState>
     var sessionCache: StateCache<SessionKey, OpenHit>
+    /// The contact states a throwaway fold's batches left unwritten (empty unless a ``FoldPipeline`` defers them):
+    /// the newest state of each contact, ahead of the store and of ``contactCache``.
+    var deferred = DeferredContacts()
 
     /// Continues the projections in `store` from their checkpoint, with the rules version they were at.
     public init(log: EventLog, store: ProjectionStore, sessionTimeout: Int64, limits: Limits = Limits()) throws {
@@ -202,6 +207,19 @@ public final class ProjectionFolder: @unchecked Sendable {
         }
         committed(batch)
         return true
+    }
+
+    /// Writes the contact states the batches deferred, in key order, with their index changes: afterwards the store
+    /// holds every folded state, as a batch-by-batch fold would have left it, and ``deferred`` the `keeping` states
+    /// used most (none before a step, whose writes it would not follow).
+    func writeDeferred(keeping: Int = 0) throws {
+        guard deferred.count > 0 else { return }
+        let writes = deferred.takeWrites(keeping: keeping)
+        try store.update { txn in
+            for write in writes { try txn.setContact(write) }
+        }
+        // A step's batches cached states that the deferred batches then changed behind the cache.
+        contactCache.removeAll()
     }
 
     /// One batch of a clock event's aging pass (D2–D4): ages the awards due by the clock's now, first due first,

@@ -294,7 +294,8 @@ public final class Projector: Sendable {
             try store.environment.deferSync()  // a crash before the switch restarts the rebuild; synced at the switch
             let folder = try ProjectionFolder(
                 log: log, emptyStore: store, sessionTimeout: sessionTimeout, version: version, until: seq)
-            try FoldPipeline(folder).run(
+            // Nothing reads the fresh environment before the switch: its contact records can wait (DeferredContacts).
+            try FoldPipeline(folder, deferring: FoldPipeline.deferredContacts).run(
                 size: ProjectionFolder.rebuildBatchSize, while: { isCurrent() && folder.checkpoint < logHead.value }
             ) {
                 state.withLock { state in

@@ -45,7 +45,7 @@ public enum Replays {
         while true {
             let liveStore = live()
             let target = try liveStore.checkpoint()
-            try FoldPipeline(folder).run(
+            try FoldPipeline(folder, deferring: FoldPipeline.deferredContacts).run(
                 through: target, size: ProjectionFolder.batchSize, progress: { progress(folder.checkpoint, target) })
             if folder.checkpoint == target, let result = try compare(liveStore, store, target) { return result }
             // The live store is mid-pass at the target (an aging pass, a trigger_existing pass or a backfill):

@@ -91,11 +91,18 @@ struct BatchingPropertyTests {
         let pipelineSize = random.int(in: 1...maximum)
         let pipelined = try fold(log, into: directory.path + "/pipelined", limits: limits, pipelineSize: pipelineSize)
         print("batching property: pipelined batches folded at \(Int(Date().timeIntervalSince(started) * 1000)) ms")
+        // And as a rebuild folds it, with its contact records deferred, in flushes of a few contacts.
+        let deferring = random.int(in: 1...64)
+        let deferred = try fold(
+            log, into: directory.path + "/deferred", limits: limits, pipelineSize: pipelineSize, deferring: deferring)
         #expect(try whole.checkpoint() == head, "\(context)")
         #expect(try whole.indexDifferences() == [], "L1 L2 indexes; \(context)")
         try expectEqualTables(whole, batched, context: "\(context), batches up to \(maximum), \(limits)")
         try expectEqualTables(
             whole, pipelined, context: "\(context), pipelined batches of \(pipelineSize), \(limits)")
+        try expectEqualTables(
+            whole, deferred,
+            context: "\(context), pipelined batches of \(pipelineSize), contacts deferred by \(deferring), \(limits)")
         // The log must reach what batching could break: every table has records.
         let sizes = try whole.rawTables().map { "\($0.name) \($0.records.count)" }.joined(separator: ", ")
         // (The due index may have emptied by the end: the audit's expiries and decays below show it was reached.)
@@ -137,14 +144,15 @@ struct BatchingPropertyTests {
         return store
     }
 
-    /// Folds the whole log into a new store through a ``FoldPipeline`` of `pipelineSize` events per batch.
+    /// Folds the whole log into a new store through a ``FoldPipeline`` of `pipelineSize` events per batch, deferring
+    /// contact records by up to `deferring` when set.
     private func fold(
-        _ log: EventLog, into path: String, limits: ProjectionFolder.Limits, pipelineSize: Int
+        _ log: EventLog, into path: String, limits: ProjectionFolder.Limits, pipelineSize: Int, deferring: Int? = nil
     ) throws -> ProjectionStore {
         let store = try ProjectionStore(directory: path, mapSize: 1 << 36)
         try store.environment.deferSync()
         let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: Self.sessionTimeout, limits: limits)
-        try FoldPipeline(folder).run(size: pipelineSize)
+        try FoldPipeline(folder, deferring: deferring).run(size: pipelineSize)
         #expect(try folder.checkpoint == log.head())
         return store
     }

@@ -1,0 +1,61 @@
+import TallyCore
+import TallyStore
+
+/// The contact states a throwaway fold has folded but not written yet: a rebuild before its switch, or the scratch
+/// fold of `verify` and of a rebuild's dry run. No reader sees such a store until the fold ends, and a crash starts
+/// it again from the log, so its contact records need not follow every batch: a hot contact is written once per
+/// ``FoldPipeline`` flush rather than once per batch it is in, and a flush writes in key order.
+///
+/// Each entry keeps the state the store holds for the contact (nil: none), from which the flush computes the list
+/// indexes' changes, so that the records and indexes a flush leaves equal those of a batch-by-batch fold. The
+/// table is also the fold's cache of decoded states meanwhile: a flush keeps the states used most since the last one.
+struct DeferredContacts {
+    struct Entry {
+        var state: ContactState
+        /// The contact's record as stored; the unchanged parts of a state share their storage with it.
+        var stored: ContactState?
+        /// Whether ``state`` differs from what is stored.
+        var dirty: Bool
+        /// Batches that changed the contact since the last flush.
+        var uses: UInt32
+    }
+
+    private(set) var entries: [ByteString: Entry] = [:]
+
+    var count: Int { entries.count }
+
+    /// The latest folded state of `contact`, when the table holds it.
+    func state(_ contact: ByteString) -> ContactState? { entries[contact]?.state }
+
+    /// Records a batch's state of `contact`; `stored` is what the batch loaded it from, which is the stored record
+    /// when the table did not hold the contact.
+    mutating func update(_ contact: ByteString, _ state: ContactState, loadedFrom stored: ContactState?) {
+        if let index = entries.index(forKey: contact) {
+            entries.values[index].state = state
+            entries.values[index].dirty = true
+            entries.values[index].uses &+= 1
+        } else {
+            entries[contact] = Entry(state: state, stored: stored, dirty: true, uses: 1)
+        }
+    }
+
+    /// The writes that bring the store to the table's states, in key order. Afterwards the table holds, as written,
+    /// the `keeping` states used most since the last flush.
+    mutating func takeWrites(keeping: Int) -> [ContactRecordWrite] {
+        // Positions are sorted, not entries, which would be copied.
+        let (keys, values) = (entries.keys, entries.values)
+        let writes = keys.indices.filter { values[$0].dirty }.sorted { keys[$0] < keys[$1] }.map { index in
+            ContactRecordWrite(keys[index].string, values[index].state, previous: values[index].stored)
+        }
+        var kept: [ByteString: Entry] = [:]
+        if keeping > 0 {
+            kept.reserveCapacity(keeping)
+            for index in keys.indices.sorted(by: { values[$0].uses > values[$1].uses }).prefix(keeping) {
+                let state = values[index].state
+                kept[keys[index]] = Entry(state: state, stored: state, dirty: false, uses: 0)
+            }
+        }
+        entries = kept
+        return writes
+    }
+}
