@@ -1,7 +1,7 @@
 import TallyCore
 import TallyStore
 
-/// The contact states a throwaway fold has folded but not written yet: a rebuild before its switch, or the scratch
+/// The contact states and open session hits a throwaway fold has folded but not written yet: a rebuild before its switch, or the scratch
 /// fold of `verify` and of a rebuild's dry run. No reader sees such a store until the fold ends, and a crash starts
 /// it again from the log, so its contact records need not follow every batch: a hot contact is written once per
 /// ``FoldPipeline`` flush rather than once per batch it is in, and a flush writes in key order.
@@ -21,8 +21,27 @@ struct DeferredContacts {
     }
 
     private(set) var entries: [ByteString: Entry] = [:]
+    /// The open session hits (U5) the batches changed since the last flush.
+    private var sessions: [SessionKey: OpenHit] = [:]
 
-    var count: Int { entries.count }
+    /// The number of contacts or of sessions held, whichever is greater.
+    var count: Int { max(entries.count, sessions.count) }
+
+    /// The latest open hit of a session, when the table holds it.
+    func hit(_ session: SessionKey) -> OpenHit? { sessions[session] }
+
+    /// Records a batch's open hit of a session.
+    mutating func update(_ session: SessionKey, _ hit: OpenHit) { sessions[session] = hit }
+
+    /// The open hits to write, in key order; empties their table.
+    mutating func takeSessions() -> [(SessionKey, OpenHit)] {
+        defer { sessions.removeAll() }
+        return sessions.sorted { a, b in
+            ByteString.equal(a.key.contact, b.key.contact)
+                ? ByteString.precedes(a.key.session, b.key.session)
+                : ByteString.precedes(a.key.contact, b.key.contact)
+        }.map { ($0.key, $0.value) }
+    }
 
     /// The latest folded state of `contact`, when the table holds it.
     func state(_ contact: ByteString) -> ContactState? { entries[contact]?.state }

@@ -17,8 +17,8 @@ import TallyStore
 /// committed in the same order.
 ///
 /// A throwaway fold (a rebuild before its switch, the scratch fold of `verify`) can defer its contact records: the
-/// plain batches then write the history, audit and the other tables, and the contacts they changed wait in
-/// ``DeferredContacts`` until there are `deferring` of them, a step that reads the store comes, or the run ends — so
+/// plain batches then write the history, audit and the other tables, and the contacts and open hits they changed
+/// wait in ``DeferredContacts`` until there are `deferring` of either, a step that reads the store comes, or the run ends — so
 /// a hot contact is written once per flush instead of once per batch, and a flush writes in key order. Such a store
 /// is consistent only between runs (and whenever a step runs): nothing else may read it meanwhile.
 public final class FoldPipeline {
@@ -146,7 +146,7 @@ extension ProjectionFolder {
                     for earlier in writing.reversed() {
                         if let hit = earlier.working.openHits[key] { return hit }
                     }
-                    return try self.sessionCache.value(key) ?? txn.openHit(key)
+                    return try self.deferred.hit(key) ?? self.sessionCache.value(key) ?? txn.openHit(key)
                 },
                 prepare: { _, _ in }, absent: { _ in })  // no pass is under way
         }

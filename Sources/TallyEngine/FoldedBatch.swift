@@ -35,7 +35,7 @@ struct FoldedBatch: Sendable {
     /// The batch's contact records with their index changes, encoded in key order (which keeps LMDB's page splits
     /// local) at the end of the fold; none when the folder defers them (``DeferredContacts``).
     var records: [ContactRecordWrite] = []
-    /// Whether the batch leaves its contacts' records to the folder's ``DeferredContacts``.
+    /// Whether the batch leaves its contacts' records and open hits to the folder's ``DeferredContacts``.
     var defersContacts = false
     /// The rules after the batch.
     var rulesAfter: RulesState
@@ -197,7 +197,9 @@ extension ProjectionFolder {
         try txn.append(batch.trails)
         try txn.addURLFacts(urlFacts)
         for record in batch.records { try txn.setContact(record) }
-        for (key, hit) in batch.working.openHits { try txn.setOpenHit(key, hit) }
+        if !batch.defersContacts {
+            for (key, hit) in batch.working.openHits { try txn.setOpenHit(key, hit) }
+        }
         try txn.setRulesCursor(version: batch.rulesAfter.scorer.version, published: batch.rulesAfter.published)
         try txn.setCheckpoint(batch.last)
         FaultInjection.point("projector")
@@ -206,14 +208,15 @@ extension ProjectionFolder {
     /// Takes in a batch whose transaction committed: its states join the caches (or wait to be written, when it
     /// deferred them), and the folder moves past it.
     func committed(_ batch: FoldedBatch) {
-        for (contact, state) in batch.working.contacts {
-            if batch.defersContacts {
+        if batch.defersContacts {
+            for (contact, state) in batch.working.contacts {
                 deferred.update(contact, state, loadedFrom: batch.previous[contact])
-            } else {
-                contactCache.insert(contact, state)
             }
+            for (key, hit) in batch.working.openHits { deferred.update(key, hit) }
+        } else {
+            for (contact, state) in batch.working.contacts { contactCache.insert(contact, state) }
+            for (key, hit) in batch.working.openHits { sessionCache.insert(key, hit) }
         }
-        for (key, hit) in batch.working.openHits { sessionCache.insert(key, hit) }
         rules = batch.rulesAfter
         checkpoint = batch.last
         if let rebuildFolded = batch.rebuildFolded { foldedRebuild = rebuildFolded }

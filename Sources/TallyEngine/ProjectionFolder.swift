@@ -209,17 +209,21 @@ public final class ProjectionFolder: @unchecked Sendable {
         return true
     }
 
-    /// Writes the contact states the batches deferred, in key order, with their index changes: afterwards the store
+    /// Writes the contact states and open hits the batches deferred, in key order, with the contacts' index changes:
+    /// afterwards the store
     /// holds every folded state, as a batch-by-batch fold would have left it, and ``deferred`` the `keeping` states
     /// used most (none before a step, whose writes it would not follow).
     func writeDeferred(keeping: Int = 0) throws {
         guard deferred.count > 0 else { return }
         let writes = deferred.takeWrites(keeping: keeping)
+        let hits = deferred.takeSessions()
         try store.update { txn in
             for write in writes { try txn.setContact(write) }
+            for (key, hit) in hits { try txn.setOpenHit(key, hit) }
         }
-        // A step's batches cached states that the deferred batches then changed behind the cache.
+        // A step's batches cached states that the deferred batches then changed behind the caches.
         contactCache.removeAll()
+        sessionCache.removeAll()
     }
 
     /// One batch of a clock event's aging pass (D2–D4): ages the awards due by the clock's now, first due first,
