@@ -12,7 +12,7 @@ import TallyStore
 struct DeferredContacts {
     struct Entry {
         var state: ContactState
-        /// The contact's record as stored; the unchanged parts of a state share their storage with it.
+        /// What the list indexes hold of the contact's stored record (``indexed(_:)``); nil when it has none.
         var stored: ContactState?
         /// Whether ``state`` differs from what is stored.
         var dirty: Bool
@@ -54,7 +54,7 @@ struct DeferredContacts {
             entries.values[index].dirty = true
             entries.values[index].uses &+= 1
         } else {
-            entries[contact] = Entry(state: state, stored: stored, dirty: true, uses: 1)
+            entries[contact] = Entry(state: state, stored: stored.map(Self.indexed), dirty: true, uses: 1)
         }
     }
 
@@ -71,10 +71,18 @@ struct DeferredContacts {
             kept.reserveCapacity(keeping)
             for index in keys.indices.sorted(by: { values[$0].uses > values[$1].uses }).prefix(keeping) {
                 let state = values[index].state
-                kept[keys[index]] = Entry(state: state, stored: state, dirty: false, uses: 0)
+                kept[keys[index]] = Entry(state: state, stored: Self.indexed(state), dirty: false, uses: 0)
             }
         }
         entries = kept
         return writes
+    }
+
+    /// The parts of a state the list indexes are made of (``ContactRecordWrite``): the scores and the memberships.
+    /// They share their storage with the state until it changes them; the rest is not kept twice.
+    static func indexed(_ state: ContactState) -> ContactState {
+        ContactState(
+            points: state.points, groups: state.groups, fired: state.fired, tags: state.tags, segments: state.segments,
+            campaigns: state.campaigns)
     }
 }
