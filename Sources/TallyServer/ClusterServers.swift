@@ -153,9 +153,7 @@ struct ClusterRoutes: Sendable {
     /// then waits until the contact's partition is copied and folded as far as the stream held it at the read —
     /// which covers every sequence the client can hold.
     static func readsYourWrites(_ request: Request) throws -> Bool {
-        guard let text = request.uri.queryParameters["after"] else { return false }
-        guard UInt64(text) != nil else { throw APIError(.badRequest, "\"after\" must be a sequence number") }
-        return true
+        try Routes.afterSequence(request) != nil
     }
 
     /// A read from the holder of a contact's partition; 504 when a read after a write was not folded in time, 503

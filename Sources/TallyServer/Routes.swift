@@ -104,9 +104,15 @@ public struct Routes: Sendable {
 
     /// Waits for `?after=SEQ` to be projected (read your own writes); 504 after the configured wait.
     func awaitProjection(_ request: Request) async throws {
-        guard let text = request.uri.queryParameters["after"] else { return }
-        guard let target = UInt64(text) else { throw APIError(.badRequest, "\"after\" must be a sequence number") }
+        guard let target = try Self.afterSequence(request) else { return }
         try await engine.awaitProjection(through: target)
+    }
+
+    /// The sequence number of `?after=SEQ` (read your own writes), nil without one; 400 when it is not a number.
+    static func afterSequence(_ request: Request) throws -> UInt64? {
+        guard let text = request.uri.queryParameters["after"] else { return nil }
+        guard let target = UInt64(text) else { throw APIError(.badRequest, "\"after\" must be a sequence number") }
+        return target
     }
 
     static func contactID(_ context: BasicRequestContext) throws -> String {
