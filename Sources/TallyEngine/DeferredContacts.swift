@@ -1,10 +1,10 @@
 import TallyCore
 import TallyStore
 
-/// The contact states and open session hits a throwaway fold has folded but not written yet: a rebuild before its switch, or the scratch
-/// fold of `verify` and of a rebuild's dry run. No reader sees such a store until the fold ends, and a crash starts
-/// it again from the log, so its contact records need not follow every batch: a hot contact is written once per
-/// ``FoldPipeline`` flush rather than once per batch it is in, and a flush writes in key order.
+/// The contact states and open session hits a throwaway fold has folded but not written yet: a rebuild before its
+/// switch, or the scratch fold of `verify` and of a rebuild's dry run. No reader sees such a store until the fold
+/// ends, and a crash starts it again from the log, so its contact records need not follow every batch: a hot contact
+/// is written once per ``FoldPipeline`` flush rather than once per batch it is in, and a flush writes in key order.
 ///
 /// Each entry keeps the state the store holds for the contact (nil: none), from which the flush computes the list
 /// indexes' changes, so that the records and indexes a flush leaves equal those of a batch-by-batch fold. The

@@ -18,14 +18,14 @@ import TallyStore
 ///
 /// A throwaway fold (a rebuild before its switch, the scratch fold of `verify`) can defer its contact records: the
 /// plain batches then write the history, audit and the other tables, and the contacts and open hits they changed
-/// wait in ``DeferredContacts`` until there are `deferring` of either, a step that reads the store comes, or the run ends — so
-/// a hot contact is written once per flush instead of once per batch, and a flush writes in key order. Such a store
-/// is consistent only between runs (and whenever a step runs): nothing else may read it meanwhile.
+/// wait in ``DeferredContacts`` until there are `deferring` of either, a step that reads the store comes, or the run
+/// ends — so a hot contact is written once per flush instead of once per batch, and a flush writes in key order.
+/// Such a store is consistent only between runs (and whenever a step runs): nothing else may read it meanwhile.
 public final class FoldPipeline {
     /// Batches folded but not yet known committed, at most: one being written, one waiting for the writer.
     static let depth = 2
-    /// The contact states a rebuild or a scratch fold keeps unwritten, at most (`performance.md`, "Deferred
-    /// contact records").
+    /// The contact states a rebuild or a scratch fold keeps unwritten, at most (`performance.md`, "Issue 16, fifth
+    /// pass"): about 85 MB of memory.
     public static let deferredContacts = 50_000
 
     private let folder: ProjectionFolder

@@ -210,9 +210,8 @@ public final class ProjectionFolder: @unchecked Sendable {
     }
 
     /// Writes the contact states and open hits the batches deferred, in key order, with the contacts' index changes:
-    /// afterwards the store
-    /// holds every folded state, as a batch-by-batch fold would have left it, and ``deferred`` the `keeping` states
-    /// used most (none before a step, whose writes it would not follow).
+    /// afterwards the store holds every folded state, as a batch-by-batch fold would have left it, and ``deferred``
+    /// the `keeping` states used most (none before a step, whose writes it would not follow).
     func writeDeferred(keeping: Int = 0) throws {
         guard deferred.count > 0 else { return }
         let writes = deferred.takeWrites(keeping: keeping)
