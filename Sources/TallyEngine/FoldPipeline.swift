@@ -25,8 +25,8 @@ public final class FoldPipeline {
     /// Batches folded but not yet known committed, at most: one being written, one waiting for the writer.
     static let depth = 2
     /// The contact states a rebuild or a scratch fold keeps unwritten, at most (`performance.md`, "Issue 16, fifth
-    /// pass"): about 85 MB of memory.
-    public static let deferredContacts = 50_000
+    /// pass"): about 55 MB of memory (50,000 was faster, but took a 3 M-event rebuild to 238 MiB).
+    public static let deferredContacts = 25_000
 
     private let folder: ProjectionFolder
     private let writer: BatchWriter
