@@ -14,9 +14,7 @@ struct DeferredContacts {
         var state: ContactState
         /// What the list indexes hold of the contact's stored record (``indexed(_:)``); nil when it has none.
         var stored: ContactState?
-        /// Whether ``state`` differs from what is stored.
-        var dirty: Bool
-        /// Batches that changed the contact since the last flush.
+        /// Batches that changed the contact since the last flush; 0: ``state`` is what is stored.
         var uses: UInt32
     }
 
@@ -51,10 +49,9 @@ struct DeferredContacts {
     mutating func update(_ contact: ByteString, _ state: ContactState, loadedFrom stored: ContactState?) {
         if let index = entries.index(forKey: contact) {
             entries.values[index].state = state
-            entries.values[index].dirty = true
-            entries.values[index].uses &+= 1
+            entries.values[index].uses = max(entries.values[index].uses, entries.values[index].uses &+ 1)  // saturating
         } else {
-            entries[contact] = Entry(state: state, stored: stored.map(Self.indexed), dirty: true, uses: 1)
+            entries[contact] = Entry(state: state, stored: stored.map(Self.indexed), uses: 1)
         }
     }
 
@@ -63,7 +60,7 @@ struct DeferredContacts {
     mutating func takeWrites(keeping: Int) -> [ContactRecordWrite] {
         // Positions are sorted, not entries, which would be copied.
         let (keys, values) = (entries.keys, entries.values)
-        let writes = keys.indices.filter { values[$0].dirty }.sorted { keys[$0] < keys[$1] }.map { index in
+        let writes = keys.indices.filter { values[$0].uses > 0 }.sorted { keys[$0] < keys[$1] }.map { index in
             ContactRecordWrite(keys[index].string, values[index].state, previous: values[index].stored)
         }
         var kept: [ByteString: Entry] = [:]
@@ -71,7 +68,7 @@ struct DeferredContacts {
             kept.reserveCapacity(keeping)
             for index in keys.indices.sorted(by: { values[$0].uses > values[$1].uses }).prefix(keeping) {
                 let state = values[index].state
-                kept[keys[index]] = Entry(state: state, stored: Self.indexed(state), dirty: false, uses: 0)
+                kept[keys[index]] = Entry(state: state, stored: Self.indexed(state), uses: 0)
             }
         }
         entries = kept
