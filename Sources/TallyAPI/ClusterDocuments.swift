@@ -80,3 +80,27 @@ public struct ClusterVerifyDocument: Codable, Sendable, Equatable {
         self.partitions = partitions
     }
 }
+
+/// `GET /v1/rebuild` on a cluster node (A4 per partition): each partition's rebuild in progress or last finished.
+public struct ClusterRebuildStatus: Codable, Sendable, Equatable {
+    public var partitions: [PartitionRebuild]
+
+    /// One partition's rebuild; nil when none ran since its holder started.
+    public struct PartitionRebuild: Codable, Sendable, Equatable {
+        public var partition: Int
+        public var rebuild: RebuildProgress?
+
+        public init(partition: Int, rebuild: RebuildProgress?) {
+            self.partition = partition
+            self.rebuild = rebuild
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(partition, forKey: .partition)
+            try container.encode(rebuild, forKey: .rebuild)  // `null`, not absent, when none ran
+        }
+    }
+
+    public init(partitions: [PartitionRebuild]) { self.partitions = partitions }
+}

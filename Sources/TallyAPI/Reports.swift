@@ -15,11 +15,15 @@ public struct RebuildProgress: Sendable, Equatable, Codable {
     public var startedAt: Int64
     public var finishedAt: Int64?
     public var error: String?
+    /// The `rebuild` event's `at`: what names one rebuild request across a cluster's partitions, whose copies
+    /// number their events each their own way.
+    public var requestedAt: Int64?
 
     public init(
         seq: UInt64, version: Int64, phase: Phase, replayed: UInt64, total: UInt64, startedAt: Int64,
-        finishedAt: Int64? = nil, error: String? = nil
+        finishedAt: Int64? = nil, error: String? = nil, requestedAt: Int64? = nil
     ) {
+        self.requestedAt = requestedAt
         self.seq = seq
         self.version = version
         self.phase = phase
@@ -34,6 +38,7 @@ public struct RebuildProgress: Sendable, Equatable, Codable {
         case seq, version, phase, replayed, total, error
         case startedAt = "started_at"
         case finishedAt = "finished_at"
+        case requestedAt = "requested_at"
     }
 }
 

@@ -41,15 +41,19 @@ public struct RulesVersionList: Codable, Sendable, Equatable {
 public struct RebuildStarted: Codable, Sendable, Equatable {
     public var seq: UInt64
     public var rulesVersion: Int64
+    /// In a cluster: the `rebuild` event's `at`, which each partition's progress names (`requested_at`).
+    public var requestedAt: Int64?
 
-    public init(seq: UInt64, rulesVersion: Int64) {
+    public init(seq: UInt64, rulesVersion: Int64, requestedAt: Int64? = nil) {
         self.seq = seq
         self.rulesVersion = rulesVersion
+        self.requestedAt = requestedAt
     }
 
     enum CodingKeys: String, CodingKey {
         case seq
         case rulesVersion = "rules_version"
+        case requestedAt = "requested_at"
     }
 }
 

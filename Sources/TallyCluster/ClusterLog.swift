@@ -66,6 +66,21 @@ public struct ClusterLog: Sendable {
         return try await session.publish(publications)
     }
 
+    /// Publishes one event that concerns every contact (a rules publication, a rebuild, a clock event) to
+    /// `partitions`, with message ids `<messageID>.p<partition>`: a repeat with the same `messageID` is stored once
+    /// per partition within the duplicate window. Returns once the stream stored every copy.
+    public func broadcast(
+        _ event: Event, to partitions: some Sequence<Int>, messageID: String
+    ) async throws(NATSError) -> [PublishAck] {
+        let record = EventCodec.encode(event)
+        let publications = partitions.map { partition in
+            JetStreamPublication(
+                subject: Self.subject(partition), payload: record,
+                messageID: Self.messageID(messageID) + ".p\(partition)")
+        }
+        return try await session.publish(publications)
+    }
+
     /// A message id as a header value: bytes below `!`, DEL and `%` percent-encoded (an event id may hold any
     /// character; a header line may not hold CR or LF). Other bytes, UTF-8 sequences included, pass unchanged.
     static func messageID(_ text: String) -> String {

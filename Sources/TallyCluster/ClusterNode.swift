@@ -41,21 +41,24 @@ public actor ClusterNode {
     public nonisolated let settings: ClusterSettings
     public nonisolated let partitioning: Partitioning
     public nonisolated let clusterLog: ClusterLog
-    private let session: JetStreamSession
-    private let leases: PartitionLeases
+    let session: JetStreamSession
+    let leases: PartitionLeases
     private let dataDirectory: String
     private let sessionTimeout: Int64
     private let mapSize: Int
-    private let logger: Logger
+    let logger: Logger
     private var replicas: [Int: (replica: PartitionReplica, running: Task<Void, Never>)] = [:]
     /// The rules file the node publishes at start when the cluster has not published that text from a file yet.
     private let rulesFile: (text: String, source: String)?
     /// The configuration the replicas deliver their outboxes with (T6, T7); nil: the node delivers nothing.
     private let delivery: Configuration?
     /// Where blocking work runs (verify, the outboxes' reads), off the cooperative pool.
-    private let blocking: BlockingWork
+    let blocking: BlockingWork
     /// How long a read after a write (`?after=`) waits for the partition's holder to fold that far.
-    private let readAfterTimeout: Duration
+    let readAfterTimeout: Duration
+    /// How often the holder of partition 0 publishes a clock event with the wall time to every partition (D1);
+    /// nil: only `POST /v1/clock` moves the partitions' now.
+    private let clockInterval: Duration?
 
     /// A node with `settings`, its partitions' copies and projections under `dataDirectory/partitions/`. With
     /// `delivery`, the partitions it holds deliver their outboxes with that configuration's integrations, SMTP relay
@@ -63,9 +66,10 @@ public actor ClusterNode {
     public init(
         settings: ClusterSettings, dataDirectory: String, sessionTimeout: Int64, mapSize: Int, logger: Logger,
         rulesFile: (text: String, source: String)? = nil, delivery: Configuration? = nil,
-        readAfterTimeout: Duration = .seconds(5)
+        readAfterTimeout: Duration = .seconds(5), clockInterval: Duration? = nil
     ) throws {
         self.rulesFile = rulesFile
+        self.clockInterval = clockInterval
         self.delivery = delivery
         self.readAfterTimeout = readAfterTimeout
         guard let partitioning = Partitioning(count: settings.partitions) else {
@@ -103,6 +107,7 @@ public actor ClusterNode {
         if let rulesFile { try await publish(rulesFile: rulesFile.text, source: rulesFile.source) }
         let answering = answer()
         let watching = Task { await watchLeases() }
+        let ticking = clockInterval.map { interval in Task { await runClock(every: interval) } }
         while !Task.isCancelled {
             _ = try? await leases.tick(stopping: { partitions in
                 await withDiscardingTaskGroup { group in
@@ -120,6 +125,8 @@ public actor ClusterNode {
         }
         watching.cancel()
         await watching.value
+        ticking?.cancel()
+        await ticking?.value
         answering.cancel()
         for partition in replicas.keys.sorted() { await stopReplica(partition) }
         if handOver { await leases.releaseAll() }
@@ -141,8 +148,17 @@ public actor ClusterNode {
             try await KeyValueBucket(name: bucket.name, jetStream: jetStream).get("file")
         }
         guard last.map({ String(decoding: $0.value, as: UTF8.self) }) != digest else { return }
+        // Under the rules lock, so that it does not interleave with a publication through the API in some partitions
+        // and not in others (nodes starting together with the same file publish with the same message ids).
+        let lock = try await leases.lock("rules", timeout: settings.leaseTime)
         let publication = Event(type: .rulesPublished, contact: "", at: wallClockMillis(), reason: source, text: text)
-        _ = try await clusterLog.append([publication], request: "rules-\(digest)")
+        do {
+            _ = try await clusterLog.append([publication], request: "rules-\(digest)")
+        } catch {
+            if let lock { await leases.unlock("rules", revision: lock) }
+            throw error
+        }
+        if let lock { await leases.unlock("rules", revision: lock) }
         _ = try? await session.retrying(for: .seconds(60)) { jetStream throws(NATSError) in
             let current = KeyValueBucket(name: bucket.name, jetStream: jetStream)
             if let last {
@@ -183,6 +199,10 @@ public actor ClusterNode {
         return ClusterVerifyDocument(node: settings.node, partitions: reports)
     }
 
+    /// The rules in force in a partition this node holds (every partition folds the same publications); nil when it
+    /// holds none.
+    public var rulesInForce: RuleSet? { replicas.min { $0.key < $1.key }?.value.replica.projector.rules.scorer.rules }
+
     /// The partitions this node holds now.
     public var held: [Int] { replicas.keys.sorted() }
 
@@ -201,6 +221,21 @@ public actor ClusterNode {
         } catch {
             logger.error(
                 "partition not started", metadata: ["tally.partition": "\(partition)", "tally.error": "\(error)"])
+        }
+    }
+
+    /// D1 in a cluster: every `interval`, the node holding partition 0 publishes a clock event with the wall time to
+    /// every partition (one node ticks, whichever holds it now). A failed publication is logged; the next tick
+    /// tries again.
+    private func runClock(every interval: Duration) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            guard !Task.isCancelled, replicas[0] != nil else { continue }
+            do {
+                _ = try await tick()
+            } catch {
+                logger.warning("clock event not published", metadata: ["tally.error": "\(error)"])
+            }
         }
     }
 
@@ -292,7 +327,7 @@ public actor ClusterNode {
 
     /// Read your writes (K4): waits until `replica` has copied and folded everything its partition held now, which
     /// includes every event whose 202 the client has; throws ``ClusterReadError`` after the read-after timeout.
-    private func settle(_ replica: PartitionReplica) async throws {
+    func settle(_ replica: PartitionReplica) async throws {
         let last = try await clusterLog.lastSequence(of: replica.partition)
         guard try await replica.folded(through: last, timeout: readAfterTimeout) else {
             throw ClusterReadError(partition: replica.partition, timeout: readAfterTimeout)
@@ -327,10 +362,20 @@ public actor ClusterNode {
     /// Answers on `connection` until it closes or the task is cancelled.
     private func answer(on connection: NATSConnection) async {
         guard let contacts = try? connection.subscribe(Self.contactSubject(settings.node)),
-            let explanations = try? connection.subscribe(Self.explainSubject(settings.node))
+            let explanations = try? connection.subscribe(Self.explainSubject(settings.node)),
+            let partitionQueries = try? connection.subscribe(Self.partitionsSubject(settings.node))
         else { return }
         let room = connection.serverInfo.maxPayload - 1024
         await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await request in partitionQueries.messages {
+                    guard let reply = request.replyTo,
+                        let query = try? JSONDecoder().decode(PartitionQuery.self, from: Data(request.payload))
+                    else { continue }
+                    // Each query on its own: a settled one may wait for a partition to fold.
+                    Task { try? connection.publish(reply, payload: await self.answer(query, within: room)) }
+                }
+            }
             for (requests, explaining) in [(contacts, false), (explanations, true)] {
                 group.addTask {
                     for await request in requests.messages {

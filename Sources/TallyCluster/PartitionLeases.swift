@@ -136,6 +136,30 @@ public actor PartitionLeases {
         announcement = nil
     }
 
+    /// Takes the cluster-wide lock `name` (key `lock.<name>`, holding this node's name), waiting while another node
+    /// holds it, up to `timeout`; nil when it is still held then. A lock whose holder died expires with the bucket's
+    /// time to live, so what runs under it must take well under the lease time. Returns the revision to unlock with.
+    /// Other failures (the bucket's stream electing a leader, a reconnection) are retried until `timeout`, then
+    /// thrown.
+    public func lock(_ name: String, timeout: Duration) async throws(NATSError) -> UInt64? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            do {
+                return try await openBucket().create("lock.\(name)", Array(node.utf8))
+            } catch .jetStream(_, NATSError.wrongLastSequence, _) {
+                guard ContinuousClock.now < deadline else { return nil }
+            } catch {
+                guard ContinuousClock.now < deadline else { throw error }
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Frees the lock `name` taken at `revision` (a lock that expired and was taken since stays the other's).
+    public func unlock(_ name: String, revision: UInt64) async {
+        try? await openBucket().delete("lock.\(name)", revision: revision)
+    }
+
     /// Ticks every third of the lease time until cancelled, reporting each change that gained or lost something;
     /// a tick that fails (the cluster unreachable for a moment) is retried at the next.
     public func run(report: @Sendable (Change) async -> Void) async {

@@ -12,6 +12,14 @@ public struct RulesVersionInfo: Sendable, Equatable, Codable {
     /// Where it came from: `file config/rules.yaml` (published at start) or what the API caller named.
     public var source: String
     public var text: String
+
+    public init(version: Int64, seq: UInt64, publishedAt: Int64, source: String, text: String) {
+        self.version = version
+        self.seq = seq
+        self.publishedAt = publishedAt
+        self.source = source
+        self.text = text
+    }
 }
 
 /// Why the engine refused or could not do a request, with what the caller needs to say so: the kind (the server
@@ -56,7 +64,10 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
 extension TallyEngine {
     /// Every published rules version, oldest first, with the one the live projections fold with marked by
     /// ``Projector/rules``.
-    public func rulesVersions() throws -> [RulesVersionInfo] {
+    public func rulesVersions() throws -> [RulesVersionInfo] { try Self.rulesVersions(in: log) }
+
+    /// Every rules version `log` publishes, oldest first (a cluster partition's copy as well as a node's log).
+    public static func rulesVersions(in log: EventLog) throws -> [RulesVersionInfo] {
         var versions: [RulesVersionInfo] = []
         for logged in try log.rulesEvents() where logged.event.type == .rulesPublished {
             versions.append(
@@ -70,7 +81,10 @@ extension TallyEngine {
     /// The rules version in force at the head of the log: the one new events are scored under. That is the newest
     /// publication, unless a later `rebuild` event pinned another version (A4); 0 before any publication. A
     /// rebuild and its dry run default to it, so that `tally rebuild` without `--version` never switches rules.
-    public func versionInForce() throws -> Int64 {
+    public func versionInForce() throws -> Int64 { try Self.versionInForce(in: log) }
+
+    /// The rules version in force at the head of `log` (see ``versionInForce()``).
+    public static func versionInForce(in log: EventLog) throws -> Int64 {
         var published: Int64 = 0
         var inForce: Int64 = 0
         for logged in try log.rulesEvents() {
@@ -363,7 +377,7 @@ extension TallyEngine {
 
 extension OutboxItem {
     /// An outbox entry as the API shows it.
-    init(_ entry: OutboxEntry) {
+    public init(_ entry: OutboxEntry) {
         self.init(
             key: entry.key, kind: entry.kindName, contact: entry.contact, trigger: entry.trigger, event: entry.event,
             state: entry.state.rawValue, attempts: entry.attempts,

@@ -6,15 +6,26 @@ extension TallyEngine {
     /// Appends a clock event at `at`, the wall time when nil. A time earlier than the fold's now is appended and
     /// changes nothing (D1).
     public func tick(at: Int64? = nil) async throws(EngineError) -> AppendReceipt {
+        try await append([try Self.clockEvent(at: at)])
+    }
+
+    /// A clock event at `at`, the wall time when nil; refused outside years 1–9999.
+    public static func clockEvent(at: Int64?) throws(EngineError) -> Event {
         let at = at ?? wallClockMillis()
         guard Timestamp.validRange.contains(at) else {
             throw EngineError(.invalid, "\"at\" is outside years 1–9999", field: "at")
         }
-        return try await append([Event(type: .clock, contact: "", at: at)])
+        return Event(type: .clock, contact: "", at: at)
     }
 
     /// The fold's now and the awards waiting to age, with the first one's due time.
     public func clockState() throws -> (now: Int64?, aging: Int, nextDue: Int64?) {
+        try Self.clockState(of: projections)
+    }
+
+    /// The fold's now in `projections` and the awards waiting to age there (a node's, or a cluster partition's).
+    public static func clockState(of projections: LiveProjections) throws -> (now: Int64?, aging: Int, nextDue: Int64?)
+    {
         try projections.read { txn in
             let summary = try txn.agingSummary()
             return (try txn.now(), summary.count, summary.nextDue)

@@ -264,7 +264,7 @@ public final class Projector: Sendable {
         let version = event.event.value ?? 0
         let progress = RebuildProgress(
             seq: event.seq, version: version, phase: .replaying, replayed: 0, total: logHead.value,
-            startedAt: wallClockMillis())
+            startedAt: wallClockMillis(), requestedAt: event.event.at)
         let generation = state.withLock { state in
             state.progress = progress
             state.rebuilding = true

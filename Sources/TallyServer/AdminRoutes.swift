@@ -66,8 +66,11 @@ extension Routes {
 
     /// `GET /v1/rules[?version=N]`: the published versions (A3), or one version with its text.
     func listRules(_ request: Request) throws -> Response {
-        let versions = try engine.rulesVersions()
-        let inForce = engine.versionFolded
+        try Self.rulesList(request, versions: try engine.rulesVersions(), inForce: engine.versionFolded)
+    }
+
+    /// The answer to `GET /v1/rules[?version=N]` given the versions and the one in force.
+    static func rulesList(_ request: Request, versions: [RulesVersionInfo], inForce: Int64) throws -> Response {
         if let text = request.uri.queryParameters["version"] {
             guard let number = Int64(text), let info = versions.first(where: { $0.version == number }) else {
                 throw APIError(.notFound, "no rules version \(text)")
@@ -80,28 +83,41 @@ extension Routes {
 
     /// `PUT /v1/rules[?source=NAME]` with the YAML as body: validates and publishes a version (A3).
     func publishRules(_ request: Request) async throws -> Response {
+        let (text, source) = try await Self.rulesPublication(request)
+        let info = try await engine.publishRules(text: text, source: source)
+        return JSONResponse.make(
+            RulesVersionDocument(info, inForce: engine.versionFolded, withText: false), status: .created)
+    }
+
+    /// The rules text of a `PUT /v1/rules[?source=NAME]` and the source it is published as.
+    static func rulesPublication(_ request: Request) async throws -> (text: String, source: String) {
         var request = request
         let body = try await request.collectBody(upTo: TallyEngine.maximumRulesBytes)
         guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
             throw APIError(.badRequest, "the rules file is not UTF-8")
         }
-        let source = request.uri.queryParameters["source"].map { "api: \($0)" } ?? "api"
-        let info = try await engine.publishRules(text: text, source: String(source))
-        return JSONResponse.make(
-            RulesVersionDocument(info, inForce: engine.versionFolded, withText: false), status: .created)
+        return (text, String(request.uri.queryParameters["source"].map { "api: \($0)" } ?? "api"))
+    }
+
+    /// `?version=N` of the rules routes; nil without one.
+    static func rulesVersion(_ request: Request) throws -> Int64? {
+        guard let text = request.uri.queryParameters["version"] else { return nil }
+        guard let number = Int64(text) else {
+            throw APIError(.badRequest, "\"version\" must be a number", field: "version")
+        }
+        return number
+    }
+
+    /// Whether a request asks for a dry run (`?dry_run=true`).
+    static func isDryRun(_ request: Request) -> Bool {
+        let value = request.uri.queryParameters["dry_run"]
+        return value == "true" || value == "1"
     }
 
     /// `POST /v1/rebuild[?dry_run=true][&version=N]` (A4): appends a rebuild event (202), or previews one.
     func rebuild(_ request: Request) async throws -> Response {
-        let query = request.uri.queryParameters
-        var requested: Int64?
-        if let text = query["version"] {
-            guard let number = Int64(text) else {
-                throw APIError(.badRequest, "\"version\" must be a number", field: "version")
-            }
-            requested = number
-        }
-        if query["dry_run"] == "true" || query["dry_run"] == "1" {
+        let requested = try Self.rulesVersion(request)
+        if Self.isDryRun(request) {
             let number = try requested ?? engine.versionInForce()
             let preview = try await engine.previewRebuild(version: number)
             return JSONResponse.make(
@@ -170,6 +186,11 @@ extension Routes {
     /// `POST /v1/clock` `{"at"?}` (D1): appends a clock event at `at` (RFC 3339 or epoch milliseconds), the
     /// daemon's wall time when the body is empty or has no `at`; 202 with the receipt.
     func tick(_ request: Request) async throws -> Response {
+        Self.accepted(try await engine.tick(at: try await Self.clockTime(request)))
+    }
+
+    /// The time a `POST /v1/clock` body names; nil for the wall time.
+    static func clockTime(_ request: Request) async throws -> Int64? {
         var request = request
         let body = try await request.collectBody(upTo: 4 << 10)
         var at: Int64?
@@ -193,7 +214,7 @@ extension Routes {
             case nil: at = nil
             }
         }
-        return Self.accepted(try await engine.tick(at: at))
+        return at
     }
 
     /// `GET /v1/clock[?after=SEQ]` (D1): the fold's now and the awards waiting to age.

@@ -19,7 +19,7 @@ public enum ClusterServers {
         node: ClusterNode, configuration: Configuration, rules: RuleSet, logger: Logger
     ) throws -> [any Service] {
         for path in [configuration.ingestSocket, configuration.adminSocket] { try Servers.prepareSocketPath(path) }
-        let routes = ClusterRoutes(node: node, limits: configuration.limits, rules: rules)
+        let routes = ClusterRoutes(node: node, configuration: configuration, rules: rules)
         let ingest = Application(
             router: routes.router(administrative: false),
             configuration: .init(address: .unixDomainSocket(path: configuration.ingestSocket), serverName: "tally"),
@@ -37,8 +37,9 @@ public enum ClusterServers {
 /// The routes of a cluster node.
 struct ClusterRoutes: Sendable {
     let node: ClusterNode
-    let limits: Configuration.Limits
+    let configuration: Configuration
     let rules: RuleSet
+    var limits: Configuration.Limits { configuration.limits }
 
     func router(administrative: Bool) -> Router<BasicRequestContext> {
         let router = Router()
@@ -52,6 +53,20 @@ struct ClusterRoutes: Sendable {
             router.get("/v1/contacts/{id}/explain") { request, context in try await self.explain(request, context) }
             router.post("/v1/contacts/{id}/points") { request, context in
                 try await self.changePoints(request, context)
+            }
+            router.get("/v1/rules") { request, _ in try await self.listRules(request) }
+            router.put("/v1/rules") { request, _ in try await self.publishRules(request) }
+            router.post("/v1/rebuild") { request, _ in try await self.rebuild(request) }
+            router.get("/v1/rebuild") { _, _ in JSONResponse.make(try await self.rebuilds()) }
+            router.post("/v1/clock") { request, _ in try await self.tick(request) }
+            router.get("/v1/clock") { request, _ in try await self.clock(request) }
+            router.get("/v1/outbox") { request, _ in
+                let (state, limit) = Routes.outboxQuery(request)
+                return JSONResponse.make(
+                    OutboxList(entries: try await node.outboxEntries(state: state, limit: min(limit, 1000))))
+            }
+            router.post("/v1/outbox/{key}/retry") { _, context in
+                JSONResponse.make(try await node.retryOutbox(key: try Routes.outboxKey(context)))
             }
             router.get("/v1/cluster") { _, _ in try await self.status() }
             router.post("/v1/cluster/verify") { _, _ in try await self.verify() }
@@ -93,6 +108,11 @@ struct ClusterRoutes: Sendable {
         } catch {
             throw APIError(.serviceUnavailable, "the cluster's log did not store the events: \(error)")
         }
+        return Self.accepted(acks)
+    }
+
+    /// The 202 answer to a publication: the stream sequences of the messages stored.
+    static func accepted(_ acks: [PublishAckSummary]) -> Response {
         let stored = acks.filter { !$0.duplicate }
         let receipt = EventReceipt(
             accepted: stored.count, duplicates: acks.count - stored.count, firstSeq: stored.map(\.sequence).min(),
@@ -100,6 +120,57 @@ struct ClusterRoutes: Sendable {
         return Response(
             status: .accepted, headers: [.contentType: "application/json"],
             body: ResponseBody(byteBuffer: ByteBuffer(string: receipt.json + "\n")))
+    }
+
+    /// `GET /v1/rules[?version=N]` (A3): the versions every partition holds; 503 while they differ.
+    func listRules(_ request: Request) async throws -> Response {
+        let version = try? Routes.rulesVersion(request)
+        let (versions, inForce) = try await node.rulesVersions(withText: version)
+        return try Routes.rulesList(request, versions: versions, inForce: inForce)
+    }
+
+    /// `PUT /v1/rules[?source=NAME]` (A3): the rules validated against this node's configuration and published to
+    /// every partition as the next version; 201.
+    func publishRules(_ request: Request) async throws -> Response {
+        let (text, source) = try await Routes.rulesPublication(request)
+        do {
+            _ = try TallyEngine.validate(rules: text, source: source, configuration: configuration)
+        } catch let error as YAMLValidationError {
+            throw APIError(.badRequest, error.description, line: error.issues.first?.line)
+        } catch {
+            throw APIError(.badRequest, "\(error)")
+        }
+        let info = try await node.publishRules(text: text, source: source)
+        return JSONResponse.make(RulesVersionDocument(info, inForce: info.version, withText: false), status: .created)
+    }
+
+    /// `POST /v1/rebuild[?version=N]` (A4): a rebuild event published to every partition; 202. The dry run is a
+    /// single node's only for now.
+    func rebuild(_ request: Request) async throws -> Response {
+        guard !Routes.isDryRun(request) else {
+            throw APIError(.notImplemented, "a dry run of a rebuild is not available in cluster mode yet")
+        }
+        let (seq, version, at) = try await node.requestRebuild(version: try Routes.rulesVersion(request))
+        return JSONResponse.make(RebuildStarted(seq: seq, rulesVersion: version, requestedAt: at), status: .accepted)
+    }
+
+    /// `GET /v1/rebuild`: each partition's rebuild.
+    func rebuilds() async throws -> ClusterRebuildStatus {
+        ClusterRebuildStatus(partitions: try await node.rebuilds().map { .init(partition: $0, rebuild: $1) })
+    }
+
+    /// `POST /v1/clock` `{"at"?}` (D1): a clock event published to every partition; 202.
+    func tick(_ request: Request) async throws -> Response {
+        let acks = try await node.tick(at: try await Routes.clockTime(request))
+        return Self.accepted(acks.map(PublishAckSummary.init))
+    }
+
+    /// `GET /v1/clock[?after=SEQ]` (D1): the earliest partition's now, and the awards waiting to age in all of them.
+    func clock(_ request: Request) async throws -> Response {
+        let state = try await node.clockState(settled: try Self.readsYourWrites(request))
+        return JSONResponse.make(
+            ClockDocument(
+                now: state.now.map(Timestamp.format), aging: state.aging, nextDue: state.nextDue.map(Timestamp.format)))
     }
 
     /// `GET /v1/contacts/{id}/explain[?at=T&limit=N&after=SEQ]` (A2, A6): the contact's explanation by the holder
@@ -115,15 +186,15 @@ struct ClusterRoutes: Sendable {
         return JSONResponse.make(document)
     }
 
-    /// `POST /v1/contacts/{id}/points` (M1): the change checked against the rules and published to the contact's
-    /// partition (K4); 202 once stored.
+    /// `POST /v1/contacts/{id}/points` (M1): the change checked against the rules in force (a partition this node
+    /// holds; else the rules file it started with) and published to the contact's partition (K4); 202 once stored.
     func changePoints(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try Routes.contactID(context)
         let (operation, change) = try await Routes.pointsChange(request)
         return try await publish([
             try TallyEngine.pointsChange(
                 contact: id, operation: operation, value: change.value, group: change.group, reason: change.reason,
-                rules: rules)
+                rules: await node.rulesInForce ?? rules)
         ])
     }
 
@@ -213,7 +284,7 @@ struct NodeStatus: Codable, Sendable {
 }
 
 /// What an acknowledgement says about one published message.
-private struct PublishAckSummary {
+struct PublishAckSummary {
     var sequence: UInt64
     var duplicate: Bool
 

@@ -194,17 +194,26 @@ public struct Routes: Sendable {
 
     /// `GET /v1/outbox[?state=pending|delivered|failed][&limit=N]`.
     func listOutbox(_ request: Request) async throws -> Response {
+        let (state, limit) = Self.outboxQuery(request)
+        return JSONResponse.make(OutboxList(entries: try await engine.outboxEntries(state: state, limit: limit)))
+    }
+
+    /// `?state=` and `?limit=` (default 1,000) of `GET /v1/outbox`.
+    static func outboxQuery(_ request: Request) -> (state: String?, limit: Int) {
         let query = request.uri.queryParameters
-        let limit = query["limit"].flatMap { Int($0) } ?? 1000
-        let entries = try await engine.outboxEntries(state: query["state"].map(String.init), limit: limit)
-        return JSONResponse.make(OutboxList(entries: entries))
+        return (query["state"].map(String.init), query["limit"].flatMap { Int($0) } ?? 1000)
     }
 
     /// `POST /v1/outbox/{key}/retry`: puts a failed (or pending) entry back in the queue, due now.
     func retryOutbox(_ context: BasicRequestContext) async throws -> Response {
+        JSONResponse.make(try await engine.retryOutbox(key: try Self.outboxKey(context)))
+    }
+
+    /// The `{key}` of an outbox route.
+    static func outboxKey(_ context: BasicRequestContext) throws -> String {
         guard let raw = context.parameters.get("key"), let key = raw.removingPercentEncoding else {
             throw APIError(.badRequest, "invalid outbox key")
         }
-        return JSONResponse.make(try await engine.retryOutbox(key: key))
+        return key
     }
 }

@@ -131,7 +131,46 @@ struct Rebuild: ParsableCommand {
         if dryRun {
             try printPreview(reply)
         } else {
-            try follow(client, seq: try reply.decode(RebuildStarted.self).seq)
+            let started = try reply.decode(RebuildStarted.self)
+            if let requestedAt = started.requestedAt {
+                try followPartitions(client, requestedAt: requestedAt)
+            } else {
+                try follow(client, seq: started.seq)
+            }
+        }
+    }
+
+    /// A cluster node's rebuild: shows how many partitions have rebuilt until all have (or one failed). A partition
+    /// moving between nodes meanwhile (503) is asked again.
+    private func followPartitions(_ client: UnixHTTPClient, requestedAt: Int64) throws {
+        let bar = ProgressBar("rebuild")
+        while true {
+            let reply = try client.request("GET", "/v1/rebuild")
+            if reply.status == 200 {
+                let partitions = try reply.decode(ClusterRebuildStatus.self).partitions
+                let ours = partitions.compactMap(\.rebuild).filter { $0.requestedAt == requestedAt }
+                if let failed = ours.first(where: { $0.phase == .failed }) {
+                    bar.finish()
+                    throw ValidationError("the rebuild failed: \(failed.error ?? "unknown error")")
+                }
+                let done = ours.filter { $0.phase == .done }
+                bar.update(done: UInt64(done.count), total: UInt64(partitions.count))
+                if done.count == partitions.count {
+                    bar.finish()
+                    if options.json {
+                        print(reply.text, terminator: "")
+                    } else {
+                        let replayed = done.map(\.replayed).reduce(0, +)
+                        print(
+                            "rebuilt under rules version \(done[0].version) in \(partitions.count) partitions: "
+                                + "\(replayed) events replayed")
+                    }
+                    return
+                }
+            } else if reply.status != 503 {
+                throw DaemonError(reply)
+            }
+            usleep(100_000)
         }
     }
 

@@ -59,7 +59,8 @@ struct Serve: AsyncParsableCommand {
             settings: try ClusterSettings(cluster), dataDirectory: configuration.dataDirectory,
             sessionTimeout: configuration.sessionTimeout, mapSize: configuration.mapSize, logger: logger,
             rulesFile: (rules, source), delivery: configuration,
-            readAfterTimeout: .milliseconds(configuration.limits.readAfterTimeout))
+            readAfterTimeout: .milliseconds(configuration.limits.readAfterTimeout),
+            clockInterval: configuration.clockInterval.map { .milliseconds($0) })
         let servers = try ClusterServers.make(
             node: node, configuration: configuration, rules: ruleSet, logger: logger)
         logger.info(

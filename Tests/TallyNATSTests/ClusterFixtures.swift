@@ -37,13 +37,21 @@ enum ClusterFixtures {
         return events
     }
 
-    /// The contacts' states a single node folds from `events`, as one log in `path`.
+    /// The contacts' states a single node folds from `events`, as one log in `path`: after the last `rebuild` event,
+    /// if any, as the rebuild it asks for leaves them (the log before it folded under its version, then the rest).
     static func singleNodeFold(_ events: [Event], in path: String) throws -> [(String, ContactState)] {
         try FileManager.default.createDirectory(atPath: path + "/log", withIntermediateDirectories: true)
         let log = try EventLog(directory: path + "/log", mapSize: 1 << 30)
-        _ = try log.append([events])
+        let first = try #require(try log.append([events]).first?.firstSeq)
         let store = try ProjectionStore(directory: path + "/projections", mapSize: 1 << 30)
-        let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: 30 * 60_000)
+        let folder =
+            if let rebuild = events.lastIndex(where: { $0.type == .rebuild }) {
+                try ProjectionFolder(
+                    log: log, emptyStore: store, sessionTimeout: 30 * 60_000, version: events[rebuild].value ?? 0,
+                    until: first + UInt64(rebuild))
+            } else {
+                try ProjectionFolder(log: log, store: store, sessionTimeout: 30 * 60_000)
+            }
         while try folder.step() {}
         return try store.allContacts()
     }

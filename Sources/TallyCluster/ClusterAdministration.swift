@@ -1,0 +1,306 @@
+import Crypto
+import Foundation
+public import TallyAPI
+import TallyCore
+public import TallyEngine
+public import TallyNATS
+import TallyStore
+
+/// The administrative operations that concern every partition (K4): rules publications and rebuilds (A3, A4) and
+/// clock events (D1) published to every partition; the rules versions, the clock, the rebuilds and the outbox read
+/// from every partition's holder (``PartitionQuery``) and put together.
+extension ClusterNode {
+    /// Subject on which `node` answers ``PartitionQuery``s for the partitions it holds.
+    static func partitionsSubject(_ node: String) -> String { "tally.node.\(node).partitions" }
+
+    /// A3 through the API: publishes a validated rules text to every partition as the next version, under the
+    /// cluster's rules lock (so that every partition numbers publications alike), after completing a publication
+    /// that an earlier publisher left unfinished. Returns the version.
+    public func publishRules(text: String, source: String) async throws -> RulesVersionInfo {
+        try await underRulesLock { published, _ in
+            let version = published + 1
+            let event = Event(type: .rulesPublished, contact: "", at: wallClockMillis(), reason: source, text: text)
+            let acks = try await reachingTheCluster {
+                try await clusterLog.broadcast(
+                    event, to: 0..<settings.partitions, messageID: Self.publicationID(version: version, text: text))
+            }
+            logger.info(
+                "rules published to every partition",
+                metadata: ["tally.source": "\(source)", "tally.rules_version": "\(version)"])
+            return RulesVersionInfo(
+                version: version, seq: acks.map(\.sequence).max() ?? 0, publishedAt: event.at, source: source,
+                text: text)
+        }
+    }
+
+    /// A4 through the API: publishes a `rebuild` event for rules `version` (by default the version in force) to
+    /// every partition; each partition's holder rebuilds its projections when it folds it. Refused while a
+    /// partition is rebuilding. Returns the stream sequence of the last copy, the version and the event's `at`, which
+    /// each partition's progress names (``RebuildProgress/requestedAt``).
+    public func requestRebuild(version: Int64?) async throws -> (seq: UInt64, version: Int64, requestedAt: Int64) {
+        try await underRulesLock { published, answers in
+            let inForce = Set(answers.map { $0.versionInForce ?? 0 })
+            guard let current = inForce.first, inForce.count == 1 else {
+                throw EngineError(
+                    .conflict,
+                    "the partitions are under different rules versions (\(inForce.sorted())): a rebuild request did "
+                        + "not reach every partition; request it again with a version")
+            }
+            let version = version ?? current
+            guard version >= 1, version <= published else {
+                throw EngineError(
+                    .invalid, "rules version \(version) does not exist (1…\(published))", field: "version")
+            }
+            let running = answers.filter { answer in
+                answer.rebuild.map { $0.phase == .replaying || $0.phase == .switching } == true
+            }.map(\.partition)
+            guard running.isEmpty else {
+                throw EngineError(
+                    .conflict, "partitions \(running) are rebuilding; wait for them to finish (GET /v1/rebuild)")
+            }
+            let event = Event(type: .rebuild, contact: "", at: wallClockMillis(), value: version)
+            let acks = try await reachingTheCluster {
+                try await clusterLog.broadcast(
+                    event, to: 0..<settings.partitions, messageID: "rebuild-\(UUID().uuidString)")
+            }
+            logger.info("rebuild requested in every partition", metadata: ["tally.rules_version": "\(version)"])
+            return (acks.map(\.sequence).max() ?? 0, version, event.at)
+        }
+    }
+
+    /// Runs `body` under the cluster's rules lock with the number of rules versions every partition holds and the
+    /// partitions' rules answers. Before it, a publication that did not reach every partition (its publisher died
+    /// half-way) is completed: the partitions that lack a version get it, from a partition that has it, in order.
+    private func underRulesLock<T: Sendable>(
+        _ body: (_ published: Int64, _ answers: [PartitionAnswer]) async throws -> T
+    ) async throws -> T {
+        guard let revision = try await leases.lock("rules", timeout: settings.leaseTime) else {
+            throw EngineError(.conflict, "another node is publishing rules or requesting a rebuild; try again")
+        }
+        do {
+            var answers = try await gather(PartitionQuery(kind: .rules, settled: true))
+            var counts = answers.map { Int64($0.rules?.count ?? 0) }
+            if let most = counts.max(), let least = counts.min(), least < most {
+                for version in (least + 1)...most {
+                    try await complete(version: version, in: answers)
+                }
+                answers = try await gather(PartitionQuery(kind: .rules, settled: true))
+                counts = answers.map { Int64($0.rules?.count ?? 0) }
+                guard Set(counts).count == 1 else {
+                    throw EngineError(.unavailable, "the partitions' rules versions could not be completed; try again")
+                }
+            }
+            let result = try await body(counts.first ?? 0, answers)
+            await leases.unlock("rules", revision: revision)
+            return result
+        } catch {
+            await leases.unlock("rules", revision: revision)
+            throw error
+        }
+    }
+
+    /// Publishes rules version `version`, as a partition that has it holds it, to the partitions that lack it.
+    private func complete(version: Int64, in answers: [PartitionAnswer]) async throws {
+        let lacking = answers.filter { Int64($0.rules?.count ?? 0) < version }.map(\.partition)
+        let texts = try await gather(PartitionQuery(kind: .rules, settled: true, version: version))
+        guard let info = texts.lazy.compactMap({ $0.rules?.first { $0.version == version && !$0.text.isEmpty } }).first
+        else { return }
+        let event = Event(
+            type: .rulesPublished, contact: "", at: info.publishedAt, reason: info.source, text: info.text)
+        _ = try await reachingTheCluster {
+            try await clusterLog.broadcast(
+                event, to: lacking, messageID: Self.publicationID(version: version, text: info.text))
+        }
+        logger.warning(
+            "an unfinished rules publication completed",
+            metadata: ["tally.rules_version": "\(version)", "tally.partitions": "\(lacking)"])
+    }
+
+    /// Runs `work` against NATS; its failure (the servers unreachable, a stream electing a leader) as a 503.
+    private func reachingTheCluster<T: Sendable>(_ work: () async throws -> T) async throws -> T {
+        do {
+            return try await work()
+        } catch let error as NATSError {
+            throw EngineError(.unavailable, "the cluster does not answer now (\(error)); try again")
+        }
+    }
+
+    /// Whether `a` comes before `b` in the byte order of their UTF-8 (the stores' order of outbox keys).
+    static func bytesPrecede(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+
+    /// The message id of rules version `version` with `text`: the same for a retry of it, and for its completion.
+    private static func publicationID(version: Int64, text: String) -> String {
+        "rules-v\(version)-" + SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// D1 in a cluster: a clock event at `at` (the wall time when nil) published to every partition.
+    public func tick(at: Int64? = nil) async throws -> [PublishAck] {
+        let event = try TallyEngine.clockEvent(at: at)
+        return try await reachingTheCluster {
+            try await clusterLog.broadcast(
+                event, to: 0..<settings.partitions, messageID: "clock-\(UUID().uuidString)")
+        }
+    }
+
+    /// The rules versions every partition holds (text only for `version`), and the version in force in each.
+    public func rulesVersions(
+        withText version: Int64? = nil
+    ) async throws -> (
+        versions: [RulesVersionInfo], inForce: Int64
+    ) {
+        let answers = try await gather(PartitionQuery(kind: .rules, settled: true, version: version))
+        let counts = Set(answers.map { $0.rules?.count ?? 0 })
+        let inForce = Set(answers.map { $0.versionInForce ?? 0 })
+        guard counts.count == 1, inForce.count == 1, let first = answers.first else {
+            throw EngineError(
+                .unavailable,
+                "the partitions hold different rules versions (\(counts.sorted()) published, \(inForce.sorted()) in "
+                    + "force): a publication or rebuild is under way, or one did not finish (publishing again "
+                    + "completes it)")
+        }
+        return (first.rules ?? [], first.versionInForce ?? 0)
+    }
+
+    /// Each partition's rebuild in progress or last finished (nil: none since its holder started).
+    public func rebuilds() async throws -> [(partition: Int, progress: RebuildProgress?)] {
+        try await gather(PartitionQuery(kind: .rules, settled: false)).map { ($0.partition, $0.rebuild) }
+    }
+
+    /// D1 across the partitions: the earliest partition's now (a clock event not folded everywhere yet is not now),
+    /// the awards waiting to age in all of them, and the first one due.
+    public func clockState(settled: Bool) async throws -> (now: Int64?, aging: Int, nextDue: Int64?) {
+        let clocks = try await gather(PartitionQuery(kind: .clock, settled: settled)).compactMap(\.clock)
+        let now = clocks.contains { $0.now == nil } ? nil : clocks.compactMap(\.now).min()
+        return (now, clocks.map(\.aging).reduce(0, +), clocks.compactMap(\.nextDue).min())
+    }
+
+    /// The outbox entries of every partition in key order (T6), only those in `state` when given, at most `limit`.
+    public func outboxEntries(state: String?, limit: Int) async throws -> [OutboxItem] {
+        if let state, OutboxEntry.State(rawValue: state) == nil {
+            throw EngineError(.invalid, "state must be pending, delivered or failed", field: "state")
+        }
+        let (answers, cut) = try await gatherWithCut(PartitionQuery(kind: .outbox, state: state, limit: limit))
+        let entries = answers.flatMap { $0.outbox ?? [] }.filter { entry in
+            cut.map { !Self.bytesPrecede($0, entry.key) } ?? true
+        }
+        return Array(entries.sorted { Self.bytesPrecede($0.key, $1.key) }.prefix(limit))
+    }
+
+    /// Retries an outbox entry by hand in the partition that has it (an `outbox.retried` event in that partition).
+    public func retryOutbox(key: String) async throws -> OutboxItem {
+        let answers = try await gather(PartitionQuery(kind: .retry, key: key))
+        if let retried = answers.lazy.compactMap(\.retried).first { return retried }
+        if let failure = answers.lazy.compactMap(\.failure).first(where: { $0.error.kind != .notFound }) {
+            throw failure.error
+        }
+        throw EngineError(.notFound, "no outbox entry \"\(key)\"")
+    }
+
+    /// The answers of every partition's holder to `query`, one per partition in partition order; throws when a
+    /// partition has no answer (it is moving between nodes), or when one failed for a reason other than not
+    /// having what a retry names.
+    func gather(_ query: PartitionQuery) async throws -> [PartitionAnswer] {
+        let answers = try await gatherWithCut(query).answers
+        if query.kind != .retry, let failure = answers.lazy.compactMap(\.failure).first { throw failure.error }
+        return answers
+    }
+
+    private func gatherWithCut(_ query: PartitionQuery) async throws -> (answers: [PartitionAnswer], cut: String?) {
+        var byPartition: [Int: PartitionAnswer] = [:]
+        var cut: String?
+        for partition in held {
+            if let replica = replica(partition) { byPartition[partition] = await answer(query, in: replica) }
+        }
+        let (others, connection) = try await reachingTheCluster {
+            (try await leases.liveNodeNames().filter { $0 != settings.node }, try await session.jetStream().connection)
+        }
+        let payload = Array(try JSONEncoder().encode(query))
+        let timeout = readAfterTimeout + .seconds(25)
+        let answers = await withTaskGroup(of: NodeAnswer?.self) { group in
+            for node in others {
+                group.addTask {
+                    guard
+                        let reply = try? await connection.request(
+                            Self.partitionsSubject(node), payload: payload, timeout: timeout)
+                    else { return nil }
+                    return try? JSONDecoder().decode(NodeAnswer.self, from: Data(reply.payload))
+                }
+            }
+            var answers: [NodeAnswer] = []
+            for await answer in group { if let answer { answers.append(answer) } }
+            return answers
+        }
+        for answer in answers {
+            for partition in answer.partitions where byPartition[partition.partition] == nil {
+                byPartition[partition.partition] = partition
+            }
+            if let last = answer.outboxCut, cut.map({ Self.bytesPrecede(last, $0) }) ?? true { cut = last }
+        }
+        let missing = (0..<settings.partitions).filter { byPartition[$0] == nil }
+        guard missing.isEmpty else {
+            throw EngineError(
+                .unavailable, "partitions \(missing) did not answer (moving between nodes?); ask again in a moment")
+        }
+        return (byPartition.sorted { $0.key < $1.key }.map(\.value), cut)
+    }
+
+    /// This node's answer to `query` for `replica`'s partition.
+    func answer(_ query: PartitionQuery, in replica: PartitionReplica) async -> PartitionAnswer {
+        var answer = PartitionAnswer(partition: replica.partition)
+        do {
+            if query.settled { try await settle(replica) }
+            switch query.kind {
+            case .rules:
+                let log = replica.log
+                let (versions, inForce) = try await blocking.run {
+                    (try TallyEngine.rulesVersions(in: log), try TallyEngine.versionInForce(in: log))
+                }
+                answer.rules = versions.map { version in
+                    var version = version
+                    if version.version != query.version { version.text = "" }
+                    return version
+                }
+                answer.versionInForce = inForce
+                answer.rebuild = replica.projector.rebuildProgress
+            case .clock:
+                let (now, aging, nextDue) = try TallyEngine.clockState(of: replica.projector.projections)
+                answer.clock = .init(now: now, aging: aging, nextDue: nextDue)
+            case .outbox:
+                let state = query.state.flatMap(OutboxEntry.State.init(rawValue:))
+                let limit = query.limit ?? 1000
+                let projections = replica.projector.projections
+                answer.outbox = try await blocking.run {
+                    try projections.read { txn in try txn.outboxEntries(state: state, limit: limit) }
+                }.map(OutboxItem.init)
+            case .retry:
+                guard let outbox = replica.outbox else {
+                    throw EngineError(.unavailable, "node \(settings.node) does not deliver its partitions' outboxes")
+                }
+                answer.retried = OutboxItem(try await outbox.retry(key: query.key ?? ""))
+            }
+        } catch {
+            answer.failure = PartitionAnswer.Failure(error)
+        }
+        return answer
+    }
+
+    /// This node's answers to `query` for every partition it holds, in at most `room` bytes of JSON: outbox entries
+    /// beyond what fits are left out, and the answer says where its list stops.
+    func answer(_ query: PartitionQuery, within room: Int) async -> [UInt8] {
+        var answer = NodeAnswer(partitions: [])
+        for partition in held {
+            if let replica = replica(partition) { answer.partitions.append(await self.answer(query, in: replica)) }
+        }
+        let encoder = JSONEncoder()
+        while true {
+            let json = [UInt8]((try? encoder.encode(answer)) ?? Data())
+            let keys = answer.partitions.flatMap { $0.outbox?.map(\.key) ?? [] }.sorted(by: Self.bytesPrecede)
+            guard json.count > room, keys.count > 1 else { return json }
+            let last = keys[keys.count / 2]
+            for index in answer.partitions.indices {
+                answer.partitions[index].outbox?.removeAll { Self.bytesPrecede(last, $0.key) }
+            }
+            answer.outboxCut = last
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import TallyAPI
+import TallyEngine
+
+/// What a node asks every node about the partitions they hold, for the administrative routes that concern the whole
+/// cluster (K4): the rules versions, the clock, the rebuilds, the outbox and its retry. Sent as JSON on
+/// `tally.node.<name>.partitions`; each node answers for each partition it holds (``NodeAnswer``).
+struct PartitionQuery: Codable, Sendable {
+    enum Kind: String, Codable, Sendable {
+        /// The rules versions (text only for ``version``), the version in force, and the rebuild progress.
+        case rules
+        /// The fold's now and the awards waiting to age.
+        case clock
+        /// The outbox's entries in key order (``state``, ``limit``).
+        case outbox
+        /// Retries the outbox entry ``key`` in the partition that has it.
+        case retry
+    }
+
+    var kind: Kind
+    /// Each partition answers once its copy and fold have reached what the stream held at the query (read your
+    /// writes; the rules queries always are, so that every partition counts the same publications).
+    var settled = false
+    var version: Int64?
+    var state: String?
+    var limit: Int?
+    var key: String?
+}
+
+/// One partition's answer to a ``PartitionQuery``: the fields of the query's kind, or why it failed.
+struct PartitionAnswer: Codable, Sendable {
+    var partition: Int
+    var rules: [RulesVersionInfo]?
+    var versionInForce: Int64?
+    var rebuild: RebuildProgress?
+    var clock: ClockSummary?
+    var outbox: [OutboxItem]?
+    var retried: OutboxItem?
+    var failure: Failure?
+
+    /// The fold's clock in a partition (D1).
+    struct ClockSummary: Codable, Sendable {
+        var now: Int64?
+        var aging: Int
+        var nextDue: Int64?
+    }
+
+    /// An ``EngineError`` carried between nodes.
+    struct Failure: Codable, Sendable {
+        var kind: String
+        var message: String
+        var field: String?
+
+        init(_ error: EngineError) {
+            kind = Self.names.first { $0.kind == error.kind }?.name ?? "unavailable"
+            message = error.message
+            field = error.field
+        }
+
+        init(_ error: any Error) {
+            if let error = error as? EngineError {
+                self.init(error)
+            } else if let error = error as? ClusterReadError {
+                self.init(EngineError(.timedOut, error.description))
+            } else {
+                self.init(EngineError(.unavailable, "\(error)"))
+            }
+        }
+
+        var error: EngineError {
+            EngineError(Self.names.first { $0.name == kind }?.kind ?? .unavailable, message, field: field)
+        }
+
+        private static let names: [(kind: EngineError.Kind, name: String)] = [
+            (.invalid, "invalid"), (.forbidden, "forbidden"), (.notFound, "not_found"), (.conflict, "conflict"),
+            (.unavailable, "unavailable"), (.timedOut, "timed_out"),
+        ]
+    }
+}
+
+/// A node's answer to a ``PartitionQuery``: one answer per partition it holds. `outboxCut`: the outbox entries
+/// were cut to fit one NATS message, and the node's list goes as far as this key.
+struct NodeAnswer: Codable, Sendable {
+    var partitions: [PartitionAnswer]
+    var outboxCut: String?
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Logging
+import TallyAPI
+import TallyCore
+import TallyStore
+import Testing
+
+@testable import TallyCluster
+@testable import TallyEngine
+
+/// The administrative operations that concern every partition, through any node of three on a real NATS server
+/// (K4): a rules publication and a rebuild (A3, A4), a clock event (D1), the outbox's listing and a retry (T6) —
+/// each reaching every partition, and the contacts then equal to a single node's fold of the same log.
+@Suite struct ClusterAdministrationTests {
+    @Test(.timeLimit(.minutes(4)))
+    func rulesRebuildsClockAndOutboxReachEveryPartition() async throws {  // K4, A3, A4, D1, T6
+        let server = try NATSServer()
+        let receiver = try WebhookReceiver()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tally-admin-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical  // the emails fail, as configured
+        let configuration = try Configuration.parse(
+            """
+            templates: \(ClusterFixtures.repository.path)/config/templates
+            integrations:
+              crm: { url: "http://127.0.0.1:\(receiver.port)/hook" }
+            smtp: { host: 127.0.0.1, port: 9 }
+            outbox: { attempts: 1 }
+            """, file: "test")
+        let nodes = try ["a", "b", "c"].map { name in
+            try ClusterNode(
+                settings: ClusterSettings(
+                    servers: [server.address], node: name, partitions: 6, replicas: 1, leaseTime: .seconds(3)),
+                dataDirectory: directory.appendingPathComponent(name).path, sessionTimeout: 30 * 60_000,
+                mapSize: 1 << 30, logger: logger, delivery: configuration)
+        }
+        let running = nodes.map { node in Task { try await node.run() } }
+        defer { for task in running { task.cancel() } }
+        try await eventually("the partitions are shared") {
+            var counts: [Int] = []
+            for node in nodes { counts.append(await node.held.count) }
+            return counts == [2, 2, 2]
+        }
+        let events = try ClusterFixtures.events(count: 2_000, contacts: 100, seed: 23)
+        _ = try await nodes[0].append(events, request: "events")
+
+        // A3: one version, the fixtures' publication, in every partition; a second published through node b.
+        #expect(try await nodes[2].rulesVersions().versions.map(\.version) == [1])
+        let first = try String(contentsOf: ClusterFixtures.repository.appendingPathComponent("config/rules.yaml"))
+        let whitepaper = try #require(first.range(of: "    delta: 10\n"))
+        let second = first.replacingCharacters(in: whitepaper, with: "    delta: 25\n")
+        let published = try await nodes[1].publishRules(text: second, source: "api: test")
+        #expect(published.version == 2)
+        let (versions, inForce) = try await nodes[0].rulesVersions(withText: 2)
+        #expect(versions.map(\.version) == [1, 2] && inForce == 2)
+        #expect(versions[1].text == second && versions[0].text.isEmpty && versions[1].source == "api: test")
+
+        // A4: a rebuild under version 2 through node c, done in every partition.
+        let rebuild = try await nodes[2].requestRebuild(version: 2)
+        #expect(rebuild.version == 2)
+        try await eventually("every partition rebuilt") {
+            let partitions = try await nodes[0].rebuilds()
+            return partitions.count == 6
+                && partitions.allSatisfy {
+                    $0.progress?.requestedAt == rebuild.requestedAt && $0.progress?.phase == .done
+                }
+        }
+        await #expect(throws: EngineError.self) { try await nodes[0].requestRebuild(version: 3) }
+
+        // D1: a clock event through node a, 200 days after the last event, is every partition's now.
+        let at = try #require(events.last?.at) + 200 * 86_400_000
+        _ = try await nodes[0].tick(at: at)
+        let clock = try await nodes[1].clockState(settled: true)
+        #expect(clock.now == at)
+
+        // The contacts as a single node folds the same log: the publications, the rebuild, the clock event.
+        let log =
+            events + [
+                Event(type: .rulesPublished, contact: "", at: published.publishedAt, reason: "api: test", text: second),
+                Event(type: .rebuild, contact: "", at: rebuild.requestedAt, value: 2),
+                Event(type: .clock, contact: "", at: at),
+            ]
+        let single = directory.appendingPathComponent("single").path
+        let expected = try ClusterFixtures.singleNodeFold(log, in: single)
+        #expect(expected.contains { $0.1.points >= 25 })
+        try await eventually("node b answers for every contact as a single node folds the log") {
+            try await ClusterNodeTests.differences(expected, through: nodes[1]) == 0
+        }
+
+        // T6: the outbox of every partition, in key order, holds the single node's keys.
+        let store = try ProjectionStore(directory: single + "/projections", mapSize: 1 << 30)
+        let keys = try store.read { txn in try txn.outboxEntries(state: nil, limit: 100_000) }.map(\.key)
+        #expect(keys.count > 20)
+        let listed = try await nodes[2].outboxEntries(state: nil, limit: 1_000)
+        #expect(listed.map(\.key) == Array(keys.prefix(1_000)))
+        let page = try await nodes[2].outboxEntries(state: nil, limit: 7)
+        #expect(page.map(\.key) == Array(keys.prefix(7)))
+        // A failed email retried through a node that may not hold it: pending again.
+        try await eventually("an email failed") {
+            try await !nodes[0].outboxEntries(state: "failed", limit: 10).isEmpty
+        }
+        let failed = try #require(try await nodes[0].outboxEntries(state: "failed", limit: 10).first)
+        let retried = try await nodes[1].retryOutbox(key: failed.key)
+        #expect(retried.key == failed.key && retried.state == "pending")
+        do {
+            _ = try await nodes[1].retryOutbox(key: "no/such/key")
+            Issue.record("a retry of an unknown key succeeded")
+        } catch let error as EngineError {
+            #expect(error.kind == .notFound)
+        }
+
+        // A publication whose publisher died after reaching half the partitions: the partitions disagree (503), and
+        // the next publication completes it first, so that every partition numbers the versions alike.
+        let third = first.replacingCharacters(in: whitepaper, with: "    delta: 15\n")
+        let half = Event(type: .rulesPublished, contact: "", at: at, reason: "api: died", text: third)
+        _ = try await nodes[0].clusterLog.broadcast(half, to: 0..<3, messageID: "half")
+        await #expect(throws: EngineError.self) { try await nodes[1].rulesVersions() }
+        #expect(try await nodes[2].publishRules(text: second, source: "api: again").version == 4)
+        let completed = try await nodes[0].rulesVersions(withText: 3)
+        #expect(completed.versions.map(\.version) == [1, 2, 3, 4] && completed.inForce == 4)
+        #expect(completed.versions[2].text == third && completed.versions[2].source == "api: died")
+        for task in running { task.cancel() }
+        for task in running { _ = try? await task.value }
+    }
+}
