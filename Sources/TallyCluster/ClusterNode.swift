@@ -1,3 +1,4 @@
+import CoreMetrics
 import Crypto
 import Foundation
 public import Logging
@@ -52,8 +53,8 @@ public actor ClusterNode {
     private let rulesFile: (text: String, source: String)?
     /// The configuration the replicas deliver their outboxes with (T6, T7); nil: the node delivers nothing.
     private let delivery: Configuration?
-    /// Where blocking work runs (verify, the outboxes' reads), off the cooperative pool.
-    let blocking: BlockingWork
+    /// Where blocking work runs (verify, the outboxes' reads, an import's reading), off the cooperative pool.
+    public nonisolated let blocking: BlockingWork
     /// How long a read after a write (`?after=`) waits for the partition's holder to fold that far.
     let readAfterTimeout: Duration
     /// How often the holder of partition 0 publishes a clock event with the wall time to every partition (D1);
@@ -202,6 +203,24 @@ public actor ClusterNode {
     /// The rules in force in a partition this node holds (every partition folds the same publications); nil when it
     /// holds none.
     public var rulesInForce: RuleSet? { replicas.min { $0.key < $1.key }?.value.replica.projector.rules.scorer.rules }
+
+    /// Sets the node's gauges for a scrape of `GET /metrics`: `tally_partition_held` (1 or 0) for every partition,
+    /// and for each partition held its copy's stream position (`tally_partition_copied_through`) and the single
+    /// node's gauges of its log, fold, outbox and rebuild, with a `partition` dimension. A partition no longer held
+    /// keeps its last values beside `tally_partition_held 0`.
+    public func sampleMetrics() {
+        for partition in 0..<settings.partitions {
+            let dimensions = [("partition", String(partition))]
+            let replica = replicas[partition]?.replica
+            Gauge(label: "tally_partition_held", dimensions: dimensions).record(replica == nil ? 0 : 1)
+            guard let replica else { continue }
+            if let position = try? replica.log.streamPosition() {
+                Gauge(label: "tally_partition_copied_through", dimensions: dimensions).record(Double(position))
+            }
+            TallyMetrics.sample(
+                log: replica.log, writer: replica.writer, projector: replica.projector, dimensions: dimensions)
+        }
+    }
 
     /// The partitions this node holds now.
     public var held: [Int] { replicas.keys.sorted() }

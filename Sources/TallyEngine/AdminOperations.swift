@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 public import TallyAPI
 public import TallyCore
 public import TallyStore
@@ -276,6 +277,58 @@ extension TallyEngine {
                 }
             })
         }
+    }
+
+    /// M2 for a cluster node: validates the CSV file in full (a bad line imports nothing and is named), then reads
+    /// it again on `blocking` and hands its `points.set` events to `publish` in batches of `batchSize`, at most two
+    /// batches read ahead. Returns the number of rows. A batch `publish` fails stops the import there: the batches
+    /// before it are in the log (a `points.set` sets a score, so importing the file again is harmless).
+    public static func importPoints(
+        file path: String, name: String, groups: Set<String>, blocking: BlockingWork, batchSize: Int = 10_000,
+        publish: ([Event]) async throws -> Void
+    ) async throws -> Int {
+        let rows = try await blocking.run { try readPointsCSV(path, groups: groups) { _ in } }
+        guard rows > 0 else { throw EngineError(.invalid, "the file holds no rows", line: 2) }
+        let at = wallClockMillis()
+        let (batches, continuation) = AsyncThrowingStream.makeStream(of: [Event].self)
+        let room = DispatchSemaphore(value: 2)
+        let stopped = Mutex(false)
+        let reading = Task {
+            do {
+                try await blocking.run {
+                    var batch: [Event] = []
+                    func hand() throws {
+                        room.wait()
+                        if stopped.withLock({ $0 }) { throw CancellationError() }
+                        continuation.yield(batch)
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                    _ = try readPointsCSV(path, groups: groups) { row in
+                        batch.append(
+                            Event(
+                                type: .pointsSet, contact: row.contact, at: at, email: row.email, group: row.group,
+                                reason: name, value: row.points))
+                        if batch.count == batchSize { try hand() }
+                    }
+                    if !batch.isEmpty { try hand() }
+                }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        do {
+            for try await batch in batches {
+                try await publish(batch)
+                room.signal()
+            }
+        } catch {
+            stopped.withLock { $0 = true }
+            room.signal()
+            await reading.value
+            throw error
+        }
+        return rows
     }
 
     /// Reads a CSV file through ``PointsCSVReader`` in 64 KiB chunks; returns the number of rows.

@@ -1,6 +1,7 @@
 public import CoreMetrics
 import Foundation
 import TallyCore
+public import TallyStore
 
 /// The daemon's metrics, through swift-metrics (`tally serve` bootstraps it with swift-prometheus and serves
 /// them on `GET /metrics`). Names follow Prometheus conventions; Docs/operations.md says what each one means and
@@ -38,30 +39,41 @@ public enum TallyMetrics {
 
     /// Sets the gauges read from the engine's state; called on each scrape.
     public static func sample(_ engine: TallyEngine) {
-        let head = engine.writer.head.value
-        let projected = engine.projector.projected.value
-        Gauge(label: "tally_log_head").record(Double(head))
-        Gauge(label: "tally_projected").record(Double(projected))
-        Gauge(label: "tally_projector_lag_events").record(Double(head &- min(projected, head)))
-        Gauge(label: "tally_projector_lag_seconds").record(engine.writer.secondsSinceCommit(after: projected))
-        Gauge(label: "tally_writer_failing").record(engine.writer.failure == nil ? 0 : 1)
-        let store = engine.projections.store
+        sample(log: engine.log, writer: engine.writer, projector: engine.projector)
+    }
+
+    /// Sets the gauges of one log, its writer and its projector — a node's, or with `dimensions` such as
+    /// `[("partition", "3")]` one partition's on a cluster node.
+    public static func sample(
+        log: EventLog, writer: LogWriter, projector: Projector, dimensions: [(String, String)] = []
+    ) {
+        func gauge(_ label: String, _ more: [(String, String)] = []) -> Gauge {
+            Gauge(label: label, dimensions: dimensions + more)
+        }
+        let head = writer.head.value
+        let projected = projector.projected.value
+        gauge("tally_log_head").record(Double(head))
+        gauge("tally_projected").record(Double(projected))
+        gauge("tally_projector_lag_events").record(Double(head &- min(projected, head)))
+        gauge("tally_projector_lag_seconds").record(writer.secondsSinceCommit(after: projected))
+        gauge("tally_writer_failing").record(writer.failure == nil ? 0 : 1)
+        let store = projector.projections.store
         if let pending = try? store.read({ try $0.pendingOutboxCount() }) {
-            Gauge(label: "tally_outbox_pending").record(Double(pending))
+            gauge("tally_outbox_pending").record(Double(pending))
         }
         if let running = try? store.read({ try $0.backfillPass() != nil }) {
-            Gauge(label: "tally_backfill_running").record(running ? 1 : 0)
+            gauge("tally_backfill_running").record(running ? 1 : 0)
         }
-        for (name, environment) in [("log", engine.log.environment), ("projections", store.environment)] {
-            Gauge(label: "tally_lmdb_map_size_bytes", dimensions: [("env", name)]).record(Double(environment.mapSize))
-            Gauge(label: "tally_lmdb_used_bytes", dimensions: [("env", name)]).record(Double(environment.usedBytes))
+        for (name, environment) in [("log", log.environment), ("projections", store.environment)] {
+            gauge("tally_lmdb_map_size_bytes", [("env", name)]).record(Double(environment.mapSize))
+            gauge("tally_lmdb_used_bytes", [("env", name)]).record(Double(environment.usedBytes))
         }
-        let rebuild = engine.projector.rebuildProgress
+        let rebuild = projector.rebuildProgress
         let running = rebuild.map { $0.phase == .replaying || $0.phase == .switching } ?? false
-        Gauge(label: "tally_rebuild_running").record(running ? 1 : 0)
+        gauge("tally_rebuild_running").record(running ? 1 : 0)
         if let rebuild {
-            Gauge(label: "tally_rebuild_replayed_events").record(Double(rebuild.replayed))
-            Gauge(label: "tally_rebuild_total_events").record(Double(rebuild.total))
+            gauge("tally_rebuild_replayed_events").record(Double(rebuild.replayed))
+            gauge("tally_rebuild_total_events").record(Double(rebuild.total))
         }
     }
 }

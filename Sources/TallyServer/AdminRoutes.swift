@@ -160,8 +160,21 @@ extension Routes {
     /// `POST /v1/import/points[?file=NAME]` with a CSV body (M2): the body is spooled to a file in the data
     /// directory as it streams in, validated in full, then imported in one transaction.
     func importPoints(_ request: Request) async throws -> Response {
+        try await Self.spooled(request, in: engine.configuration.dataDirectory) { path, name in
+            let receipt = try await engine.importPoints(file: path, name: name)
+            return JSONResponse.make(
+                ImportReceipt(imported: receipt.accepted, firstSeq: receipt.firstSeq, lastSeq: receipt.lastSeq),
+                status: .accepted)
+        }
+    }
+
+    /// Spools an upload (`?file=NAME` names it) to a file in `directory` as it streams in, runs `body` with the
+    /// file's path and the name, and removes the file.
+    static func spooled(
+        _ request: Request, in directory: String, _ body: (_ path: String, _ name: String) async throws -> Response
+    ) async throws -> Response {
         let name = request.uri.queryParameters["file"].map(String.init) ?? "an upload"
-        let path = engine.configuration.dataDirectory + "/import-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).csv"
+        let path = directory + "/import-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).csv"
         guard FileManager.default.createFile(atPath: path, contents: nil),
             let spool = FileHandle(forWritingAtPath: path)
         else { throw APIError(.serviceUnavailable, "cannot spool the upload in the data directory") }
@@ -175,10 +188,7 @@ extension Routes {
             try? spool.close()
             throw APIError(.serviceUnavailable, "cannot spool the upload: \(error)")
         }
-        let receipt = try await engine.importPoints(file: path, name: name)
-        return JSONResponse.make(
-            ImportReceipt(imported: receipt.accepted, firstSeq: receipt.firstSeq, lastSeq: receipt.lastSeq),
-            status: .accepted)
+        return try await body(path, name)
     }
 }
 

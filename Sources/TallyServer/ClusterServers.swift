@@ -43,6 +43,7 @@ struct ClusterRoutes: Sendable {
 
     func router(administrative: Bool) -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: RequestMetricsMiddleware(socket: administrative ? "admin" : "ingest"))
         router.add(middleware: NotInClusterModeMiddleware())
         router.add(middleware: EngineErrorMiddleware())
         router.post("/v1/events") { request, _ in try await self.postEvents(request) }
@@ -53,6 +54,10 @@ struct ClusterRoutes: Sendable {
             router.get("/v1/contacts/{id}/explain") { request, context in try await self.explain(request, context) }
             router.post("/v1/contacts/{id}/points") { request, context in
                 try await self.changePoints(request, context)
+            }
+            router.get("/metrics") { _, _ in
+                await node.sampleMetrics()
+                return MetricsExport.response()
             }
             router.get("/v1/rules") { request, _ in try await self.listRules(request) }
             router.put("/v1/rules") { request, _ in try await self.publishRules(request) }
@@ -68,6 +73,7 @@ struct ClusterRoutes: Sendable {
             router.post("/v1/outbox/{key}/retry") { _, context in
                 JSONResponse.make(try await node.retryOutbox(key: try Routes.outboxKey(context)))
             }
+            router.post("/v1/import/points") { request, _ in try await self.importPoints(request) }
             router.get("/v1/cluster") { _, _ in try await self.status() }
             router.post("/v1/cluster/verify") { _, _ in try await self.verify() }
         }
@@ -120,6 +126,29 @@ struct ClusterRoutes: Sendable {
         return Response(
             status: .accepted, headers: [.contentType: "application/json"],
             body: ResponseBody(byteBuffer: ByteBuffer(string: receipt.json + "\n")))
+    }
+
+    /// `POST /v1/import/points[?file=NAME]` (M2): the CSV validated in full against the rules in force, then its
+    /// `points.set` events published to their partitions in batches of 10,000; 202 once the stream stored all.
+    func importPoints(_ request: Request) async throws -> Response {
+        let groups = Set((await node.rulesInForce ?? rules).groups)
+        return try await Routes.spooled(request, in: configuration.dataDirectory) { path, name in
+            var acks: [PublishAckSummary] = []
+            let upload = UUID().uuidString
+            let rows = try await TallyEngine.importPoints(
+                file: path, name: name, groups: groups, blocking: node.blocking
+            ) { events in
+                do {
+                    acks += try await node.append(events, request: "import-\(upload)-\(acks.count)").map(
+                        PublishAckSummary.init)
+                } catch {
+                    throw APIError(.serviceUnavailable, "the cluster's log did not store the import: \(error)")
+                }
+            }
+            let stored = acks.filter { !$0.duplicate }.map(\.sequence)
+            return JSONResponse.make(
+                ImportReceipt(imported: rows, firstSeq: stored.min(), lastSeq: stored.max()), status: .accepted)
+        }
     }
 
     /// `GET /v1/rules[?version=N]` (A3): the versions every partition holds; 503 while they differ.

@@ -27,6 +27,11 @@ public enum MetricsExport {
     /// The text exposition of every metric, after sampling the engine's gauges.
     static func response(_ engine: TallyEngine) -> Response {
         TallyMetrics.sample(engine)
+        return response()
+    }
+
+    /// The text exposition of every metric as it stands.
+    static func response() -> Response {
         var bytes: [UInt8] = []
         registry.emit(into: &bytes)
         var buffer = ByteBuffer()
