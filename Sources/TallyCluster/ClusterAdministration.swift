@@ -186,6 +186,26 @@ extension ClusterNode {
         return Array(entries.sorted { Self.bytesPrecede($0.key, $1.key) }.prefix(limit))
     }
 
+    /// L1 across the partitions: one page of the contacts matching `query`, merged from each partition's page in
+    /// the list's order (``TallyEngine/mergeListPages(_:query:position:)``); its `next` goes on from where the
+    /// partitions' pages leave it.
+    public func listContacts(_ query: ContactListQuery) async throws -> ContactListDocument {
+        guard (1...ContactListQuery.maximumLimit).contains(query.limit) else {
+            throw EngineError(.invalid, "\"limit\" must be 1–\(ContactListQuery.maximumLimit)", field: "limit")
+        }
+        let answers = try await gather(PartitionQuery(kind: .list, list: query))
+        let pages = answers.map { ($0.list?.items ?? [], $0.list?.next) }
+        let (items, next) = try TallyEngine.mergeListPages(pages, query: query) { item in
+            (Self.listScore(item, query), item.contact)
+        }
+        return ContactListDocument(contacts: items, next: next)
+    }
+
+    /// The score a list orders `item` by: its group's score with a group, its points without, none in the id order.
+    static func listScore(_ item: ContactListDocument.Item, _ query: ContactListQuery) -> Int64? {
+        query.sort == .id ? nil : query.group.map { item.groups[$0] ?? 0 } ?? item.points
+    }
+
     /// Retries an outbox entry by hand in the partition that has it (an `outbox.retried` event in that partition).
     public func retryOutbox(key: String) async throws -> OutboxItem {
         let answers = try await gather(PartitionQuery(kind: .retry, key: key))
@@ -272,6 +292,11 @@ extension ClusterNode {
                 answer.outbox = try await blocking.run {
                     try projections.read { txn in try txn.outboxEntries(state: state, limit: limit) }
                 }.map(OutboxItem.init)
+            case .list:
+                let query = query.list ?? ContactListQuery()
+                let page = try await TallyEngine.listContacts(
+                    query, in: replica.projector.projections, blocking: blocking)
+                answer.list = .init(items: page.contacts.map(ContactListDocument.Item.init), next: page.next)
             case .retry:
                 guard let outbox = replica.outbox else {
                     throw EngineError(.unavailable, "node \(settings.node) does not deliver its partitions' outboxes")
@@ -294,6 +319,19 @@ extension ClusterNode {
         let encoder = JSONEncoder()
         while true {
             let json = [UInt8]((try? encoder.encode(answer)) ?? Data())
+            if json.count > room,
+                let longest = answer.partitions.indices.max(by: {
+                    (answer.partitions[$0].list?.items.count ?? 0) < (answer.partitions[$1].list?.items.count ?? 0)
+                }), let page = answer.partitions[longest].list, page.items.count > 1, let query = query.list
+            {
+                // A list page cut: it goes on after the last item it keeps.
+                let kept = Array(page.items.prefix(page.items.count / 2))
+                let last = kept[kept.count - 1]
+                answer.partitions[longest].list = .init(
+                    items: kept,
+                    next: TallyEngine.listCursor(query, score: Self.listScore(last, query), contact: last.contact))
+                continue
+            }
             let keys = answer.partitions.flatMap { $0.outbox?.map(\.key) ?? [] }.sorted(by: Self.bytesPrecede)
             guard json.count > room, keys.count > 1 else { return json }
             let last = keys[keys.count / 2]

@@ -14,6 +14,8 @@ struct PartitionQuery: Codable, Sendable {
         case outbox
         /// Retries the outbox entry ``key`` in the partition that has it.
         case retry
+        /// A page of the contact list ``list`` (L1).
+        case list
     }
 
     var kind: Kind
@@ -24,6 +26,7 @@ struct PartitionQuery: Codable, Sendable {
     var state: String?
     var limit: Int?
     var key: String?
+    var list: ContactListQuery?
 }
 
 /// One partition's answer to a ``PartitionQuery``: the fields of the query's kind, or why it failed.
@@ -35,7 +38,14 @@ struct PartitionAnswer: Codable, Sendable {
     var clock: ClockSummary?
     var outbox: [OutboxItem]?
     var retried: OutboxItem?
+    var list: ListPage?
     var failure: Failure?
+
+    /// A partition's page of a contact list, and where it goes on.
+    struct ListPage: Codable, Sendable {
+        var items: [ContactListDocument.Item]
+        var next: String?
+    }
 
     /// The fold's clock in a partition (D1).
     struct ClockSummary: Codable, Sendable {

@@ -18,6 +18,15 @@ extension ContactDocument {
     }
 }
 
+extension ContactListDocument.Item {
+    /// A contact as a list shows it (L1): tags and segments in byte order.
+    public init(id: String, state: ContactState) {
+        self.init(
+            contact: id, points: state.points, groups: state.groups, tags: state.tags.sorted(by: ByteString.precedes),
+            segments: state.segments.sorted(by: ByteString.precedes))
+    }
+}
+
 extension ContactFieldValue {
     /// A folded field's value on the wire.
     public init(_ value: FieldValue) {

@@ -3,9 +3,9 @@ public import TallyCore
 import TallyStore
 
 /// A contact list query (L1): filters, an order, a page size and where the previous page ended.
-public struct ContactListQuery: Sendable, Equatable {
+public struct ContactListQuery: Sendable, Equatable, Codable {
     /// The order of a list.
-    public enum Sort: String, Sendable, CaseIterable {
+    public enum Sort: String, Sendable, CaseIterable, Codable {
         case pointsDescending = "-points"
         case pointsAscending = "points"
         case id
@@ -116,14 +116,63 @@ extension TallyEngine {
     /// L1: one page of the contacts matching `query`, from the list indexes (on the blocking pool). A page costs
     /// its length, plus the entries its filters skip (at most ``listScanBudget``).
     public func listContacts(_ query: ContactListQuery) async throws -> ContactListPage {
+        try await Self.listContacts(query, in: projections, blocking: blocking)
+    }
+
+    /// L1 over one set of projections (a node's, or a cluster partition's), on `blocking`.
+    public static func listContacts(
+        _ query: ContactListQuery, in projections: LiveProjections, blocking: BlockingWork
+    ) async throws -> ContactListPage {
         guard (1...ContactListQuery.maximumLimit).contains(query.limit) else {
             throw EngineError(.invalid, "\"limit\" must be 1–\(ContactListQuery.maximumLimit)", field: "limit")
         }
         let cursor = try query.cursor.map { text throws(EngineError) in try ContactListCursor(text: text, query: query)
         }
         return try await blocking.run {
-            try self.projections.read { txn in try Self.page(query, after: cursor, in: txn) }
+            try projections.read { txn in try Self.page(query, after: cursor, in: txn) }
         }
+    }
+
+    /// The cursor of a list that goes on after the contact `contact` with score `score` (nil for the id order).
+    public static func listCursor(_ query: ContactListQuery, score: Int64?, contact: String) -> String {
+        ContactListCursor(sort: query.sort, group: query.group, score: score, contact: contact).text
+    }
+
+    /// L1 over a cluster's partitions: one page from the pages each partition gave for `query` (each in the list's
+    /// order, with its own `next`). A partition whose page stopped early (its scan budget, or a page cut to fit a
+    /// message) is known only as far as its `next`, so the page keeps what comes before the earliest such position,
+    /// and goes on from there. `position` gives an item's score (nil in the id order) and contact.
+    public static func mergeListPages<Item>(
+        _ pages: [(items: [Item], next: String?)], query: ContactListQuery,
+        position: (Item) -> (score: Int64?, contact: String)
+    ) throws -> (items: [Item], next: String?) {
+        // The index order: score (as its key bytes) then contact bytes, descending for `-points`.
+        func key(_ score: Int64?, _ contact: String) -> [UInt8] {
+            score.map { ContactIndex.scoreKey(query.group, $0, contact) } ?? Array(contact.utf8)
+        }
+        func precedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+            query.sort == .pointsDescending ? b.lexicographicallyPrecedes(a) : a.lexicographicallyPrecedes(b)
+        }
+        var known: [UInt8]?  // the earliest position a partition's page stopped at
+        for page in pages {
+            guard let next = page.next else { continue }
+            let cursor = try ContactListCursor(text: next, query: query)
+            let stop = key(cursor.score, cursor.contact)
+            if known.map({ precedes(stop, $0) }) ?? true { known = stop }
+        }
+        let items = pages.flatMap(\.items).map { item in
+            let (score, contact) = position(item)
+            return (item: item, key: key(score, contact), score: score, contact: contact)
+        }.filter { entry in known.map { !precedes($0, entry.key) } ?? true }
+            .sorted { precedes($0.key, $1.key) }
+        let page = items.prefix(query.limit)
+        if items.count > query.limit, let last = page.last {
+            return (page.map(\.item), listCursor(query, score: last.score, contact: last.contact))
+        }
+        let next = pages.compactMap(\.next).first { next in
+            (try? ContactListCursor(text: next, query: query)).map { key($0.score, $0.contact) == known } ?? false
+        }
+        return (page.map(\.item), next)
     }
 
     private static func page(

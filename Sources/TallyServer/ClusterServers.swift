@@ -49,6 +49,9 @@ struct ClusterRoutes: Sendable {
         router.post("/v1/events") { request, _ in try await self.postEvents(request) }
         router.get("/health") { _, _ in await self.health() }
         if administrative {
+            router.get("/v1/contacts") { request, _ in
+                JSONResponse.make(try await node.listContacts(try Routes.listQuery(request.uri.queryParameters)))
+            }
             router.get("/v1/contacts/{id}") { request, context in try await self.contact(request, context) }
             router.post("/v1/contacts/{id}") { request, context in try await self.updateContact(request, context) }
             router.get("/v1/contacts/{id}/explain") { request, context in try await self.explain(request, context) }

@@ -12,13 +12,7 @@ extension Routes {
     func listContacts(_ request: Request) async throws -> Response {
         let page = try await engine.listContacts(try Self.listQuery(request.uri.queryParameters))
         return JSONResponse.make(
-            ContactListDocument(
-                contacts: page.contacts.map { id, state in
-                    ContactListDocument.Item(
-                        contact: id, points: state.points, groups: state.groups,
-                        tags: state.tags.sorted(by: ByteString.precedes),
-                        segments: state.segments.sorted(by: ByteString.precedes))
-                }, next: page.next))
+            ContactListDocument(contacts: page.contacts.map(ContactListDocument.Item.init), next: page.next))
     }
 
     /// The list query of `GET /v1/contacts` and the UI's contacts page; each bad parameter is a 400 naming it.

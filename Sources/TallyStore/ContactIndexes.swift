@@ -26,7 +26,9 @@ public enum ContactIndex {
         return writer.bytes
     }
 
-    static func scoreKey(_ group: String?, _ score: Int64, _ contact: String) -> [UInt8] {
+    /// The key of a contact's score in the score index: the group, the score as bytes that sort as the number does,
+    /// then the contact's bytes — the order a list by points follows.
+    public static func scoreKey(_ group: String?, _ score: Int64, _ contact: String) -> [UInt8] {
         var key = scorePrefix(group)
         key += sortableScore(score)
         key += Array(contact.utf8)

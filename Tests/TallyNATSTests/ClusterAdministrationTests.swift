@@ -9,11 +9,11 @@ import Testing
 @testable import TallyEngine
 
 /// The administrative operations that concern every partition, through any node of three on a real NATS server
-/// (K4): a rules publication and a rebuild (A3, A4), a clock event (D1), the outbox's listing and a retry (T6), an
-/// import (M2) — each reaching every partition, and the contacts then equal to a single node's fold of the same log.
+/// (K4): a rules publication and a rebuild (A3, A4), a clock event (D1), a contact list (L1), the outbox's listing and
+/// a retry (T6), an import (M2) — each reaching every partition, and the contacts then equal to a single node's fold of the same log.
 @Suite struct ClusterAdministrationTests {
     @Test(.timeLimit(.minutes(4)))
-    func rulesRebuildsClockOutboxAndImportsReachEveryPartition() async throws {  // K4, A3, A4, D1, T6, M2
+    func administrationReachesEveryPartition() async throws {  // K4, A3, A4, D1, L1, T6, M2
         let server = try NATSServer()
         let receiver = try WebhookReceiver()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -88,6 +88,28 @@ import Testing
         try await eventually("node b answers for every contact as a single node folds the log") {
             try await ClusterNodeTests.differences(expected, through: nodes[1]) == 0
         }
+
+        // L1: the list through node c, 13 at a time, in the single node's order (points descending, ties in
+        // descending bytes), and a tag's list by id.
+        var query = ContactListQuery(sort: .pointsDescending, limit: 13)
+        var paged: [String] = []
+        repeat {
+            let page = try await again { try await nodes[2].listContacts(query) }
+            #expect(page.contacts.count <= 13)
+            paged += page.contacts.map(\.contact)
+            query.cursor = page.next
+        } while query.cursor != nil
+        let order = expected.sorted { a, b in
+            a.1.points != b.1.points ? a.1.points > b.1.points : Array(b.0.utf8).lexicographicallyPrecedes(a.0.utf8)
+        }
+        #expect(paged == order.map(\.0))
+        let tagged = try await again {
+            try await nodes[1].listContacts(ContactListQuery(tag: "mql", sort: .id, limit: 1_000))
+        }
+        let mql = order.filter { $0.1.tags.contains("mql") }.map(\.0).sorted {
+            $0.utf8.lexicographicallyPrecedes($1.utf8)
+        }
+        #expect(!mql.isEmpty && tagged.contacts.map(\.contact) == mql && tagged.next == nil)
 
         // T6: the outbox of every partition, in key order, holds the single node's keys.
         let store = try ProjectionStore(directory: single + "/projections", mapSize: 1 << 30)
