@@ -282,19 +282,27 @@ public actor ClusterNode {
         logger.info("partition given up", metadata: ["tally.partition": "\(partition)"])
     }
 
+    /// Whether two contacts' events go to the same partition: a merge (I2) works in a cluster only then, for now.
+    public nonisolated func samePartition(_ a: String, _ b: String) -> Bool {
+        partitioning.partition(of: a) == partitioning.partition(of: b)
+    }
+
     /// Publishes a request's events to the cluster's log: returns once the stream stored them all (K2).
     public func append(_ events: [Event], request: String) async throws(NATSError) -> [PublishAck] {
         try await clusterLog.append(events, request: request)
     }
 
-    /// A contact's state as the holder of its partition has folded it (K4): this node's replica, or the holder's
-    /// answer over NATS. Nil for a contact without events; throws when no node holds the partition, and
+    /// A contact as the holder of its partition has folded it (K4) — the contact its id resolves to, with its
+    /// aliases (I2) —: this node's replica, or the holder's answer over NATS. Nil for a contact without events; throws when no node holds the partition, and
     /// ``ClusterReadError`` when `settled` (read your writes) and the holder has not folded that far in time.
-    public func contact(_ id: String, settled: Bool = false) async throws -> ContactState? {
+    public func contact(_ id: String, settled: Bool = false) async throws -> ResolvedContact? {
         let query = ContactQuery(id: id, settled: settled)
         if let replica = replica(for: id) { return try await contact(query, in: replica) }
         guard let answer = try await ask(query, Self.contactSubject) else { return nil }
-        return try Array(answer).withUnsafeBytes { try ContactCodec.decode($0) }
+        let resolved = try JSONDecoder().decode(ResolvedAnswer.self, from: Data(answer))
+        return ResolvedContact(
+            id: resolved.id, state: try Array(resolved.state).withUnsafeBytes { try ContactCodec.decode($0) },
+            aliases: resolved.aliases)
     }
 
     /// A2, A6 for any contact (K4): its explanation by the holder of its partition — this node's replica, or the
@@ -328,9 +336,9 @@ public actor ClusterNode {
         }
     }
 
-    private func contact(_ query: ContactQuery, in replica: PartitionReplica) async throws -> ContactState? {
+    private func contact(_ query: ContactQuery, in replica: PartitionReplica) async throws -> ResolvedContact? {
         if query.settled { try await settle(replica) }
-        return try replica.projector.projections.read { try $0.contact(query.id) }
+        return try TallyEngine.resolvedContact(query.id, in: replica.projector.projections)
     }
 
     private func explanation(_ query: ContactQuery, in replica: PartitionReplica) async throws -> ExplainDocument? {
@@ -417,8 +425,10 @@ public actor ClusterNode {
                 guard let document = try await explanation(query, in: replica) else { return [ContactAnswer.none] }
                 return [ContactAnswer.found] + (try Self.json(document, within: room - 1))
             }
-            guard let state = try await contact(query, in: replica) else { return [ContactAnswer.none] }
-            return [ContactAnswer.found] + ContactCodec.encode(state)
+            guard let resolved = try await contact(query, in: replica) else { return [ContactAnswer.none] }
+            let answer = ResolvedAnswer(
+                id: resolved.id, aliases: resolved.aliases, state: Data(ContactCodec.encode(resolved.state)))
+            return [ContactAnswer.found] + Array(try JSONEncoder().encode(answer))
         } catch is ClusterReadError {
             return [ContactAnswer.notFoldedInTime]
         } catch {
@@ -449,8 +459,16 @@ struct ContactQuery: Codable, Sendable {
     var limit: Int?
 }
 
+/// A holder's answer for a contact (I2: the id it resolves to, and the ids merged into it), its record in
+/// ``ContactCodec``'s form.
+struct ResolvedAnswer: Codable, Sendable {
+    var id: String
+    var aliases: [String]
+    var state: Data
+}
+
 /// The first byte of a holder's answer to a ``ContactQuery``: no such contact; found, followed by the contact's
-/// record (``ContactCodec``) or the explain document (JSON); the partition is not held here (it moved: ask again);
+/// ``ResolvedAnswer`` or the explain document (JSON); the partition is not held here (it moved: ask again);
 /// not folded that far within the read-after timeout.
 enum ContactAnswer {
     static let none: UInt8 = 0

@@ -25,8 +25,9 @@ public final class FoldPipeline {
     /// Batches folded but not yet known committed, at most: one being written, one waiting for the writer.
     static let depth = 2
     /// The contact states a rebuild or a scratch fold keeps unwritten, at most (`performance.md`, "Issue 16, fifth
-    /// pass"): about 55 MB of memory (50,000 was faster, but took a 3 M-event rebuild to 238 MiB).
-    public static let deferredContacts = 25_000
+    /// pass"): 25,000 took the 10 M-event bench's rebuild (1 M contacts, states of 4 KB) to 273 MiB, past the 256 MiB
+    /// row, for no gain at that size; 10,000 keeps most of the gain of smaller logs.
+    public static let deferredContacts = 10_000
 
     private let folder: ProjectionFolder
     private let writer: BatchWriter

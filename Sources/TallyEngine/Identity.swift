@@ -9,6 +9,12 @@ public struct ResolvedContact: Sendable {
     public var state: ContactState
     /// The ids merged into it, in byte order.
     public var aliases: [String]
+
+    public init(id: String, state: ContactState, aliases: [String]) {
+        self.id = id
+        self.state = state
+        self.aliases = aliases
+    }
 }
 
 /// What an append does with a merge that would be refused (I2): `reject` refuses the request (`POST /v1/merge`,
@@ -22,6 +28,11 @@ public enum RefusedMerges: Sendable {
 extension TallyEngine {
     /// The contact `id` resolves to, with its state and aliases; nil for a contact never seen.
     public func resolvedContact(_ id: String) throws -> ResolvedContact? {
+        try Self.resolvedContact(id, in: projections)
+    }
+
+    /// The contact `id` resolves to in `projections` (a node's, or a cluster partition's), with its aliases.
+    public static func resolvedContact(_ id: String, in projections: LiveProjections) throws -> ResolvedContact? {
         try projections.read { txn in
             let canonical = try txn.canonical(of: id) ?? id
             guard let state = try txn.contact(canonical) else { return nil }

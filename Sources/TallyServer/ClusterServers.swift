@@ -47,6 +47,7 @@ struct ClusterRoutes: Sendable {
         router.add(middleware: NotInClusterModeMiddleware())
         router.add(middleware: EngineErrorMiddleware())
         router.post("/v1/events") { request, _ in try await self.postEvents(request) }
+        router.post("/v1/merge") { request, _ in try await self.merge(request, viaIngest: !administrative) }
         router.get("/health") { _, _ in await self.health() }
         if administrative {
             router.get("/v1/contacts") { request, _ in
@@ -105,7 +106,32 @@ struct ClusterRoutes: Sendable {
                 field: error.field)
         }
         guard !events.isEmpty else { throw APIError(.badRequest, "the request holds no event") }
+        for (index, event) in events.enumerated() where event.type.isMerge {
+            try checkMerge(from: event.contact, into: event.mergeTarget ?? "", line: index + 1)
+        }
         return try await publish(events)
+    }
+
+    /// `POST /v1/merge` (I2): a `contact.merge` published to the contacts' partition; 202 once stored. A merge the
+    /// fold refuses (a cycle; a known contact merged from the ingest socket, I1) is folded as the no-op it is.
+    func merge(_ request: Request, viaIngest: Bool) async throws -> Response {
+        let merge = try await Routes.mergeRequest(request)
+        try checkMerge(from: merge.from, into: merge.into, line: nil)
+        return try await publish([
+            Event.merge(from: merge.from, into: merge.into, at: wallClockMillis(), id: merge.id, viaIngest: viaIngest)
+        ])
+    }
+
+    /// A merge works in a cluster when both contacts are in one partition (its fold sees both); across partitions
+    /// it is refused (501), with nothing of the request published, until the transfer of a contact's history between
+    /// partitions exists (`Docs/cluster.md`).
+    func checkMerge(from: String, into: String, line: Int?) throws {
+        guard node.samePartition(from, into) else {
+            throw APIError(
+                .notImplemented,
+                "merging \"\(from)\" into \"\(into)\": the two contacts are in different partitions, and merges across "
+                    + "partitions are not available in cluster mode yet (Docs/cluster.md)", line: line)
+        }
     }
 
     /// Publishes events to their partitions and answers 202 with the stream's sequence numbers once the stream
@@ -237,7 +263,7 @@ struct ClusterRoutes: Sendable {
         let (update, fields) = try await Routes.contactUpdate(request)
         let event = try await TallyEngine.contactUpdate(
             id, email: update.email, ownerEmail: update.ownerEmail, fields: fields
-        ) { try await node.contact(id) }
+        ) { try await node.contact(id)?.state }
         return try await publish([event])
     }
 
@@ -246,10 +272,10 @@ struct ClusterRoutes: Sendable {
     func contact(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try Routes.contactID(context)
         let settled = try Self.readsYourWrites(request)
-        guard let state = try await Self.fromHolder({ try await node.contact(id, settled: settled) }) else {
+        guard let resolved = try await Self.fromHolder({ try await node.contact(id, settled: settled) }) else {
             throw APIError(.notFound, "unknown contact \"\(id)\"")
         }
-        return JSONResponse.make(ContactDocument(id: id, state: state))
+        return JSONResponse.make(ContactDocument(resolved))
     }
 
     /// Whether a read asks to see the writes the client was answered 202 for (`?after=SEQ`, a stream sequence): it

@@ -9,6 +9,13 @@ extension Routes {
     /// events (202 once durable). 409 for a merge into itself or one that would make a cycle; on the ingest socket
     /// (`viaIngest`), 403 when A is known (I1).
     func merge(_ request: Request, viaIngest: Bool) async throws -> Response {
+        let merge = try await Self.mergeRequest(request)
+        return Self.accepted(
+            try await engine.merge(from: merge.from, into: merge.into, viaIngest: viaIngest, id: merge.id))
+    }
+
+    /// The body of `POST /v1/merge`, read and checked for its form.
+    static func mergeRequest(_ request: Request) async throws -> MergeRequest {
         var request = request
         let body = try await request.collectBody(upTo: 16 << 10)
         let merge: MergeRequest
@@ -20,8 +27,11 @@ extension Routes {
         if let id = merge.id, !EventLimits.id.contains(id.utf8.count) {
             throw APIError(.badRequest, "\"id\" must be 1–128 bytes long", field: "id")
         }
-        return Self.accepted(
-            try await engine.merge(from: merge.from, into: merge.into, viaIngest: viaIngest, id: merge.id))
+        for (field, id) in [("from", merge.from), ("into", merge.into)]
+        where !EventLimits.contact.contains(id.utf8.count) {
+            throw APIError(.badRequest, "\"\(field)\" is not a valid contact id", field: field)
+        }
+        return merge
     }
 
     /// `DELETE /v1/contacts/{id}` (I8, admin socket): erases the contact with its aliases; 200 with the report

@@ -10,10 +10,10 @@ import Testing
 
 /// The administrative operations that concern every partition, through any node of three on a real NATS server
 /// (K4): a rules publication and a rebuild (A3, A4), a clock event (D1), a contact list (L1), the outbox's listing and
-/// a retry (T6), an import (M2) — each reaching every partition, and the contacts then equal to a single node's fold of the same log.
+/// a retry (T6), an import (M2), a merge within a partition (I2) — each reaching every partition, and the contacts then equal to a single node's fold of the same log.
 @Suite struct ClusterAdministrationTests {
     @Test(.timeLimit(.minutes(4)))
-    func administrationReachesEveryPartition() async throws {  // K4, A3, A4, D1, L1, T6, M2
+    func administrationReachesEveryPartition() async throws {  // K4, A3, A4, D1, L1, T6, M2, I2
         let server = try NATSServer()
         let receiver = try WebhookReceiver()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -155,9 +155,29 @@ import Testing
         }
         #expect(rows == 30 && batches == [7, 7, 7, 7, 2])
         try await eventually("node b reads the imported scores") {
-            for n in 0..<30 where try await nodes[1].contact("c-\(n)")?.points != Int64(1_000 + n) { return false }
+            for n in 0..<30 where try await nodes[1].contact("c-\(n)")?.state.points != Int64(1_000 + n) {
+                return false
+            }
             return true
         }
+
+        // I2 within a partition: a merge published to the two contacts' partition; the merged id read through
+        // another node resolves to the contact it was merged into, as a single node folds the same log.
+        let partitioning = try #require(Partitioning(count: 6))
+        let candidates = (30..<100).map { "c-\($0)" }
+        let from = try #require(
+            candidates.first { id in
+                candidates.contains { $0 != id && partitioning.partition(of: $0) == partitioning.partition(of: id) }
+            })
+        let into = try #require(candidates.first { $0 != from && nodes[0].samePartition($0, from) })
+        let merge = Event.merge(from: from, into: into, at: at, id: "merge-1", viaIngest: false)
+        _ = try await nodes[0].append([merge], request: "merge")
+        let merged = try ClusterFixtures.singleNodeFold(
+            log + [merge], in: directory.appendingPathComponent("merged").path
+        ).first { $0.0 == into }
+        let resolved = try #require(try await again { try await nodes[1].contact(from, settled: true) })
+        #expect(resolved.id == into && resolved.aliases == [from])
+        #expect(ContactCodec.encode(resolved.state) == merged.map { ContactCodec.encode($0.1) })
         for task in running { task.cancel() }
         for task in running { _ = try? await task.value }
     }

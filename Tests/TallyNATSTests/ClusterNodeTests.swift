@@ -55,7 +55,7 @@ import Testing
         // renewed late are given up): it is asked again. A read that answers must not be stale.
         var stale = 0
         for (contact, state) in expected.reversed() {
-            let read = try await Self.askedAgain { try await nodes[1].contact(contact, settled: true) }
+            let read = try await Self.askedAgain { try await nodes[1].contact(contact, settled: true)?.state }
             if read.map(ContactCodec.encode) != ContactCodec.encode(state) { stale += 1 }
         }
         #expect(stale == 0)
@@ -143,7 +143,7 @@ import Testing
     static func differences(_ expected: [(String, ContactState)], through node: ClusterNode) async throws -> Int {
         var differences = 0
         for (contact, state) in expected {
-            let answered = try await node.contact(contact)
+            let answered = try await node.contact(contact)?.state
             if answered.map(ContactCodec.encode) != ContactCodec.encode(state) { differences += 1 }
         }
         return differences
