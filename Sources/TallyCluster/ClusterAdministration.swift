@@ -161,6 +161,38 @@ extension ClusterNode {
         return (first.rules ?? [], first.versionInForce ?? 0)
     }
 
+    /// A4's dry run across the partitions: each partition's copy folded under rules `version` (by default the
+    /// version in force) and compared with its projections, the reports added up — counts and totals summed, the
+    /// changes and the contacts newly reaching triggers merged in id order, at most 10,000 of each as on a single
+    /// node. Its `checkpoint` is 0: each partition compares at its own.
+    public func previewRebuild(version: Int64?) async throws -> RebuildPreview {
+        var inForce: Int64 = 0
+        if version == nil { inForce = try await rulesVersions().inForce }
+        let version = version ?? inForce
+        let (answers, cut) = try await gatherWithCut(PartitionQuery(kind: .preview, version: version))
+        if let failure = answers.lazy.compactMap(\.failure).first { throw failure.error }
+        let previews = answers.compactMap(\.preview)
+        func kept(_ contact: String) -> Bool { cut.map { !Self.bytesPrecede($0, contact) } ?? true }
+        return RebuildPreview(
+            rulesVersion: version, checkpoint: 0, contacts: previews.map(\.contacts).reduce(0, +),
+            changed: previews.map(\.changed).reduce(0, +), oldTotal: previews.map(\.oldTotal).reduce(0, &+),
+            newTotal: previews.map(\.newTotal).reduce(0, &+),
+            changes: Array(
+                previews.flatMap(\.changes).filter { kept($0.contact) }.sorted {
+                    Self.bytesPrecede($0.contact, $1.contact)
+                }
+                .prefix(Self.previewLimit)),
+            newlyReached: previews.map(\.newlyReached).reduce(0, +),
+            reached: Array(
+                previews.flatMap(\.reached).filter { kept($0.contact) }.sorted {
+                    Self.bytesPrecede($0.contact, $1.contact)
+                }
+                .prefix(Self.previewLimit)))
+    }
+
+    /// The most changes, and contacts newly reaching triggers, a dry run lists (as a single node's).
+    static let previewLimit = 10_000
+
     /// Each partition's rebuild in progress or last finished (nil: none since its holder started).
     public func rebuilds() async throws -> [(partition: Int, progress: RebuildProgress?)] {
         try await gather(PartitionQuery(kind: .rules, settled: false)).map { ($0.partition, $0.rebuild) }
@@ -254,7 +286,7 @@ extension ClusterNode {
             for partition in answer.partitions where byPartition[partition.partition] == nil {
                 byPartition[partition.partition] = partition
             }
-            if let last = answer.outboxCut, cut.map({ Self.bytesPrecede(last, $0) }) ?? true { cut = last }
+            if let last = answer.cut, cut.map({ Self.bytesPrecede(last, $0) }) ?? true { cut = last }
         }
         let missing = (0..<settings.partitions).filter { byPartition[$0] == nil }
         guard missing.isEmpty else {
@@ -297,6 +329,15 @@ extension ClusterNode {
                 let page = try await TallyEngine.listContacts(
                     query, in: replica.projector.projections, blocking: blocking)
                 answer.list = .init(items: page.contacts.map(ContactListDocument.Item.init), next: page.next)
+            case .preview:
+                let version = query.version ?? 0
+                let published = Int64(try await blocking.run { try TallyEngine.rulesVersions(in: replica.log) }.count)
+                guard version >= 1, version <= published else {
+                    throw EngineError(
+                        .invalid, "rules version \(version) does not exist (1…\(published))", field: "version")
+                }
+                answer.preview = RebuildPreview(
+                    try await blocking.run { try replica.preview(version: version) }, version: version)
             case .retry:
                 guard let outbox = replica.outbox else {
                     throw EngineError(.unavailable, "node \(settings.node) does not deliver its partitions' outboxes")
@@ -332,13 +373,22 @@ extension ClusterNode {
                     next: TallyEngine.listCursor(query, score: Self.listScore(last, query), contact: last.contact))
                 continue
             }
-            let keys = answer.partitions.flatMap { $0.outbox?.map(\.key) ?? [] }.sorted(by: Self.bytesPrecede)
+            // Outbox entries, or a dry run's contacts, in key order: kept up to the middle key.
+            var keys: [String] = []
+            for partition in answer.partitions {
+                keys += partition.outbox?.map(\.key) ?? []
+                keys += partition.preview?.changes.map(\.contact) ?? []
+                keys += partition.preview?.reached.map(\.contact) ?? []
+            }
+            keys.sort(by: Self.bytesPrecede)
             guard json.count > room, keys.count > 1 else { return json }
             let last = keys[keys.count / 2]
             for index in answer.partitions.indices {
                 answer.partitions[index].outbox?.removeAll { Self.bytesPrecede(last, $0.key) }
+                answer.partitions[index].preview?.changes.removeAll { Self.bytesPrecede(last, $0.contact) }
+                answer.partitions[index].preview?.reached.removeAll { Self.bytesPrecede(last, $0.contact) }
             }
-            answer.outboxCut = last
+            answer.cut = last
         }
     }
 }

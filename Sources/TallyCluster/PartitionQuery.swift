@@ -16,6 +16,8 @@ struct PartitionQuery: Codable, Sendable {
         case retry
         /// A page of the contact list ``list`` (L1).
         case list
+        /// A rebuild's dry run under rules ``version`` (A4).
+        case preview
     }
 
     var kind: Kind
@@ -39,6 +41,7 @@ struct PartitionAnswer: Codable, Sendable {
     var outbox: [OutboxItem]?
     var retried: OutboxItem?
     var list: ListPage?
+    var preview: RebuildPreview?
     var failure: Failure?
 
     /// A partition's page of a contact list, and where it goes on.
@@ -87,9 +90,10 @@ struct PartitionAnswer: Codable, Sendable {
     }
 }
 
-/// A node's answer to a ``PartitionQuery``: one answer per partition it holds. `outboxCut`: the outbox entries
-/// were cut to fit one NATS message, and the node's list goes as far as this key.
+/// A node's answer to a ``PartitionQuery``: one answer per partition it holds. `cut`: the outbox entries, or a dry
+/// run's changes and contacts reaching triggers, were cut to fit one NATS message, and the node's lists go as far
+/// as this key (a list page cut says so in its own `next`).
 struct NodeAnswer: Codable, Sendable {
     var partitions: [PartitionAnswer]
-    var outboxCut: String?
+    var cut: String?
 }

@@ -162,6 +162,14 @@ public final class PartitionReplica: Sendable {
             sessionTimeout: sessionTimeout)
     }
 
+    /// A4's dry run for this partition: its copy folded under rules `version` into a scratch environment and
+    /// compared with its projections. Blocking: it replays the whole copy.
+    public func preview(version: Int64) throws -> ScoreComparison {
+        try Replays.preview(
+            version: version, log: log, live: { self.projector.projections.store }, dataDirectory: directory,
+            mapSize: mapSize, sessionTimeout: sessionTimeout)
+    }
+
     /// Makes the stop that follows cancel the delivery's attempts in flight rather than let them finish: for a
     /// partition whose lease may be another node's already.
     public func stopDeliveringPromptly() {

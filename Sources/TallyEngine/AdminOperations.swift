@@ -111,13 +111,7 @@ extension TallyEngine {
     /// A3: validates `text` and appends a `rules.published` event; the projector switches to the version at
     /// that point of the log. Returns the new version.
     public func publishRules(text: String, source: String) async throws -> RulesVersionInfo {
-        do {
-            _ = try Self.validate(rules: text, source: source, configuration: configuration)
-        } catch let error as YAMLValidationError {
-            throw EngineError(.invalid, error.description, line: error.issues.first?.line)
-        } catch {
-            throw EngineError(.invalid, "\(error)")
-        }
+        try Self.validatePublication(text, source: source, configuration: configuration)
         let receipt = try await append([Self.publication(text: text, source: source)])
         guard let seq = receipt.lastSeq, let version = try rulesVersions().first(where: { $0.seq == seq }) else {
             throw EngineError(.conflict, "the publication was not appended")
@@ -126,6 +120,20 @@ extension TallyEngine {
             "rules published",
             metadata: ["tally.source": "\(source)", "tally.rules_version": "\(version.version)", "tally.seq": "\(seq)"])
         return version
+    }
+
+    /// Validates a rules text to publish against `configuration` (its integrations, its templates); its first
+    /// problem as a 400 with the line.
+    public static func validatePublication(
+        _ text: String, source: String, configuration: Configuration
+    ) throws(EngineError) {
+        do {
+            _ = try validate(rules: text, source: source, configuration: configuration)
+        } catch let error as YAMLValidationError {
+            throw EngineError(.invalid, error.description, line: error.issues.first?.line)
+        } catch {
+            throw EngineError(.invalid, "\(error)")
+        }
     }
 
     /// A4: appends a `rebuild` event for rules `version` (by default the version in force, ``versionInForce()``);
@@ -425,6 +433,22 @@ extension TallyEngine {
     /// ``OutboxDelivery/retry(key:)``.
     public func retryOutbox(key: String) async throws -> OutboxItem {
         OutboxItem(try await outbox.retry(key: key))
+    }
+}
+
+extension RebuildPreview {
+    /// A dry run's comparison as the API shows it (A4).
+    public init(_ comparison: ScoreComparison, version: Int64) {
+        self.init(
+            rulesVersion: version, checkpoint: comparison.checkpoint, contacts: comparison.contacts,
+            changed: comparison.changedCount, oldTotal: comparison.oldTotal, newTotal: comparison.newTotal,
+            changes: comparison.changes.map {
+                .init(
+                    contact: $0.contact, oldPoints: $0.oldPoints, newPoints: $0.newPoints, oldGroups: $0.oldGroups,
+                    newGroups: $0.newGroups)
+            },
+            newlyReached: comparison.newlyReachedCount,
+            reached: comparison.newlyReached.map { .init(contact: $0.contact, triggers: $0.fired) })
     }
 }
 

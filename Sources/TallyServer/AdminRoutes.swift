@@ -119,18 +119,7 @@ extension Routes {
         let requested = try Self.rulesVersion(request)
         if Self.isDryRun(request) {
             let number = try requested ?? engine.versionInForce()
-            let preview = try await engine.previewRebuild(version: number)
-            return JSONResponse.make(
-                RebuildPreview(
-                    rulesVersion: number, checkpoint: preview.checkpoint, contacts: preview.contacts,
-                    changed: preview.changedCount, oldTotal: preview.oldTotal, newTotal: preview.newTotal,
-                    changes: preview.changes.map {
-                        .init(
-                            contact: $0.contact, oldPoints: $0.oldPoints, newPoints: $0.newPoints,
-                            oldGroups: $0.oldGroups, newGroups: $0.newGroups)
-                    },
-                    newlyReached: preview.newlyReachedCount,
-                    reached: preview.newlyReached.map { .init(contact: $0.contact, triggers: $0.fired) }))
+            return JSONResponse.make(RebuildPreview(try await engine.previewRebuild(version: number), version: number))
         }
         let (seq, number) = try await engine.requestRebuild(version: requested)
         return JSONResponse.make(RebuildStarted(seq: seq, rulesVersion: number), status: .accepted)

@@ -191,22 +191,16 @@ struct ClusterRoutes: Sendable {
     /// every partition as the next version; 201.
     func publishRules(_ request: Request) async throws -> Response {
         let (text, source) = try await Routes.rulesPublication(request)
-        do {
-            _ = try TallyEngine.validate(rules: text, source: source, configuration: configuration)
-        } catch let error as YAMLValidationError {
-            throw APIError(.badRequest, error.description, line: error.issues.first?.line)
-        } catch {
-            throw APIError(.badRequest, "\(error)")
-        }
+        try TallyEngine.validatePublication(text, source: source, configuration: configuration)
         let info = try await node.publishRules(text: text, source: source)
         return JSONResponse.make(RulesVersionDocument(info, inForce: info.version, withText: false), status: .created)
     }
 
-    /// `POST /v1/rebuild[?version=N]` (A4): a rebuild event published to every partition; 202. The dry run is a
-    /// single node's only for now.
+    /// `POST /v1/rebuild[?dry_run=true][&version=N]` (A4): a rebuild event published to every partition (202), or
+    /// every partition's dry run added up (200).
     func rebuild(_ request: Request) async throws -> Response {
-        guard !Routes.isDryRun(request) else {
-            throw APIError(.notImplemented, "a dry run of a rebuild is not available in cluster mode yet")
+        if Routes.isDryRun(request) {
+            return JSONResponse.make(try await node.previewRebuild(version: try Routes.rulesVersion(request)))
         }
         let (seq, version, at) = try await node.requestRebuild(version: try Routes.rulesVersion(request))
         return JSONResponse.make(RebuildStarted(seq: seq, rulesVersion: version, requestedAt: at), status: .accepted)

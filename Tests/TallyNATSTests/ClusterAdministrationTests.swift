@@ -9,7 +9,7 @@ import Testing
 @testable import TallyEngine
 
 /// The administrative operations that concern every partition, through any node of three on a real NATS server
-/// (K4): a rules publication and a rebuild (A3, A4), a clock event (D1), a contact list (L1), the outbox's listing and
+/// (K4): a rules publication, a rebuild and its dry run (A3, A4), a clock event (D1), a contact list (L1), the outbox's listing and
 /// a retry (T6), an import (M2), a merge within a partition (I2) — each reaching every partition, and the contacts then equal to a single node's fold of the same log.
 @Suite struct ClusterAdministrationTests {
     @Test(.timeLimit(.minutes(4)))
@@ -21,14 +21,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         var logger = Logger(label: "test")
         logger.logLevel = .critical  // the emails fail, as configured
-        let configuration = try Configuration.parse(
-            """
-            templates: \(ClusterFixtures.repository.path)/config/templates
-            integrations:
-              crm: { url: "http://127.0.0.1:\(receiver.port)/hook" }
-            smtp: { host: 127.0.0.1, port: 9 }
-            outbox: { attempts: 1 }
-            """, file: "test")
+        let configuration = try ClusterFixtures.deliveryConfiguration(webhookPort: receiver.port)
         let nodes = try ["a", "b", "c"].map { name in
             try ClusterNode(
                 settings: ClusterSettings(
@@ -56,6 +49,20 @@ import Testing
         let (versions, inForce) = try await again { try await nodes[0].rulesVersions(withText: 2) }
         #expect(versions.map(\.version) == [1, 2] && inForce == 2)
         #expect(versions[1].text == second && versions[0].text.isEmpty && versions[1].source == "api: test")
+
+        // A4's dry run under version 2 through node b: every partition's added up, as a single node's of the log.
+        let preview = try await again { try await nodes[1].previewRebuild(version: 2) }
+        let live = directory.appendingPathComponent("live").path
+        let publication = Event(
+            type: .rulesPublished, contact: "", at: published.publishedAt, reason: "api: test", text: second)
+        _ = try ClusterFixtures.singleNodeFold(events + [publication], in: live)
+        let liveStore = try ProjectionStore(directory: live + "/projections", mapSize: 1 << 30)
+        var singlePreview = RebuildPreview(
+            try Replays.preview(
+                version: 2, log: try EventLog(directory: live + "/log", mapSize: 1 << 30), live: { liveStore },
+                dataDirectory: live, mapSize: 1 << 30, sessionTimeout: 30 * 60_000), version: 2)
+        singlePreview.checkpoint = 0
+        #expect(preview == singlePreview && preview.changed > 0 && preview.contacts == 100)
 
         // A4: a rebuild under version 2 through node c, done in every partition.
         let rebuild = try await again { try await nodes[2].requestRebuild(version: 2) }

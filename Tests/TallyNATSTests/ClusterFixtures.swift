@@ -57,6 +57,21 @@ enum ClusterFixtures {
     }
 }
 
+extension ClusterFixtures {
+    /// What a node delivers with in the tests: the example templates, the `crm` webhook to `port` on this machine,
+    /// an SMTP relay where nothing listens (emails fail), one attempt each.
+    static func deliveryConfiguration(webhookPort port: Int) throws -> Configuration {
+        try Configuration.parse(
+            """
+            templates: \(repository.path)/config/templates
+            integrations:
+              crm: { url: "http://127.0.0.1:\(port)/hook" }
+            smtp: { host: 127.0.0.1, port: 9 }
+            outbox: { attempts: 1 }
+            """, file: "test")
+    }
+}
+
 /// Waits up to 60 s for `condition`; records an issue and throws when it does not hold by then.
 func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + .seconds(60)

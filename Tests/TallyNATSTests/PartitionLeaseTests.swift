@@ -38,15 +38,19 @@ import Testing
         let dead = Set(await nodes[2].held.keys)
         let died = ContinuousClock.now
         var movedAfter: Duration?
+        var round = Duration.zero  // how long the last round of ticks took to see it, sleep included
         while movedAfter == nil, ContinuousClock.now - died < leaseTime * 4 {
+            let started = ContinuousClock.now
             try await Task.sleep(for: leaseTime / 3)
             for node in nodes.prefix(2) { _ = try await node.tick() }
             let live = await owners(Array(nodes.prefix(2)))
+            round = ContinuousClock.now - started
             if dead.allSatisfy({ live[$0] != nil }) { movedAfter = ContinuousClock.now - died }
         }
         let moved = try #require(movedAfter, "c's partitions were not taken over")
-        // Within the lease time, plus the server's expiry sweep and one tick.
-        #expect(moved <= leaseTime + .seconds(1) + leaseTime / 3)
+        // Within the lease time, plus the server's expiry sweep and the round of ticks that saw it (a third of the
+        // lease time, and longer on a loaded machine: what the ticks themselves took is not the lease's doing).
+        #expect(moved <= leaseTime + .seconds(1) + max(round, leaseTime / 3))
         current = await owners(Array(nodes.prefix(2)))
         #expect(current.count == 12 && current.values.allSatisfy { $0.count == 1 })
         for node in nodes.prefix(2) { #expect(await node.held.count == 6) }

@@ -84,14 +84,7 @@ import Testing
         let pushed = try ClusterFixtures.singleNodeFold(events, in: directory.appendingPathComponent("single").path)
             .filter { $0.1.fired.contains("mql/crm") }.map(\.0)
         #expect(pushed.count > 10)
-        let configuration = try Configuration.parse(
-            """
-            templates: \(ClusterFixtures.repository.path)/config/templates
-            integrations:
-              crm: { url: "http://127.0.0.1:\(receiver.port)/hook" }
-            smtp: { host: 127.0.0.1, port: 9 }
-            outbox: { attempts: 1 }
-            """, file: "test")
+        let configuration = try ClusterFixtures.deliveryConfiguration(webhookPort: receiver.port)
         let blocking = BlockingWork(threads: 2)
         var logger = Logger(label: "test")
         logger.logLevel = .critical  // the emails fail, as configured
