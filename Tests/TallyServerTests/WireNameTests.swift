@@ -104,7 +104,7 @@ struct WireNameTests {
                 }
                 #expect(
                     Set(progress.keys)
-                        == ["seq", "version", "phase", "replayed", "total", "started_at", "finished_at"])
+                        == ["seq", "version", "phase", "replayed", "total", "started_at", "finished_at", "requested_at"])
             }
         }
     }
