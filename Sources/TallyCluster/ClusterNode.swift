@@ -292,9 +292,10 @@ public actor ClusterNode {
         try await clusterLog.append(events, request: request)
     }
 
-    /// A contact as the holder of its partition has folded it (K4) — the contact its id resolves to, with its
-    /// aliases (I2) —: this node's replica, or the holder's answer over NATS. Nil for a contact without events; throws when no node holds the partition, and
-    /// ``ClusterReadError`` when `settled` (read your writes) and the holder has not folded that far in time.
+    /// A contact as the holder of its partition has folded it (K4): the contact its id resolves to, with its aliases
+    /// (I2), from this node's replica or the holder's answer over NATS. Nil for a contact without events; throws when
+    /// no node holds the partition, and ``ClusterReadError`` when `settled` (read your writes) and the holder has not
+    /// folded that far in time.
     public func contact(_ id: String, settled: Bool = false) async throws -> ResolvedContact? {
         let query = ContactQuery(id: id, settled: settled)
         if let replica = replica(for: id) { return try await contact(query, in: replica) }
