@@ -170,7 +170,6 @@ extension ClusterNode {
         if version == nil { inForce = try await rulesVersions().inForce }
         let version = version ?? inForce
         let (answers, cut) = try await gatherWithCut(PartitionQuery(kind: .preview, version: version))
-        if let failure = answers.lazy.compactMap(\.failure).first { throw failure.error }
         let previews = answers.compactMap(\.preview)
         func kept(_ contact: String) -> Bool { cut.map { !Self.bytesPrecede($0, contact) } ?? true }
         return RebuildPreview(
@@ -252,11 +251,10 @@ extension ClusterNode {
     /// partition has no answer (it is moving between nodes), or when one failed for a reason other than not
     /// having what a retry names.
     func gather(_ query: PartitionQuery) async throws -> [PartitionAnswer] {
-        let answers = try await gatherWithCut(query).answers
-        if query.kind != .retry, let failure = answers.lazy.compactMap(\.failure).first { throw failure.error }
-        return answers
+        try await gatherWithCut(query).answers
     }
 
+    /// ``gather(_:)``, with the key where a node's answer was cut to fit one message (see ``NodeAnswer``).
     private func gatherWithCut(_ query: PartitionQuery) async throws -> (answers: [PartitionAnswer], cut: String?) {
         var byPartition: [Int: PartitionAnswer] = [:]
         var cut: String?
@@ -268,7 +266,7 @@ extension ClusterNode {
         }
         let payload = Array(try JSONEncoder().encode(query))
         let timeout = readAfterTimeout + .seconds(25)
-        let answers = await withTaskGroup(of: NodeAnswer?.self) { group in
+        let nodeAnswers = await withTaskGroup(of: NodeAnswer?.self) { group in
             for node in others {
                 group.addTask {
                     guard
@@ -282,7 +280,7 @@ extension ClusterNode {
             for await answer in group { if let answer { answers.append(answer) } }
             return answers
         }
-        for answer in answers {
+        for answer in nodeAnswers {
             for partition in answer.partitions where byPartition[partition.partition] == nil {
                 byPartition[partition.partition] = partition
             }
@@ -293,7 +291,9 @@ extension ClusterNode {
             throw EngineError(
                 .unavailable, "partitions \(missing) did not answer (moving between nodes?); ask again in a moment")
         }
-        return (byPartition.sorted { $0.key < $1.key }.map(\.value), cut)
+        let answers = byPartition.sorted { $0.key < $1.key }.map(\.value)
+        if query.kind != .retry, let failure = answers.lazy.compactMap(\.failure).first { throw failure.error }
+        return (answers, cut)
     }
 
     /// This node's answer to `query` for `replica`'s partition.

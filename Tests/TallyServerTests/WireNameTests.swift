@@ -104,7 +104,9 @@ struct WireNameTests {
                 }
                 #expect(
                     Set(progress.keys)
-                        == ["seq", "version", "phase", "replayed", "total", "started_at", "finished_at", "requested_at"])
+                        == [
+                            "seq", "version", "phase", "replayed", "total", "started_at", "finished_at", "requested_at",
+                        ])
             }
         }
     }
