@@ -4,7 +4,6 @@ public import TallyAPI
 import TallyCore
 public import TallyEngine
 public import TallyNATS
-import TallyStore
 
 /// The administrative operations that concern every partition (K4): rules publications and rebuilds (A3, A4) and
 /// clock events (D1) published to every partition; the rules versions, the clock, the rebuilds and the outbox read
@@ -47,10 +46,7 @@ extension ClusterNode {
                         + "not reach every partition; request it again with a version")
             }
             let version = version ?? current
-            guard version >= 1, version <= published else {
-                throw EngineError(
-                    .invalid, "rules version \(version) does not exist (1…\(published))", field: "version")
-            }
+            try TallyEngine.checkRulesVersion(version, published: published)
             let running = answers.filter { answer in
                 answer.rebuild.map { $0.phase == .replaying || $0.phase == .switching } == true
             }.map(\.partition)
@@ -207,9 +203,6 @@ extension ClusterNode {
 
     /// The outbox entries of every partition in key order (T6), only those in `state` when given, at most `limit`.
     public func outboxEntries(state: String?, limit: Int) async throws -> [OutboxItem] {
-        if let state, OutboxEntry.State(rawValue: state) == nil {
-            throw EngineError(.invalid, "state must be pending, delivered or failed", field: "state")
-        }
         let (answers, cut) = try await gatherWithCut(PartitionQuery(kind: .outbox, state: state, limit: limit))
         let entries = answers.flatMap { $0.outbox ?? [] }.filter { entry in
             cut.map { !Self.bytesPrecede($0, entry.key) } ?? true
@@ -318,12 +311,9 @@ extension ClusterNode {
                 let (now, aging, nextDue) = try TallyEngine.clockState(of: replica.projector.projections)
                 answer.clock = .init(now: now, aging: aging, nextDue: nextDue)
             case .outbox:
-                let state = query.state.flatMap(OutboxEntry.State.init(rawValue:))
-                let limit = query.limit ?? 1000
-                let projections = replica.projector.projections
-                answer.outbox = try await blocking.run {
-                    try projections.read { txn in try txn.outboxEntries(state: state, limit: limit) }
-                }.map(OutboxItem.init)
+                answer.outbox = try await TallyEngine.outboxEntries(
+                    state: query.state, limit: query.limit ?? 1000, in: replica.projector.projections,
+                    blocking: blocking)
             case .list:
                 let query = query.list ?? ContactListQuery()
                 let page = try await TallyEngine.listContacts(
@@ -332,10 +322,7 @@ extension ClusterNode {
             case .preview:
                 let version = query.version ?? 0
                 let published = Int64(try await blocking.run { try TallyEngine.rulesVersions(in: replica.log) }.count)
-                guard version >= 1, version <= published else {
-                    throw EngineError(
-                        .invalid, "rules version \(version) does not exist (1…\(published))", field: "version")
-                }
+                try TallyEngine.checkRulesVersion(version, published: published)
                 answer.preview = RebuildPreview(
                     try await blocking.run { try replica.preview(version: version) }, version: version)
             case .retry:

@@ -136,15 +136,19 @@ extension TallyEngine {
         }
     }
 
+    /// Refuses a rules version that is not one of the `published` ones (400 naming `version`).
+    public static func checkRulesVersion(_ version: Int64, published: Int64) throws(EngineError) {
+        guard version >= 1, version <= published else {
+            throw EngineError(.invalid, "rules version \(version) does not exist (1…\(published))", field: "version")
+        }
+    }
+
     /// A4: appends a `rebuild` event for rules `version` (by default the version in force, ``versionInForce()``);
     /// the projector rebuilds when it folds it. Refused while another rebuild runs.
     public func requestRebuild(version: Int64? = nil) async throws -> (seq: UInt64, version: Int64) {
         let published = Int64(try rulesVersions().count)
         let version = try version ?? versionInForce()
-        guard version >= 1, version <= published else {
-            throw EngineError(
-                .invalid, "rules version \(version) does not exist (1…\(published))", field: "version")
-        }
+        try Self.checkRulesVersion(version, published: published)
         // One rebuild at a time: refused while one runs, or while one requested has not started yet.
         let claimed = requestingRebuild.withLock { requesting -> Bool in
             let requested = lastRebuildRequest.withLock { $0 }
@@ -176,10 +180,7 @@ extension TallyEngine {
     private func previewRebuildNow(version: Int64?) throws -> ScoreComparison {
         let published = Int64(try rulesVersions().count)
         let version = try version ?? versionInForce()
-        guard version >= 1, version <= published else {
-            throw EngineError(
-                .invalid, "rules version \(version) does not exist (1…\(published))", field: "version")
-        }
+        try Self.checkRulesVersion(version, published: published)
         return try Replays.preview(
             version: version, log: log, live: { self.projections.store }, dataDirectory: configuration.dataDirectory,
             mapSize: configuration.mapSize, sessionTimeout: configuration.sessionTimeout)
@@ -416,6 +417,13 @@ extension TallyEngine {
     /// The outbox's entries in key order (T6), optionally only those in `state` (`pending`, `delivered` or
     /// `failed`), at most `limit` of them.
     public func outboxEntries(state: String?, limit: Int) async throws -> [OutboxItem] {
+        try await Self.outboxEntries(state: state, limit: limit, in: projections, blocking: blocking)
+    }
+
+    /// The outbox's entries in `projections` (a node's, or a cluster partition's), as ``outboxEntries(state:limit:)``.
+    public static func outboxEntries(
+        state: String?, limit: Int, in projections: LiveProjections, blocking: BlockingWork
+    ) async throws -> [OutboxItem] {
         var wanted: OutboxEntry.State?
         if let state {
             guard let value = OutboxEntry.State(rawValue: state) else {
@@ -425,7 +433,7 @@ extension TallyEngine {
         }
         let only = wanted
         return try await blocking.run {
-            try self.projections.read { txn in try txn.outboxEntries(state: only, limit: limit) }
+            try projections.read { txn in try txn.outboxEntries(state: only, limit: limit) }
         }.map(OutboxItem.init)
     }
 

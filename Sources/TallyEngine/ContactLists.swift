@@ -153,26 +153,23 @@ extension TallyEngine {
         func precedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
             query.sort == .pointsDescending ? b.lexicographicallyPrecedes(a) : a.lexicographicallyPrecedes(b)
         }
-        var known: [UInt8]?  // the earliest position a partition's page stopped at
+        var known: (key: [UInt8], cursor: String)?  // the earliest position a partition's page stopped at
         for page in pages {
             guard let next = page.next else { continue }
             let cursor = try ContactListCursor(text: next, query: query)
             let stop = key(cursor.score, cursor.contact)
-            if known.map({ precedes(stop, $0) }) ?? true { known = stop }
+            if known.map({ precedes(stop, $0.key) }) ?? true { known = (stop, next) }
         }
         let items = pages.flatMap(\.items).map { item in
             let (score, contact) = position(item)
             return (item: item, key: key(score, contact), score: score, contact: contact)
-        }.filter { entry in known.map { !precedes($0, entry.key) } ?? true }
+        }.filter { entry in known.map { !precedes($0.key, entry.key) } ?? true }
             .sorted { precedes($0.key, $1.key) }
         let page = items.prefix(query.limit)
         if items.count > query.limit, let last = page.last {
             return (page.map(\.item), listCursor(query, score: last.score, contact: last.contact))
         }
-        let next = pages.compactMap(\.next).first { next in
-            (try? ContactListCursor(text: next, query: query)).map { key($0.score, $0.contact) == known } ?? false
-        }
-        return (page.map(\.item), next)
+        return (page.map(\.item), known?.cursor)
     }
 
     private static func page(

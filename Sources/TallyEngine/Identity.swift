@@ -51,18 +51,23 @@ extension TallyEngine {
         try await append([Event.merge(from: from, into: into, at: wallClockMillis(), id: id, viaIngest: viaIngest)])
     }
 
+    /// Refuses a merge whose `from` or `into` is not a contact id's length (the merge's form, before anything is
+    /// judged against the projections).
+    public static func checkMergeContacts(from: String, into: String) throws(EngineError) {
+        for (field, id) in [("from", from), ("into", into)] where !EventLimits.contact.contains(id.utf8.count) {
+            throw EngineError(
+                .invalid,
+                "\"\(field)\" must be \(EventLimits.contact.lowerBound)–\(EventLimits.contact.upperBound) bytes long, "
+                    + "is \(id.utf8.count)", field: field)
+        }
+    }
+
     /// The merges of `events` that are allowed, judged in order against the projections (once they include the
     /// whole log, for `reject`) and against the merges before them in `events`; the others throw (`reject`) or are
     /// left out (`skip`, counted in `tally_merges_skipped_total`).
     func checkMerges(_ events: [Event], refused: RefusedMerges) async throws(EngineError) -> [Event] {
         for event in events where event.type.isMerge {
-            for (field, id) in [("from", event.contact), ("into", event.mergeTarget ?? "")]
-            where !EventLimits.contact.contains(id.utf8.count) {
-                throw EngineError(
-                    .invalid,
-                    "\"\(field)\" must be \(EventLimits.contact.lowerBound)–\(EventLimits.contact.upperBound) bytes "
-                        + "long, is \(id.utf8.count)", field: field)
-            }
+            try Self.checkMergeContacts(from: event.contact, into: event.mergeTarget ?? "")
         }
         // `POST /v1/merge` is judged against projections that include every event before it, so that its 403 or 409
         // is right. Segment's calls are not held up by the fold's lag: a merge judged on older projections that

@@ -27,10 +27,7 @@ extension Routes {
         if let id = merge.id, !EventLimits.id.contains(id.utf8.count) {
             throw APIError(.badRequest, "\"id\" must be 1–128 bytes long", field: "id")
         }
-        for (field, id) in [("from", merge.from), ("into", merge.into)]
-        where !EventLimits.contact.contains(id.utf8.count) {
-            throw APIError(.badRequest, "\"\(field)\" is not a valid contact id", field: field)
-        }
+        try TallyEngine.checkMergeContacts(from: merge.from, into: merge.into)
         return merge
     }
 
