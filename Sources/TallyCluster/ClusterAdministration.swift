@@ -113,7 +113,7 @@ extension ClusterNode {
     }
 
     /// Runs `work` against NATS; its failure (the servers unreachable, a stream electing a leader) as a 503.
-    private func reachingTheCluster<T: Sendable>(_ work: () async throws -> T) async throws -> T {
+    func reachingTheCluster<T: Sendable>(_ work: () async throws -> T) async throws -> T {
         do {
             return try await work()
         } catch let error as NATSError {

@@ -1,6 +1,6 @@
 public import TallyCore
 public import TallyNATS
-import TallyStore
+public import TallyStore
 
 /// The cluster's log (SPEC K1, K2): one JetStream stream whose subjects are the partitions, `tally.events.<p>`.
 ///
@@ -79,6 +79,27 @@ public struct ClusterLog: Sendable {
                 messageID: Self.messageID(messageID) + ".p\(partition)")
         }
         return try await session.publish(publications)
+    }
+
+    /// K4: publishes relays to the partitions they are for, in order, each with a message id naming its position in
+    /// partition `origin` (a relay published again within the duplicate window is stored once; after it, its event id
+    /// makes the receiving copy skip it), then — once the stream stored every one — a `partition.relayed` event to
+    /// `origin` that records them as published. Returns the acknowledgement of that last event.
+    public func relay(_ relays: [Relay], from origin: Int, at time: Int64) async throws(NATSError) -> PublishAck? {
+        guard let last = relays.last else { return nil }
+        _ = try await session.publish(
+            relays.map { relay in
+                JetStreamPublication(
+                    subject: Self.subject(relay.partition), payload: EventCodec.encode(relay.event),
+                    messageID: Self.messageID(
+                        "relay:\(origin):\(relay.position.seq):\(relay.position.index)"))
+            })
+        let published = Relay.published(through: last.position, at: time)
+        return try await session.publish([
+            JetStreamPublication(
+                subject: Self.subject(origin), payload: EventCodec.encode(published),
+                messageID: Self.messageID("relayed:\(origin):\(last.position.seq):\(last.position.index)"))
+        ]).last
     }
 
     /// A message id as a header value: bytes below `!`, DEL and `%` percent-encoded (an event id may hold any

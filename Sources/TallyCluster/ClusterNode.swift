@@ -282,11 +282,6 @@ public actor ClusterNode {
         logger.info("partition given up", metadata: ["tally.partition": "\(partition)"])
     }
 
-    /// Whether two contacts' events go to the same partition: a merge (I2) works in a cluster only then, for now.
-    public nonisolated func samePartition(_ a: String, _ b: String) -> Bool {
-        partitioning.partition(of: a) == partitioning.partition(of: b)
-    }
-
     /// Publishes a request's events to the cluster's log: returns once the stream stored them all (K2).
     public func append(_ events: [Event], request: String) async throws(NATSError) -> [PublishAck] {
         try await clusterLog.append(events, request: request)
@@ -297,13 +292,14 @@ public actor ClusterNode {
     /// no node holds the partition, and ``ClusterReadError`` when `settled` (read your writes) and the holder has not
     /// folded that far in time.
     public func contact(_ id: String, settled: Bool = false) async throws -> ResolvedContact? {
-        let query = ContactQuery(id: id, settled: settled)
-        if let replica = replica(for: id) { return try await contact(query, in: replica) }
-        guard let answer = try await ask(query, Self.contactSubject) else { return nil }
-        let resolved = try JSONDecoder().decode(ResolvedAnswer.self, from: Data(answer))
-        return ResolvedContact(
-            id: resolved.id, state: try Array(resolved.state).withUnsafeBytes { try ContactCodec.decode($0) },
-            aliases: resolved.aliases)
+        try await read(ContactQuery(id: id, settled: settled), Self.contactSubject) { query, replica in
+            try await self.contact(query, in: replica)
+        } decode: { payload in
+            let resolved = try JSONDecoder().decode(ResolvedAnswer.self, from: Data(payload))
+            return ResolvedContact(
+                id: resolved.id, state: try Array(resolved.state).withUnsafeBytes { try ContactCodec.decode($0) },
+                aliases: resolved.aliases)
+        }
     }
 
     /// A2, A6 for any contact (K4): its explanation by the holder of its partition — this node's replica, or the
@@ -311,27 +307,73 @@ public actor ClusterNode {
     /// them all). Nil for a contact without events.
     public func explain(_ id: String, asOf: Int64?, limit: Int, settled: Bool = false) async throws -> ExplainDocument?
     {
-        let query = ContactQuery(id: id, settled: settled, asOf: asOf, limit: limit)
-        if let replica = replica(for: id) { return try await explanation(query, in: replica) }
-        guard let answer = try await ask(query, Self.explainSubject) else { return nil }
-        return try JSONDecoder().decode(ExplainDocument.self, from: Data(answer))
+        try await read(
+            ContactQuery(id: id, settled: settled, asOf: asOf, limit: limit), Self.explainSubject
+        ) { query, replica in
+            try await self.explanation(query, in: replica)
+        } decode: { payload in
+            try JSONDecoder().decode(ExplainDocument.self, from: Data(payload))
+        }
+    }
+
+    /// A read of the query's contact from the holder of its partition: `local` on this node's replica, else the
+    /// holder's answer over NATS on `subject(holder)`, `decode`d. An id merged into a contact of another partition
+    /// (I2 across partitions) is read from that contact's partition: each partition knows where the ids it holds went,
+    /// so a chain of such merges is followed, up to ``mergeHops`` partitions.
+    private func read<T>(
+        _ query: ContactQuery, _ subject: (String) -> String,
+        local: (ContactQuery, PartitionReplica) async throws -> T?, decode: (ArraySlice<UInt8>) throws -> T
+    ) async throws -> T? {
+        var query = query
+        for _ in 0..<Self.mergeHops {
+            if let replica = replica(for: query.id) {
+                if query.settled { try await settle(replica) }
+                if let moved = try movedTo(query.id, in: replica) {
+                    query.id = moved
+                    continue
+                }
+                var settled = query
+                settled.settled = false
+                return try await local(settled, replica)
+            }
+            switch try await ask(query, subject) {
+            case .none: return nil
+            case .found(let payload): return try decode(payload)
+            case .moved(let id): query.id = id
+            }
+        }
+        throw MergeChainError(id: query.id, hops: Self.mergeHops)
+    }
+
+    /// The most partitions a read follows an id through (merges across partitions chained).
+    static let mergeHops = 16
+
+    /// The contact of another partition `id` was merged into (K4), nil when `id` resolves to a contact of `replica`'s
+    /// partition or to none.
+    private func movedTo(_ id: String, in replica: PartitionReplica) throws -> String? {
+        try replica.projector.projections.read { txn in
+            guard let canonical = try txn.canonical(of: id),
+                partitioning.partition(of: canonical) != replica.partition
+            else { return nil }
+            return canonical
+        }
     }
 
     private func replica(for contact: String) -> PartitionReplica? {
         replicas[partitioning.partition(of: contact)]?.replica
     }
 
-    /// Asks the holder of the query's contact over NATS, on its subject `subject(holder)`; the answer's payload, nil
-    /// for a contact without events.
-    private func ask(_ query: ContactQuery, _ subject: (String) -> String) async throws -> ArraySlice<UInt8>? {
+    /// Asks the holder of the query's contact over NATS, on its subject `subject(holder)`.
+    private func ask(_ query: ContactQuery, _ subject: (String) -> String) async throws -> HolderAnswer {
         let partition = partitioning.partition(of: query.id)
         let subject = subject(try await holder(of: partition))
         let jetStream = try await session.jetStream()
         let answer = try await jetStream.connection.request(
             subject, payload: Array(try JSONEncoder().encode(query)), timeout: readAfterTimeout + .seconds(25))
         switch answer.payload.first {
-        case ContactAnswer.none: return nil
-        case ContactAnswer.found: return answer.payload.dropFirst()
+        case ContactAnswer.none: return .none
+        case ContactAnswer.found: return .found(answer.payload.dropFirst())
+        case ContactAnswer.moved: return .moved(String(decoding: answer.payload.dropFirst(), as: UTF8.self))
         case ContactAnswer.notFoldedInTime: throw ClusterReadError(partition: partition, timeout: readAfterTimeout)
         default: throw NATSError.noResponders(subject: "\(subject): the partition moved")
         }
@@ -422,6 +464,10 @@ public actor ClusterNode {
             let replica = replica(for: query.id)
         else { return [ContactAnswer.notHeld] }
         do {
+            if query.settled { try await settle(replica) }
+            if let moved = try movedTo(query.id, in: replica) { return [ContactAnswer.moved] + Array(moved.utf8) }
+            var query = query
+            query.settled = false
             if explaining {
                 guard let document = try await explanation(query, in: replica) else { return [ContactAnswer.none] }
                 return [ContactAnswer.found] + (try Self.json(document, within: room - 1))
@@ -476,6 +522,27 @@ enum ContactAnswer {
     static let found: UInt8 = 1
     static let notHeld: UInt8 = 2
     static let notFoldedInTime: UInt8 = 3
+    /// Followed by the id (UTF-8) of the contact of another partition that the id was merged into.
+    static let moved: UInt8 = 4
+}
+
+/// A holder's answer to a ``ContactQuery``, read.
+enum HolderAnswer {
+    case none
+    case found(ArraySlice<UInt8>)
+    /// Merged into this contact, of another partition.
+    case moved(String)
+}
+
+/// A read that followed an id through more merges across partitions than a read follows (a cycle the fold would
+/// have refused, or an extraordinary chain).
+public struct MergeChainError: Error, Sendable, CustomStringConvertible {
+    public var id: String
+    public var hops: Int
+
+    public var description: String {
+        "reading \"\(id)\": followed merges across \(hops) partitions without reaching the contact"
+    }
 }
 
 /// A read after a write (`?after=`) that the holder of the contact's partition had not copied and folded within

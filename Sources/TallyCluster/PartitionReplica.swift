@@ -2,6 +2,7 @@ import Foundation
 public import Logging
 import Synchronization
 public import TallyAPI
+import TallyCore
 public import TallyEngine
 public import TallyStore
 
@@ -24,6 +25,7 @@ public final class PartitionReplica: Sendable {
     /// The delivery of the partition's outbox; nil when the node delivers nothing.
     public let outbox: OutboxDelivery?
     private let follower: PartitionFollower
+    private let clusterLog: ClusterLog
     /// 1 once the copy has read the partition to its end for the first time since the replica started.
     private let copiedOnce = SequenceWatch(0)
     /// Whether the delivery stops without waiting for its attempts in flight (see ``stopDeliveringPromptly()``).
@@ -47,6 +49,7 @@ public final class PartitionReplica: Sendable {
         let directory = dataDirectory + "/partitions/\(partition)"
         try FileManager.default.createDirectory(atPath: directory + "/log", withIntermediateDirectories: true)
         self.partition = partition
+        self.clusterLog = clusterLog
         self.logger = logger
         self.directory = directory
         self.mapSize = mapSize
@@ -55,7 +58,8 @@ public final class PartitionReplica: Sendable {
         writer = try LogWriter(log: log, logger: logger)
         projector = try Projector(
             log: log, directories: ProjectionDirectories(dataDirectory: directory), sessionTimeout: sessionTimeout,
-            mapSize: mapSize, durability: .log, logHead: writer.head, logger: logger)
+            mapSize: mapSize, durability: .log, logHead: writer.head,
+            home: PartitionHome(partitioning: clusterLog.partitioning, partition: partition), logger: logger)
         follower = PartitionFollower(
             partition: partition, clusterLog: clusterLog, position: { [log] in try log.streamPosition() },
             append: { [writer] events, position in _ = try await writer.append(events, streamPosition: position) })
@@ -130,13 +134,52 @@ public final class PartitionReplica: Sendable {
         // Unstructured, so that neither is cancelled with this task: they are stopped in order below.
         let copying = Task { await follow() }
         let delivering = outbox.map { outbox in Task { await outbox.run() } }
+        let relaying = Task { await relay() }
         while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+        relaying.cancel()
+        await relaying.value
         if let outbox, let delivering {
             await outbox.stop(delivering, within: promptStop.withLock { $0 } ? .zero : drainTime)
         }
         copying.cancel()
         await copying.value
     }
+
+    /// K4: publishes the relays the fold leaves (a contact's history and merge going to the partition of the contact
+    /// it merges into, and later events for it) to their partitions, in order, each batch followed by the
+    /// `partition.relayed` event that lets the fold forget it, until cancelled. Like the delivery, it starts once the
+    /// copy has read the partition to its end and the fold has caught up with it: what an earlier holder published
+    /// is forgotten by then. One published twice (a holder dying between the relays and their record) is stored
+    /// once, by its message id within the duplicate window and by its event id after it.
+    private func relay() async {
+        while await !copiedOnce.wait(forAtLeast: 1, timeout: .seconds(1)) {
+            if Task.isCancelled { return }
+        }
+        while !Task.isCancelled {
+            do {
+                let head = try log.head()
+                if await !projector.projected.wait(forAtLeast: head, timeout: .seconds(1)) { continue }
+                let relays = try projector.projections.read { txn in try txn.relays(limit: Self.relayBatch) }
+                guard !relays.isEmpty else {
+                    _ = await projector.projected.wait(forAtLeast: head &+ 1, timeout: .seconds(1))
+                    continue
+                }
+                guard let ack = try await clusterLog.relay(relays, from: partition, at: wallClockMillis()) else {
+                    continue
+                }
+                while try await !folded(through: ack.sequence, timeout: .seconds(60)) {}
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning(
+                    "partition relay interrupted",
+                    metadata: ["tally.partition": "\(partition)", "tally.error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// Relays published per batch.
+    static let relayBatch = 1_000
 
     private func follow() async {
         while !Task.isCancelled {
@@ -159,7 +202,7 @@ public final class PartitionReplica: Sendable {
     public func verify() throws -> VerifyReport {
         try Replays.verify(
             log: log, live: { self.projector.projections.store }, dataDirectory: directory, mapSize: mapSize,
-            sessionTimeout: sessionTimeout)
+            sessionTimeout: sessionTimeout, home: projector.home)
     }
 
     /// A4's dry run for this partition: its copy folded under rules `version` into a scratch environment and
@@ -167,7 +210,7 @@ public final class PartitionReplica: Sendable {
     public func preview(version: Int64) throws -> ScoreComparison {
         try Replays.preview(
             version: version, log: log, live: { self.projector.projections.store }, dataDirectory: directory,
-            mapSize: mapSize, sessionTimeout: sessionTimeout)
+            mapSize: mapSize, sessionTimeout: sessionTimeout, home: projector.home)
     }
 
     /// Makes the stop that follows cancel the delivery's attempts in flight rather than let them finish: for a

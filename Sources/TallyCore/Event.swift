@@ -44,6 +44,10 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case contactMerge = 42
     /// Erasure (I8): a contact was erased. ``Event/contact`` holds only a keyed hash of its id (hex), never the id.
     case contactErased = 43
+    /// Cluster (K4): the holder of the partition published its relays (``RelayPosition``) through
+    /// ``Event/value`` (the sequence number of the event that made them) and index ``Event/item``, to the
+    /// partitions they were for; the fold forgets them. Published by the holder alone.
+    case partitionRelayed = 44
 
     /// The name used on the wire and in the rules file.
     public var name: String {
@@ -66,6 +70,7 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .clock: "clock"
         case .contactMerge: "contact.merge"
         case .contactErased: "contact.erased"
+        case .partitionRelayed: "partition.relayed"
         }
     }
 
@@ -98,6 +103,7 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case "clock": self = .clock
         case "contact.merge": self = .contactMerge
         case "contact.erased": self = .contactErased
+        case "partition.relayed": self = .partitionRelayed
         default: return nil
         }
     }

@@ -49,3 +49,21 @@ public struct Partitioning: Sendable, Equatable {
         return Int(bucket)
     }
 }
+
+/// The partition a fold is for, in a cluster (SPEC K3, K4): a contact whose id belongs to another partition is
+/// *foreign* here. A foreign contact's events reach this partition only when its history is moved here by a merge
+/// across partitions (I2): they are folded for the contact until the merge that follows them, with no side effect
+/// (the contact's own partition fired those), and an event for a contact merged into a foreign one is relayed to
+/// that contact's partition instead of being folded.
+public struct PartitionHome: Sendable, Equatable {
+    public let partitioning: Partitioning
+    public let partition: Int
+
+    public init(partitioning: Partitioning, partition: Int) {
+        self.partitioning = partitioning
+        self.partition = partition
+    }
+
+    /// Whether `contact` belongs to another partition.
+    public func isForeign(_ contact: String) -> Bool { partitioning.partition(of: contact) != partition }
+}

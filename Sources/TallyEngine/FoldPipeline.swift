@@ -128,8 +128,9 @@ extension ProjectionFolder {
         }
         guard !events.isEmpty else { return nil }
         // Aliases change only at merges, which the pipeline folds after the writer is done.
-        let origins = try resolveAliases(&events)
-        var batch = FoldedBatch(done: done, events: events, origins: origins, rules: writing.last?.rulesAfter ?? rules)
+        let (origins, relays) = try resolveAliases(&events)
+        var batch = FoldedBatch(
+            done: done, events: events, origins: origins, relays: relays, rules: writing.last?.rulesAfter ?? rules)
         batch.defersContacts = defersContacts
         // The store is read after the writer's commits were taken in: a contact a batch still being written changed
         // is in `writing`, and any other is as committed.

@@ -10,13 +10,15 @@ import TallyStore
 struct FoldedBatch: Sendable {
     /// What the fold of one event leaves for the transaction to write.
     enum Note: Sendable {
-        /// Nothing folded: an erasure's record, a delivery outcome (T7) or a clock event (D1), which the
-        /// transaction applies to what is stored.
+        /// Nothing folded: an erasure's record, a delivery outcome (T7), a clock event (D1) or the relays' progress
+        /// (K4), which the transaction applies to what is stored.
         case stored
         /// A rules switch (A3): the passes it starts (U2, T4), and whether it ends a rebuild's prefix (A4).
         case rules(backfill: BackfillPass?, existing: ExistingTriggersPass?, endsPrefix: Bool)
         /// A contact event's outcome.
         case contact(FoldOutcome)
+        /// An event for a contact merged into another partition's, relayed there (K4).
+        case relay(Relay)
     }
 
     /// The checkpoint the batch continues.
@@ -24,6 +26,8 @@ struct FoldedBatch: Sendable {
     var events: [LoggedEvent]
     /// I2: the alias an event named, by event index, for the events resolved to the contact it merged into.
     var origins: [Int: String]
+    /// K4: the partition an event goes to, by event index, for the events relayed rather than folded.
+    var relays: [Int: Int]
     /// Per event, what its fold left to write.
     var notes: [Note] = []
     /// The batch's contacts and open sessions, loaded and then folded.
@@ -42,10 +46,11 @@ struct FoldedBatch: Sendable {
     /// The `rebuild` event the batch folded, if any.
     var rebuildFolded: UInt64?
 
-    init(done: UInt64, events: [LoggedEvent], origins: [Int: String], rules: RulesState) {
+    init(done: UInt64, events: [LoggedEvent], origins: [Int: String], relays: [Int: Int], rules: RulesState) {
         self.done = done
         self.events = events
         self.origins = origins
+        self.relays = relays
         self.rulesAfter = rules
     }
 
@@ -71,8 +76,9 @@ extension ProjectionFolder {
         // Indices rather than `for logged in events`: an event is a wide struct, and copying one per loop costs a
         // retain and a release of each of its strings.
         for index in batch.events.indices
-        where batch.events[index].event.type.isContactEvent
-            || (alsoOutcomes && batch.events[index].event.type.isDeliveryOutcome)
+        where batch.relays[index] == nil
+            && (batch.events[index].event.type.isContactEvent
+                || (alsoOutcomes && batch.events[index].event.type.isDeliveryOutcome))
         {
             let contact = ByteString(batch.events[index].event.contact)
             if loaded.insert(contact).inserted {
@@ -119,6 +125,14 @@ extension ProjectionFolder {
                         endsPrefix: type == .rebuild && wasPinned && !batch.rulesAfter.pinned))
                 continue
             }
+            if let partition = batch.relays[index], let home {
+                batch.notes.append(
+                    .relay(
+                        Relay.make(
+                            batch.events[index].event, at: AuditPosition(seq: seq, index: 0), from: home.partition,
+                            to: partition)))
+                continue
+            }
             if type.isDeliveryOutcome {
                 batch.trails.event(batch.events[index].event.contact, seq: seq)
             }
@@ -127,7 +141,8 @@ extension ProjectionFolder {
                 continue
             }
             batch.trails.event(batch.events[index].event.contact, seq: seq)
-            let outcome = batch.working.apply(batch.events[index].event, scorer: batch.rulesAfter.scorer)
+            var outcome = batch.working.apply(batch.events[index].event, scorer: batch.rulesAfter.scorer)
+            if !firesEffects(of: batch.events[index].event.contact) { outcome.sideEffects = [] }
             if !outcome.awards.isEmpty {
                 let version = batch.rulesAfter.scorer.version
                 let origin = batch.origins[index]
@@ -178,7 +193,11 @@ extension ProjectionFolder {
                     try txn.setNow(event.at)
                     try txn.addClock(event.at, seq: seq)
                     if try txn.hasAging(dueBy: event.at) { try txn.setAgingPass(AgingPass(seq: seq, now: event.at)) }
+                } else if let through = Relay.position(publishedBy: event) {
+                    try txn.removeRelays(through: through)
                 }
+            case .relay(let relay):
+                try txn.addRelay(relay)
             case .contact(let outcome):
                 let event = batch.events[index].event
                 if let fact = outcome.urlFact {

@@ -62,6 +62,26 @@ extension TallyEngine {
         }
     }
 
+    /// Refuses a merge of `from` into `into` whose ids resolve (`resolved`) to one contact — a merge into itself, or
+    /// one that would make a cycle (409) — or, from the ingest socket, of a `from` that is `known` (403, I1).
+    public static func judgeMerge(
+        from: String, into: String, resolved: (from: ByteString, into: ByteString), known: Bool, viaIngest: Bool
+    ) throws(EngineError) {
+        if resolved.from == resolved.into {
+            throw EngineError(
+                .conflict,
+                resolved.from == ByteString(from) && resolved.from == ByteString(into)
+                    ? "a contact cannot be merged into itself"
+                    : "\"\(from)\" and \"\(into)\" are already one contact (\"\(resolved.into.string)\"): "
+                        + "merging them would make a cycle", field: "into")
+        }
+        if viaIngest, known {
+            throw EngineError(
+                .forbidden, "\"\(from)\" is a known contact: only the admin socket merges known contacts (I1)",
+                field: "from")
+        }
+    }
+
     /// The merges of `events` that are allowed, judged in order against the projections (once they include the
     /// whole log, for `reject`) and against the merges before them in `events`; the others throw (`reject`) or are
     /// left out (`skip`, counted in `tally_merges_skipped_total`).
@@ -96,20 +116,9 @@ extension TallyEngine {
                     let known = try txn.contact(from.string)?.known == true || overlay.values.contains(from)
                     return (from, into, known)
                 }
-                if from == into {
-                    throw EngineError(
-                        .conflict,
-                        from == ByteString(event.contact) && from == ByteString(target)
-                            ? "a contact cannot be merged into itself"
-                            : "\"\(event.contact)\" and \"\(target)\" are already one contact (\"\(into.string)\"): "
-                                + "merging them would make a cycle", field: "into")
-                }
-                if event.value == 1, known {
-                    throw EngineError(
-                        .forbidden,
-                        "\"\(event.contact)\" is a known contact: only the admin socket merges known contacts (I1)",
-                        field: "from")
-                }
+                try Self.judgeMerge(
+                    from: event.contact, into: target, resolved: (from, into), known: known, viaIngest: event.value == 1
+                )
                 for (alias, contact) in overlay where contact == from { overlay[alias] = into }
                 overlay[from] = into
                 kept.append(event)

@@ -3,20 +3,29 @@ import TallyStore
 
 extension ProjectionFolder {
     /// Rewrites the contact of every event for an alias to the contact it resolves to (I2), returning the ids the
-    /// events named, by index. Nothing is read while no contact has been merged.
-    func resolveAliases(_ events: inout [LoggedEvent]) throws -> [Int: String] {
-        guard try store.read({ try $0.hasAliases() }) else { return [:] }
+    /// events named, by index, and — in a cluster partition (K4) — the partition each event for a contact merged
+    /// into a foreign one goes to instead of being folded. Nothing is read while no contact has been merged.
+    func resolveAliases(_ events: inout [LoggedEvent]) throws -> (origins: [Int: String], relays: [Int: Int]) {
+        guard try store.read({ try $0.hasAliases() }) else { return ([:], [:]) }
         var origins: [Int: String] = [:]
+        var relays: [Int: Int] = [:]
         try store.read { txn in
             for index in events.indices
             where events[index].event.type.isContactEvent || events[index].event.type.isDeliveryOutcome {
-                if let canonical = try txn.canonical(of: events[index].event.contact) {
-                    origins[index] = events[index].event.contact
-                    events[index].event.contact = canonical
+                guard let canonical = try txn.canonical(of: events[index].event.contact) else { continue }
+                if let home, home.isForeign(canonical) {
+                    // A delivery outcome stays here, with the outbox entry it concerns, under the id it names.
+                    if events[index].event.type.isContactEvent {
+                        relays[index] = home.partitioning.partition(of: canonical)
+                        events[index].event.contact = canonical
+                    }
+                    continue
                 }
+                origins[index] = events[index].event.contact
+                events[index].event.contact = canonical
             }
         }
-        return origins
+        return (origins, relays)
     }
 
     /// Folds a `contact.merge` (I2–I5) in a transaction of its own: the union of the two contacts' histories is
@@ -46,6 +55,14 @@ extension ProjectionFolder {
                 if distinct { try txn.addHistory(into, seq: logged.seq) }
                 try txn.setCheckpoint(logged.seq)
                 return
+            }
+            if let home {
+                // K4: `from` merged into a foreign contact before, or `into` foreign: another partition folds it.
+                let fromAway = ByteString(from) != ByteString(event.contact) && home.isForeign(from)
+                if fromAway || home.isForeign(into) {
+                    try moveOut(logged, from: from, into: into, fromAway: fromAway, home: home, txn: txn)
+                    return
+                }
             }
             // T4: both contacts get a trigger_existing pass's firing first, if it has not reached them yet.
             let storedFrom = fromState
@@ -92,6 +109,40 @@ extension ProjectionFolder {
         contactCache.removeAll()
         sessionCache.removeAll()
         checkpoint = logged.seq
+    }
+
+    /// K4: a merge this partition does not fold goes to the partition that does, through the relays. When `from`
+    /// was merged into a foreign contact before (`fromAway`), that contact's partition judges the merge, and only the
+    /// merge goes. When `into` is foreign, `from` moves there: its history (each event for `from`, in log order;
+    /// that partition folds them for it, firing nothing, then the merge), its records removed here, and `from` an
+    /// alias of `into`, so that later events for it are relayed too. I1 is judged here then: the merge goes as the
+    /// admin socket's.
+    private func moveOut(
+        _ logged: LoggedEvent, from: String, into: String, fromAway: Bool, home: PartitionHome,
+        txn: ProjectionTransaction
+    ) throws {
+        var relayed: [Event] = []
+        var merge = Event.merge(
+            from: from, into: into, at: logged.event.at, id: logged.event.id, viaIngest: logged.event.value == 1)
+        if !fromAway {
+            relayed = try log.events(at: try txn.history(from)).compactMap { moved in
+                guard moved.event.type.isContactEvent else { return nil }
+                var event = moved.event
+                event.contact = from
+                return event
+            }
+            try txn.removeRecords(of: from)
+            try txn.addAlias(from, to: into)
+            merge.value = 0
+        }
+        let target = home.partitioning.partition(of: fromAway ? from : into)
+        for (index, event) in (relayed + [merge]).enumerated() {
+            try txn.addRelay(
+                Relay.make(
+                    event, at: AuditPosition(seq: logged.seq, index: UInt32(index)), from: home.partition, to: target))
+        }
+        try txn.setCheckpoint(logged.seq)
+        FaultInjection.point("projector")
     }
 
     /// The rules state this fold began with: pinned to a rebuild's version for its prefix (A4), else fresh.

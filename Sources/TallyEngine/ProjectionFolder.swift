@@ -56,6 +56,9 @@ public final class ProjectionFolder: @unchecked Sendable {
 
     public let log: EventLog
     public let store: ProjectionStore
+    /// The cluster partition this fold is for (K4), nil on a single node: events for contacts merged into another
+    /// partition's are relayed there, and a foreign contact's events fire nothing (``PartitionHome``).
+    public let home: PartitionHome?
     public internal(set) var rules: RulesState
     /// The last sequence number folded.
     public internal(set) var checkpoint: UInt64
@@ -74,10 +77,15 @@ public final class ProjectionFolder: @unchecked Sendable {
     /// the newest state of each contact, ahead of the store and of ``contactCache``.
     var deferred = DeferredContacts()
 
-    /// Continues the projections in `store` from their checkpoint, with the rules version they were at.
-    public init(log: EventLog, store: ProjectionStore, sessionTimeout: Int64, limits: Limits = Limits()) throws {
+    /// Continues the projections in `store` from their checkpoint, with the rules version they were at; `home` is
+    /// the cluster partition they are for.
+    public init(
+        log: EventLog, store: ProjectionStore, sessionTimeout: Int64, home: PartitionHome? = nil,
+        limits: Limits = Limits()
+    ) throws {
         self.log = log
         self.store = store
+        self.home = home
         self.limits = limits
         contactCache = StateCache(limit: limits.cachedStates)
         sessionCache = StateCache(limit: limits.cachedStates)
@@ -98,12 +106,13 @@ public final class ProjectionFolder: @unchecked Sendable {
     /// `until` scored under rules `version` (a rebuild, or with `until: .max` a dry run).
     public init(
         log: EventLog, emptyStore store: ProjectionStore, sessionTimeout: Int64, version: Int64, until: UInt64,
-        limits: Limits = Limits()
+        home: PartitionHome? = nil, limits: Limits = Limits()
     )
         throws
     {
         self.log = log
         self.store = store
+        self.home = home
         self.limits = limits
         contactCache = StateCache(limit: limits.cachedStates)
         sessionCache = StateCache(limit: limits.cachedStates)
@@ -177,11 +186,12 @@ public final class ProjectionFolder: @unchecked Sendable {
         }
         // I2: events for an alias apply to the contact it resolves to; their audit entries name the alias. Only
         // this thread changes aliases, so they are read before the transaction.
-        let origins = try resolveAliases(&events)
+        let (origins, relays) = try resolveAliases(&events)
         let backfilling = backfill.map { pass in (pass, pass.patterns.map { URLPattern($0) }) }
-        var batch = FoldedBatch(done: done, events: events, origins: origins, rules: rules)
+        var batch = FoldedBatch(done: done, events: events, origins: origins, relays: relays, rules: rules)
         try store.update { txn in
-            batch = FoldedBatch(done: done, events: events, origins: origins, rules: rules)  // `update` may rerun
+            // `update` may rerun
+            batch = FoldedBatch(done: done, events: events, origins: origins, relays: relays, rules: rules)
             // Contacts absent from the store stay absent, so the fold sees them as new (T2). While a
             // trigger_existing pass runs, a delivery outcome's contact is loaded too: the pass's firing of an effect
             // comes before an outcome for it (T4, T7), as at the publication.
@@ -259,7 +269,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                         firstIndex: pass.entries)
                     pass.entries += UInt32(outcome.awards.count)
                 }
-                for effect in outcome.sideEffects {
+                for effect in outcome.sideEffects where firesEffects(of: waiting.contact) {
                     if let entry = OutboxEntry(effect, firedSeq: pass.seq) { try txn.addOutboxEntry(entry) }
                 }
                 try txn.addAging(award, seq: key.seq, index: key.index)
@@ -339,11 +349,15 @@ public final class ProjectionFolder: @unchecked Sendable {
         guard try !txn.isDoneByExistingPass(contact), let first = try txn.firstHistory(contact), first < pass.seq
         else { return nil }
         let outcome = rules.scorer.fireExisting(triggers, contact: contact, state: &state, at: pass.at)
-        for effect in outcome.sideEffects {
+        for effect in outcome.sideEffects where firesEffects(of: contact) {
             if let entry = OutboxEntry(effect, firedSeq: pass.seq) { try txn.addOutboxEntry(entry) }
         }
         return !outcome.fired.isEmpty
     }
+
+    /// Whether `contact`'s firings become outbox entries here: not for a contact foreign to the partition, whose
+    /// history this partition folds only until the merge that moved it (its own partition fired its effects, K4).
+    func firesEffects(of contact: String) -> Bool { home?.isForeign(contact) != true }
 
     /// One batch of the pass that takes its turn (a `trigger_existing` pass before a U2 backfill); false when
     /// neither is under way.

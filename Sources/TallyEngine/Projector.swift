@@ -38,6 +38,8 @@ public final class Projector: Sendable {
     private let durability: ProjectionDurability
     private let logHead: SequenceWatch
     private let logger: Logger
+    /// The cluster partition the projections are for (K4); nil on a single node.
+    public let home: PartitionHome?
     private let state: Mutex<State>
     private let stopping = Mutex(false)
     /// Work that must run on the projector's thread between two batches (an erasure, I8), in arrival order.
@@ -49,9 +51,10 @@ public final class Projector: Sendable {
 
     public init(
         log: EventLog, directories: ProjectionDirectories, sessionTimeout: Int64, mapSize: Int,
-        durability: ProjectionDurability, logHead: SequenceWatch, logger: Logger
+        durability: ProjectionDurability, logHead: SequenceWatch, home: PartitionHome? = nil, logger: Logger
     ) throws {
         self.log = log
+        self.home = home
         self.directories = directories
         self.sessionTimeout = sessionTimeout
         self.mapSize = mapSize
@@ -79,7 +82,7 @@ public final class Projector: Sendable {
             try directories.markSynced()
         }
         projections = LiveProjections(store)
-        let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: sessionTimeout)
+        let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: sessionTimeout, home: home)
         state = Mutex(State(folder: folder))
         projected = SequenceWatch(try folder.completed())
     }
@@ -293,7 +296,7 @@ public final class Projector: Sendable {
             let store = try ProjectionStore(directory: path, mapSize: mapSize)
             try store.environment.deferSync()  // a crash before the switch restarts the rebuild; synced at the switch
             let folder = try ProjectionFolder(
-                log: log, emptyStore: store, sessionTimeout: sessionTimeout, version: version, until: seq)
+                log: log, emptyStore: store, sessionTimeout: sessionTimeout, version: version, until: seq, home: home)
             // Nothing reads the fresh environment before the switch: its contact records can wait (DeferredContacts).
             try FoldPipeline(folder, deferring: FoldPipeline.deferredContacts).run(
                 size: ProjectionFolder.rebuildBatchSize, while: { isCurrent() && folder.checkpoint < logHead.value }
@@ -345,7 +348,7 @@ public final class Projector: Sendable {
             let store = try ProjectionStore(directory: path, mapSize: mapSize)
             try store.environment.sync()  // on disk before CURRENT names it
             if durability == .log { try store.environment.deferSync() }
-            let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: sessionTimeout)
+            let folder = try ProjectionFolder(log: log, store: store, sessionTimeout: sessionTimeout, home: home)
             projections.replace(with: store)
             try directories.makeCurrent(path)
             state.withLock { $0.folder = folder }

@@ -1,6 +1,6 @@
 import Foundation
 public import TallyAPI
-import TallyCore
+public import TallyCore
 public import TallyStore
 
 /// Folds the log afresh into a scratch environment and compares it with the live projections: `verify` (A5)
@@ -19,7 +19,7 @@ public enum Replays {
     /// further and compares again. The scratch environment is removed afterwards.
     public static func compareFresh<T>(
         log: EventLog, live: () -> ProjectionStore, dataDirectory: String, mapSize: Int, sessionTimeout: Int64,
-        mode: Mode, progress: (UInt64, UInt64) -> Void = { _, _ in },
+        mode: Mode, home: PartitionHome? = nil, progress: (UInt64, UInt64) -> Void = { _, _ in },
         compare: (ProjectionStore, ProjectionStore, UInt64) throws -> T?
     ) throws -> T {
         let path = dataDirectory + "/projections.scratch-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -30,15 +30,17 @@ public enum Replays {
         switch mode {
         case .pinned(let version):
             folder = try ProjectionFolder(
-                log: log, emptyStore: store, sessionTimeout: sessionTimeout, version: version, until: .max)
+                log: log, emptyStore: store, sessionTimeout: sessionTimeout, version: version, until: .max,
+                home: home)
         case .asLogged:
             if let rebuild = try log.rulesEvents().last(where: { $0.event.type == .rebuild }),
                 let version = rebuild.event.value
             {
                 folder = try ProjectionFolder(
-                    log: log, emptyStore: store, sessionTimeout: sessionTimeout, version: version, until: rebuild.seq)
+                    log: log, emptyStore: store, sessionTimeout: sessionTimeout, version: version, until: rebuild.seq,
+                    home: home)
             } else {
-                folder = try ProjectionFolder(log: log, store: store, sessionTimeout: sessionTimeout)
+                folder = try ProjectionFolder(log: log, store: store, sessionTimeout: sessionTimeout, home: home)
             }
         }
         var waited = 0
@@ -64,11 +66,11 @@ public enum Replays {
     /// A5: the differences between the live projections and a fresh fold of the log (empty when none).
     public static func verify(
         log: EventLog, live: () -> ProjectionStore, dataDirectory: String, mapSize: Int, sessionTimeout: Int64,
-        progress: (UInt64, UInt64) -> Void = { _, _ in }
+        home: PartitionHome? = nil, progress: (UInt64, UInt64) -> Void = { _, _ in }
     ) throws -> VerifyReport {
         try compareFresh(
             log: log, live: live, dataDirectory: dataDirectory, mapSize: mapSize, sessionTimeout: sessionTimeout,
-            mode: .asLogged, progress: progress
+            mode: .asLogged, home: home, progress: progress
         ) { live, fresh, checkpoint in
             // The fresh fold keeps its indexes by the same code: they are also checked against what they index.
             try live.differences(from: fresh, checkpoint: checkpoint).map {
@@ -80,11 +82,11 @@ public enum Replays {
     /// A4 `--dry-run`: what a rebuild under rules `version` would change.
     public static func preview(
         version: Int64, log: EventLog, live: () -> ProjectionStore, dataDirectory: String, mapSize: Int,
-        sessionTimeout: Int64, progress: (UInt64, UInt64) -> Void = { _, _ in }
+        sessionTimeout: Int64, home: PartitionHome? = nil, progress: (UInt64, UInt64) -> Void = { _, _ in }
     ) throws -> ScoreComparison {
         try compareFresh(
             log: log, live: live, dataDirectory: dataDirectory, mapSize: mapSize, sessionTimeout: sessionTimeout,
-            mode: .pinned(version: version), progress: progress
+            mode: .pinned(version: version), home: home, progress: progress
         ) { live, fresh, checkpoint in
             try live.compareScores(with: fresh, checkpoint: checkpoint)
         }

@@ -106,40 +106,30 @@ struct ClusterRoutes: Sendable {
                 field: error.field)
         }
         guard !events.isEmpty else { throw APIError(.badRequest, "the request holds no event") }
-        for (index, event) in events.enumerated() where event.type.isMerge {
-            try checkMerge(from: event.contact, into: event.mergeTarget ?? "", line: index + 1)
-        }
         return try await publish(events)
     }
 
-    /// `POST /v1/merge` (I2): a `contact.merge` published to the contacts' partition; 202 once stored. A merge the
-    /// fold refuses (a cycle; a known contact merged from the ingest socket, I1) is folded as the no-op it is.
+    /// `POST /v1/merge` (I2): a `contact.merge` published to the partition of `from`; 202 once stored, after it is
+    /// judged as a single node judges it (``ClusterNode/appendJudgingMerges(_:request:)``). Across partitions, the
+    /// fold of `from`'s partition moves its history to the partition of `into`, which folds the merge
+    /// (`Docs/cluster.md`).
     func merge(_ request: Request, viaIngest: Bool) async throws -> Response {
         let merge = try await Routes.mergeRequest(request)
-        try checkMerge(from: merge.from, into: merge.into, line: nil)
         return try await publish([
             Event.merge(from: merge.from, into: merge.into, at: wallClockMillis(), id: merge.id, viaIngest: viaIngest)
         ])
     }
 
-    /// A merge works in a cluster when both contacts are in one partition (its fold sees both); across partitions
-    /// it is refused (501), with nothing of the request published, until the transfer of a contact's history between
-    /// partitions exists (`Docs/cluster.md`).
-    func checkMerge(from: String, into: String, line: Int?) throws {
-        guard node.samePartition(from, into) else {
-            throw APIError(
-                .notImplemented,
-                "merging \"\(from)\" into \"\(into)\": the two contacts are in different partitions, and merges across "
-                    + "partitions are not available in cluster mode yet (Docs/cluster.md)", line: line)
-        }
-    }
-
-    /// Publishes events to their partitions and answers 202 with the stream's sequence numbers once the stream
-    /// stored every one (K2); 503 when it did not.
+    /// Publishes events to their partitions — their merges judged first, one request's at a time in the cluster — and
+    /// answers 202 with the stream's sequence numbers once the stream stored every one (K2); 503 when it did not.
     func publish(_ events: [Event]) async throws -> Response {
         let acks: [PublishAckSummary]
         do {
-            acks = try await node.append(events, request: UUID().uuidString).map(PublishAckSummary.init)
+            acks = try await node.appendJudgingMerges(events, request: UUID().uuidString).map(PublishAckSummary.init)
+        } catch let error as EngineError {
+            throw error
+        } catch let error as ClusterReadError {
+            throw APIError(.gatewayTimeout, "judging the merge: \(error)")
         } catch {
             throw APIError(.serviceUnavailable, "the cluster's log did not store the events: \(error)")
         }

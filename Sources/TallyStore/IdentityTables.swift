@@ -174,13 +174,8 @@ extension ProjectionTransaction {
         var emails: Set<String> = []
         if let state = try self.contact(contact) {
             emails.formUnion([state.email, state.ownerEmail].compactMap { $0 })
-            try removeContact(contact, previous: state)
         }
-        try removeOpenHits(contact: contact)
-        try replaceURLVisits(contact: contact, with: [])
-        let history = try removeHistory(contact)
-        try removeAging(awardedAt: history)
-        try removeAudit(contact)
+        let history = try removeRecords(of: contact)
         let aliases = try removeAliases(of: contact)
         for id in [contact] + aliases {
             _ = try txn.delete(store.existingDone, Array(id.utf8))
@@ -199,6 +194,20 @@ extension ProjectionTransaction {
             }
         }
         return (history, aliases, emails)
+    }
+
+    /// Removes `contact`'s own records — state and list indexes, sessions, URL facts, waiting awards, audit trail
+    /// and history — leaving its aliases and outbox entries: what an erasure removes first (I8), and all that a
+    /// contact merged into another partition's leaves in its own (K4). Returns its history.
+    @discardableResult
+    public func removeRecords(of contact: String) throws -> [UInt64] {
+        if let state = try self.contact(contact) { try removeContact(contact, previous: state) }
+        try removeOpenHits(contact: contact)
+        try replaceURLVisits(contact: contact, with: [])
+        let history = try removeHistory(contact)
+        try removeAging(awardedAt: history)
+        try removeAudit(contact)
+        return history
     }
 
     /// The contact an erasure under way is removing (I8), saved before the log is touched so that a restart

@@ -31,6 +31,7 @@ public final class ProjectionStore: Sendable {
     let clocks: LMDBDatabase
     let agingAwards: LMDBDatabase
     let existingDone: LMDBDatabase
+    let relays: LMDBDatabase
     let meta: LMDBDatabase
     static let checkpointKey = Array("checkpoint".utf8)
     static let rulesKey = Array("rules".utf8)
@@ -58,6 +59,7 @@ public final class ProjectionStore: Sendable {
         clocks = try environment.database("clocks")
         agingAwards = try environment.database("aging_awards")
         existingDone = try environment.database("existing_done")
+        relays = try environment.database("relays")
         meta = try environment.database("meta")
         try StoreFormat.check(environment, meta, supported: Self.format) { found in
             // Older projections are derived data this release does not migrate; newer ones need their release.
@@ -87,7 +89,8 @@ public final class ProjectionStore: Sendable {
             ("contacts", contacts), ("sessions", sessions), ("audit", audit), ("outbox", outbox),
             ("outbox_due", outboxDue), ("aging", aging), ("scores", scores), ("members", members),
             ("url_visits", urlVisits), ("history", history), ("trails", trails), ("aliases", aliases),
-            ("clocks", clocks), ("aging_awards", agingAwards), ("existing_done", existingDone), ("meta", meta),
+            ("clocks", clocks), ("aging_awards", agingAwards), ("existing_done", existingDone), ("relays", relays),
+            ("meta", meta),
         ]
     }
 

@@ -176,7 +176,8 @@ import Testing
             candidates.first { id in
                 candidates.contains { $0 != id && partitioning.partition(of: $0) == partitioning.partition(of: id) }
             })
-        let into = try #require(candidates.first { $0 != from && nodes[0].samePartition($0, from) })
+        let into = try #require(
+            candidates.first { $0 != from && partitioning.partition(of: $0) == partitioning.partition(of: from) })
         let merge = Event.merge(from: from, into: into, at: at, id: "merge-1", viaIngest: false)
         _ = try await nodes[0].append([merge], request: "merge")
         let merged = try ClusterFixtures.singleNodeFold(
@@ -185,6 +186,33 @@ import Testing
         let resolved = try #require(try await again { try await nodes[1].contact(from, settled: true) })
         #expect(resolved.id == into && resolved.aliases == [from])
         #expect(ContactCodec.encode(resolved.state) == merged.map { ContactCodec.encode($0.1) })
+
+        // K4, I2 across partitions: the merged contact's history moves to the partition of the contact it is merged
+        // into, which folds it there after its own (as a single node folds a log with those events moved to the
+        // merge); the merged id, read through a third node, resolves to it. A merge that would close the cycle is
+        // refused (409) before anything is published.
+        let moved = try #require(
+            candidates.first { $0 != from && partitioning.partition(of: $0) != partitioning.partition(of: into) })
+        let across = Event.merge(from: moved, into: into, at: at, id: "merge-2", viaIngest: false)
+        _ = try await again { try await nodes[2].appendJudgingMerges([across], request: "merge-2") }
+        let reordered =
+            log.filter { $0.contact != moved } + [merge] + log.filter { $0.contact == moved } + [across]
+        let mergedAcross = try #require(
+            try ClusterFixtures.singleNodeFold(
+                reordered, in: directory.appendingPathComponent("merged-across").path
+            ).first { $0.0 == into })
+        try await eventually("the merged contact's history reached its new partition") {
+            let found = try await again { try await nodes[0].contact(moved, settled: true) }
+            return found.map { ContactCodec.encode($0.state) } == ContactCodec.encode(mergedAcross.1)
+        }
+        let across1 = try #require(try await again { try await nodes[1].contact(moved, settled: true) })
+        #expect(
+            across1.id == into
+                && across1.aliases == [from, moved].sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+        #expect(mergedAcross.1.points != 0)
+        let cycle = Event.merge(from: into, into: moved, at: at, viaIngest: false)
+        #expect(
+            try await failure { try await nodes[0].appendJudgingMerges([cycle], request: "cycle") }?.kind == .conflict)
         for task in running { task.cancel() }
         for task in running { _ = try? await task.value }
     }

@@ -1,0 +1,57 @@
+public import TallyCore
+public import TallyEngine
+public import TallyNATS
+
+/// Merges through any node (I2, K4). A merge goes to the partition of `from`, whose fold moves `from`'s history to the
+/// partition of the contact it merges into when that is another (``PartitionHome``). Each partition resolves the ids it
+/// holds, so no fold can tell that a merge across partitions closes a cycle; merges are therefore judged here, as a
+/// single node judges them, one at a time in the cluster: under a cluster-wide lock, against the contacts as their
+/// holders have folded every write before, and the lock is held until the partition of each `from` has folded its
+/// merge — the next merge judged sees it.
+extension ClusterNode {
+    /// Publishes `events` like ``append(_:request:)``, after judging their merges in order (each against the merges
+    /// before it in `events` too): a merge of a contact into itself, or one that would make a cycle, is refused (409),
+    /// as is one from the ingest socket (its event's value 1) whose `from` is known (403, I1); nothing is published
+    /// then.
+    public func appendJudgingMerges(_ events: [Event], request: String) async throws -> [PublishAck] {
+        guard events.contains(where: \.type.isMerge) else {
+            return try await reachingTheCluster { try await append(events, request: request) }
+        }
+        guard
+            let revision = try await reachingTheCluster({ try await leases.lock("merges", timeout: settings.leaseTime) }
+            )
+        else {
+            throw EngineError(.unavailable, "other merges are being judged and did not finish in time; try again")
+        }
+        do {
+            try await judgeMerges(events)
+            let acks = try await reachingTheCluster { try await append(events, request: request) }
+            // The next merge judged must see these: wait until each `from`'s partition has folded its merge.
+            for event in events where event.type.isMerge { _ = try await contact(event.contact, settled: true) }
+            await leases.unlock("merges", revision: revision)
+            return acks
+        } catch {
+            await leases.unlock("merges", revision: revision)
+            throw error
+        }
+    }
+
+    /// Judges the merges of `events` in order with ``TallyEngine/judgeMerge(from:into:resolved:known:viaIngest:)``,
+    /// resolving their ids through the partitions' holders once every write before is folded.
+    private func judgeMerges(_ events: [Event]) async throws {
+        var overlay: [ByteString: ByteString] = [:]  // the merges of `events` before the one judged
+        for event in events where event.type.isMerge {
+            guard let target = event.mergeTarget else { continue }
+            try TallyEngine.checkMergeContacts(from: event.contact, into: target)
+            let source = try await contact(event.contact, settled: true)
+            let destination = try await contact(target, settled: true)
+            let from = overlay[ByteString(source?.id ?? event.contact)] ?? ByteString(source?.id ?? event.contact)
+            let into = overlay[ByteString(destination?.id ?? target)] ?? ByteString(destination?.id ?? target)
+            try TallyEngine.judgeMerge(
+                from: event.contact, into: target, resolved: (from, into),
+                known: source?.state.known == true || overlay.values.contains(from), viaIngest: event.value == 1)
+            for (alias, contact) in overlay where contact == from { overlay[alias] = into }
+            overlay[from] = into
+        }
+    }
+}

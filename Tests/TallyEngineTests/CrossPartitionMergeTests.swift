@@ -1,0 +1,224 @@
+import Foundation
+import Testing
+
+@testable import TallyCore
+@testable import TallyEngine
+@testable import TallyStore
+
+/// K4 with I2–I4: merges across partitions, folded as a cluster folds them — each partition's log on its own, with
+/// the relays its fold leaves carried to the partitions they are for as a replica carries them (appended to that
+/// partition's log, then a `partition.relayed` appended to the origin's) — against a single node's fold of the
+/// same events.
+@Suite struct CrossPartitionMergeTests {
+    /// One fold per partition, and the log a single node would have.
+    final class Folds {
+        let partitioning: Partitioning
+        let logs: [EventLog]
+        let stores: [ProjectionStore]
+        let folders: [ProjectionFolder]
+        let whole: (log: EventLog, store: ProjectionStore, folder: ProjectionFolder)
+        let directory: TemporaryDirectory
+        /// How many events the relays carried.
+        var relayed = 0
+
+        init(partitions: Int) throws {
+            let partitioning = try #require(Partitioning(count: partitions))
+            let directory = try TemporaryDirectory()
+            let folds = try (0..<partitions).map { partition in
+                try Self.open(
+                    directory.path + "/p\(partition)",
+                    home: PartitionHome(partitioning: partitioning, partition: partition))
+            }
+            self.partitioning = partitioning
+            self.directory = directory
+            logs = folds.map(\.0)
+            stores = folds.map(\.1)
+            folders = folds.map(\.2)
+            whole = try Self.open(directory.path + "/whole", home: nil)
+        }
+
+        /// A log, its projections and their folder for `home`, under `path`.
+        static func open(_ path: String, home: PartitionHome?) throws -> (EventLog, ProjectionStore, ProjectionFolder) {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            let log = try EventLog(directory: path + "/log", mapSize: 1 << 30)
+            let store = try ProjectionStore(directory: path + "/projections", mapSize: 1 << 30)
+            try store.environment.deferSync()
+            let folder = try ProjectionFolder(
+                log: log, store: store, sessionTimeout: BatchingPropertyTests.sessionTimeout, home: home)
+            return (log, store, folder)
+        }
+
+        /// Appends `events` to the single node's log and to their partitions' (rules and clocks to every one).
+        func append(_ events: [Event]) throws {
+            _ = try whole.log.append([events])
+            for event in events {
+                let targets =
+                    event.type.switchesRules || event.type == .clock
+                    ? Array(0..<partitioning.count) : [partitioning.partition(of: event.contact)]
+                for partition in targets { _ = try logs[partition].append([[event]]) }
+            }
+        }
+
+        /// Folds every log to its end, carrying relays until none is left.
+        func settle() throws {
+            while try whole.folder.step(size: 7) {}
+            while true {
+                for folder in folders { while try folder.step(size: 7) {} }
+                var carried = false
+                for (origin, store) in stores.enumerated() {
+                    let relays = try store.read { txn in try txn.relays(limit: 3) }  // in small batches
+                    guard let last = relays.last else { continue }
+                    carried = true
+                    relayed += relays.count
+                    for relay in relays { _ = try logs[relay.partition].append([[relay.event]]) }
+                    _ = try logs[origin].append([[Relay.published(through: last.position, at: 0)]])
+                }
+                if !carried { return }
+            }
+        }
+
+        func contact(_ id: String) throws -> ContactState? {
+            try stores[partitioning.partition(of: id)].contact(id)
+        }
+
+        /// A5 per partition: each partition's projections equal a fresh fold of its log.
+        func verify() throws {
+            for (partition, log) in logs.enumerated() {
+                let path = directory.path + "/fresh-\(partition)-\(UUID().uuidString)"
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+                let fresh = try ProjectionStore(directory: path, mapSize: 1 << 30)
+                let folder = try ProjectionFolder(
+                    log: log, store: fresh, sessionTimeout: BatchingPropertyTests.sessionTimeout,
+                    home: PartitionHome(partitioning: partitioning, partition: partition))
+                while try folder.step(size: 5) {}
+                let differences = try stores[partition].differences(from: fresh, checkpoint: try log.head())
+                #expect(differences == [], "partition \(partition)")
+            }
+        }
+
+        /// Every outbox key of every partition, and the single node's.
+        func outboxKeys() throws -> (partitions: [String], whole: [String]) {
+            let partitions = try stores.flatMap { store in
+                try store.read { txn in try txn.outboxEntries(state: nil, limit: 10_000) }.map(\.key)
+            }
+            let whole = try whole.store.read { txn in try txn.outboxEntries(state: nil, limit: 10_000) }.map(\.key)
+            return (partitions.sorted(), whole.sorted())
+        }
+    }
+
+    /// An id of the form `prefix-N` in `partition`.
+    static func id(_ prefix: String, in partition: Int, of partitioning: Partitioning) -> String {
+        (0...).lazy.map { "\(prefix)-\($0)" }.first { partitioning.partition(of: $0) == partition }!
+    }
+
+    static let start: Int64 = 1_780_000_000_000
+
+    static func rules() throws -> Event {
+        let text = try String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("config/rules.yaml"), encoding: .utf8)
+        return Event(type: .rulesPublished, contact: "", at: start, reason: "test", text: text)
+    }
+
+    @Test("K4 I2 I3 a merge across partitions gives the single node's scores; later events follow; nothing fires twice")
+    func mergeAcrossPartitions() throws {
+        let folds = try Folds(partitions: 3)
+        let anonymous = Self.id("anon", in: 0, of: folds.partitioning)
+        let known = Self.id("known", in: 1, of: folds.partitioning)
+        var at = Self.start
+        func event(_ type: EventType, _ contact: String, item: String? = nil, id: String? = nil) -> Event {
+            at += 1_000
+            return Event(
+                type: type, contact: contact, at: at, id: id, item: item,
+                url: type == .urlHit ? "https://www.example.com/pricing" : nil)
+        }
+        try folds.append([try Self.rules()])
+        // The anonymous visitor reaches `mql` (30) on its own: its partition fires the trigger's effects.
+        try folds.append(
+            [
+                event(.assetDownload, anonymous, item: "pricing-whitepaper", id: "e1"),
+                event(.formSubmit, anonymous, item: "demo-request"),
+                event(.urlHit, anonymous),
+            ] + (0..<5).map { _ in event(.pageHit, anonymous, item: "landing-1") } + [
+                event(.emailOpen, known, item: "news-1"),
+                event(.assetDownload, known, item: "pricing-whitepaper"),
+            ])
+        var update = event(.contactUpdate, known)
+        update.email = "known@example.com"
+        try folds.append([update])
+        try folds.settle()
+        #expect(try folds.contact(anonymous)?.fired.isEmpty == false, "the anonymous contact reached mql")
+
+        try folds.append([Event.merge(from: anonymous, into: known, at: at + 1_000, viaIngest: false)])
+        at += 1_000
+        try folds.settle()
+        #expect(folds.relayed >= 4, "the anonymous contact's history went to the known contact's partition")
+        // I2: the merged id's partition keeps only the alias.
+        #expect(try folds.contact(anonymous) == nil)
+        #expect(try folds.stores[0].read { try $0.canonical(of: anonymous) } == known)
+        // Later events for the merged id go to the contact it was merged into (relayed by its partition).
+        try folds.append([event(.pageHit, anonymous, item: "landing-1"), event(.emailOpen, anonymous, item: "n2")])
+        try folds.settle()
+
+        let expected = try #require(try folds.whole.store.contact(known))
+        let merged = try #require(try folds.contact(known))
+        #expect(merged.points == expected.points)
+        #expect(merged.groups == expected.groups)
+        #expect(merged.tags == expected.tags && merged.tags.contains("mql"))
+        #expect(merged.fired == expected.fired)
+        #expect(merged.email == "known@example.com")
+        // I4: the explanation's entries (the anonymous contact's among them, marked) sum to the score.
+        let explained = try #require(
+            try folds.stores[1].read { try $0.explain(contact: known, asOf: nil, limit: 1_000) })
+        let main = explained.explanation.entries.filter { $0.group == nil }
+        #expect(main.reduce(0) { $0 + $1.delta } == merged.points)
+        #expect(explained.explanation.entries.contains { $0.origin == anonymous })
+        #expect(explained.contact.aliases == [anonymous])
+        // T6: the triggers the anonymous contact fired are fired once, by its own partition; none again at the merge.
+        let keys = try folds.outboxKeys()
+        #expect(keys.partitions == keys.whole)
+        #expect(keys.partitions.contains { $0.hasPrefix(anonymous + "/mql/") })
+        // Every relay was published: none waits.
+        for store in folds.stores { #expect(try store.read { try $0.relays(limit: 1) }.isEmpty) }
+        try folds.verify()
+    }
+
+    @Test("K4 I2 a chain of merges across three partitions; a relay carried twice is applied once")
+    func chainAcrossPartitions() throws {
+        let folds = try Folds(partitions: 3)
+        let (a, b, c) = (
+            Self.id("a", in: 0, of: folds.partitioning), Self.id("b", in: 1, of: folds.partitioning),
+            Self.id("c", in: 2, of: folds.partitioning)
+        )
+        var at = Self.start
+        func download(_ contact: String, _ item: String) -> Event {
+            at += 1_000
+            return Event(type: .assetDownload, contact: contact, at: at, item: item)
+        }
+        func open(_ contact: String) -> Event {
+            at += 1_000
+            return Event(type: .pageHit, contact: contact, at: at, item: "landing")
+        }
+        try folds.append([try Self.rules(), open(a), open(a), download(b, "roi-guide"), open(c)])
+        try folds.append([Event.merge(from: a, into: b, at: at, viaIngest: false)])
+        try folds.settle()
+        try folds.append([open(a), Event.merge(from: b, into: c, at: at, viaIngest: false)])
+        try folds.settle()
+        // Events for a and b now go to c, through one partition or two.
+        try folds.append([open(a), open(b)])
+        try folds.settle()
+        let expected = try #require(try folds.whole.store.contact(c))
+        let merged = try #require(try folds.contact(c))
+        #expect(merged.points == expected.points && merged.points == 6 * 3 + 10)
+        #expect(try folds.contact(a) == nil && folds.contact(b) == nil)
+        let before = merged.points
+        // Every relay of partition 1 appended to partition 2 a second time: applied once.
+        for relayed in try folds.logs[2].read(from: 1, limit: 1_000)
+        where relayed.event.id?.hasPrefix("relay:1:") == true {
+            _ = try folds.logs[2].append([[relayed.event]])
+        }
+        try folds.settle()
+        #expect(try folds.contact(c)?.points == before)
+        try folds.verify()
+    }
+}
