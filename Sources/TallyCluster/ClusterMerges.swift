@@ -1,5 +1,5 @@
 public import TallyCore
-public import TallyEngine
+import TallyEngine
 public import TallyNATS
 
 /// Merges through any node (I2, K4). A merge goes to the partition of `from`, whose fold moves `from`'s history to the
@@ -26,13 +26,36 @@ extension ClusterNode {
         do {
             try await judgeMerges(events)
             let acks = try await reachingTheCluster { try await append(events, request: request) }
-            // The next merge judged must see these: wait until each `from`'s partition has folded its merge.
-            for event in events where event.type.isMerge { _ = try await contact(event.contact, settled: true) }
+            // The next merge judged must see these whole: wait until each `from` resolves to the contact its `into`
+            // does, the relays between their partitions folded.
+            // Stored is stored: a merge that does not complete in time is answered 202 all the same.
+            do {
+                for event in events where event.type.isMerge { try await awaitMerged(event) }
+            } catch let error as ClusterReadError {
+                logger.warning("a merge is stored but not complete yet", metadata: ["tally.error": "\(error)"])
+            }
             await leases.unlock("merges", revision: revision)
             return acks
         } catch {
             await leases.unlock("merges", revision: revision)
             throw error
+        }
+    }
+
+    /// Waits until the ids a judged merge names resolve to one contact (its relays folded): up to twice the
+    /// read-after timeout, then throws ``ClusterReadError`` (the merge is stored and will complete; the next merge
+    /// judged may not see it yet, a risk the warning logged then names).
+    private func awaitMerged(_ merge: Event) async throws {
+        guard let target = merge.mergeTarget else { return }
+        let deadline = ContinuousClock.now + readAfterTimeout * 2
+        while true {
+            let from = try await contact(merge.contact, settled: true)?.id ?? merge.contact
+            let into = try await contact(target, settled: true)?.id ?? target
+            if ByteString(from) == ByteString(into) { return }
+            guard ContinuousClock.now < deadline else {
+                throw ClusterReadError(partition: partitioning.partition(of: into), timeout: readAfterTimeout * 2)
+            }
+            try await Task.sleep(for: .milliseconds(20))
         }
     }
 

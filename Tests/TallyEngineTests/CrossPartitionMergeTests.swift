@@ -107,8 +107,8 @@ import Testing
     }
 
     /// An id of the form `prefix-N` in `partition`.
-    static func id(_ prefix: String, in partition: Int, of partitioning: Partitioning) -> String {
-        (0...).lazy.map { "\(prefix)-\($0)" }.first { partitioning.partition(of: $0) == partition }!
+    static func id(_ prefix: String, in partition: Int, of partitioning: Partitioning) throws -> String {
+        try #require((0..<1_000).lazy.map { "\(prefix)-\($0)" }.first { partitioning.partition(of: $0) == partition })
     }
 
     static let start: Int64 = 1_780_000_000_000
@@ -123,8 +123,8 @@ import Testing
     @Test("K4 I2 I3 a merge across partitions gives the single node's scores; later events follow; nothing fires twice")
     func mergeAcrossPartitions() throws {
         let folds = try Folds(partitions: 3)
-        let anonymous = Self.id("anon", in: 0, of: folds.partitioning)
-        let known = Self.id("known", in: 1, of: folds.partitioning)
+        let anonymous = try Self.id("anon", in: 0, of: folds.partitioning)
+        let known = try Self.id("known", in: 1, of: folds.partitioning)
         var at = Self.start
         func event(_ type: EventType, _ contact: String, item: String? = nil, id: String? = nil) -> Event {
             at += 1_000
@@ -187,8 +187,8 @@ import Testing
     func chainAcrossPartitions() throws {
         let folds = try Folds(partitions: 3)
         let (a, b, c) = (
-            Self.id("a", in: 0, of: folds.partitioning), Self.id("b", in: 1, of: folds.partitioning),
-            Self.id("c", in: 2, of: folds.partitioning)
+            try Self.id("a", in: 0, of: folds.partitioning), try Self.id("b", in: 1, of: folds.partitioning),
+            try Self.id("c", in: 2, of: folds.partitioning)
         )
         var at = Self.start
         func download(_ contact: String, _ item: String) -> Event {
