@@ -24,7 +24,7 @@ extension ClusterNode {
             throw EngineError(.unavailable, "other merges are being judged and did not finish in time; try again")
         }
         do {
-            try await judgeMerges(events)
+            try await reachingTheCluster { try await judgeMerges(events) }
             let acks = try await reachingTheCluster { try await append(events, request: request) }
             // The next merge judged must see these whole: wait until each `from` resolves to the contact its `into`
             // does, the relays between their partitions folded.

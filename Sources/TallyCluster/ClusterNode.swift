@@ -217,6 +217,9 @@ public actor ClusterNode {
             if let position = try? replica.log.streamPosition() {
                 Gauge(label: "tally_partition_copied_through", dimensions: dimensions).record(Double(position))
             }
+            if let pending = try? replica.projector.projections.read({ try $0.pendingRelayCount() }) {
+                Gauge(label: "tally_partition_relays_pending", dimensions: dimensions).record(Double(pending))
+            }
             TallyMetrics.sample(
                 log: replica.log, writer: replica.writer, projector: replica.projector, dimensions: dimensions)
         }

@@ -8,8 +8,12 @@ public struct MergeInputs {
     public var into: String
     public var fromState: ContactState?
     public var intoState: ContactState?
-    /// Both contacts' events before the merge, in log order.
+    /// Both contacts' events before the merge, in the order folded: log order, or as ``positions`` place them.
     public var history: [LoggedEvent]
+    /// Where each event of ``history`` is folded among the log's rules and clock events, when not at its own
+    /// sequence number: a contact's history moved in from another partition (K4) is placed among the other's events
+    /// by time. Non-decreasing; nil: each event at its own.
+    public var positions: [UInt64]?
     /// Every `rules.published` and `rebuild` event before the merge, in log order.
     public var rulesEvents: [LoggedEvent]
     /// The rules state the fold started from: fresh, or pinned for a rebuild's prefix (A4).
@@ -33,6 +37,7 @@ public struct MergeInputs {
         self.fromState = fromState
         self.intoState = intoState
         self.history = history
+        self.positions = nil
         self.rulesEvents = rulesEvents
         self.start = start
         self.rulesOfVersion = rulesOfVersion
@@ -93,12 +98,14 @@ public enum ContactMerge {
             try age(before: seq)
         }
 
-        for logged in inputs.history where logged.event.type.isContactEvent && logged.seq < inputs.merge.seq {
-            try switchRules(before: logged.seq)
+        for (offset, logged) in inputs.history.enumerated()
+        where logged.event.type.isContactEvent && logged.seq < inputs.merge.seq {
+            let at = inputs.positions?[offset] ?? logged.seq
+            try switchRules(before: at)
             var event = logged.event
             event.contact = into
             try replay.apply(LoggedEvent(seq: logged.seq, event: event), rulesOfVersion: rulesOfVersion)
-            position = logged.seq
+            position = max(position, at)
         }
         try switchRules(before: inputs.merge.seq)
 

@@ -77,13 +77,18 @@ extension ProjectionFolder {
                 intoState = state
             }
             if existing != nil { try txn.markDoneByExistingPass(into) }
-            let seqs = (try txn.history(from) + txn.history(into)).sorted()
-            let result = try ContactMerge.fold(
-                MergeInputs(
-                    merge: logged, from: from, into: into, fromState: fromState, intoState: intoState,
-                    history: try log.events(at: seqs), rulesEvents: rulesEvents, start: start,
-                    rulesOfVersion: { version in try self.rules(version: version) },
-                    clock: { due, after in try txn.firstClock(atOrAfter: due, after: after) }, scorer: rules.scorer))
+            let fromHistory = try txn.history(from)
+            let seqs = (fromHistory + (try txn.history(into))).sorted()
+            var inputs = MergeInputs(
+                merge: logged, from: from, into: into, fromState: fromState, intoState: intoState,
+                history: try log.events(at: seqs), rulesEvents: rulesEvents, start: start,
+                rulesOfVersion: { version in try self.rules(version: version) },
+                clock: { due, after in try txn.firstClock(atOrAfter: due, after: after) }, scorer: rules.scorer)
+            if let home, home.isForeign(from) {
+                (inputs.history, inputs.positions) = Self.interleave(
+                    inputs.history, moved: Set(fromHistory), among: rulesEvents, before: logged.seq)
+            }
+            let result = try ContactMerge.fold(inputs)
             try txn.removeAging(awardedAt: seqs)
             for (key, award) in result.aging { try txn.addAging(award, seq: key.seq, index: key.index) }
             try txn.moveAudit(from: from, into: into)
@@ -109,6 +114,42 @@ extension ProjectionFolder {
         contactCache.removeAll()
         sessionCache.removeAll()
         checkpoint = logged.seq
+    }
+
+    /// K4: the order in which a merge folds a history moved in from another partition (`moved`, which arrived after
+    /// the other contact's events) with the other contact's: each moved event just before the first of the other's
+    /// events, or of the rules events, whose time is later than its own (at the merge when none is) — both histories
+    /// keep their own order. There is no log order across partitions; this is a single node's wherever both contacts'
+    /// events and the publications came in the order of their times. Returns the events with the positions they are
+    /// folded at (among the log's rules and clock events).
+    static func interleave(
+        _ history: [LoggedEvent], moved: Set<UInt64>, among rulesEvents: [LoggedEvent], before merge: UInt64
+    ) -> (history: [LoggedEvent], positions: [UInt64]) {
+        let arrived = history.filter { moved.contains($0.seq) }
+        let own = history.filter { !moved.contains($0.seq) }
+        // The other contact's events and the rules events, in log order: what a moved event is placed before.
+        var markers = own.map { ($0.seq, $0.event.at) } + rulesEvents.map { ($0.seq, $0.event.at) }
+        markers.sort { $0.0 < $1.0 }
+        var (result, positions) = ([LoggedEvent](), [UInt64]())
+        var (next, marker) = (own.startIndex, markers.startIndex)
+        for event in arrived {
+            while marker < markers.endIndex, markers[marker].1 <= event.event.at {
+                // Every event of the other contact's up to this marker comes first.
+                while next < own.endIndex, own[next].seq <= markers[marker].0 {
+                    result.append(own[next])
+                    positions.append(own[next].seq)
+                    next += 1
+                }
+                marker += 1
+            }
+            result.append(event)
+            positions.append(marker < markers.endIndex ? markers[marker].0 : merge)
+        }
+        for event in own[next...] {
+            result.append(event)
+            positions.append(event.seq)
+        }
+        return (result, positions)
     }
 
     /// K4: a merge this partition does not fold goes to the partition that does, through the relays. When `from`

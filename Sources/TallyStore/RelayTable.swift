@@ -53,6 +53,9 @@ extension ProjectionTransaction {
         return relays
     }
 
+    /// How many relays wait to be published.
+    public func pendingRelayCount() throws -> Int { try txn.count(store.relays) }
+
     /// Forgets the relays through `position`: published.
     public func removeRelays(through position: AuditPosition) throws {
         var keys: [[UInt8]] = []

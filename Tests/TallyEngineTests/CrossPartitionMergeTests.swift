@@ -120,7 +120,9 @@ import Testing
         return Event(type: .rulesPublished, contact: "", at: start, reason: "test", text: text)
     }
 
-    @Test("K4 I2 I3 a merge across partitions gives the single node's scores; later events follow; nothing fires twice")
+    @Test(
+        "K4 I2 I3 C2 a merge across partitions gives the single node's scores, both histories in time order; later events follow; nothing fires twice"
+    )
     func mergeAcrossPartitions() throws {
         let folds = try Folds(partitions: 3)
         let anonymous = try Self.id("anon", in: 0, of: folds.partitioning)
@@ -143,6 +145,8 @@ import Testing
                 event(.emailOpen, known, item: "news-1"),
                 event(.assetDownload, known, item: "pricing-whitepaper"),
             ])
+        // C2: opens of both, alternating in time, more than the cap of 3 a day: which count depends on their order.
+        try folds.append((0..<6).map { n in event(.emailOpen, n % 2 == 0 ? anonymous : known, item: "news-\(n)") })
         var update = event(.contactUpdate, known)
         update.email = "known@example.com"
         try folds.append([update])
