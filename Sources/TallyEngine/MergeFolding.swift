@@ -85,8 +85,9 @@ extension ProjectionFolder {
                 rulesOfVersion: { version in try self.rules(version: version) },
                 clock: { due, after in try txn.firstClock(atOrAfter: due, after: after) }, scorer: rules.scorer)
             if let home, home.isForeign(from) {
-                (inputs.history, inputs.positions) = Self.interleave(
-                    inputs.history, moved: Set(fromHistory), among: rulesEvents, before: logged.seq)
+                (inputs.history, inputs.positions) = try Self.interleave(
+                    inputs.history, moved: Set(fromHistory), before: logged.seq
+                ) { time in try txn.firstClock(atOrAfter: time, after: 0)?.seq }
             }
             let result = try ContactMerge.fold(inputs)
             try txn.removeAging(awardedAt: seqs)
@@ -118,32 +119,30 @@ extension ProjectionFolder {
 
     /// K4: the order in which a merge folds a history moved in from another partition (`moved`, which arrived after
     /// the other contact's events) with the other contact's: each moved event just before the first of the other's
-    /// events, or of the rules events, whose time is later than its own (at the merge when none is) — both histories
-    /// keep their own order. There is no log order across partitions; this is a single node's wherever both contacts'
-    /// events and the publications came in the order of their times. Returns the events with the positions they are
-    /// folded at (among the log's rules and clock events).
+    /// events, or of the clock events, whose time is later than its own (at the merge when none is), under the rules
+    /// in force there; both histories keep their own order. (Rules publications carry the time they were made, not an
+    /// event time, so they place nothing.) There is no log order across partitions; this is a single node's wherever
+    /// the events came in the order of their times. Returns the events with the positions they are folded at.
     static func interleave(
-        _ history: [LoggedEvent], moved: Set<UInt64>, among rulesEvents: [LoggedEvent], before merge: UInt64
-    ) -> (history: [LoggedEvent], positions: [UInt64]) {
-        let arrived = history.filter { moved.contains($0.seq) }
+        _ history: [LoggedEvent], moved: Set<UInt64>, before merge: UInt64,
+        firstClockAfter: (Int64) throws -> UInt64?
+    ) rethrows -> (history: [LoggedEvent], positions: [UInt64]) {
         let own = history.filter { !moved.contains($0.seq) }
-        // The other contact's events and the rules events, in log order: what a moved event is placed before.
-        var markers = own.map { ($0.seq, $0.event.at) } + rulesEvents.map { ($0.seq, $0.event.at) }
-        markers.sort { $0.0 < $1.0 }
         var (result, positions) = ([LoggedEvent](), [UInt64]())
-        var (next, marker) = (own.startIndex, markers.startIndex)
-        for event in arrived {
-            while marker < markers.endIndex, markers[marker].1 <= event.event.at {
-                // Every event of the other contact's up to this marker comes first.
-                while next < own.endIndex, own[next].seq <= markers[marker].0 {
-                    result.append(own[next])
-                    positions.append(own[next].seq)
-                    next += 1
-                }
-                marker += 1
+        var next = own.startIndex
+        for event in history where moved.contains(event.seq) {
+            while next < own.endIndex, own[next].event.at <= event.event.at {
+                result.append(own[next])
+                positions.append(own[next].seq)
+                next += 1
             }
+            var position = next < own.endIndex ? own[next].seq : merge
+            if event.event.at < .max, let clock = try firstClockAfter(event.event.at + 1) {
+                position = min(position, clock)
+            }
+            // Never before what is folded already.
             result.append(event)
-            positions.append(marker < markers.endIndex ? markers[marker].0 : merge)
+            positions.append(max(position, positions.last ?? 0))
         }
         for event in own[next...] {
             result.append(event)

@@ -117,7 +117,8 @@ import Testing
         let text = try String(
             contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                 .deletingLastPathComponent().appendingPathComponent("config/rules.yaml"), encoding: .utf8)
-        return Event(type: .rulesPublished, contact: "", at: start, reason: "test", text: text)
+        // Published after the events' times, as a daemon's rules usually are than a client's backdated events.
+        return Event(type: .rulesPublished, contact: "", at: start + 400 * 86_400_000, reason: "test", text: text)
     }
 
     @Test(
