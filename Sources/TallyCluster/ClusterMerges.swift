@@ -6,8 +6,8 @@ public import TallyNATS
 /// partition of the contact it merges into when that is another (``PartitionHome``). Each partition resolves the ids it
 /// holds, so no fold can tell that a merge across partitions closes a cycle; merges are therefore judged here, as a
 /// single node judges them, one at a time in the cluster: under a cluster-wide lock, against the contacts as their
-/// holders have folded every write before, and the lock is held until the partition of each `from` has folded its
-/// merge — the next merge judged sees it.
+/// holders have folded every write before, and the lock is held until each merge is complete (both ids resolve to
+/// one contact) — the next merge judged sees it.
 extension ClusterNode {
     /// Publishes `events` like ``append(_:request:)``, after judging their merges in order (each against the merges
     /// before it in `events` too): a merge of a contact into itself, or one that would make a cycle, is refused (409),
@@ -27,8 +27,8 @@ extension ClusterNode {
             try await reachingTheCluster { try await judgeMerges(events) }
             let acks = try await reachingTheCluster { try await append(events, request: request) }
             // The next merge judged must see these whole: wait until each `from` resolves to the contact its `into`
-            // does, the relays between their partitions folded.
-            // Stored is stored: a merge that does not complete in time is answered 202 all the same.
+            // does, the relays between their partitions folded. Stored is stored: a merge that does not complete in
+            // time is answered 202 all the same.
             do {
                 for event in events where event.type.isMerge { try await awaitMerged(event) }
             } catch let error as ClusterReadError {

@@ -44,9 +44,9 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case contactMerge = 42
     /// Erasure (I8): a contact was erased. ``Event/contact`` holds only a keyed hash of its id (hex), never the id.
     case contactErased = 43
-    /// Cluster (K4): the holder of the partition published its relays (``RelayPosition``) through
-    /// ``Event/value`` (the sequence number of the event that made them) and index ``Event/item``, to the
-    /// partitions they were for; the fold forgets them. Published by the holder alone.
+    /// Cluster (K4): the holder of the partition published its relays (events its fold hands to other partitions,
+    /// `relays` in the projections) through ``Event/value`` (the sequence number of the event that made them) and
+    /// index ``Event/item``; the fold forgets them. Published by the holder alone.
     case partitionRelayed = 44
 
     /// The name used on the wire and in the rules file.
