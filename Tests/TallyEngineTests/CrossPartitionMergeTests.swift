@@ -117,7 +117,7 @@ import Testing
         let text = try String(
             contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                 .deletingLastPathComponent().appendingPathComponent("config/rules.yaml"), encoding: .utf8)
-        // Published after the events' times, as a daemon's rules usually are than a client's backdated events.
+        // Published after the events' times, as a daemon's publication is when clients send backdated events.
         return Event(type: .rulesPublished, contact: "", at: start + 400 * 86_400_000, reason: "test", text: text)
     }
 
