@@ -1,3 +1,4 @@
+import Foundation
 import TallyCore
 import TallyStore
 
@@ -77,17 +78,25 @@ extension ProjectionFolder {
                 intoState = state
             }
             if existing != nil { try txn.markDoneByExistingPass(into) }
-            let fromHistory = try txn.history(from)
-            let seqs = (fromHistory + (try txn.history(into))).sorted()
+            // K4: a contact moved in from another partition brings its state there: what it fired and set (triggers,
+            // tags, segments, campaigns, fields, addresses) is that one's; its scores are this fold's of its history,
+            // which its audit entries here sum to.
+            if let home, home.isForeign(from), var moved = try Self.movedState(logged.event), let folded = fromState {
+                (moved.points, moved.groups) = (folded.points, folded.groups)
+                fromState = moved
+            }
+            let seqs = (try txn.history(from) + txn.history(into)).sorted()
             var inputs = MergeInputs(
                 merge: logged, from: from, into: into, fromState: fromState, intoState: intoState,
                 history: try log.events(at: seqs), rulesEvents: rulesEvents, start: start,
                 rulesOfVersion: { version in try self.rules(version: version) },
                 clock: { due, after in try txn.firstClock(atOrAfter: due, after: after) }, scorer: rules.scorer)
-            if let home, home.isForeign(from) {
-                (inputs.history, inputs.positions) = try Self.interleave(
-                    inputs.history, moved: Set(fromHistory), before: logged.seq
-                ) { time in try txn.firstClock(atOrAfter: time, after: 0)?.seq }
+            if let home,
+                inputs.history.contains(where: { $0.event.type.isContactEvent && home.isForeign($0.event.contact) })
+            {
+                (inputs.history, inputs.positions) = try Self.inTimeOrder(inputs.history) { time in
+                    try txn.firstClock(atOrAfter: time, after: 0)?.seq
+                }
             }
             let result = try ContactMerge.fold(inputs)
             try txn.removeAging(awardedAt: seqs)
@@ -117,38 +126,41 @@ extension ProjectionFolder {
         checkpoint = logged.seq
     }
 
-    /// K4: the order in which a merge folds a history moved in from another partition (`moved`, which arrived after
-    /// the other contact's events) with the other contact's: each moved event just before the first of the other's
-    /// events, or of the clock events, whose time is later than its own (at the merge when none is), under the rules
-    /// in force there; both histories keep their own order. (Rules publications carry the time they were made, not an
-    /// event time, so they place nothing.) There is no log order across partitions; this is a single node's wherever
-    /// the events came in the order of their times. Returns the events with the positions they are folded at.
-    static func interleave(
-        _ history: [LoggedEvent], moved: Set<UInt64>, before merge: UInt64,
-        firstClockAfter: (Int64) throws -> UInt64?
+    /// K4: the order in which a merge folds a union that holds history moved in from another partition (events of a
+    /// foreign contact, which arrived after the others): by time, ties in log order — there is no log order across
+    /// partitions, and this is a single node's wherever the events came in the order of their times. Each event is
+    /// folded at the position (among the log's rules and clock events) of the earliest event not before it in time,
+    /// and before the first clock event later than it. Every later merge of the same contact orders its union so
+    /// again (the moved events stay foreign in the log), so a contact's history keeps one order. Returns the events
+    /// with the positions they are folded at.
+    static func inTimeOrder(
+        _ history: [LoggedEvent], firstClockAfter: (Int64) throws -> UInt64?
     ) rethrows -> (history: [LoggedEvent], positions: [UInt64]) {
-        let own = history.filter { !moved.contains($0.seq) }
-        var (result, positions) = ([LoggedEvent](), [UInt64]())
-        var next = own.startIndex
-        for event in history where moved.contains(event.seq) {
-            while next < own.endIndex, own[next].event.at <= event.event.at {
-                result.append(own[next])
-                positions.append(own[next].seq)
-                next += 1
-            }
-            var position = next < own.endIndex ? own[next].seq : merge
-            if event.event.at < .max, let clock = try firstClockAfter(event.event.at + 1) {
-                position = min(position, clock)
-            }
-            // Never before what is folded already.
-            result.append(event)
-            positions.append(max(position, positions.last ?? 0))
+        let ordered = history.enumerated().sorted {
+            ($0.element.event.at, $0.offset) < ($1.element.event.at, $1.offset)
         }
-        for event in own[next...] {
-            result.append(event)
-            positions.append(event.seq)
+        .map(\.element)
+        var positions = [UInt64](repeating: 0, count: ordered.count)
+        var earliest = UInt64.max
+        for index in ordered.indices.reversed() {
+            earliest = min(earliest, ordered[index].seq)
+            positions[index] = earliest
         }
-        return (result, positions)
+        for index in ordered.indices where ordered[index].event.at < .max {
+            if let clock = try firstClockAfter(ordered[index].event.at + 1) {
+                positions[index] = min(positions[index], clock)
+            }
+        }
+        return (ordered, positions)
+    }
+
+    /// K4: the state a merge relayed from another partition carries for the contact it moves (its `text`).
+    static func movedState(_ merge: Event) throws -> ContactState? {
+        guard let text = merge.text else { return nil }
+        guard let bytes = Data(base64Encoded: text) else {
+            throw CorruptRecordError(table: "events", message: "a moved contact's state that is not base64")
+        }
+        return try bytes.withUnsafeBytes { try ContactCodec.decode($0) }
     }
 
     /// K4: a merge this partition does not fold goes to the partition that does, through the relays. When `from`
@@ -165,6 +177,9 @@ extension ProjectionFolder {
         var merge = Event.merge(
             from: from, into: into, at: logged.event.at, id: logged.event.id, viaIngest: logged.event.value == 1)
         if !fromAway {
+            // The state goes with the history: the one brought here, when `from` was moved in, else this one.
+            let state = try txn.contact(from)
+            merge.text = logged.event.text ?? state.map { Data(ContactCodec.encode($0)).base64EncodedString() }
             relayed = try log.events(at: try txn.history(from)).compactMap { moved in
                 guard moved.event.type.isContactEvent else { return nil }
                 var event = moved.event

@@ -70,13 +70,14 @@ extension ProjectionTransaction {
 }
 
 extension Relay {
-    /// The relay of `event`, the `position`'s of partition `origin`, to `partition`. An event without an id gets one
-    /// naming the relay: the receiving partition's copy skips an id it holds (S6), so a relay published twice — by a
-    /// holder that died before the stream's acknowledgement was recorded, after the duplicate window — is applied
-    /// once.
+    /// The relay of `event`, the `position`'s of partition `origin`, to `partition`. Its id becomes one naming the
+    /// relay, `relay:<origin>:<seq>:<index>`: the receiving partition's copy skips an id it holds (S6), so a relay
+    /// published twice — by a holder that died before its record, after the duplicate window — is applied once. The
+    /// event's own id is not kept: it was judged where the event arrived first, and a chain of merges that passes a
+    /// partition twice would bring it back there, where it is known, and lose it.
     public static func make(_ event: Event, at position: AuditPosition, from origin: Int, to partition: Int) -> Relay {
         var event = event
-        if event.id == nil { event.id = "relay:\(origin):\(position.seq):\(position.index)" }
+        event.id = "relay:\(origin):\(position.seq):\(position.index)"
         return Relay(position: position, partition: partition, event: event)
     }
 
