@@ -91,8 +91,7 @@ public struct ClusterLog: Sendable {
             relays.map { relay in
                 JetStreamPublication(
                     subject: Self.subject(relay.partition), payload: EventCodec.encode(relay.event),
-                    messageID: Self.messageID(
-                        "relay:\(origin):\(relay.position.seq):\(relay.position.index)"))
+                    messageID: Self.messageID(Relay.identifier(from: origin, at: relay.position)))
             })
         let published = Relay.published(through: last.position, at: time)
         return try await session.publish([

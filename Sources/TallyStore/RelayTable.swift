@@ -77,8 +77,13 @@ extension Relay {
     /// partition twice would bring it back there, where it is known, and lose it.
     public static func make(_ event: Event, at position: AuditPosition, from origin: Int, to partition: Int) -> Relay {
         var event = event
-        event.id = "relay:\(origin):\(position.seq):\(position.index)"
+        event.id = identifier(from: origin, at: position)
         return Relay(position: position, partition: partition, event: event)
+    }
+
+    /// The id of the relay at `position` of partition `origin`: its event's id and its message id in the stream.
+    public static func identifier(from origin: Int, at position: AuditPosition) -> String {
+        "relay:\(origin):\(position.seq):\(position.index)"
     }
 
     /// The `partition.relayed` event recording that the relays through `position` are published.
