@@ -21,7 +21,7 @@ public struct ClusterStatusDocument: Codable, Sendable, Equatable {
     }
 
     /// A partition this node folds: the stream sequence its copy has reached, its local log's head, and how far
-    /// the fold is (the lag is `log_head - projected`).
+    /// the fold is (the lag is `log_head - projected`, in stream sequences: the copy numbers events by them).
     public struct HeldPartition: Codable, Sendable, Equatable {
         public var partition: Int
         public var copiedThrough: UInt64

@@ -4,7 +4,7 @@ public import TallyStore
 
 /// A node's copy of one partition (SPEC K3): reads the partition's subject of the cluster's stream from where its
 /// local log stands, and appends what it reads to that log, with the stream position in the same transaction
-/// (``EventLog/append(_:streamPosition:)``). After a crash, or when another node held the partition meanwhile, it
+/// (``EventLog/append(copied:at:streamPosition:)``), each event under its stream sequence. After a crash, or when another node held the partition meanwhile, it
 /// resumes after exactly what the log holds: no message skipped, none appended twice. The log is then folded by the
 /// same projector, in the same formats, as a single node's.
 public struct PartitionFollower: Sendable {
@@ -12,21 +12,24 @@ public struct PartitionFollower: Sendable {
     public let clusterLog: ClusterLog
     /// The stream position of the last message the copy holds.
     private let position: @Sendable () throws -> UInt64
-    /// Appends copied events with the position of the last, in one durable transaction.
-    private let append: @Sendable (_ events: [Event], _ position: UInt64) async throws -> Void
+    /// Appends copied events, each under its stream sequence (`positions`), with the position of the last message, in
+    /// one durable transaction.
+    private let append: @Sendable (_ events: [Event], _ positions: [UInt64], _ position: UInt64) async throws -> Void
 
     /// A follower that appends to `log` itself (nothing else may append to it meanwhile).
     public init(partition: Int, log: EventLog, clusterLog: ClusterLog) {
         self.init(
             partition: partition, clusterLog: clusterLog, position: { try log.streamPosition() },
-            append: { events, position in _ = try log.append([.events(events)], streamPosition: position) })
+            append: { events, positions, position in
+                _ = try log.append(copied: events, at: positions, streamPosition: position)
+            })
     }
 
     /// A follower whose appends go through `append` (a partition engine's log writer) and whose position is read
     /// through `position`.
     public init(
         partition: Int, clusterLog: ClusterLog, position: @escaping @Sendable () throws -> UInt64,
-        append: @escaping @Sendable (_ events: [Event], _ position: UInt64) async throws -> Void
+        append: @escaping @Sendable (_ events: [Event], _ positions: [UInt64], _ position: UInt64) async throws -> Void
     ) {
         self.partition = partition
         self.clusterLog = clusterLog
@@ -85,6 +88,7 @@ public struct PartitionFollower: Sendable {
     /// Appends fetched messages' events with the position of the last, in one transaction.
     private func copy(_ messages: [StreamMessage]) async throws {
         guard let last = messages.last else { return }
-        try await append(messages.map { message in try EventCodec.decode(message.payload) }, last.sequence)
+        try await append(
+            messages.map { message in try EventCodec.decode(message.payload) }, messages.map(\.sequence), last.sequence)
     }
 }

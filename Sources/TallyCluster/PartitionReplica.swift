@@ -47,6 +47,7 @@ public final class PartitionReplica: Sendable {
     ) throws {
         self.drainTime = drainTime
         let directory = dataDirectory + "/partitions/\(partition)"
+        try Self.dropDenseCopy(directory, mapSize: mapSize, logger: logger)
         try FileManager.default.createDirectory(atPath: directory + "/log", withIntermediateDirectories: true)
         self.partition = partition
         self.clusterLog = clusterLog
@@ -62,7 +63,9 @@ public final class PartitionReplica: Sendable {
             home: PartitionHome(partitioning: clusterLog.partitioning, partition: partition), logger: logger)
         follower = PartitionFollower(
             partition: partition, clusterLog: clusterLog, position: { [log] in try log.streamPosition() },
-            append: { [writer] events, position in _ = try await writer.append(events, streamPosition: position) })
+            append: { [writer] events, positions, position in
+                _ = try await writer.append(copied: events, at: positions, streamPosition: position)
+            })
         let (log, writer, projector, copiedOnce) = (log, writer, projector, copiedOnce)
         outbox = delivery.map { delivery in
             OutboxDelivery(
@@ -73,6 +76,18 @@ public final class PartitionReplica: Sendable {
                 configuration: delivery.configuration, blocking: delivery.blocking,
                 rulesInForce: { [projector] in projector.rules.scorer.rules }, logger: logger)
         }
+    }
+
+    /// Removes a copy, with its projections, whose log numbers events densely (made before copies took the stream's
+    /// sequences, `Docs/format.md`): it is copied and folded again from the stream, which holds everything it held.
+    private static func dropDenseCopy(_ directory: String, mapSize: Int, logger: Logger) throws {
+        guard FileManager.default.fileExists(atPath: directory + "/log/data.mdb") else { return }
+        let dense = try !EventLog(directory: directory + "/log", mapSize: mapSize).numberedByStream()
+        guard dense else { return }
+        logger.notice(
+            "partition copy numbered before stream positions: copying it again",
+            metadata: ["tally.directory": "\(directory)"])
+        try FileManager.default.removeItem(atPath: directory)
     }
 
     /// Where the delivery's outcomes go: published to the partition's subject (a request id of their own, so that

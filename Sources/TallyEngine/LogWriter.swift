@@ -36,8 +36,9 @@ public final class LogWriter: Sendable {
         /// Work that must run on the writer's thread while nothing is appended (an erasure's compaction, I8); run
         /// instead of an append, alone.
         var job: (@Sendable () throws -> Void)?
-        /// For a cluster partition's copy: the stream position committed with the events; appended alone.
-        var streamPosition: UInt64?
+        /// For a cluster partition's copy: each event's stream sequence and the stream position committed with the
+        /// events; appended alone.
+        var copied: (positions: [UInt64], streamPosition: UInt64)?
         var continuation: CheckedContinuation<AppendReceipt, any Error>
     }
 
@@ -102,10 +103,15 @@ public final class LogWriter: Sendable {
         return try await enqueue(request: .packed(packed), stream: nil)
     }
 
-    /// Appends events copied from a cluster partition's stream with the stream position of the last message, in one
-    /// durable transaction of their own (``EventLog/append(_:streamPosition:)``); returns once it has committed.
-    public func append(_ events: [Event], streamPosition: UInt64) async throws -> AppendReceipt {
-        try await enqueue(request: .events(events), stream: nil, streamPosition: streamPosition)
+    /// Appends events copied from a cluster partition's stream, each under its stream sequence, with the stream
+    /// position of the last message, in one durable transaction of their own
+    /// (``EventLog/append(copied:at:streamPosition:)``); returns once it has committed.
+    public func append(
+        copied events: [Event], at positions: [UInt64], streamPosition: UInt64
+    ) async throws
+        -> AppendReceipt
+    {
+        try await enqueue(request: .events(events), stream: nil, copied: (positions, streamPosition))
     }
 
     /// Appends the events `stream` emits in one durable transaction of their own, without holding them in
@@ -121,14 +127,14 @@ public final class LogWriter: Sendable {
 
     private func enqueue(
         request: AppendRequest, stream: EventStream?, job: (@Sendable () throws -> Void)? = nil,
-        streamPosition: UInt64? = nil
+        copied: (positions: [UInt64], streamPosition: UInt64)? = nil
     ) async throws -> AppendReceipt {
         try await withCheckedThrowingContinuation { continuation in
             let accepted = queue.withLock { queue -> Bool in
                 guard !queue.stopping else { return false }
                 queue.pending.append(
                     Pending(
-                        request: request, stream: stream, job: job, streamPosition: streamPosition,
+                        request: request, stream: stream, job: job, copied: copied,
                         continuation: continuation))
                 return true
             }
@@ -162,7 +168,7 @@ public final class LogWriter: Sendable {
                 guard let first = queue.pending.first else { return queue.stopping ? nil : [] }
                 // Whole requests only; at least one, however large; a stream, a job or a copied batch alone.
                 func alone(_ pending: Pending) -> Bool {
-                    pending.stream != nil || pending.job != nil || pending.streamPosition != nil
+                    pending.stream != nil || pending.job != nil || pending.copied != nil
                 }
                 var count = first.request.count
                 var taken = 1
@@ -217,8 +223,8 @@ public final class LogWriter: Sendable {
                 let receipts =
                     if let stream = batch[0].stream {
                         [try log.appendStream(stream)]
-                    } else if let position = batch[0].streamPosition {
-                        try log.append([batch[0].request], streamPosition: position)
+                    } else if let copied = batch[0].copied, case .events(let events) = batch[0].request {
+                        [try log.append(copied: events, at: copied.positions, streamPosition: copied.streamPosition)]
                     } else {
                         try log.append(batch.map(\.request)) { FaultInjection.point("writer") }
                     }

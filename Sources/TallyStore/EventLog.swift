@@ -115,16 +115,46 @@ public final class EventLog: Sendable {
         }
     }
 
-    /// A cluster partition's copy (issue 19): appends what was read from the partition's stream and the stream
-    /// sequence of the last message read, in one durable transaction, so that after a crash the copy resumes after
-    /// exactly what it holds — nothing skipped, nothing appended twice.
-    public func append(_ requests: [AppendRequest], streamPosition: UInt64) throws -> [AppendReceipt] {
-        try environment.write { txn in
-            let receipts = try append(requests, in: txn)
+    /// A cluster partition's copy (issue 19): appends what was read from the partition's stream, each event under
+    /// its stream sequence (`positions`, ascending, after the head), and the stream sequence of the last message
+    /// read, in one durable transaction, so that after a crash the copy resumes after exactly what it holds —
+    /// nothing skipped, nothing appended twice. Positions are the stream's, not dense: every copy of a partition
+    /// numbers its events alike even after messages left the stream (an erasure, I8), and they order events of
+    /// different partitions (the change feed).
+    public func append(
+        copied events: [Event], at positions: [UInt64], streamPosition: UInt64
+    ) throws
+        -> AppendReceipt
+    {
+        precondition(events.count == positions.count, "one stream position per copied event")
+        return try environment.write { txn in
+            var receipt = AppendReceipt()
+            var record: [UInt8] = []
+            for index in events.indices {
+                EventCodec.encode(events[index], into: &record)
+                try record.withUnsafeBytes { record in
+                    _ = try put(
+                        record: record, idBytes: events[index].id.map { Array($0.utf8) }, type: events[index].type,
+                        at: positions[index], into: &receipt, txn)
+                }
+            }
             try txn.put(meta, Self.streamPositionKey, SequenceKey.encode(streamPosition))
-            return receipts
+            try txn.put(meta, Self.positionsKey, Self.streamPositions)
+            return receipt
         }
     }
+
+    /// Whether the log numbers its events by stream sequence (a cluster partition's copy since issue 19's erasure)
+    /// or holds none: a copy numbered densely, as the first copies were, must be copied again.
+    public func numberedByStream() throws -> Bool {
+        try environment.read { txn in
+            try txn.get(meta, Self.positionsKey).map { Array($0) == Self.streamPositions }
+                ?? (try txn.count(events) == 0)
+        }
+    }
+
+    static let positionsKey = Array("positions".utf8)
+    static let streamPositions = Array("stream".utf8)
 
     /// The stream sequence of the last message a partition's copy appended (0: none).
     public func streamPosition() throws -> UInt64 {
@@ -141,29 +171,12 @@ public final class EventLog: Sendable {
         var receipts: [AppendReceipt] = []
         receipts.reserveCapacity(requests.count)
         var record: [UInt8] = []  // one buffer for every record of the batch
-        /// Puts one record under `next` unless its id is known (then counts it a duplicate).
+        /// Puts one record under `next` unless its id is known.
         func put(
             record: UnsafeRawBufferPointer, id: UnsafeRawBufferPointer?, type: EventType,
             into receipt: inout AppendReceipt
         ) throws {
-            var key = next.bigEndian
-            try withUnsafeBytes(of: &key) { seqKey in
-                if let id, !(try txn.put(ids, id, seqKey, flags: LMDBPutFlags.noOverwrite)) {
-                    receipt.duplicates += 1
-                    receipt.duplicatesByType[type, default: 0] += 1
-                    if let seq = try txn.get(ids, id).flatMap(SequenceKey.decode) { receipt.include(seq) }
-                    return
-                }
-                try txn.put(events, seqKey, record, flags: LMDBPutFlags.append)
-                if type.switchesRules {
-                    try txn.put(rules, Array(seqKey), [type.rawValue])
-                } else if type.isDeliveryOutcome {
-                    try txn.put(outcomes, Array(seqKey), [type.rawValue])
-                }
-                receipt.accepted += 1
-                receipt.include(next)
-                next += 1
-            }
+            if try self.put(record: record, id: id, type: type, at: next, into: &receipt, txn) { next += 1 }
         }
         for request in requests {
             var receipt = AppendReceipt()
@@ -194,6 +207,41 @@ public final class EventLog: Sendable {
             receipts.append(receipt)
         }
         return receipts
+    }
+
+    /// Puts one record under `seq` unless its id is known (then counts it a duplicate); whether it was put.
+    private func put(
+        record: UnsafeRawBufferPointer, id: UnsafeRawBufferPointer?, type: EventType, at seq: UInt64,
+        into receipt: inout AppendReceipt, _ txn: LMDBTransaction
+    ) throws -> Bool {
+        var key = seq.bigEndian
+        return try withUnsafeBytes(of: &key) { seqKey in
+            if let id, !(try txn.put(ids, id, seqKey, flags: LMDBPutFlags.noOverwrite)) {
+                receipt.duplicates += 1
+                receipt.duplicatesByType[type, default: 0] += 1
+                if let known = try txn.get(ids, id).flatMap(SequenceKey.decode) { receipt.include(known) }
+                return false
+            }
+            try txn.put(events, seqKey, record, flags: LMDBPutFlags.append)
+            if type.switchesRules {
+                try txn.put(rules, Array(seqKey), [type.rawValue])
+            } else if type.isDeliveryOutcome {
+                try txn.put(outcomes, Array(seqKey), [type.rawValue])
+            }
+            receipt.accepted += 1
+            receipt.include(seq)
+            return true
+        }
+    }
+
+    /// ``put(record:id:type:at:into:_:)`` with the id as bytes.
+    private func put(
+        record: UnsafeRawBufferPointer, idBytes id: [UInt8]?, type: EventType, at seq: UInt64,
+        into receipt: inout AppendReceipt, _ txn: LMDBTransaction
+    ) throws -> Bool {
+        guard let id else { return try put(record: record, id: nil, type: type, at: seq, into: &receipt, txn) }
+        return try id.withUnsafeBytes { id in try put(record: record, id: id, type: type, at: seq, into: &receipt, txn)
+        }
     }
 
     /// Appends the events `produce` emits in one durable transaction, without holding them in memory (an

@@ -51,7 +51,8 @@ import Testing
         let oneBatch = try await reader.fetch(batch: 100)
         await reader.close()
         let partial = try oneBatch.map { try EventCodec.decode($0.payload) }
-        _ = try log.append([.events(partial)], streamPosition: try #require(oneBatch.last?.sequence))
+        _ = try log.append(
+            copied: partial, at: oneBatch.map(\.sequence), streamPosition: try #require(oneBatch.last?.sequence))
         let copied = try await first.catchUp(batch: 250)
         let restarted = PartitionFollower(partition: 2, log: log, clusterLog: clusterLog)
         #expect(try await restarted.catchUp() == 0)  // nothing new: it resumes after what the log holds
@@ -61,8 +62,10 @@ import Testing
         }
         #expect(oneBatch.count + copied == expected.count)
         var stored: [Event] = []
+        var storedAt: [UInt64] = []
         try log.forEach { logged in
             stored.append(logged.event)
+            storedAt.append(logged.seq)
             return true
         }
         // In stream order, each once, the broadcast at its place (every event's `at` is its own).
@@ -74,6 +77,9 @@ import Testing
         let contactAcks = zip(events.filter { $0.type != .rulesPublished }, acks.prefix(1_500) + acks.suffix(1_499))
         let positions = contactAcks.filter { partitioning.partition(of: $0.0.contact) == 2 }.map(\.1.sequence)
         #expect(try log.streamPosition() == max(positions.max() ?? 0, acks[1_500 + 2].sequence))
+        // Each event under its stream sequence (K2, I8: every copy numbers alike, whatever left the stream).
+        #expect(storedAt == (positions + [acks[1_500 + 2].sequence]).sorted())
+        #expect(try log.numberedByStream())
 
         // A new event of the partition, published while a follower waits for it.
         let waiting = Task {
@@ -81,10 +87,11 @@ import Testing
         }
         try await Task.sleep(for: .milliseconds(200))
         let contact = try #require((0..<1000).map { "late-\($0)" }.first { partitioning.partition(of: $0) == 2 })
-        _ = try await clusterLog.append(
+        let late = try await clusterLog.append(
             [Event(type: .formSubmit, contact: contact, at: 9_999, item: "demo")], request: "r-2")
         #expect(try await waiting.value == 1)
-        #expect(try log.head() == UInt64(expected.count + 1))
+        #expect(try log.count() == expected.count + 1)
+        #expect(try log.head() == late.first?.sequence)
         await session.close()
     }
 
