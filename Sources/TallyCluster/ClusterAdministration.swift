@@ -325,6 +325,17 @@ extension ClusterNode {
                 try TallyEngine.checkRulesVersion(version, published: published)
                 answer.preview = RebuildPreview(
                     try await blocking.run { try replica.preview(version: version) }, version: version)
+            case .aliases:
+                let names = query.names ?? []
+                guard partitions(of: names).contains(replica.partition) else { break }
+                answer.aliases = try replica.projector.projections.read { txn in
+                    try names.flatMap { name in try txn.aliases(of: name) }
+                }
+            case .erase:
+                let names = query.names ?? []
+                guard partitions(of: names).contains(replica.partition) else { break }
+                answer.erased = try await replica.erase(
+                    names: names, hash: query.hash ?? "", at: query.at ?? wallClockMillis())
             case .retry:
                 guard let outbox = replica.outbox else {
                     throw EngineError(.unavailable, "node \(settings.node) does not deliver its partitions' outboxes")
@@ -341,6 +352,7 @@ extension ClusterNode {
     /// beyond what fits are left out, and the answer says where its list stops.
     func answer(_ query: PartitionQuery, within room: Int) async -> [UInt8] {
         var answer = NodeAnswer(partitions: [])
+        if query.kind == .erase { dropIdleCopies(of: query.names ?? []) }
         for partition in held {
             if let replica = replica(partition) { answer.partitions.append(await self.answer(query, in: replica)) }
         }

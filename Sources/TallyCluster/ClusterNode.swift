@@ -44,7 +44,7 @@ public actor ClusterNode {
     public nonisolated let clusterLog: ClusterLog
     let session: JetStreamSession
     let leases: PartitionLeases
-    private let dataDirectory: String
+    let dataDirectory: String
     private let sessionTimeout: Int64
     private let mapSize: Int
     let logger: Logger
@@ -122,6 +122,9 @@ public actor ClusterNode {
                 await stopReplica(partition, promptly: true)
             }
             for partition in held.keys.sorted() where replicas[partition] == nil { startReplica(partition) }
+            for (partition, running) in replicas.sorted(by: { $0.key < $1.key }) where running.replica.isStale {
+                await copyAgain(partition)
+            }
             try? await Task.sleep(for: settings.leaseTime / 3)
         }
         watching.cancel()
@@ -244,6 +247,21 @@ public actor ClusterNode {
             logger.error(
                 "partition not started", metadata: ["tally.partition": "\(partition)", "tally.error": "\(error)"])
         }
+    }
+
+    /// Replaces a replica whose copy an erasure made stale (``StaleCopyError``) with a fresh copy of the partition.
+    private func copyAgain(_ partition: Int) async {
+        await stopReplica(partition, promptly: true)
+        do {
+            try FileManager.default.removeItem(atPath: PartitionReplica.directory(of: partition, in: dataDirectory))
+        } catch {
+            logger.error(
+                "a stale partition copy could not be removed",
+                metadata: ["tally.partition": "\(partition)", "tally.error": "\(error)"])
+            return
+        }
+        logger.notice("partition copied again after an erasure", metadata: ["tally.partition": "\(partition)"])
+        startReplica(partition)
     }
 
     /// D1 in a cluster: every `interval`, the node holding partition 0 publishes a clock event with the wall time to

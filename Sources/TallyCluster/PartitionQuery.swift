@@ -18,6 +18,10 @@ struct PartitionQuery: Codable, Sendable {
         case list
         /// A rebuild's dry run under rules ``version`` (A4).
         case preview
+        /// The aliases the partition knows for ``names`` (I8: an erasure gathers a contact's ids).
+        case aliases
+        /// Erases ``names`` in the partition, with the keyed ``hash`` and the time ``at`` of the erasure (I8).
+        case erase
     }
 
     var kind: Kind
@@ -29,6 +33,9 @@ struct PartitionQuery: Codable, Sendable {
     var limit: Int?
     var key: String?
     var list: ContactListQuery?
+    var names: [String]?
+    var hash: String?
+    var at: Int64?
 }
 
 /// One partition's answer to a ``PartitionQuery``: the fields of the query's kind, or why it failed.
@@ -42,6 +49,8 @@ struct PartitionAnswer: Codable, Sendable {
     var retried: OutboxItem?
     var list: ListPage?
     var preview: RebuildPreview?
+    var aliases: [String]?
+    var erased: PartitionErasureReport?
     var failure: Failure?
 
     /// A partition's page of a contact list, and where it goes on.

@@ -25,15 +25,17 @@ public final class PartitionReplica: Sendable {
     /// The delivery of the partition's outbox; nil when the node delivers nothing.
     public let outbox: OutboxDelivery?
     private let follower: PartitionFollower
-    private let clusterLog: ClusterLog
+    let clusterLog: ClusterLog
     /// 1 once the copy has read the partition to its end for the first time since the replica started.
     private let copiedOnce = SequenceWatch(0)
     /// Whether the delivery stops without waiting for its attempts in flight (see ``stopDeliveringPromptly()``).
     private let promptStop = Mutex(false)
     /// How long the delivery's attempts in flight have to finish when the replica stops.
     private let drainTime: Duration
-    private let logger: Logger
-    private let directory: String
+    let logger: Logger
+    let directory: String
+    /// Set when the copy turned out stale (``StaleCopyError``): the node then copies the partition again.
+    private let stale = Mutex(false)
     private let mapSize: Int
     private let sessionTimeout: Int64
 
@@ -46,7 +48,7 @@ public final class PartitionReplica: Sendable {
         logger: Logger
     ) throws {
         self.drainTime = drainTime
-        let directory = dataDirectory + "/partitions/\(partition)"
+        let directory = Self.directory(of: partition, in: dataDirectory)
         try Self.dropDenseCopy(directory, mapSize: mapSize, logger: logger)
         try FileManager.default.createDirectory(atPath: directory + "/log", withIntermediateDirectories: true)
         self.partition = partition
@@ -63,7 +65,8 @@ public final class PartitionReplica: Sendable {
             home: PartitionHome(partitioning: clusterLog.partitioning, partition: partition), logger: logger)
         follower = PartitionFollower(
             partition: partition, clusterLog: clusterLog, position: { [log] in try log.streamPosition() },
-            append: { [writer] events, positions, position in
+            append: { [writer, log] events, positions, position in
+                try Self.checkNotStale(events, log: log, partition: partition)
                 _ = try await writer.append(copied: events, at: positions, streamPosition: position)
             })
         let (log, writer, projector, copiedOnce) = (log, writer, projector, copiedOnce)
@@ -77,6 +80,15 @@ public final class PartitionReplica: Sendable {
                 rulesInForce: { [projector] in projector.rules.scorer.rules }, logger: logger)
         }
     }
+
+    /// Where the copy and projections of `partition` are.
+    static func directory(of partition: Int, in dataDirectory: String) -> String {
+        dataDirectory + "/partitions/\(partition)"
+    }
+
+    /// Whether the copy turned out stale (an erasure removed from the stream events it holds): it stopped copying,
+    /// and the node copies the partition again.
+    public var isStale: Bool { stale.withLock { $0 } }
 
     /// Removes a copy, with its projections, whose log numbers events densely (made before copies took the stream's
     /// sequences, `Docs/format.md`): it is copied and folded again from the stream, which holds everything it held.
@@ -170,6 +182,7 @@ public final class PartitionReplica: Sendable {
         while await !copiedOnce.wait(forAtLeast: 1, timeout: .seconds(1)) {
             if Task.isCancelled { return }
         }
+        await finishPendingErasure()
         while !Task.isCancelled {
             do {
                 let head = try log.head()
@@ -202,6 +215,10 @@ public final class PartitionReplica: Sendable {
                 try await follower.follow(batch: 2_000, wait: .seconds(1)) { [copiedOnce] in
                     copiedOnce.advance(to: 1)
                 }
+            } catch let error as StaleCopyError {
+                logger.warning("partition copy stale", metadata: ["tally.error": "\(error)"])
+                stale.withLock { $0 = true }
+                return
             } catch {
                 if Task.isCancelled { return }
                 logger.warning(

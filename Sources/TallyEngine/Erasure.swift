@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 public import TallyAPI
 import TallyCore
-import TallyStore
+public import TallyStore
 
 /// What the folder's half of an erasure found and removed.
 struct ErasedContact: Sendable {
@@ -51,6 +51,60 @@ extension ProjectionFolder {
         sessionCache.removeAll()
         return ErasedContact(
             contact: contact, aliases: aliases, emails: emails, removed: removed, record: record, hash: hash)
+    }
+}
+
+extension ProjectionFolder {
+    /// I8 in a cluster partition (K4), on the projector's thread: folds the copy to its head, then finds every
+    /// event of `names` and of the aliases this partition knows for them (their own, the merges naming them, those
+    /// relayed to them), marks the erasure in the projections (``StreamErasure``: what the holder then deletes from
+    /// the stream), removes the events from the copy, and every projection record of those ids. With `names` nil,
+    /// it finishes the erasure the mark holds (a crash interrupted it; each step can run again). Nil when the
+    /// partition holds nothing of them. Returns the mark and the email addresses its records held.
+    public func erase(
+        names given: [String]?, hash: String, at: Int64
+    ) throws -> (erasure: StreamErasure, emails: Set<String>)? {
+        var erasure: StreamErasure
+        if let given {
+            let head = try log.head()
+            while checkpoint < head, try step(through: head) {}
+            var names = Set(given.map { ByteString($0) })
+            let known = try store.read { txn -> Bool in
+                for name in given { for alias in try txn.aliases(of: name) { names.insert(ByteString(alias)) } }
+                for name in names where try txn.contact(name.string) != nil { return true }
+                return false
+            }
+            var positions: [UInt64] = []
+            try log.forEach { logged in
+                if names.contains(ByteString(logged.event.contact))
+                    || logged.event.mergeTarget.map({ names.contains(ByteString($0)) }) == true
+                {
+                    positions.append(logged.seq)
+                }
+                return true
+            }
+            guard known || !positions.isEmpty else { return nil }
+            erasure = StreamErasure(
+                names: names.sorted().map { $0.string }, hash: hash, at: at, positions: positions)
+            try store.update { txn in try txn.setPendingStreamErasure(erasure) }
+        } else {
+            guard let pending = try store.read({ txn in try txn.pendingStreamErasure() }) else { return nil }
+            erasure = pending
+        }
+        let names = Set(erasure.names.map { ByteString($0) })
+        _ = try log.remove { event in
+            names.contains(ByteString(event.contact))
+                || event.mergeTarget.map({ names.contains(ByteString($0)) }) == true
+        }
+        var emails: Set<String> = []
+        try store.update { txn in
+            for name in erasure.names {
+                emails.formUnion(try txn.erase(name).emails)
+            }
+        }
+        contactCache.removeAll()
+        sessionCache.removeAll()
+        return (erasure, emails)
     }
 }
 
@@ -115,6 +169,11 @@ extension TallyEngine {
 /// An erasure whose check found the contact's id or email address still in a file under `data_dir`.
 public struct ErasureResidueError: Error, CustomStringConvertible {
     public var report: ErasureReport
+
+    public init(report: ErasureReport) {
+        self.report = report
+    }
+
     public var description: String {
         "the contact was erased from the log and the projections, but its id or email address is still in "
             + report.residue.joined(separator: ", ")

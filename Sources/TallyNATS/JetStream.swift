@@ -45,6 +45,18 @@ public struct JetStream: Sendable {
         }
     }
 
+    /// Deletes the message at `sequence` from stream `name`, its bytes overwritten on the servers' disks (an
+    /// erasure, I8); a message already gone is no error. Returns whether it was there.
+    @discardableResult
+    public func deleteMessage(stream name: String, sequence: UInt64) async throws(NATSError) -> Bool {
+        do {
+            _ = try await api("STREAM.MSG.DELETE.\(name)", MessageDeletion(seq: sequence), as: Success.self)
+            return true
+        } catch .jetStream(_, let code, _) where code == NATSError.noMessageFound || code == NATSError.deleteFailed {
+            return false
+        }
+    }
+
     /// Deletes the stream and everything in it.
     public func deleteStream(_ name: String) async throws(NATSError) {
         _ = try await api("STREAM.DELETE.\(name)", Empty(), as: Success.self)
@@ -102,6 +114,11 @@ public struct JetStream: Sendable {
         let answer = try await connection.request(subject, payload: Array(payload), timeout: timeout)
         return try decodeAnswer(answer.payload, subject: subject)
     }
+}
+
+/// `STREAM.MSG.DELETE`'s request: without `no_erase`, the server overwrites the message's bytes.
+private struct MessageDeletion: Encodable {
+    var seq: UInt64
 }
 
 /// `STREAM.MSG.GET` of the last message stored on a subject.

@@ -41,4 +41,6 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
     public static let streamNotFound = 10059
     /// JetStream's code for a message get that found nothing (no message on the subject).
     public static let noMessageFound = 10037
+    /// JetStream's "message delete failed": what `STREAM.MSG.DELETE` answers for a sequence not in the stream.
+    public static let deleteFailed = 10057
 }

@@ -55,6 +55,7 @@ struct ClusterRoutes: Sendable {
             }
             router.get("/v1/contacts/{id}") { request, context in try await self.contact(request, context) }
             router.post("/v1/contacts/{id}") { request, context in try await self.updateContact(request, context) }
+            router.delete("/v1/contacts/{id}") { _, context in try await self.erase(context) }
             router.get("/v1/contacts/{id}/explain") { request, context in try await self.explain(request, context) }
             router.post("/v1/contacts/{id}/points") { request, context in
                 try await self.changePoints(request, context)
@@ -253,6 +254,19 @@ struct ClusterRoutes: Sendable {
 
     /// `GET /v1/contacts/{id}[?after=SEQ]`: the contact's document as the holder of its partition has folded it
     /// (K4).
+    /// `DELETE /v1/contacts/{id}` (I8 across the cluster, K4): the contact and its aliases erased from every
+    /// partition that holds them and from the stream; 200 with the report once no holder finds a residue.
+    func erase(_ context: BasicRequestContext) async throws -> Response {
+        let id = try Routes.contactID(context)
+        do {
+            return JSONResponse.make(try await node.erase(contact: id))
+        } catch let error as ErasureResidueError {
+            throw APIError(.internalServerError, error.description)
+        } catch let error as ClusterReadError {
+            throw APIError(.gatewayTimeout, "\(error)")
+        }
+    }
+
     func contact(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try Routes.contactID(context)
         let settled = try Self.readsYourWrites(request)

@@ -335,16 +335,37 @@ public final class EventLog: Sendable {
                 try txn.put(
                     events, SequenceKey.encode(recordSeq), EventCodec.encode(record), flags: LMDBPutFlags.append)
             }
-            for seq in doomed.sorted() {
-                let key = SequenceKey.encode(seq)
-                guard let raw = try txn.get(events, key) else { continue }
-                let event = try EventCodec.decode(raw)
-                if let id = event.id, try txn.get(ids, Array(id.utf8)) == key { try txn.delete(ids, Array(id.utf8)) }
-                try txn.delete(events, key)
-                try txn.delete(rules, key)
-                try txn.delete(outcomes, key)
-            }
+            try delete(doomed.sorted(), txn)
             return (doomed.sorted(), recordSeq)
+        }
+    }
+
+    /// I8 in a cluster partition's copy: removes every event `belongs` picks, with its idempotency and index
+    /// entries, in one transaction, and returns their positions. No record is appended: the copy holds what the
+    /// stream holds, and the erasure's record comes through the stream.
+    public func remove(where belongs: (Event) -> Bool) throws -> [UInt64] {
+        try environment.write { txn in
+            var doomed: [UInt64] = []
+            try txn.scan(events) { key, value in
+                let logged = try Self.logged(key, value)
+                if belongs(logged.event) { doomed.append(logged.seq) }
+                return true
+            }
+            try delete(doomed, txn)
+            return doomed
+        }
+    }
+
+    /// Deletes the events at `seqs` (those still there) with their idempotency and index entries.
+    private func delete(_ seqs: [UInt64], _ txn: LMDBTransaction) throws {
+        for seq in seqs {
+            let key = SequenceKey.encode(seq)
+            guard let raw = try txn.get(events, key) else { continue }
+            let event = try EventCodec.decode(raw)
+            if let id = event.id, try txn.get(ids, Array(id.utf8)) == key { try txn.delete(ids, Array(id.utf8)) }
+            try txn.delete(events, key)
+            try txn.delete(rules, key)
+            try txn.delete(outcomes, key)
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 public import TallyCore
 
 /// The tables that let one contact's state be derived again from its own events (issue 14, SPEC §9):
@@ -216,11 +217,47 @@ extension ProjectionTransaction {
         try txn.get(store.meta, ProjectionStore.erasingKey).map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// A cluster partition's erasure under way (K4, I8): saved before its copy is touched, cleared once the stream
+    /// no longer holds the events and holds the erasure's record, so that the holder's next start finishes it.
+    public func pendingStreamErasure() throws -> StreamErasure? {
+        guard let value = try txn.get(store.meta, ProjectionStore.erasingStreamKey) else { return nil }
+        do {
+            return try JSONDecoder().decode(StreamErasure.self, from: Data(value))
+        } catch {
+            throw CorruptRecordError(table: "meta", message: "erasing_stream: \(error)")
+        }
+    }
+
+    public func setPendingStreamErasure(_ erasure: StreamErasure?) throws {
+        if let erasure {
+            try txn.put(store.meta, ProjectionStore.erasingStreamKey, Array(try JSONEncoder().encode(erasure)))
+        } else {
+            _ = try txn.delete(store.meta, ProjectionStore.erasingStreamKey)
+        }
+    }
+
     public func setPendingErasure(_ contact: String?) throws {
         if let contact {
             try txn.put(store.meta, ProjectionStore.erasingKey, Array(contact.utf8))
         } else {
             _ = try txn.delete(store.meta, ProjectionStore.erasingKey)
         }
+    }
+}
+
+/// A cluster partition's erasure (K4, I8): the ids it erases (the contact and its aliases), the keyed hash its
+/// `contact.erased` record names, and the positions — stream sequences — of the events it removes from the copy and
+/// from the stream.
+public struct StreamErasure: Codable, Sendable, Equatable {
+    public var names: [String]
+    public var hash: String
+    public var at: Int64
+    public var positions: [UInt64]
+
+    public init(names: [String], hash: String, at: Int64, positions: [UInt64]) {
+        self.names = names
+        self.hash = hash
+        self.at = at
+        self.positions = positions
     }
 }

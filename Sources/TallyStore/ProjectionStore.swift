@@ -41,6 +41,7 @@ public final class ProjectionStore: Sendable {
     static let agingPassKey = Array("aging".utf8)
     static let backfillKey = Array("backfill".utf8)
     static let erasingKey = Array("erasing".utf8)
+    static let erasingStreamKey = Array("erasing_stream".utf8)
 
     public init(directory: String, mapSize: Int) throws {
         environment = try LMDBEnvironment(path: directory, mapSize: mapSize, maxDatabases: 32)
