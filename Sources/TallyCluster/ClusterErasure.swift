@@ -94,7 +94,8 @@ extension ClusterNode {
             guard FileManager.default.fileExists(atPath: directory) else { continue }
             do {
                 try FileManager.default.removeItem(atPath: directory)
-                logger.notice("idle partition copy dropped for an erasure", metadata: ["tally.partition": "\(partition)"])
+                logger.notice(
+                    "idle partition copy dropped for an erasure", metadata: ["tally.partition": "\(partition)"])
             } catch {
                 logger.error(
                     "an idle partition copy could not be dropped for an erasure",
@@ -130,14 +131,18 @@ extension PartitionReplica {
     /// of `names`, and the projections keep a mark of what the stream must lose — then the events' messages are
     /// deleted from the stream (their bytes overwritten), the `contact.erased` record is published to the
     /// partition (its `value` the first position erased: a copy that still holds it is stale), and the mark is
-    /// cleared. Last, the copy's files are compacted and searched for the ids and email addresses. With `names` nil
+    /// cleared. The outbox's delivery holds its attempts back during the removal (no outcome naming the contact
+    /// follows it). Last, the copy's files are compacted and searched for the ids and email addresses. With `names` nil
     /// it finishes an erasure the mark holds. Nil when the partition holds nothing of them.
     func erase(names: [String]?, hash: String, at: Int64) async throws -> PartitionErasureReport? {
-        guard
-            let (erasure, emails) = try await projector.exclusively({ folder in
-                try folder.erase(names: names, hash: hash, at: at)
-            })
-        else { return nil }
+        let projector = self.projector
+        let removal = {
+            try await projector.exclusively { folder in try folder.erase(names: names, hash: hash, at: at) }
+        }
+        // No delivery outcome naming the contact after its removal: those in flight are removed with it.
+        let removed =
+            if let outbox { try await outbox.withoutAttempts(removal) } else { try await removal() }
+        guard let (erasure, emails) = removed else { return nil }
         let stream = clusterLog.stream
         for position in erasure.positions {
             try await clusterLog.session.retrying(for: .seconds(30)) { jetStream throws(NATSError) in

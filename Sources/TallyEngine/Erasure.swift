@@ -120,7 +120,11 @@ extension TallyEngine {
         }
         let key = try erasureKey()
         let at = wallClockMillis()
-        guard let erased = try await projector.exclusively({ folder in try folder.erase(id, key: key, at: at) })
+        let projector = self.projector
+        guard
+            let erased = try await outbox.withoutAttempts({
+                try await projector.exclusively({ folder in try folder.erase(id, key: key, at: at) })
+            })
         else { throw EngineError(.notFound, "unknown contact \"\(id)\"") }
         writer.head.advance(to: erased.record)
         // LMDB leaves a deleted record's bytes in free pages and in the unused space of live ones: both files are

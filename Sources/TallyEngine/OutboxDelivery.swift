@@ -116,6 +116,34 @@ public final class OutboxDelivery: Sendable {
     }
 
     private let window = Mutex(Window())
+    /// Attempts between reading their entry and appending its outcome, and erasures under way (I8).
+    private let attempts = Mutex(Attempts())
+
+    private struct Attempts {
+        var inFlight = 0
+        var erasures = 0
+    }
+
+    /// Runs `body` — an erasure's removal of a contact (I8) — once the attempts in flight have appended their
+    /// outcomes (the erasure then removes them with the contact's other events), and holds new attempts back until
+    /// it returns: no outcome naming an erased contact is appended after its erasure.
+    public func withoutAttempts<T>(_ body: () async throws -> T) async throws -> T {
+        attempts.withLock { $0.erasures += 1 }
+        defer { attempts.withLock { $0.erasures -= 1 } }
+        while attempts.withLock({ $0.inFlight }) > 0 { try await Task.sleep(for: .milliseconds(5)) }
+        return try await body()
+    }
+
+    /// Waits until no erasure holds attempts back, and counts one more in flight.
+    private func beginAttempt() async {
+        while !attempts.withLock({ attempts in
+            guard attempts.erasures == 0 else { return false }
+            attempts.inFlight += 1
+            return true
+        }) {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
     /// Rung by each commit of the projector (new entries, folded outcomes) and each worker that runs out of
     /// entries: the loop reads the outbox again.
     private let bell = SequenceWatch(0)
@@ -289,6 +317,8 @@ public final class OutboxDelivery: Sendable {
     /// One entry: an attempt, then its outcome appended to the log; the key leaves the window's in-flight set for
     /// its unfolded set in one step. A `Retry-After` pauses the whole lane: the receiver asked for it.
     private func deliver(_ key: String, receiver: String) async {
+        await beginAttempt()
+        defer { attempts.withLock { $0.inFlight -= 1 } }
         var seq: UInt64?
         let attempt = await attempt(key)
         if case .retry(let notBefore?) = attempt?.error?.decision {

@@ -339,12 +339,12 @@ public final class Projector: Sendable {
         }
     }
 
-    /// I8: replaces the live projections with a compacted copy, which holds only live records (no free page, no
-    /// byte of a deleted one), on the projector's thread between two batches; the old directory is removed.
+    /// I8: replaces the live projections with a copy that holds only live records, written afresh (no free page,
+    /// no byte of a deleted one), on the projector's thread between two batches; the old directory is removed.
     public func compactProjections() async throws {
         try await exclusively { [self] live in
             let path = try directories.freshCopy()
-            try live.store.environment.copy(to: path)
+            try live.store.environment.rewrite(to: path, maxDatabases: 32)
             let store = try ProjectionStore(directory: path, mapSize: mapSize)
             try store.environment.sync()  // on disk before CURRENT names it
             if durability == .log { try store.environment.deferSync() }

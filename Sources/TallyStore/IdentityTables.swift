@@ -170,12 +170,12 @@ extension ProjectionTransaction {
 
     /// I8: removes every record of `contact` and its `aliases`: state and list indexes, sessions, URL facts,
     /// waiting awards, audit trail (its change-feed positions), history and trail, aliases and outbox entries. Returns
-    /// the sequence numbers of its events (its history) and the email addresses the records held.
+    /// the sequence numbers of its events (its history) and the contact's email address, if it had one — what an
+    /// erasure then checks is gone (not its owner's address, which other contacts share, nor the outbox's email
+    /// template names).
     public func erase(_ contact: String) throws -> (history: [UInt64], aliases: [String], emails: Set<String>) {
         var emails: Set<String> = []
-        if let state = try self.contact(contact) {
-            emails.formUnion([state.email, state.ownerEmail].compactMap { $0 })
-        }
+        if let email = try self.contact(contact)?.email { emails.insert(email) }
         let history = try removeRecords(of: contact)
         let aliases = try removeAliases(of: contact)
         for id in [contact] + aliases {
@@ -191,7 +191,6 @@ extension ProjectionTransaction {
             for entry in doomed {
                 if entry.isDue { _ = try txn.delete(store.outboxDue, OutboxCodec.dueKey(entry)) }
                 _ = try txn.delete(store.outbox, Array(entry.key.utf8))
-                if case .emailSend(let email) = entry.kind { emails.insert(email) }
             }
         }
         return (history, aliases, emails)

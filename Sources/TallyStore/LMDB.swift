@@ -101,6 +101,49 @@ public final class LMDBEnvironment: @unchecked Sendable {
         try check(mdb_env_copy2(handle, path, UInt32(MDB_CP_COMPACT)), "mdb_env_copy2 \(path)")
     }
 
+    /// Writes the live records of every table into a new environment in the empty directory `path`, put afresh in
+    /// key order (an erasure, I8). Unlike ``copy(to:)``, whose compaction copies pages as they are — an overflow
+    /// page whole, with whatever the buffer LMDB built it in held before past the value's end — the new pages hold
+    /// nothing but the records: LMDB zeroes a page buffer it allocates, and reuses only the new environment's own.
+    /// Reads one snapshot; writes transactions of `batch` records without syncing, then syncs once.
+    public func rewrite(to path: String, maxDatabases: UInt32, batch: Int = 50_000) throws {
+        let target = try LMDBEnvironment(path: path, mapSize: mapSize, maxDatabases: maxDatabases)
+        try target.deferSync()
+        try read { source in
+            var main: MDB_dbi = 0
+            try check(mdb_dbi_open(source.handle, nil, 0, &main), "mdb_dbi_open")
+            var names: [String] = []
+            try source.scan(LMDBDatabase(dbi: main)) { key, _ in
+                names.append(String(decoding: key, as: UTF8.self))
+                return true
+            }
+            for name in names {
+                var dbi: MDB_dbi = 0
+                try check(mdb_dbi_open(source.handle, name, 0, &dbi), "mdb_dbi_open \(name)")
+                let (from, to) = (LMDBDatabase(dbi: dbi), try target.database(name))
+                var start: [UInt8]?
+                repeat {
+                    let begin = start
+                    start = try target.write { txn -> [UInt8]? in
+                        var next: [UInt8]?
+                        var count = 0
+                        try source.scan(from, from: begin) { key, value in
+                            guard count < batch else {
+                                next = Array(key)
+                                return false
+                            }
+                            try txn.put(to, key, value, flags: LMDBPutFlags.append)
+                            count += 1
+                            return true
+                        }
+                        return next
+                    }
+                } while start != nil
+            }
+        }
+        try target.sync()
+    }
+
     /// Whether commits wait for the disk. Off for an environment nobody depends on yet — a rebuild's or a dry
     /// run's, which a crash throws away and restarts — so its commits cost no `fdatasync`; ``syncAndMakeDurable()``
     /// turns it back on before the environment is relied on.

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import TallyAPI
 import TallyCore
+import TallyNATS
 import TallyStore
 import Testing
 
@@ -10,10 +11,11 @@ import Testing
 
 /// The administrative operations that concern every partition, through any node of three on a real NATS server
 /// (K4): a rules publication, a rebuild and its dry run (A3, A4), a clock event (D1), a contact list (L1), the outbox's listing and
-/// a retry (T6), an import (M2), a merge within a partition (I2) — each reaching every partition, and the contacts then equal to a single node's fold of the same log.
+/// a retry (T6), an import (M2), a merge within a partition (I2) and across partitions, an erasure (I8) — each
+/// reaching every partition, and the contacts then equal to a single node's fold of the same log.
 @Suite struct ClusterAdministrationTests {
     @Test(.timeLimit(.minutes(4)))
-    func administrationReachesEveryPartition() async throws {  // K4, A3, A4, D1, L1, T6, M2, I2
+    func administrationReachesEveryPartition() async throws {  // K4, A3, A4, D1, L1, T6, M2, I2, I8
         let server = try NATSServer()
         let receiver = try WebhookReceiver()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -211,6 +213,47 @@ import Testing
         let cycle = Event.merge(from: into, into: moved, at: at, viaIngest: false)
         #expect(
             try await failure { try await nodes[0].appendJudgingMerges([cycle], request: "cycle") }?.kind == .conflict)
+
+        // I8 across the cluster (K4): the contact merged across partitions, erased through node b by an id merged
+        // into it. The contact and both aliases are unknown through every node; no message left in the stream, no
+        // file under any node's data directory and none of the NATS server's store holds any of the three ids; a
+        // contact of the same partition is unchanged.
+        let neighbour = try #require(
+            (0..<30).map { "c-\($0)" }.first { partitioning.partition(of: $0) == partitioning.partition(of: into) })
+        let before = try #require(try await again { try await nodes[0].contact(neighbour, settled: true) })
+        let erasure = try await again { try await nodes[1].erase(contact: moved) }
+        #expect(erasure.aliases == 2 && erasure.removedEvents > 0 && erasure.residue.isEmpty)
+        for node in nodes {
+            for id in [into, from, moved] {
+                #expect(try await again { try await node.contact(id, settled: true) } == nil)
+            }
+        }
+        let after = try #require(try await again { try await nodes[2].contact(neighbour, settled: true) })
+        #expect(ContactCodec.encode(after.state) == ContactCodec.encode(before.state))
+        let needles = [into, from, moved].map { Array($0.utf8) }
+        let session = JetStreamSession(servers: [server.address], name: "erasure-check")
+        let reader = try await session.jetStream().createReader(
+            stream: "TALLY_EVENTS", from: 1, subject: "tally.events.*")
+        var remaining = 0
+        while true {
+            let messages = try await reader.fetch(batch: 1_000, wait: .milliseconds(500))
+            if messages.isEmpty { break }
+            remaining += messages.count
+            for message in messages {
+                let contact = try EventCodec.decode(message.payload).contact
+                #expect(!needles.contains(Array(contact.utf8)), "a message of an erased contact is in the stream")
+            }
+        }
+        await reader.close()
+        await session.close()
+        #expect(remaining > 0)
+        for name in ["a", "b", "c"] {
+            let residue = ResidueScan.files(
+                under: directory.appendingPathComponent(name).path, containing: needles)
+            #expect(residue.isEmpty, "\(name): \(residue.map(\.path))")
+        }
+        let natsResidue = ResidueScan.files(under: server.directory.path, containing: needles)
+        #expect(natsResidue.isEmpty, "the NATS store: \(natsResidue.map(\.path))")
         for task in running { task.cancel() }
         for task in running { _ = try? await task.value }
     }
