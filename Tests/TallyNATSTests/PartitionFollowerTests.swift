@@ -95,6 +95,65 @@ import Testing
         await session.close()
     }
 
+    /// I8 across copies (K3, K4): once an erasure removed a contact's messages from the stream and published its
+    /// record, a copy made before the deletion is refused as stale when it reaches the record, and a copy made after
+    /// numbers every event it holds as the old copy did (positions are stream sequences).
+    @Test(.timeLimit(.minutes(2)))
+    func aCopyMadeBeforeAnErasureIsStaleOneMadeAfterAgrees() async throws {  // I8, K3, K4
+        let server = try NATSServer()
+        let partitioning = try #require(Partitioning(count: 2))
+        let session = JetStreamSession(servers: [server.address], name: "erasure")
+        let clusterLog = ClusterLog(partitioning: partitioning, session: session)
+        try await clusterLog.prepare(replicas: 1, duplicateWindow: .seconds(60))
+        let ids = (0..<200).map { "c-\($0)" }.filter { partitioning.partition(of: $0) == 1 }
+        let (erased, kept) = (ids[0], ids[1])
+        let events = (0..<60).map { n in
+            Event(type: .assetDownload, contact: n % 3 == 0 ? erased : kept, at: 1_000 + Int64(n), item: "ebook")
+        }
+        let acks = try await clusterLog.append(events, request: "r-1")
+        let (old, oldDirectory) = try temporaryLog()
+        defer { try? FileManager.default.removeItem(at: oldDirectory) }
+        #expect(try await PartitionFollower(partition: 1, log: old, clusterLog: clusterLog).catchUp() == 60)
+
+        // The erasure as a holder makes it: the contact's messages deleted, then its record published.
+        let positions = zip(events, acks).filter { $0.0.contact == erased }.map(\.1.sequence)
+        let jetStream = try await session.jetStream()
+        for position in positions {
+            #expect(try await jetStream.deleteMessage(stream: clusterLog.stream, sequence: position))
+        }
+        #expect(try await !jetStream.deleteMessage(stream: clusterLog.stream, sequence: positions[0]))  // gone
+        let record = Event(
+            type: .contactErased, contact: "hash", at: 2_000, id: "erased:hash",
+            value: Int64(bitPattern: positions[0]))
+        _ = try await clusterLog.broadcast(record, to: [1], messageID: "erased:hash")
+
+        func follower(_ log: EventLog) -> PartitionFollower {
+            PartitionFollower(
+                partition: 1, clusterLog: clusterLog, position: { try log.streamPosition() },
+                append: { events, positions, position in
+                    try PartitionReplica.checkNotStale(events, log: log, partition: 1)
+                    _ = try log.append(copied: events, at: positions, streamPosition: position)
+                })
+        }
+        await #expect(throws: StaleCopyError.self) { try await follower(old).catchUp() }
+        let (fresh, freshDirectory) = try temporaryLog()
+        defer { try? FileManager.default.removeItem(at: freshDirectory) }
+        #expect(try await follower(fresh).catchUp() == 41)
+        var copied: [UInt64: Event] = [:]
+        try fresh.forEach { logged in
+            copied[logged.seq] = logged.event
+            return true
+        }
+        #expect(!copied.values.contains { $0.contact == erased })
+        var before: [UInt64: Event] = [:]
+        try old.forEach { logged in
+            if logged.event.contact == kept { before[logged.seq] = logged.event }
+            return true
+        }
+        #expect(before.count == 40 && before.allSatisfy { copied[$0.key] == $0.value })
+        await session.close()
+    }
+
     @Test func messageIDsAreHeaderSafe() {
         #expect(ClusterLog.messageID("id:evt-1") == "id:evt-1")
         #expect(ClusterLog.messageID("id:a b\r\nX-Evil: 1") == "id:a%20b%0D%0AX-Evil:%201")
