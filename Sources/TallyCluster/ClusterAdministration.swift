@@ -336,6 +336,15 @@ extension ClusterNode {
                 guard partitions(of: names).contains(replica.partition) else { break }
                 answer.erased = try await replica.erase(
                     names: names, hash: query.hash ?? "", at: query.at ?? wallClockMillis())
+            case .changes:
+                let limit = query.limit ?? 1_000
+                let page = try await TallyEngine.changes(
+                    after: query.after.flatMap { ChangePosition($0) } ?? ChangePosition(seq: 0), limit: limit,
+                    in: replica.projector.projections, blocking: blocking)
+                let kept = page.changes.filter { $0.position.seq <= query.through ?? .max }
+                answer.changes = kept.map(ChangeDocument.init)
+                answer.changesCut = page.changes.count == limit && kept.count == limit
+                answer.changesRebuild = page.rebuild
             case .retry:
                 guard let outbox = replica.outbox else {
                     throw EngineError(.unavailable, "node \(settings.node) does not deliver its partitions' outboxes")
@@ -370,6 +379,16 @@ extension ClusterNode {
                 answer.partitions[longest].list = .init(
                     items: kept,
                     next: TallyEngine.listCursor(query, score: Self.listScore(last, query), contact: last.contact))
+                continue
+            }
+            if json.count > room,
+                let longest = answer.partitions.indices.max(by: {
+                    (answer.partitions[$0].changes?.count ?? 0) < (answer.partitions[$1].changes?.count ?? 0)
+                }), let changes = answer.partitions[longest].changes, changes.count > 1
+            {
+                // A partition's changes cut: the page ends at the last one it keeps.
+                answer.partitions[longest].changes = Array(changes.prefix(changes.count / 2))
+                answer.partitions[longest].changesCut = true
                 continue
             }
             // Outbox entries, or a dry run's contacts, in key order: kept up to the middle key.

@@ -31,6 +31,14 @@ public struct ClusterLog: Sendable {
         }
     }
 
+    /// The stream sequence of the last message stored in any partition (0: none).
+    public func lastSequence() async throws(NATSError) -> UInt64 {
+        let stream = self.stream
+        return try await session.retrying(for: .seconds(5)) { jetStream throws(NATSError) in
+            try await jetStream.streamInfo(stream)?.state.lastSequence ?? 0
+        }
+    }
+
     /// Creates the stream (or updates its replicas and duplicate window).
     public func prepare(replicas: Int, duplicateWindow: Duration) async throws(NATSError) {
         var configuration = StreamConfiguration(name: stream, subjects: ["tally.events.*"], replicas: replicas)

@@ -22,6 +22,8 @@ struct PartitionQuery: Codable, Sendable {
         case aliases
         /// Erases ``names`` in the partition, with the keyed ``hash`` and the time ``at`` of the erasure (I8).
         case erase
+        /// Up to ``limit`` score changes after the feed position ``after``, through stream sequence ``through`` (L2).
+        case changes
     }
 
     var kind: Kind
@@ -36,6 +38,8 @@ struct PartitionQuery: Codable, Sendable {
     var names: [String]?
     var hash: String?
     var at: Int64?
+    var after: String?
+    var through: UInt64?
 }
 
 /// One partition's answer to a ``PartitionQuery``: the fields of the query's kind, or why it failed.
@@ -51,6 +55,12 @@ struct PartitionAnswer: Codable, Sendable {
     var preview: RebuildPreview?
     var aliases: [String]?
     var erased: PartitionErasureReport?
+    var changes: [ChangeDocument]?
+    /// The changes may go on after the last one given (the partition had more than it was asked for, or its answer
+    /// was cut to fit one message).
+    var changesCut: Bool?
+    /// The `rebuild` event the partition's projections were rebuilt for (L2's `rebuild`).
+    var changesRebuild: UInt64?
     var failure: Failure?
 
     /// A partition's page of a contact list, and where it goes on.

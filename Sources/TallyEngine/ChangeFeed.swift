@@ -1,3 +1,4 @@
+public import TallyAPI
 public import TallyCore
 import TallyStore
 
@@ -45,11 +46,18 @@ extension TallyEngine {
     ) async throws -> (
         changes: [Change], next: ChangePosition, rebuild: UInt64?
     ) {
+        try await Self.changes(after: position, limit: limit, in: projections, blocking: blocking)
+    }
+
+    /// The changes of `projections` (a node's, or a cluster partition's), as ``changes(after:limit:)``.
+    public static func changes(
+        after position: ChangePosition, limit: Int, in projections: LiveProjections, blocking: BlockingWork
+    ) async throws -> (changes: [Change], next: ChangePosition, rebuild: UInt64?) {
         guard (1...Self.maximumChanges).contains(limit) else {
             throw EngineError(.invalid, "\"limit\" must be 1–\(Self.maximumChanges)", field: "limit")
         }
         return try await blocking.run {
-            try self.projections.read { txn in
+            try projections.read { txn in
                 var changes: [Change] = []
                 try txn.forEachChange(after: position.seq, index: position.index) { seq, index, contact, entry in
                     changes.append(
@@ -69,4 +77,18 @@ extension TallyEngine {
 
     /// The last sequence number the projections have fully folded.
     public var projectedSeq: UInt64 { projector.projected.value }
+}
+
+extension ChangeDocument {
+    /// The feed's document of a change (L2).
+    public init(_ change: Change) {
+        let entry = change.entry
+        self.init(
+            seq: change.position.seq, index: change.position.index ?? 0, contact: change.contact,
+            score: entry.group ?? "main", delta: entry.delta, points: entry.scoreAfter, kind: entry.kind.name,
+            action: entry.action, at: Timestamp.format(entry.at))
+    }
+
+    /// Its position in the feed.
+    public var position: ChangePosition { ChangePosition(seq: seq, index: index) }
 }

@@ -50,6 +50,7 @@ struct ClusterRoutes: Sendable {
         router.post("/v1/merge") { request, _ in try await self.merge(request, viaIngest: !administrative) }
         router.get("/health") { _, _ in await self.health() }
         if administrative {
+            router.get("/v1/changes") { request, _ in try await self.changes(request) }
             router.get("/v1/contacts") { request, _ in
                 JSONResponse.make(try await node.listContacts(try Routes.listQuery(request.uri.queryParameters)))
             }
@@ -254,6 +255,36 @@ struct ClusterRoutes: Sendable {
 
     /// `GET /v1/contacts/{id}[?after=SEQ]`: the contact's document as the holder of its partition has folded it
     /// (K4).
+    /// `GET /v1/changes` (L2 across the cluster, K4): the partitions' changes in stream order
+    /// (``ClusterNode/changes(after:limit:)``); as Server-Sent Events, read again every second when caught up (no
+    /// fold of another node wakes this one), a partition moving between nodes asked again for up to 30 s.
+    func changes(_ request: Request) async throws -> Response {
+        let query = try Routes.changesQuery(request)
+        let node = self.node
+        let page: ChangeFeedPage.Read = { position, limit in
+            let page = try await node.changes(after: position, limit: limit)
+            return ChangeFeedPage(changes: page.changes, next: page.next, rebuild: page.rebuild)
+        }
+        guard query.stream else { return JSONResponse.make(try await page(query.position, query.limit).document) }
+        _ = try await page(query.position, 1)  // a bad position or limit is a 400, not a stream
+        let patient: ChangeFeedPage.Read = { position, limit in
+            let deadline = ContinuousClock.now + .seconds(30)
+            while true {
+                do {
+                    return try await page(position, limit)
+                } catch  where ContinuousClock.now < deadline && !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
+        return Routes.streamChanges(
+            from: query.position, page: patient, folded: { 0 },
+            awaitFolding: { _, timeout in
+                try? await Task.sleep(for: timeout)
+                return false
+            })
+    }
+
     /// `DELETE /v1/contacts/{id}` (I8 across the cluster, K4): the contact and its aliases erased from every
     /// partition that holds them and from the stream; 200 with the report once no holder finds a residue.
     func erase(_ context: BasicRequestContext) async throws -> Response {

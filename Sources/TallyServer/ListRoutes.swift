@@ -53,6 +53,25 @@ extension Routes {
     /// `Accept: text/event-stream`, the same as Server-Sent Events that follow the fold (resumed from
     /// `Last-Event-ID`).
     func changes(_ request: Request) async throws -> Response {
+        let query = try Self.changesQuery(request)
+        let engine = self.engine
+        let page: ChangeFeedPage.Read = { position, limit in
+            let page = try await engine.changes(after: position, limit: limit)
+            return ChangeFeedPage(
+                changes: page.changes.map(ChangeDocument.init), next: page.next, rebuild: page.rebuild)
+        }
+        if query.stream {
+            _ = try await page(query.position, 1)  // a bad position or limit is a 400, not a stream
+            return Self.streamChanges(
+                from: query.position, page: page, folded: { engine.projectedSeq },
+                awaitFolding: { folded, timeout in await engine.awaitFolding(beyond: folded, timeout: timeout) })
+        }
+        return JSONResponse.make(try await page(query.position, query.limit).document)
+    }
+
+    /// What a `GET /v1/changes` asks for: the position after which it reads (`after`, or `Last-Event-ID` when a
+    /// stream resumes), how many changes, and whether as Server-Sent Events.
+    static func changesQuery(_ request: Request) throws -> (position: ChangePosition, limit: Int, stream: Bool) {
         let parameters = request.uri.queryParameters
         var position = ChangePosition(seq: 0)
         let resume = HTTPField.Name("Last-Event-ID").flatMap { request.headers[$0] }
@@ -71,14 +90,7 @@ extension Routes {
             }
             limit = value
         }
-        if request.headers[.accept]?.contains("text/event-stream") == true {
-            _ = try await engine.changes(after: position, limit: 1)  // a bad position or limit is a 400, not a stream
-            return streamChanges(from: position)
-        }
-        let page = try await engine.changes(after: position, limit: limit)
-        return JSONResponse.make(
-            ChangeListDocument(
-                changes: page.changes.map(ChangeDocument.init), next: page.next.description, rebuild: page.rebuild))
+        return (position, limit, request.headers[.accept]?.contains("text/event-stream") == true)
     }
 
     /// Changes written to the stream per read.
@@ -88,11 +100,14 @@ extension Routes {
     /// How long a caught-up stream waits for the fold before it reads again.
     static let recheck = Duration.seconds(1)
 
-    /// The SSE stream: pages of changes as they are folded, each change an event with `id: SEQ.INDEX`; an
-    /// `event: rebuild` when the projections were replaced by a rebuild. A consumer that stops reading holds one
-    /// page in memory and nothing else: the write waits, and the fold does not.
-    private func streamChanges(from start: ChangePosition) -> Response {
-        let engine = self.engine
+    /// The SSE stream: pages of changes read through `page` as they are folded, each change an event with
+    /// `id: SEQ.INDEX`; an `event: rebuild` when the projections were replaced by a rebuild. Caught up, it waits
+    /// with `awaitFolding` (given what `folded` said before the read; false: nothing new within the timeout). A
+    /// consumer that stops reading holds one page in memory and nothing else: the write waits, and the fold does not.
+    static func streamChanges(
+        from start: ChangePosition, page: @escaping ChangeFeedPage.Read, folded: @escaping @Sendable () -> UInt64,
+        awaitFolding: @escaping @Sendable (UInt64, Duration) async -> Bool
+    ) -> Response {
         let body = ResponseBody { writer in
             var position = start
             var rebuild: UInt64?? = .none  // unknown until the first read
@@ -100,15 +115,15 @@ extension Routes {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             while !Task.isCancelled {
-                let folded = engine.projectedSeq  // read first: anything folded after it wakes the wait below
-                let page = try await engine.changes(after: position, limit: Self.streamPage)
+                let before = folded()  // read first: anything folded after it wakes the wait below
+                let page = try await page(position, Self.streamPage)
                 var text = ""
                 if let known = rebuild, known != page.rebuild {
                     text += "event: rebuild\ndata: {\"rebuild\":\(page.rebuild.map(String.init) ?? "null")}\n\n"
                 }
                 rebuild = .some(page.rebuild)
                 for change in page.changes {
-                    let data = try encoder.encode(ChangeDocument(change))
+                    let data = try encoder.encode(change)
                     text += "id: \(change.position)\ndata: \(String(decoding: data, as: UTF8.self))\n\n"
                 }
                 position = page.next
@@ -118,9 +133,7 @@ extension Routes {
                 }
                 // Caught up: wait for the fold, a second at a time (a rebuild's switch folds nothing new and is
                 // noticed at the next read), with a comment line after `keepAlive` of silence.
-                if page.changes.count < Self.streamPage,
-                    !(await engine.awaitFolding(beyond: folded, timeout: Self.recheck))
-                {
+                if page.changes.count < Self.streamPage, !(await awaitFolding(before, Self.recheck)) {
                     if Task.isCancelled { break }
                     quiet += Self.recheck
                     if quiet >= Self.keepAlive {
@@ -138,12 +151,16 @@ extension Routes {
     }
 }
 
-extension ChangeDocument {
-    init(_ change: Change) {
-        let entry = change.entry
-        self.init(
-            seq: change.position.seq, index: change.position.index ?? 0, contact: change.contact,
-            score: entry.group ?? "main", delta: entry.delta, points: entry.scoreAfter, kind: entry.kind.name,
-            action: entry.action, at: Timestamp.format(entry.at))
+/// A page of the change feed (L2), from a node's projections or from every partition of a cluster.
+struct ChangeFeedPage: Sendable {
+    /// Reads up to `limit` changes after a position.
+    typealias Read = @Sendable (ChangePosition, Int) async throws -> ChangeFeedPage
+
+    var changes: [ChangeDocument]
+    var next: ChangePosition
+    var rebuild: UInt64?
+
+    var document: ChangeListDocument {
+        ChangeListDocument(changes: changes, next: next.description, rebuild: rebuild)
     }
 }

@@ -11,11 +11,12 @@ import Testing
 
 /// The administrative operations that concern every partition, through any node of three on a real NATS server
 /// (K4): a rules publication, a rebuild and its dry run (A3, A4), a clock event (D1), a contact list (L1), the outbox's listing and
-/// a retry (T6), an import (M2), a merge within a partition (I2) and across partitions, an erasure (I8) — each
+/// a retry (T6), an import (M2), the change feed (L2), a merge within a partition (I2) and across partitions, an
+/// erasure (I8) — each
 /// reaching every partition, and the contacts then equal to a single node's fold of the same log.
 @Suite struct ClusterAdministrationTests {
     @Test(.timeLimit(.minutes(4)))
-    func administrationReachesEveryPartition() async throws {  // K4, A3, A4, D1, L1, T6, M2, I2, I8
+    func administrationReachesEveryPartition() async throws {  // K4, A3, A4, D1, L1, L2, T6, M2, I2, I8
         let server = try NATSServer()
         let receiver = try WebhookReceiver()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -40,6 +41,31 @@ import Testing
         }
         let events = try ClusterFixtures.events(count: 2_000, contacts: 100, seed: 23)
         _ = try await nodes[0].append(events, request: "events")
+
+        // L2 across the cluster (K4): the feed read through node c, 37 changes a page, holds the single node's changes
+        // of the same log in its order, at ascending positions (stream sequences).
+        let feedLog = directory.appendingPathComponent("feed").path
+        _ = try ClusterFixtures.singleNodeFold(events, in: feedLog)
+        var expectedFeed: [String] = []
+        try ProjectionStore(directory: feedLog + "/projections", mapSize: 1 << 30).read { txn in
+            try txn.forEachChange(after: 0, index: nil) { _, _, contact, entry in
+                expectedFeed.append(
+                    "\(contact) \(entry.group ?? "main") \(entry.delta) \(entry.scoreAfter) \(entry.action)")
+                return true
+            }
+        }
+        var feed: [ChangeDocument] = []
+        var position = ChangePosition(seq: 0)
+        while true {
+            let page = try await again { try await nodes[2].changes(after: position, limit: 37) }
+            #expect(page.changes.count <= 37)
+            feed += page.changes
+            if page.changes.isEmpty { break }
+            position = page.next
+        }
+        #expect(feed.map { "\($0.contact) \($0.score) \($0.delta) \($0.points) \($0.action)" } == expectedFeed)
+        #expect(zip(feed, feed.dropFirst()).allSatisfy { ClusterNode.precedes($0.position, $1.position) })
+        #expect(expectedFeed.count > 100)
 
         // A3: one version, the fixtures' publication, in every partition; a second published through node b.
         #expect(try await again { try await nodes[2].rulesVersions() }.versions.map(\.version) == [1])
