@@ -348,14 +348,11 @@ public actor ClusterNode {
         var query = query
         for _ in 0..<Self.mergeHops {
             if let replica = replica(for: query.id) {
-                if query.settled { try await settle(replica) }
-                if let moved = try movedTo(query.id, in: replica) {
-                    query.id = moved
-                    continue
+                switch try await place(query, in: replica) {
+                case .moved(let id): query.id = id
+                case .here(let here): return try await local(here, replica)
                 }
-                var settled = query
-                settled.settled = false
-                return try await local(settled, replica)
+                continue
             }
             switch try await ask(query, subject) {
             case .none: return nil
@@ -364,6 +361,21 @@ public actor ClusterNode {
             }
         }
         throw MergeChainError(id: query.id, hops: Self.mergeHops)
+    }
+
+    /// Where a read goes in `replica`'s partition, once settled if it asks to be: to the contact of another partition
+    /// its id was merged into, or here, as a query that no longer waits.
+    private enum Placement {
+        case moved(String)
+        case here(ContactQuery)
+    }
+
+    private func place(_ query: ContactQuery, in replica: PartitionReplica) async throws -> Placement {
+        if query.settled { try await settle(replica) }
+        if let moved = try movedTo(query.id, in: replica) { return .moved(moved) }
+        var here = query
+        here.settled = false
+        return .here(here)
     }
 
     /// The most partitions a read follows an id through (merges across partitions chained).
@@ -481,14 +493,15 @@ public actor ClusterNode {
 
     /// The answer to another node's ``ContactQuery`` (see ``ContactAnswer``), at most `room` bytes.
     private func answer(_ payload: [UInt8], explaining: Bool, within room: Int) async -> [UInt8] {
-        guard let query = try? JSONDecoder().decode(ContactQuery.self, from: Data(payload)),
-            let replica = replica(for: query.id)
+        guard let decoded = try? JSONDecoder().decode(ContactQuery.self, from: Data(payload)),
+            let replica = replica(for: decoded.id)
         else { return [ContactAnswer.notHeld] }
         do {
-            if query.settled { try await settle(replica) }
-            if let moved = try movedTo(query.id, in: replica) { return [ContactAnswer.moved] + Array(moved.utf8) }
-            var query = query
-            query.settled = false
+            let query: ContactQuery
+            switch try await place(decoded, in: replica) {
+            case .moved(let id): return [ContactAnswer.moved] + Array(id.utf8)
+            case .here(let here): query = here
+            }
             if explaining {
                 guard let document = try await explanation(query, in: replica) else { return [ContactAnswer.none] }
                 return [ContactAnswer.found] + (try Self.json(document, within: room - 1))
