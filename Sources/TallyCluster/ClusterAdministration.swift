@@ -345,6 +345,9 @@ extension ClusterNode {
                 answer.changes = kept.map(ChangeDocument.init)
                 answer.changesCut = page.changes.count == limit && kept.count == limit
                 answer.changesRebuild = page.rebuild
+            case .logged:
+                let id = query.names?.first ?? ""
+                answer.logged = try replica.log.seq(forID: id) != nil
             case .retry:
                 guard let outbox = replica.outbox else {
                     throw EngineError(.unavailable, "node \(settings.node) does not deliver its partitions' outboxes")

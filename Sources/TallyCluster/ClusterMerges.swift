@@ -1,5 +1,5 @@
 public import TallyCore
-import TallyEngine
+public import TallyEngine
 public import TallyNATS
 
 /// Merges through any node (I2, K4). A merge goes to the partition of `from`, whose fold moves `from`'s history to the
@@ -12,8 +12,11 @@ extension ClusterNode {
     /// Publishes `events` like ``append(_:request:)``, after judging their merges in order (each against the merges
     /// before it in `events` too): a merge of a contact into itself, or one that would make a cycle, is refused (409),
     /// as is one from the ingest socket (its event's value 1) whose `from` is known (403, I1); nothing is published
-    /// then.
-    public func appendJudgingMerges(_ events: [Event], request: String) async throws -> [PublishAck] {
+    /// then — or, with `refused` `.skip` (Segment's calls), the refused merges are left out and the rest published.
+    /// A merge sent again with its id (S6) is published again, as the duplicate it is, not judged again.
+    public func appendJudgingMerges(
+        _ events: [Event], request: String, refused: RefusedMerges = .reject
+    ) async throws -> [PublishAck] {
         guard events.contains(where: \.type.isMerge) else {
             return try await reachingTheCluster { try await append(events, request: request) }
         }
@@ -24,7 +27,7 @@ extension ClusterNode {
             throw EngineError(.unavailable, "other merges are being judged and did not finish in time; try again")
         }
         do {
-            try await reachingTheCluster { try await judgeMerges(events) }
+            let events = try await reachingTheCluster { try await judgeMerges(events, refused: refused) }
             let acks = try await reachingTheCluster { try await append(events, request: request) }
             // The next merge judged must see these whole: wait until each `from` resolves to the contact its `into`
             // does, the relays between their partitions folded. Stored is stored: a merge that does not complete in
@@ -60,21 +63,49 @@ extension ClusterNode {
     }
 
     /// Judges the merges of `events` in order with ``TallyEngine/judgeMerge(from:into:resolved:known:viaIngest:)``,
-    /// resolving their ids through the partitions' holders once every write before is folded.
-    private func judgeMerges(_ events: [Event]) async throws {
+    /// resolving their ids through the partitions' holders once every write before is folded; returns the events to
+    /// publish (without the refused merges, when `refused` is `.skip`). A refused merge whose id a partition's log
+    /// holds was made already: it is kept, and the stream or the copy stores it once.
+    private func judgeMerges(_ events: [Event], refused: RefusedMerges) async throws -> [Event] {
         var overlay: [ByteString: ByteString] = [:]  // the merges of `events` before the one judged
-        for event in events where event.type.isMerge {
-            guard let target = event.mergeTarget else { continue }
+        var kept: [Event] = []
+        for event in events {
+            guard event.type.isMerge, let target = event.mergeTarget else {
+                kept.append(event)
+                continue
+            }
             try TallyEngine.checkMergeContacts(from: event.contact, into: target)
             let source = try await contact(event.contact, settled: true)
             let destination = try await contact(target, settled: true)
             let from = overlay[ByteString(source?.id ?? event.contact)] ?? ByteString(source?.id ?? event.contact)
             let into = overlay[ByteString(destination?.id ?? target)] ?? ByteString(destination?.id ?? target)
-            try TallyEngine.judgeMerge(
-                from: event.contact, into: target, resolved: (from, into),
-                known: source?.state.known == true || overlay.values.contains(from), viaIngest: event.value == 1)
+            let refusal: EngineError?
+            do throws(EngineError) {
+                try TallyEngine.judgeMerge(
+                    from: event.contact, into: target, resolved: (from, into),
+                    known: source?.state.known == true || overlay.values.contains(from), viaIngest: event.value == 1)
+                refusal = nil
+            } catch {
+                refusal = error
+            }
+            if let refusal {
+                if let id = event.id, try await isLogged(id) {
+                    kept.append(event)
+                    continue
+                }
+                guard refused == .skip else { throw refusal }
+                TallyMetrics.mergesSkipped.increment()
+                continue
+            }
             for (alias, contact) in overlay where contact == from { overlay[alias] = into }
             overlay[from] = into
+            kept.append(event)
         }
+        return kept
+    }
+
+    /// Whether a partition's log holds an event with idempotency key `id` (asked of every partition, settled).
+    private func isLogged(_ id: String) async throws -> Bool {
+        try await gather(PartitionQuery(kind: .logged, settled: true, names: [id])).contains { $0.logged == true }
     }
 }

@@ -24,6 +24,8 @@ struct PartitionQuery: Codable, Sendable {
         case erase
         /// Up to ``limit`` score changes after the feed position ``after``, through stream sequence ``through`` (L2).
         case changes
+        /// Whether the partition's log holds an event with the idempotency key ``names``'s first (S6).
+        case logged
     }
 
     var kind: Kind
@@ -61,6 +63,7 @@ struct PartitionAnswer: Codable, Sendable {
     var changesCut: Bool?
     /// The `rebuild` event the partition's projections were rebuilt for (L2's `rebuild`).
     var changesRebuild: UInt64?
+    var logged: Bool?
     var failure: Failure?
 
     /// A partition's page of a contact list, and where it goes on.

@@ -28,7 +28,7 @@ public enum TallyMetrics {
     /// Events folded into the live projections.
     static let folded = Counter(label: "tally_fold_events_total")
     /// Merges left out of a request because they would be refused (Segment's repeated `identify`, I2).
-    static let mergesSkipped = Counter(label: "tally_merges_skipped_total")
+    public static let mergesSkipped = Counter(label: "tally_merges_skipped_total")
     /// Outbox deliveries, failed attempts and entries parked as failed, by kind.
     static func outbox(_ outcome: String, kind: String) -> Counter {
         Counter(label: "tally_outbox_\(outcome)_total", dimensions: [("kind", kind)])

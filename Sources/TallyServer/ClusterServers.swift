@@ -9,17 +9,18 @@ public import TallyCore
 public import TallyEngine
 import TallyNATS
 
-/// The HTTP servers of a cluster node (SPEC §13; `Docs/cluster.md`): the same two sockets, with the part of the API
-/// cluster mode has so far — ingest through the cluster's log (K1, K2); a contact's document and its explanation
-/// from the holder of its partition, and changes of points by hand published to it (K4); health, `GET /v1/cluster`
-/// and verify. Every other route answers 501 until cluster mode has it.
+/// The HTTP servers of a cluster node (SPEC §13; `Docs/cluster.md`): the same two sockets, with the API cluster mode
+/// has — ingest, the pixel and the Segment routes through the cluster's log (K1, K2); contacts, explain, changes by
+/// hand, merges, erasure, lists, the change feed, rules, rebuilds, the clock, the outbox and imports across the
+/// partitions (K4); health, metrics, `GET /v1/cluster` and verify. The routes it does not have yet (the admin UI,
+/// backups, the email preview) answer 501.
 public enum ClusterServers {
     /// The two servers of `node`; `rules` is the rules file the node published, which checks changes by hand.
     public static func make(
         node: ClusterNode, configuration: Configuration, rules: RuleSet, logger: Logger
     ) throws -> [any Service] {
         for path in [configuration.ingestSocket, configuration.adminSocket] { try Servers.prepareSocketPath(path) }
-        let routes = ClusterRoutes(node: node, configuration: configuration, rules: rules)
+        let routes = ClusterRoutes(node: node, configuration: configuration, rules: rules, logger: logger)
         let ingest = Application(
             router: routes.router(administrative: false),
             configuration: .init(address: .unixDomainSocket(path: configuration.ingestSocket), serverName: "tally"),
@@ -39,7 +40,15 @@ struct ClusterRoutes: Sendable {
     let node: ClusterNode
     let configuration: Configuration
     let rules: RuleSet
+    let pixel: Pixel
     var limits: Configuration.Limits { configuration.limits }
+
+    init(node: ClusterNode, configuration: Configuration, rules: RuleSet, logger: Logger) {
+        self.node = node
+        self.configuration = configuration
+        self.rules = rules
+        pixel = Pixel(logger: logger) { event in _ = try await node.append([event], request: UUID().uuidString) }
+    }
 
     func router(administrative: Bool) -> Router<BasicRequestContext> {
         let router = Router()
@@ -49,6 +58,19 @@ struct ClusterRoutes: Sendable {
         router.post("/v1/events") { request, _ in try await self.postEvents(request) }
         router.post("/v1/merge") { request, _ in try await self.merge(request, viaIngest: !administrative) }
         router.get("/health") { _, _ in await self.health() }
+        router.get("/v1/pixel.gif") { request, _ in await pixel.handle(request) }
+        Routes.addSegmentRoutes(to: router, configuration: configuration, viaIngest: !administrative) { events in
+            var receipt = AppendReceipt()
+            for ack in try await self.published(events, refused: .skip) {
+                if ack.duplicate {
+                    receipt.duplicates += 1
+                } else {
+                    receipt.accepted += 1
+                    receipt.include(ack.sequence)
+                }
+            }
+            return receipt
+        }
         if administrative {
             router.get("/v1/changes") { request, _ in try await self.changes(request) }
             router.get("/v1/contacts") { request, _ in
@@ -125,9 +147,15 @@ struct ClusterRoutes: Sendable {
     /// Publishes events to their partitions — their merges judged first, one request's at a time in the cluster — and
     /// answers 202 with the stream's sequence numbers once the stream stored every one (K2); 503 when it did not.
     func publish(_ events: [Event]) async throws -> Response {
-        let acks: [PublishAckSummary]
+        Self.accepted(try await published(events))
+    }
+
+    /// Publishes one request's events, its merges judged (``ClusterNode/appendJudgingMerges(_:request:refused:)``);
+    /// the stream's acknowledgements.
+    func published(_ events: [Event], refused: RefusedMerges = .reject) async throws -> [PublishAckSummary] {
         do {
-            acks = try await node.appendJudgingMerges(events, request: UUID().uuidString).map(PublishAckSummary.init)
+            return try await node.appendJudgingMerges(events, request: UUID().uuidString, refused: refused)
+                .map(PublishAckSummary.init)
         } catch let error as EngineError {
             throw error
         } catch let error as ClusterReadError {
@@ -135,7 +163,6 @@ struct ClusterRoutes: Sendable {
         } catch {
             throw APIError(.serviceUnavailable, "the cluster's log did not store the events: \(error)")
         }
-        return Self.accepted(acks)
     }
 
     /// The 202 answer to a publication: the stream sequences of the messages stored.

@@ -14,12 +14,13 @@ import TallyEngine
 /// the cookie. Bad parameters record nothing but still get the image — a page never shows a broken image — and
 /// the rejection is logged with a running count.
 final class Pixel: Sendable {
-    let engine: TallyEngine
+    /// Appends a hit: to the node's log, or to the cluster's.
+    let append: @Sendable (Event) async throws -> Void
     let logger: Logger
     let rejected = Atomic<Int>(0)
 
-    init(engine: TallyEngine, logger: Logger) {
-        self.engine = engine
+    init(logger: Logger, append: @escaping @Sendable (Event) async throws -> Void) {
+        self.append = append
         self.logger = logger
     }
 
@@ -92,7 +93,7 @@ final class Pixel: Sendable {
             session: nonEmpty(query["session"]) ?? cookies["tally_session"])
         do {
             try event.validate()
-            _ = try await engine.append([event])
+            try await append(event)
             return Self.image(settingAnonymous: anonymous)
         } catch {
             let count = rejected.add(1, ordering: .relaxed).newValue

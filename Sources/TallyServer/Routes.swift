@@ -13,7 +13,7 @@ public struct Routes: Sendable {
 
     public init(engine: TallyEngine, logger: Logger) {
         self.engine = engine
-        self.pixel = Pixel(engine: engine, logger: logger)
+        self.pixel = Pixel(logger: logger) { event in _ = try await engine.append([event]) }
     }
 
     /// Routes for the world-writable ingest socket.

@@ -13,9 +13,23 @@ import TallyEngine
 /// NDJSON path, so the hand-written decoder's speed is not needed here (Docs/decisions.md).
 extension Routes {
     func addSegmentRoutes(to router: Router<BasicRequestContext>, viaIngest: Bool) {
+        let engine = self.engine
+        Self.addSegmentRoutes(to: router, configuration: engine.configuration, viaIngest: viaIngest) { events in
+            try await engine.append(events, refusedMerges: .skip)
+        }
+    }
+
+    /// The Segment routes, whose events `append` appends — to a node's log or to the cluster's — leaving out the
+    /// merges it refuses (analytics.js sends `identify` with both ids on every page load: a merge already made, or
+    /// one the ingest socket may not make, is left out rather than failing the batch's other calls, I2).
+    static func addSegmentRoutes(
+        to router: Router<BasicRequestContext>, configuration: Configuration, viaIngest: Bool,
+        append: @escaping @Sendable ([Event]) async throws -> AppendReceipt
+    ) {
         for (path, route) in SegmentRoute.paths {
             router.post(RouterPath(path)) { request, _ in
-                try await self.postSegment(request, route: route, viaIngest: viaIngest)
+                try await postSegment(
+                    request, route: route, viaIngest: viaIngest, configuration: configuration, append: append)
             }
         }
     }
@@ -27,9 +41,12 @@ extension Routes {
 
     /// One Segment request: inflate, parse, check the write key, map every call, append all of the request's
     /// events at once, and answer `200 {"success": true, …}` after the durable commit.
-    func postSegment(_ request: Request, route: SegmentRoute, viaIngest: Bool) async throws -> Response {
-        let limits = engine.configuration.limits
-        let segment = engine.configuration.segment
+    static func postSegment(
+        _ request: Request, route: SegmentRoute, viaIngest: Bool, configuration: Configuration,
+        append: @Sendable ([Event]) async throws -> AppendReceipt
+    ) async throws -> Response {
+        let limits = configuration.limits
+        let segment = configuration.segment
         let receivedAt = wallClockMillis()
         var request = request
         let raw: ByteBuffer
@@ -68,10 +85,7 @@ extension Routes {
             TallyMetrics.rejected("invalid").increment()
             throw APIError(.badRequest, error.description, field: error.field)
         }
-        // analytics.js sends `identify` with both ids on every page load: a merge already made, or one the ingest
-        // socket may not make (a known `from`), is left out rather than failing the batch's other calls (I2).
-        let receipt =
-            batch.events.isEmpty ? AppendReceipt() : try await engine.append(batch.events, refusedMerges: .skip)
+        let receipt = batch.events.isEmpty ? AppendReceipt() : try await append(batch.events)
         for (reason, count) in batch.ignored { Self.segmentIgnored(reason).increment(by: Int64(count)) }
         let ignored = batch.ignored.values.reduce(0, +)
         return JSONResponse.make(

@@ -236,6 +236,9 @@ import Testing
             across1.id == into
                 && across1.aliases == [from, moved].sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
         #expect(mergedAcross.1.points != 0)
+        // S6 for a merge: sent again with its id, it is the duplicate it is, not judged again (a 409 "into itself").
+        let mergedAgain = try await again { try await nodes[0].appendJudgingMerges([across], request: "merge-2-again") }
+        #expect(mergedAgain.map(\.duplicate) == [true])
         let cycle = Event.merge(from: into, into: moved, at: at, viaIngest: false)
         #expect(
             try await failure { try await nodes[0].appendJudgingMerges([cycle], request: "cycle") }?.kind == .conflict)
