@@ -1,6 +1,6 @@
 import Foundation
 public import TallyAPI
-import TallyCore
+public import TallyCore
 import TallyDelivery
 
 /// Builds the email a trigger sends (E1, E3) from its template and the contact: the delivery sends it, and
@@ -46,6 +46,16 @@ extension TallyEngine {
             (try self.projections.read { txn in try txn.contact(id) }, try self.latestRules())
         }
         guard let state else { throw EngineError(.notFound, "unknown contact \"\(id)\"") }
+        return try Self.previewEmail(
+            template: template, contact: id, state: state, rules: rules, trigger: triggerID,
+            configuration: configuration)
+    }
+
+    /// ``previewEmail(template:contact:trigger:)`` for a contact's `state` under `rules` (a node's, or a cluster's).
+    public static func previewEmail(
+        template: String, contact id: String, state: ContactState, rules: RuleSet, trigger triggerID: String?,
+        configuration: Configuration
+    ) throws(EngineError) -> EmailPreviewDocument {
         let sending = rules.triggers.first { trigger in
             trigger.events.contains { event in
                 switch event.kind {

@@ -13,7 +13,7 @@ import TallyNATS
 /// has — ingest, the pixel and the Segment routes through the cluster's log (K1, K2); contacts, explain, changes by
 /// hand, merges, erasure, lists, the change feed, rules, rebuilds, the clock, the outbox and imports across the
 /// partitions (K4); health, metrics, `GET /v1/cluster` and verify. The routes it does not have yet (the admin UI,
-/// backups, the email preview) answer 501.
+/// backups) answer 501.
 public enum ClusterServers {
     /// The two servers of `node`; `rules` is the rules file the node published, which checks changes by hand.
     public static func make(
@@ -73,6 +73,7 @@ struct ClusterRoutes: Sendable {
         }
         if administrative {
             router.get("/v1/changes") { request, _ in try await self.changes(request) }
+            router.get("/v1/email/preview") { request, _ in try await self.previewEmail(request) }
             router.get("/v1/contacts") { request, _ in
                 JSONResponse.make(try await node.listContacts(try Routes.listQuery(request.uri.queryParameters)))
             }
@@ -310,6 +311,20 @@ struct ClusterRoutes: Sendable {
                 try? await Task.sleep(for: timeout)
                 return false
             })
+    }
+
+    /// `GET /v1/email/preview?template=&contact=[&trigger=][&after=SEQ]` (E3): the contact as the holder of its
+    /// partition has folded it (after the writes `after` names), under the rules in force in a partition this node
+    /// holds, or the rules file it started with.
+    func previewEmail(_ request: Request) async throws -> Response {
+        let query = try Routes.emailPreviewQuery(request)
+        let settled = try Self.readsYourWrites(request)
+        guard let resolved = try await Self.fromHolder({ try await node.contact(query.contact, settled: settled) })
+        else { throw APIError(.notFound, "unknown contact \"\(query.contact)\"") }
+        return JSONResponse.make(
+            try TallyEngine.previewEmail(
+                template: query.template, contact: query.contact, state: resolved.state,
+                rules: await node.rulesInForce ?? rules, trigger: query.trigger, configuration: configuration))
     }
 
     /// `DELETE /v1/contacts/{id}` (I8 across the cluster, K4): the contact and its aliases erased from every
