@@ -99,9 +99,22 @@ extension ClusterNode {
             }
             for (alias, contact) in overlay where contact == from { overlay[alias] = into }
             overlay[from] = into
-            kept.append(event)
+            kept.append(Self.resolved(event, from: from.string, into: into.string))
         }
         return kept
+    }
+
+    /// A judged merge as it is published: between the contacts its ids resolve to (the judge's view, every merge
+    /// before it complete), so that it goes to the partition that holds `from`'s state, and `from` moves in one hop
+    /// to the partition that holds `into`'s. Published as sent, a merge naming an alias would go where the alias was
+    /// first merged and follow the aliases from there, and a chain that led it back through a partition it had left
+    /// would meet its stale alias there and lose its way (found by `CrossPartitionMergeTests`). The single node
+    /// resolves the ids itself: the merge is the same.
+    static func resolved(_ merge: Event, from: String, into: String) -> Event {
+        var event = merge
+        event.contact = from
+        event.item = into
+        return event
     }
 
     /// Whether a partition's log holds an event with idempotency key `id` (asked of every partition, settled).
