@@ -226,6 +226,27 @@ extension ClusterNode {
     }
 
     /// The score a list orders `item` by: its group's score with a group, its points without, none in the id order.
+    /// L3 across the cluster: the distribution of the list's score over every partition — the span of their lowest
+    /// to highest score first, then each partition's counts in the same buckets of that span, added up. (A single
+    /// node with membership filters spans its members' scores; the cluster spans every score within the bounds.)
+    public func scoreHistogram(_ query: ContactListQuery) async throws -> ScoreHistogram {
+        var histogram = ScoreHistogram(group: query.group, buckets: [], examined: 0)
+        let bounds = try await gather(PartitionQuery(kind: .scoreBounds, list: query)).compactMap(\.bounds)
+        guard let low = bounds.map({ $0[0] }).min(), let high = bounds.map({ $0[1] }).max() else { return histogram }
+        for answer in try await gather(PartitionQuery(kind: .histogram, list: query, span: [low, high])) {
+            guard let part = answer.histogram else { continue }
+            if histogram.buckets.isEmpty {
+                histogram.buckets = part.buckets.map { .init(low: $0.low, high: $0.high, count: 0, complete: true) }
+            }
+            for (index, bucket) in part.buckets.enumerated() where index < histogram.buckets.count {
+                histogram.buckets[index].count += bucket.count
+                histogram.buckets[index].complete = histogram.buckets[index].complete && bucket.complete
+            }
+            histogram.examined += part.examined
+        }
+        return histogram
+    }
+
     static func listScore(_ item: ContactListDocument.Item, _ query: ContactListQuery) -> Int64? {
         query.sort == .id ? nil : query.group.map { item.groups[$0] ?? 0 } ?? item.points
     }
@@ -345,6 +366,21 @@ extension ClusterNode {
                 answer.changes = kept.map(ChangeDocument.init)
                 answer.changesCut = page.changes.count == limit && kept.count == limit
                 answer.changesRebuild = page.rebuild
+            case .scoreBounds:
+                let bounds = try await TallyEngine.scoreBounds(
+                    query.list ?? ContactListQuery(), in: replica.projector.projections, blocking: blocking)
+                answer.bounds = bounds.map { [$0.lowerBound, $0.upperBound] }
+            case .histogram:
+                guard let span = query.span, span.count == 2, span[0] <= span[1] else {
+                    throw EngineError(.invalid, "a histogram needs a span")
+                }
+                let histogram = try await TallyEngine.scoreHistogram(
+                    query.list ?? ContactListQuery(), span: span[0]...span[1], in: replica.projector.projections,
+                    blocking: blocking)
+                answer.histogram = .init(
+                    buckets: histogram.buckets.map {
+                        .init(low: $0.low, high: $0.high, count: $0.count, complete: $0.complete)
+                    }, examined: histogram.examined)
             case .logged:
                 let id = query.names?.first ?? ""
                 answer.logged = try replica.log.seq(forID: id) != nil

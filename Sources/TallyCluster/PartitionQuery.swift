@@ -26,6 +26,10 @@ struct PartitionQuery: Codable, Sendable {
         case changes
         /// Whether the partition's log holds an event with the idempotency key ``names``'s first (S6).
         case logged
+        /// The lowest and highest score within the bounds of ``list`` (L3).
+        case scoreBounds
+        /// The distribution of the score of ``list`` over ``span`` (L3): the same buckets in every partition.
+        case histogram
     }
 
     var kind: Kind
@@ -42,6 +46,8 @@ struct PartitionQuery: Codable, Sendable {
     var at: Int64?
     var after: String?
     var through: UInt64?
+    /// The lowest and highest score of a histogram's buckets.
+    var span: [Int64]?
 }
 
 /// One partition's answer to a ``PartitionQuery``: the fields of the query's kind, or why it failed.
@@ -64,6 +70,21 @@ struct PartitionAnswer: Codable, Sendable {
     /// The `rebuild` event the partition's projections were rebuilt for (L2's `rebuild`).
     var changesRebuild: UInt64?
     var logged: Bool?
+    /// The lowest and highest score within a list's bounds; nil when none.
+    var bounds: [Int64]?
+    var histogram: Histogram?
+
+    /// A partition's histogram (L3), its buckets those of the query's span.
+    struct Histogram: Codable, Sendable {
+        struct Bucket: Codable, Sendable {
+            var low: Int64
+            var high: Int64
+            var count: Int
+            var complete: Bool
+        }
+        var buckets: [Bucket]
+        var examined: Int
+    }
     var failure: Failure?
 
     /// A partition's page of a contact list, and where it goes on.

@@ -62,6 +62,11 @@ public struct ContactListQuery: Sendable, Equatable, Codable {
 public struct ContactListPage: Sendable {
     public var contacts: [(id: String, state: ContactState)]
     public var next: String?
+
+    public init(contacts: [(id: String, state: ContactState)], next: String?) {
+        self.contacts = contacts
+        self.next = next
+    }
 }
 
 /// Where a page ended, as the opaque `cursor` of the next request: the order and group it belongs to, and the last

@@ -9,6 +9,10 @@ public struct ScoreHistogram: Sendable, Equatable {
         public var high: Int64
         public var count: Int
         public var complete: Bool
+
+        public init(low: Int64, high: Int64, count: Int, complete: Bool) {
+            (self.low, self.high, self.count, self.complete) = (low, high, count, complete)
+        }
     }
 
     /// The group whose score is counted; nil for the main score.
@@ -18,6 +22,10 @@ public struct ScoreHistogram: Sendable, Equatable {
     public var buckets: [Bucket]
     /// Index entries examined.
     public var examined: Int
+
+    public init(group: String?, buckets: [Bucket], examined: Int) {
+        (self.group, self.buckets, self.examined) = (group, buckets, examined)
+    }
 
     /// Whether every bucket's count is exact.
     public var complete: Bool { buckets.allSatisfy(\.complete) }
@@ -83,34 +91,64 @@ extension TallyEngine {
     public func scoreHistogram(
         _ query: ContactListQuery, buckets: Int = ScoreHistogram.maximumBuckets, budget: Int? = nil
     ) async throws -> ScoreHistogram {
+        try await Self.scoreHistogram(
+            query, span: nil, in: projections, blocking: blocking, buckets: buckets, budget: budget)
+    }
+
+    /// ``scoreHistogram(_:buckets:budget:)`` of `projections` (a node's, or a cluster partition's); with `span`, its
+    /// buckets are those of that span, whatever the scores here (a cluster's partitions count into the same ones).
+    public static func scoreHistogram(
+        _ query: ContactListQuery, span: ClosedRange<Int64>?, in projections: LiveProjections,
+        blocking: BlockingWork, buckets: Int = ScoreHistogram.maximumBuckets, budget: Int? = nil
+    ) async throws -> ScoreHistogram {
         let budget =
             budget ?? (query.memberships.isEmpty ? ScoreHistogram.scanBudget : ScoreHistogram.filteredScanBudget)
         return try await blocking.run {
-            try self.projections.read { txn in try Self.histogram(query, buckets: buckets, budget: budget, in: txn) }
+            try projections.read { txn in
+                try Self.histogram(query, buckets: buckets, budget: budget, span: span, in: txn)
+            }
+        }
+    }
+
+    /// The lowest and highest score within the query's bounds in `projections` (nil: none), the span a cluster's
+    /// histogram is counted over.
+    public static func scoreBounds(
+        _ query: ContactListQuery, in projections: LiveProjections, blocking: BlockingWork
+    ) async throws -> ClosedRange<Int64>? {
+        guard let range = query.range else { return nil }
+        return try await blocking.run {
+            try projections.read { txn in try txn.scoreBounds(group: query.group, range: range) }
         }
     }
 
     private static func histogram(
-        _ query: ContactListQuery, buckets: Int, budget: Int, in txn: ProjectionTransaction
+        _ query: ContactListQuery, buckets: Int, budget: Int, span fixed: ClosedRange<Int64>? = nil,
+        in txn: ProjectionTransaction
     ) throws -> ScoreHistogram {
         var histogram = ScoreHistogram(group: query.group, buckets: [], examined: 0)
-        guard let range = query.range, let bounds = try txn.scoreBounds(group: query.group, range: range) else {
+        guard let range = query.range, let found = try txn.scoreBounds(group: query.group, range: range) else {
+            guard let fixed else { return histogram }
+            let edges = ScoreHistogram.edges(fixed, count: min(max(1, buckets), ScoreHistogram.maximumBuckets))
+            histogram.buckets = edges.map { .init(low: $0.lowerBound, high: $0.upperBound, count: 0, complete: true) }
             return histogram
         }
+        let bounds = fixed ?? found
         let memberships = query.memberships
         func admit(_ contact: String) throws -> Bool {
             for (kind, name) in memberships where try !txn.isMember(kind, name, contact) { return false }
             return true
         }
         // With membership filters, walk the first one's members: exact when they are at most a budget's worth.
-        if let exact = try membersHistogram(query, bounds: bounds, buckets: buckets, budget: budget, in: txn) {
+        if let exact = try membersHistogram(
+            query, bounds: bounds, buckets: buckets, budget: budget, span: fixed, in: txn)
+        {
             return exact
         }
         var remaining = budget
         // With membership filters, the buckets span the lowest to the highest score of a member, when a tenth of the
         // budget from either end finds one; otherwise of every contact within the bounds.
         var span = bounds
-        if !memberships.isEmpty {
+        if !memberships.isEmpty, fixed == nil {
             let share = max(1, budget / 10)
             let low = try txn.firstScore(
                 group: query.group, range: bounds, descending: false, budget: share, admit: admit)
@@ -153,7 +191,7 @@ extension TallyEngine {
     /// its score read from its record: nil (nothing decided) without membership filters, or when the members are
     /// more than `budget`.
     private static func membersHistogram(
-        _ query: ContactListQuery, bounds: ClosedRange<Int64>, buckets: Int, budget: Int,
+        _ query: ContactListQuery, bounds: ClosedRange<Int64>, buckets: Int, budget: Int, span: ClosedRange<Int64>?,
         in txn: ProjectionTransaction
     ) throws -> ScoreHistogram? {
         let memberships = query.memberships
@@ -178,8 +216,10 @@ extension TallyEngine {
         }
         guard finished else { return nil }
         var histogram = ScoreHistogram(group: query.group, buckets: [], examined: examined)
-        guard let lowest = scores.min(), let highest = scores.max() else { return histogram }
-        let edges = ScoreHistogram.edges(lowest...highest, count: min(max(1, buckets), ScoreHistogram.maximumBuckets))
+        guard let span = span ?? scores.min().flatMap({ low in scores.max().map { low...$0 } }) else {
+            return histogram
+        }
+        let edges = ScoreHistogram.edges(span, count: min(max(1, buckets), ScoreHistogram.maximumBuckets))
         histogram.buckets = edges.map { .init(low: $0.lowerBound, high: $0.upperBound, count: 0, complete: true) }
         for score in scores {
             // The first bucket whose upper end is at or above the score (edges ascend and are adjacent).

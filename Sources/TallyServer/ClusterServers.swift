@@ -11,9 +11,9 @@ import TallyNATS
 
 /// The HTTP servers of a cluster node (SPEC §13; `Docs/cluster.md`): the same two sockets, with the API cluster mode
 /// has — ingest, the pixel and the Segment routes through the cluster's log (K1, K2); contacts, explain, changes by
-/// hand, merges, erasure, lists, the change feed, rules, rebuilds, the clock, the outbox and imports across the
-/// partitions (K4); health, metrics, `GET /v1/cluster` and verify. The routes it does not have yet (the admin UI,
-/// backups) answer 501.
+/// hand, merges, erasure, lists, the change feed, the admin UI, the email preview, rules, rebuilds, the clock, the
+/// outbox and imports across the partitions (K4); health, metrics, `GET /v1/cluster` and verify. The routes it does
+/// not have (backups, the single node's verify) answer 501.
 public enum ClusterServers {
     /// The two servers of `node`; `rules` is the rules file the node published, which checks changes by hand.
     public static func make(
@@ -72,6 +72,7 @@ struct ClusterRoutes: Sendable {
             return receipt
         }
         if administrative {
+            Routes.addUIRoutes(to: router, source: uiSource)
             router.get("/v1/changes") { request, _ in try await self.changes(request) }
             router.get("/v1/email/preview") { request, _ in try await self.previewEmail(request) }
             router.get("/v1/contacts") { request, _ in
@@ -327,6 +328,33 @@ struct ClusterRoutes: Sendable {
                 rules: await node.rulesInForce ?? rules, trigger: query.trigger, configuration: configuration))
     }
 
+    /// The admin UI across the cluster (L3): lists and the histogram from every partition, a contact's page from the
+    /// holder of its partition.
+    var uiSource: UISource {
+        let node = self.node
+        @Sendable func state(_ item: ContactListDocument.Item) -> ContactState {
+            ContactState(points: item.points, groups: item.groups, tags: Set(item.tags), segments: Set(item.segments))
+        }
+        return UISource(
+            top: { limit in
+                try await node.listContacts(ContactListQuery(limit: limit)).contacts.map { ($0.contact, state($0)) }
+            },
+            list: { query in
+                let page = try await node.listContacts(query)
+                return ContactListPage(contacts: page.contacts.map { ($0.contact, state($0)) }, next: page.next)
+            },
+            histogram: { query in try await node.scoreHistogram(query) },
+            contact: { id in
+                guard let resolved = try await node.contact(id),
+                    let document = try await node.explain(id, asOf: nil, limit: Explanation.defaultLimit)
+                else { return nil }
+                let now = try? await node.clockState(settled: false).now
+                return UISource.ContactView(
+                    id: resolved.id, state: resolved.state, entries: document.entries.compactMap(AuditEntry.init),
+                    total: document.entriesTotal, now: now ?? nil)
+            })
+    }
+
     /// `DELETE /v1/contacts/{id}` (I8 across the cluster, K4): the contact and its aliases erased from every
     /// partition that holds them and from the stream; 200 with the report once no holder finds a residue.
     func erase(_ context: BasicRequestContext) async throws -> Response {
@@ -420,5 +448,21 @@ struct PublishAckSummary {
     init(_ ack: PublishAck) {
         sequence = ack.sequence
         duplicate = ack.duplicate
+    }
+}
+
+extension AuditEntry {
+    /// An entry of an explain document as the audit trail holds it (the admin UI of a cluster node draws a contact's
+    /// page from its holder's explanation); nil for an entry this release cannot read.
+    init?(_ entry: ExplainDocument.Entry) {
+        guard let at = Timestamp.parse(entry.at),
+            let kind = (1...UInt8.max).lazy.compactMap({ Award.Kind(rawValue: $0) }).first(where: {
+                $0.name == entry.kind
+            })
+        else { return nil }
+        self.init(
+            seq: entry.seq, eventID: entry.id, at: at, kind: kind, action: entry.action, version: entry.rulesVersion,
+            group: entry.group, delta: entry.delta, scoreAfter: entry.scoreAfter, reason: entry.reason,
+            origin: entry.origin)
     }
 }

@@ -221,11 +221,46 @@ enum ContactPage {
     }
 }
 
+/// What the admin UI reads (L3): a node's projections, or a cluster's partitions through any node.
+struct UISource: Sendable {
+    /// A contact's page: the contact its id resolves to, its newest audit entries and how many there are in all,
+    /// and the fold's now (D1).
+    struct ContactView: Sendable {
+        var id: String
+        var state: ContactState
+        var entries: [AuditEntry]
+        var total: Int
+        var now: Int64?
+    }
+
+    /// The `limit` contacts with the highest main scores.
+    var top: @Sendable (_ limit: Int) async throws -> [(id: String, state: ContactState)]
+    var list: @Sendable (ContactListQuery) async throws -> ContactListPage
+    var histogram: @Sendable (ContactListQuery) async throws -> ScoreHistogram
+    /// Nil for a contact never seen.
+    var contact: @Sendable (String) async throws -> ContactView?
+}
+
 extension Routes {
-    /// Adds the UI routes.
-    func addUIRoutes(to router: Router<BasicRequestContext>) {
-        router.get("/ui") { _, _ in try await self.topContacts() }
-        router.get("/ui/contacts") { request, _ in try await self.contactsPage(request) }
+    /// The admin UI of a node, read from its projections.
+    var uiSource: UISource {
+        let engine = self.engine
+        return UISource(
+            top: { limit in try await engine.topContacts(limit: limit) },
+            list: { query in try await engine.listContacts(query) },
+            histogram: { query in try await engine.scoreHistogram(query) },
+            contact: { id in
+                guard let (contact, explanation) = try await engine.explain(contact: id) else { return nil }
+                return UISource.ContactView(
+                    id: contact.id, state: contact.state, entries: explanation.entries, total: explanation.total,
+                    now: (try? engine.clockState().now) ?? nil)
+            })
+    }
+
+    /// Adds the UI routes, which read from `source`.
+    static func addUIRoutes(to router: Router<BasicRequestContext>, source: UISource) {
+        router.get("/ui") { _, _ in ContactPage.top(try await source.top(50).map { ($0.id, $0.state) }) }
+        router.get("/ui/contacts") { request, _ in try await contactsPage(request, source: source) }
         router.get("/ui/search") { request, _ in
             let contact = request.uri.queryParameters["contact"].map(String.init) ?? ""
             var allowed = CharacterSet.urlPathAllowed
@@ -237,18 +272,11 @@ extension Routes {
         }
         router.get("/ui/contacts/:id") { _, context in
             let id = try Self.contactID(context)
-            guard let (contact, explanation) = try await engine.explain(contact: id) else {
+            guard let view = try await source.contact(id) else {
                 throw APIError(.notFound, "unknown contact \"\(id)\"")
             }
-            let now = try? engine.clockState().now
             return ContactPage.contact(
-                contact.id, state: contact.state, entries: explanation.entries, total: explanation.total,
-                now: now ?? nil)
+                view.id, state: view.state, entries: view.entries, total: view.total, now: view.now)
         }
-    }
-
-    /// The 50 contacts with the highest main scores.
-    func topContacts() async throws -> Response {
-        ContactPage.top(try await engine.topContacts(limit: 50).map { ($0.id, $0.state) })
     }
 }

@@ -203,7 +203,7 @@ enum ContactsPage {
 extension Routes {
     /// `GET /ui/contacts?min_points&max_points&group&tag&segment&campaign&trigger&sort&limit&cursor` (L3): the
     /// parameters of `GET /v1/contacts`, parsed by the same ``listQuery(_:)``; a bad one is shown on the page (400).
-    func contactsPage(_ request: Request) async throws -> Response {
+    static func contactsPage(_ request: Request, source: UISource) async throws -> Response {
         let parameters = request.uri.queryParameters
         var form: [String: String] = [:]
         for name in ["min_points", "max_points", "group", "tag", "segment", "campaign", "trigger", "sort", "limit"] {
@@ -218,10 +218,10 @@ extension Routes {
             } else {
                 query.limit = ContactsPage.defaultLimit
             }
-            let page = try await engine.listContacts(query)
+            let page = try await source.list(query)
             var whole = query
             whole.cursor = nil
-            let histogram = try await engine.scoreHistogram(whole)
+            let histogram = try await source.histogram(whole)
             return ContactsPage.render(form: form, query: query, limit: limit, page: page, histogram: histogram)
         } catch let error as APIError {
             return ContactsPage.render(form: form, query: query, limit: limit, page: nil, histogram: nil, error: error)

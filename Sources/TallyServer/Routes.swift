@@ -34,7 +34,7 @@ public struct Routes: Sendable {
         router.add(middleware: EngineErrorMiddleware())
         addBehaviourRoutes(to: router, viaIngest: false)
         router.get("/metrics") { _, _ in MetricsExport.response(self.engine) }
-        addUIRoutes(to: router)
+        Self.addUIRoutes(to: router, source: uiSource)
         router.get("/v1/contacts") { request, _ in try await self.listContacts(request) }
         router.get("/v1/changes") { request, _ in try await self.changes(request) }
         router.get("/v1/contacts/:id") { request, context in try await self.contact(request, context) }
