@@ -138,7 +138,7 @@ public struct RearmState: Sendable, Equatable {
 /// One change of a contact's score: by a point action, an operator's manual change or an import.
 public struct Award: Sendable, Equatable {
     /// What changed the score.
-    public enum Kind: UInt8, Sendable {
+    public enum Kind: UInt8, Sendable, CaseIterable {
         case action = 1
         /// A `points.change` by an operator (M1).
         case manual = 2

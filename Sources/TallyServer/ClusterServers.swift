@@ -456,9 +456,7 @@ extension AuditEntry {
     /// page from its holder's explanation); nil for an entry this release cannot read.
     init?(_ entry: ExplainDocument.Entry) {
         guard let at = Timestamp.parse(entry.at),
-            let kind = (1...UInt8.max).lazy.compactMap({ Award.Kind(rawValue: $0) }).first(where: {
-                $0.name == entry.kind
-            })
+            let kind = Award.Kind.allCases.first(where: { $0.name == entry.kind })
         else { return nil }
         self.init(
             seq: entry.seq, eventID: entry.id, at: at, kind: kind, action: entry.action, version: entry.rulesVersion,
