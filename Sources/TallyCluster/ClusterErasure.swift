@@ -63,8 +63,7 @@ extension ClusterNode {
             names.formUnion(found)
         }
         let key = try await erasureKey()
-        let code = HMAC<SHA256>.authenticationCode(for: Array(resolved.id.utf8), using: key)
-        let hash = code.map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined()
+        let hash = TallyEngine.erasureHash(of: resolved.id, key: key)
         let sorted = names.sorted().map(\.string)
         dropIdleCopies(of: sorted)
         let answers = try await gather(
@@ -132,7 +131,7 @@ extension PartitionReplica {
     /// deleted from the stream (their bytes overwritten), the `contact.erased` record is published to the
     /// partition (its `value` the first position erased: a copy that still holds it is stale), and the mark is
     /// cleared. The outbox's delivery holds its attempts back during the removal (no outcome naming the contact
-    /// follows it). Last, the copy's files are compacted and searched for the ids and email addresses. With `names` nil
+    /// follows it). Last, the copy's files are written afresh and searched for the ids and the email address. With `names` nil
     /// it finishes an erasure the mark holds. Nil when the partition holds nothing of them.
     func erase(names: [String]?, hash: String, at: Int64) async throws -> PartitionErasureReport? {
         let projector = self.projector

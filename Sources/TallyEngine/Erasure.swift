@@ -1,4 +1,4 @@
-import Crypto
+public import Crypto
 import Foundation
 public import TallyAPI
 import TallyCore
@@ -32,8 +32,7 @@ extension ProjectionFolder {
         guard known || !history.isEmpty else { return nil }
         try store.update { txn in try txn.setPendingErasure(contact) }
         let names: Set<ByteString> = Set(([contact] + aliases).map { ByteString($0) })
-        let code = HMAC<SHA256>.authenticationCode(for: Array(contact.utf8), using: key)
-        let hash = code.map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined()
+        let hash = TallyEngine.erasureHash(of: contact, key: key)
         let (removed, record) = try log.erase(
             history, tail: checkpoint,
             belongs: { event in
@@ -142,6 +141,12 @@ extension TallyEngine {
             guard residue.isEmpty else { throw ErasureResidueError(report: report) }
             return report
         }
+    }
+
+    /// The keyed hash a `contact.erased` record holds for the contact `id` (HMAC-SHA-256 under `key`, hex).
+    public static func erasureHash(of id: String, key: SymmetricKey) -> String {
+        HMAC<SHA256>.authenticationCode(for: Array(id.utf8), using: key)
+            .map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined()
     }
 
     /// The secret of the erasure hashes: 32 random bytes in `data_dir/erasure.key`, made on first use (mode 0600).
