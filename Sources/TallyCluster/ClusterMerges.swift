@@ -27,15 +27,24 @@ extension ClusterNode {
             throw EngineError(.unavailable, "other merges are being judged and did not finish in time; try again")
         }
         do {
-            let events = try await reachingTheCluster { try await judgeMerges(events, refused: refused) }
-            let acks = try await reachingTheCluster { try await append(events, request: request) }
-            // The next merge judged must see these whole: wait until each `from` resolves to the contact its `into`
-            // does, the relays between their partitions folded. Stored is stored: a merge that does not complete in
-            // time is answered 202 all the same.
-            do {
-                for event in events where event.type.isMerge { try await awaitMerged(event) }
-            } catch let error as ClusterReadError {
-                logger.warning("a merge is stored but not complete yet", metadata: ["tally.error": "\(error)"])
+            let (events, after) = try await reachingTheCluster { try await judgeMerges(events, refused: refused) }
+            // A merge judged on one before it in the request is published once that one is complete: published
+            // together, the later could be folded first and send the earlier's `from` along a chain of partitions.
+            var acks: [PublishAck] = []
+            var start = 0
+            for (part, end) in (after.sorted() + [events.count]).enumerated() where end > start {
+                let segment = Array(events[start..<end])
+                let suffix = part == 0 ? "" : ".\(part)"
+                acks += try await reachingTheCluster { try await append(segment, request: request + suffix) }
+                // The next merge judged must see these whole: wait until each `from` resolves to the contact its
+                // `into` does, the relays between their partitions folded. Stored is stored: a merge that does not
+                // complete in time is answered 202 all the same.
+                do {
+                    for event in segment where event.type.isMerge { try await awaitMerged(event) }
+                } catch let error as ClusterReadError {
+                    logger.warning("a merge is stored but not complete yet", metadata: ["tally.error": "\(error)"])
+                }
+                start = end
             }
             await leases.unlock("merges", revision: revision)
             return acks
@@ -64,11 +73,16 @@ extension ClusterNode {
 
     /// Judges the merges of `events` in order with ``TallyEngine/judgeMerge(from:into:resolved:known:viaIngest:)``,
     /// resolving their ids through the partitions' holders once every write before is folded; returns the events to
-    /// publish (without the refused merges, when `refused` is `.skip`). A refused merge whose id a partition's log
-    /// holds was made already: it is kept, and the stream or the copy stores it once.
-    private func judgeMerges(_ events: [Event], refused: RefusedMerges) async throws -> [Event] {
+    /// publish (without the refused merges, when `refused` is `.skip`), and the indices among them of the merges
+    /// that name a contact an earlier merge of `events` merged (they are published once that one is complete). A
+    /// refused merge whose id a partition's log holds was made already: it is kept, and the stream or the copy stores
+    /// it once.
+    private func judgeMerges(
+        _ events: [Event], refused: RefusedMerges
+    ) async throws -> (events: [Event], after: Set<Int>) {
         var overlay: [ByteString: ByteString] = [:]  // the merges of `events` before the one judged
         var kept: [Event] = []
+        var after: Set<Int> = []
         for event in events {
             guard event.type.isMerge, let target = event.mergeTarget else {
                 kept.append(event)
@@ -77,8 +91,12 @@ extension ClusterNode {
             try TallyEngine.checkMergeContacts(from: event.contact, into: target)
             let source = try await contact(event.contact, settled: true)
             let destination = try await contact(target, settled: true)
-            let from = overlay[ByteString(source?.id ?? event.contact)] ?? ByteString(source?.id ?? event.contact)
-            let into = overlay[ByteString(destination?.id ?? target)] ?? ByteString(destination?.id ?? target)
+            let (sourceID, destinationID) = (
+                ByteString(source?.id ?? event.contact), ByteString(destination?.id ?? target)
+            )
+            let from = overlay[sourceID] ?? sourceID
+            let into = overlay[destinationID] ?? destinationID
+            let dependent = overlay[sourceID] != nil || overlay[destinationID] != nil
             let refusal: EngineError?
             do throws(EngineError) {
                 try TallyEngine.judgeMerge(
@@ -99,9 +117,10 @@ extension ClusterNode {
             }
             for (alias, contact) in overlay where contact == from { overlay[alias] = into }
             overlay[from] = into
+            if dependent { after.insert(kept.count) }
             kept.append(Self.resolved(event, from: from.string, into: into.string))
         }
-        return kept
+        return (kept, after)
     }
 
     /// A judged merge as it is published: between the contacts its ids resolve to (the judge's view, every merge
