@@ -105,9 +105,7 @@ public enum ContactMerge {
             var event = logged.event
             event.contact = into
             try replay.apply(LoggedEvent(seq: logged.seq, event: event), rulesOfVersion: rulesOfVersion)
-            // An event placed at `at` is folded just before it: a clock event there is still to come (the first
-            // clock after a moved event's time is where it is placed, and must age its award).
-            position = max(position, inputs.positions == nil ? at : at &- 1)
+            position = max(position, at)
         }
         try switchRules(before: inputs.merge.seq)
 
