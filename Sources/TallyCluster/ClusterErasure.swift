@@ -131,8 +131,8 @@ extension PartitionReplica {
     /// deleted from the stream (their bytes overwritten), the `contact.erased` record is published to the
     /// partition (its `value` the first position erased: a copy that still holds it is stale), and the mark is
     /// cleared. The outbox's delivery holds its attempts back during the removal (no outcome naming the contact
-    /// follows it). Last, the copy's files are written afresh and searched for the ids and the email address. With `names` nil
-    /// it finishes an erasure the mark holds. Nil when the partition holds nothing of them.
+    /// follows it). Last, the copy's files are written afresh and searched for the ids and the email address. With
+    /// `names` nil it finishes an erasure the mark holds. Nil when the partition holds nothing of them.
     func erase(names: [String]?, hash: String, at: Int64) async throws -> PartitionErasureReport? {
         let projector = self.projector
         let removal = {

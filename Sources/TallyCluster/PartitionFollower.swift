@@ -4,7 +4,8 @@ public import TallyStore
 
 /// A node's copy of one partition (SPEC K3): reads the partition's subject of the cluster's stream from where its
 /// local log stands, and appends what it reads to that log, with the stream position in the same transaction
-/// (``EventLog/append(copied:at:streamPosition:)``), each event under its stream sequence. After a crash, or when another node held the partition meanwhile, it
+/// (``EventLog/append(copied:at:streamPosition:)``), each event under its stream sequence. After a crash, or when
+/// another node held the partition meanwhile, it
 /// resumes after exactly what the log holds: no message skipped, none appended twice. The log is then folded by the
 /// same projector, in the same formats, as a single node's.
 public struct PartitionFollower: Sendable {
