@@ -10,9 +10,10 @@ public struct MergeInputs {
     public var intoState: ContactState?
     /// Both contacts' events before the merge, in the order folded: log order, or as ``positions`` place them.
     public var history: [LoggedEvent]
-    /// Where each event of ``history`` is folded among the log's rules and clock events, when not at its own
-    /// sequence number: a contact's history moved in from another partition (K4) is placed among the other's events
-    /// by time. Non-decreasing; nil: each event at its own.
+    /// Where each event of ``history`` is folded among the log's rules and clock events — after every one before this
+    /// sequence number, and before the one at it — when not at its own: a contact's history moved in from another
+    /// partition (K4) is placed among the other's events by clock events, then by time. Non-decreasing; nil: each
+    /// event at its own.
     public var positions: [UInt64]?
     /// Every `rules.published` and `rebuild` event before the merge, in log order.
     public var rulesEvents: [LoggedEvent]
@@ -105,7 +106,8 @@ public enum ContactMerge {
             var event = logged.event
             event.contact = into
             try replay.apply(LoggedEvent(seq: logged.seq, event: event), rulesOfVersion: rulesOfVersion)
-            position = max(position, at)
+            // Folded before `at`: a clock event placed there (K4, a moved event) still ages what is due.
+            position = max(position, at - 1)
         }
         try switchRules(before: inputs.merge.seq)
 

@@ -172,12 +172,16 @@ public struct Event: Sendable, Hashable {
     public var operation: PointsOperation?
     /// For `contact.update` (F1): the fields set (or removed, value nil), sorted by name, each name once.
     public var fields: [FieldUpdate]
+    /// For an event a merge moved to another cluster partition (K4): the now of the last clock event before it in the
+    /// partition where it was first logged (`Int64.min` when none). Every partition gets the clock events in the same
+    /// order, so this is where among them the event belongs when the partition it moved to folds it again.
+    public var originClock: Int64?
 
     public init(
         type: EventType, contact: String, at: Int64, id: String? = nil, item: String? = nil, url: String? = nil,
         session: String? = nil, email: String? = nil, ownerEmail: String? = nil, group: String? = nil,
         reason: String? = nil, text: String? = nil, value: Int64? = nil, operation: PointsOperation? = nil,
-        fields: [FieldUpdate] = []
+        fields: [FieldUpdate] = [], originClock: Int64? = nil
     ) {
         self.type = type
         self.contact = contact
@@ -194,6 +198,7 @@ public struct Event: Sendable, Hashable {
         self.value = value
         self.operation = operation
         self.fields = fields
+        self.originClock = originClock
     }
 }
 

@@ -94,9 +94,9 @@ extension ProjectionFolder {
             if let home,
                 inputs.history.contains(where: { $0.event.type.isContactEvent && home.isForeign($0.event.contact) })
             {
-                (inputs.history, inputs.positions) = try Self.inTimeOrder(inputs.history) { time in
-                    try txn.firstClock(atOrAfter: time, after: 0)?.seq
-                }
+                (inputs.history, inputs.positions) = try Self.inTimeOrder(
+                    inputs.history, clockBefore: { seq in try txn.clockNow(before: seq) },
+                    firstClockAfter: { now in try txn.firstClock(atOrAfter: now, after: 0)?.seq })
             }
             let result = try ContactMerge.fold(inputs)
             try txn.removeAging(awardedAt: seqs)
@@ -127,31 +127,37 @@ extension ProjectionFolder {
     }
 
     /// K4: the order in which a merge folds a union that holds history moved in from another partition (events of a
-    /// foreign contact, which arrived after the others): by time, ties in log order — there is no log order across
-    /// partitions, and this is a single node's wherever the events came in the order of their times. Each event is
-    /// folded at the position (among the log's rules and clock events) of the earliest event not before it in time,
-    /// and before the first clock event later than it. Every later merge of the same contact orders its union so
-    /// again (the moved events stay foreign in the log), so a contact's history keeps one order. Returns the events
-    /// with the positions they are folded at.
+    /// foreign contact, which arrived after the others). There is no log order across partitions, but there is one
+    /// of clock events — every partition gets them in the same order — so each event belongs after a clock event: a
+    /// moved event after the one it followed where it was first logged (``Event/originClock``), one of this log after
+    /// the last clock before it. Between two clock events the order is by time, ties in log order: a single node's
+    /// wherever the events came in the order of their times. Each event is folded at the position (among the log's
+    /// rules and clock events) of the first event after it in that order, and before the next clock event. Every
+    /// later merge of the same contact orders its union so again (the moved events stay foreign in the log, and keep
+    /// their origin clock when moved on), so a contact's history keeps one order. Returns the events with the
+    /// positions they are folded before (their own sequence numbers, for this log's events in order).
     static func inTimeOrder(
-        _ history: [LoggedEvent], firstClockAfter: (Int64) throws -> UInt64?
+        _ history: [LoggedEvent], clockBefore: (UInt64) throws -> Int64?, firstClockAfter: (Int64) throws -> UInt64?
     ) rethrows -> (history: [LoggedEvent], positions: [UInt64]) {
-        let ordered = history.enumerated().sorted {
-            ($0.element.event.at, $0.offset) < ($1.element.event.at, $1.offset)
+        var clocks: [Int64] = []
+        clocks.reserveCapacity(history.count)
+        for logged in history { clocks.append(try logged.event.originClock ?? clockBefore(logged.seq) ?? .min) }
+        let order = history.indices.sorted {
+            (clocks[$0], history[$0].event.at, $0) < (clocks[$1], history[$1].event.at, $1)
         }
-        .map(\.element)
-        var positions = [UInt64](repeating: 0, count: ordered.count)
+        var positions = [UInt64](repeating: 0, count: order.count)
         var earliest = UInt64.max
-        for index in ordered.indices.reversed() {
-            earliest = min(earliest, ordered[index].seq)
+        for index in order.indices.reversed() {
+            earliest = min(earliest, history[order[index]].seq)
             positions[index] = earliest
         }
-        for index in ordered.indices where ordered[index].event.at < .max {
-            if let clock = try firstClockAfter(ordered[index].event.at + 1) {
-                positions[index] = min(positions[index], clock)
-            }
+        var nextClock: (after: Int64, seq: UInt64?)?
+        for index in order.indices where clocks[order[index]] < .max {
+            let clock = clocks[order[index]]
+            if nextClock?.after != clock { nextClock = (clock, try firstClockAfter(clock + 1)) }
+            if let seq = nextClock?.seq { positions[index] = min(positions[index], seq) }
         }
-        return (ordered, positions)
+        return (order.map { history[$0] }, positions)
     }
 
     /// K4: the state a merge relayed from another partition carries for the contact it moves (its `text`).
@@ -184,6 +190,7 @@ extension ProjectionFolder {
                 guard moved.event.type.isContactEvent else { return nil }
                 var event = moved.event
                 event.contact = from
+                event.originClock = try event.originClock ?? txn.clockNow(before: moved.seq) ?? .min
                 return event
             }
             try txn.removeRecords(of: from)

@@ -4,10 +4,11 @@ public import TallyCore
 ///
 /// ```
 /// u8 format (1) · u8 type code · i64 LE at · u8 presence bits (id, item, url, session, email, owner email,
-/// unused, extended) · [u8 extended presence bits (group, reason, text, value, operation, fields) when bit 7 is
-/// set] · varint length + UTF-8 contact · each present string field as varint length + UTF-8, in bit order
+/// unused, extended) · [u8 extended presence bits (group, reason, text, value, operation, fields, origin clock) when
+/// bit 7 is set] · varint length + UTF-8 contact · each present string field as varint length + UTF-8, in bit order
 /// · [i64 LE value] · [u8 operation code] · [fields: varint count ≥ 1, then per field in name order: varint length
 /// + UTF-8 name · u8 value type (0 removed, 1 string, 2 number) · varint length + UTF-8 string | i64 LE double bits]
+/// · [i64 LE origin clock]
 /// ```
 ///
 /// Behaviour events never set the extended bits, so their records are the same as before administrative events
@@ -49,6 +50,7 @@ public enum EventCodec {
         if event.value != nil { extendedBits |= 1 << 3 }
         if event.operation != nil { extendedBits |= 1 << 4 }
         if !event.fields.isEmpty { extendedBits |= 1 << 5 }
+        if event.originClock != nil { extendedBits |= 1 << 6 }
         if extendedBits != 0 { bits |= extended }
         writer.u8(bits)
         if extendedBits != 0 { writer.u8(extendedBits) }
@@ -71,6 +73,7 @@ public enum EventCodec {
                 if let value = update.value { writer.fieldValue(value) } else { writer.u8(0) }
             }
         }
+        if let clock = event.originClock { writer.int64(clock) }
     }
 
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws(CorruptRecordError) -> Event {
@@ -82,7 +85,7 @@ public enum EventCodec {
         let bits = try reader.u8()
         guard bits & 0x40 == 0 else { throw reader.corrupt("unknown presence bits") }
         let extendedBits = bits & extended != 0 ? try reader.u8() : 0
-        guard bits & extended == 0 || (extendedBits != 0 && extendedBits & 0xC0 == 0) else {
+        guard bits & extended == 0 || (extendedBits != 0 && extendedBits & 0x80 == 0) else {
             throw reader.corrupt("unknown extended presence bits")
         }
         let contact = try reader.string()
@@ -117,11 +120,12 @@ public enum EventCodec {
                 fields.append(FieldUpdate(name: name, value: tag == 0 ? nil : try reader.fieldValue(tag: tag)))
             }
         }
+        let originClock = extendedBits & (1 << 6) != 0 ? try reader.int64() : nil
         guard reader.isAtEnd else { throw reader.corrupt("trailing bytes") }
         return Event(
             type: type, contact: contact, at: at, id: id, item: item, url: url, session: session, email: email,
             ownerEmail: ownerEmail, group: group, reason: reason, text: text, value: value, operation: operation,
-            fields: fields)
+            fields: fields, originClock: originClock)
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> Event {

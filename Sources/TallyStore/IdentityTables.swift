@@ -106,6 +106,22 @@ extension ProjectionTransaction {
         return try firstClock(from: [IdentityCodec.clockBySeqTag] + SequenceKey.encode(seq + 1))
     }
 
+    /// The now of the last clock event before `seq` that moved the fold's now, or nil when none did.
+    public func clockNow(before seq: UInt64) throws -> Int64? {
+        guard seq > 1 else { return nil }
+        var now: Int64?
+        try txn.scanBackward(store.clocks, from: [IdentityCodec.clockBySeqTag] + SequenceKey.encode(seq - 1)) {
+            key, value in
+            guard key.first == IdentityCodec.clockBySeqTag else { return false }
+            guard let time = IdentityCodec.time(value) else {
+                throw CorruptRecordError(table: "clocks", message: "record of \(key.count)/\(value.count) bytes")
+            }
+            now = time
+            return false
+        }
+        return now
+    }
+
     private func firstClock(from start: [UInt8]) throws -> (now: Int64, seq: UInt64)? {
         var found: (Int64, UInt64)?
         try txn.scan(store.clocks, from: start) { key, value in

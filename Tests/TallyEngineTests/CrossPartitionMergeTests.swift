@@ -190,6 +190,43 @@ import Testing
         try folds.verify()
     }
 
+    @Test(
+        "K4 I2 D3 D4 a moved award ages at the clock events it was folded before where it was logged, whatever its time"
+    )
+    func movedAwardsAmongClockEvents() throws {
+        let folds = try Folds(partitions: 3)
+        let anonymous = try Self.id("anon", in: 0, of: folds.partitioning)
+        let known = try Self.id("known", in: 1, of: folds.partitioning)
+        let day: Int64 = 86_400_000
+        func open(_ contact: String, _ at: Int64, _ item: String) -> Event {
+            Event(type: .emailOpen, contact: contact, at: Self.start + at, item: item)
+        }
+        try folds.append([try Self.rules()])
+        try folds.append([open(known, 500, "news-k"), open(anonymous, 1_000, "news-1")])
+        // A clock event 100 days on: the opens decay to nothing (D3).
+        try folds.append([Event(type: .clock, contact: "", at: Self.start + 100 * day)])
+        // Sent late (a back-end's import): events timestamped before that clock, logged after it. A single node folds
+        // them after it, so it does not age them; placed by time alone, a merge would fold them before it.
+        try folds.append([
+            open(anonymous, 2_000, "news-2"),
+            Event(type: .assetDownload, contact: anonymous, at: Self.start + 3_000, item: "pricing-whitepaper"),
+        ])
+        try folds.settle()
+        try folds.append([Event.merge(from: anonymous, into: known, at: Self.start + 101 * day, viaIngest: false)])
+        try folds.settle()
+        let merged = try #require(try folds.contact(known))
+        let expected = try #require(try folds.whole.store.contact(known))
+        #expect(ContactCodec.encode(merged) == ContactCodec.encode(expected), "\(merged.points) ≠ \(expected.points)")
+        #expect(expected.points == 12, "the late open (2) and download (10), not the opens before the clock")
+        // A later clock ages the late awards too, at the same event as on a single node (D4: due since the merge).
+        try folds.append([Event(type: .clock, contact: "", at: Self.start + 200 * day)])
+        try folds.settle()
+        let aged = try #require(try folds.contact(known))
+        #expect(ContactCodec.encode(aged) == ContactCodec.encode(try #require(try folds.whole.store.contact(known))))
+        #expect(aged.points == 0)
+        try folds.verify()
+    }
+
     @Test("K4 I2 a chain of merges across three partitions; a relay carried twice is applied once")
     func chainAcrossPartitions() throws {
         let folds = try Folds(partitions: 3)
@@ -229,7 +266,9 @@ import Testing
         try folds.verify()
     }
 
-    @Test("K4 I2 random merges across partitions, events in time order: every contact as a single node folds it")
+    @Test(
+        "K4 I2 D4 random merges and clock events across partitions, events in time order: every contact as a single node folds it"
+    )
     func randomMergesAcrossPartitions() throws {
         // Seeds 4714983640365232017 and 2425277980146432376 found merges that lost their way when published between
         // the ids as sent (`ClusterNode.resolved`); a random seed each run, as the other property tests.
@@ -237,7 +276,9 @@ import Testing
         let context =
             "seed \(run.seed), \(run.events) events (TALLY_FOLD_SEED=\(run.seed) TALLY_FOLD_EVENTS=\(run.events))"
         var generator = RandomLog(seed: run.seed, contacts: 30, events: run.events)
-        generator.kinds = generator.kinds.filter { ["behaviour", "url.hit"].contains($0.name) }
+        // D1–D4 too: clock events reach every partition in the same order, and the moved awards age at the ones
+        // they were folded before where they were logged.
+        generator.kinds = generator.kinds.filter { ["behaviour", "url.hit", "clock"].contains($0.name) }
         var random = SplitMix64(seed: run.seed &+ 1)
         let folds = try Folds(partitions: 3)
         try folds.append([RandomLog.publication(&generator)])

@@ -57,6 +57,16 @@ struct CodecTests {
             let event = Event(type: .pointsChange, contact: "c", at: 0, value: 3, operation: operation)
             #expect(try EventCodec.decode(EventCodec.encode(event)) == event)
         }
+        // K4: a moved event's origin clock, after its other fields; `Int64.min` (no clock) and a behaviour alone.
+        for (base, clock) in [(Self.everyType[0], Int64.min), (Self.everyType[7], 1_780_000_000_000)] {
+            var moved = base
+            moved.originClock = clock
+            let bytes = EventCodec.encode(moved)
+            #expect(
+                bytes.count == EventCodec.encode(base).count + 8 + (EventCodec.encode(base)[10] & 0x80 == 0 ? 1 : 0))
+            #expect(try EventCodec.decode(bytes) == moved)
+            Self.expectEveryTruncationRefused(bytes, table: "events") { _ = try EventCodec.decode($0) }
+        }
     }
 
     @Test("the event codec refuses another record format, an unknown type, operation or presence bit")

@@ -49,7 +49,7 @@ struct FieldCodecTests {
         CodecTests.expectCorrupt(empty, table: "events", containing: "0 fields") { _ = try EventCodec.decode($0) }
 
         var reserved = EventCodec.encode(number)
-        reserved[11] |= 0x40  // the extended bits' unused bit 6
+        reserved[11] |= 0x80  // the extended bits' unused bit 7
         CodecTests.expectCorrupt(reserved, table: "events", containing: "presence") { _ = try EventCodec.decode($0) }
     }
 
