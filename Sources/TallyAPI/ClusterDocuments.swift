@@ -60,16 +60,18 @@ public struct ClusterVerifyDocument: Codable, Sendable, Equatable {
     public var node: String
     public var partitions: [PartitionReport]
 
-    /// One partition's verification.
+    /// One partition's verification, and the node that made it.
     public struct PartitionReport: Codable, Sendable, Equatable {
         public var partition: Int
         public var checkpoint: UInt64
         public var differences: [String]
+        public var node: String?
 
-        public init(partition: Int, checkpoint: UInt64, differences: [String]) {
+        public init(partition: Int, checkpoint: UInt64, differences: [String], node: String? = nil) {
             self.partition = partition
             self.checkpoint = checkpoint
             self.differences = differences
+            self.node = node
         }
     }
 
@@ -78,6 +80,23 @@ public struct ClusterVerifyDocument: Codable, Sendable, Equatable {
     public init(node: String, partitions: [PartitionReport]) {
         self.node = node
         self.partitions = partitions
+    }
+}
+
+/// `POST /v1/verify` on a cluster node (SPEC K4, A5): every partition verified by its holder. `checkpoint` and
+/// `differences` read as a single node's ``VerifyReport`` (what `tally verify` prints): the highest stream sequence a
+/// partition was compared at, and each partition's differences prefixed with it.
+public struct ClusterVerifyReport: Codable, Sendable, Equatable {
+    public var checkpoint: UInt64
+    public var differences: [String]
+    public var partitions: [ClusterVerifyDocument.PartitionReport]
+
+    public var passed: Bool { differences.isEmpty }
+
+    public init(partitions: [ClusterVerifyDocument.PartitionReport]) {
+        self.partitions = partitions
+        checkpoint = partitions.map(\.checkpoint).max() ?? 0
+        differences = partitions.flatMap { report in report.differences.map { "partition \(report.partition): \($0)" } }
     }
 }
 

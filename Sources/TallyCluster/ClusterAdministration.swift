@@ -268,6 +268,18 @@ extension ClusterNode {
         try await gatherWithCut(query).answers
     }
 
+    /// A5 across the cluster (K4, `POST /v1/verify`): every partition settled at what the stream held when asked, then
+    /// verified by the node that holds it, each against a fresh fold of its copy.
+    public func verifyCluster() async throws -> ClusterVerifyReport {
+        let answers = try await gather(PartitionQuery(kind: .verify, settled: true))
+        return ClusterVerifyReport(
+            partitions: answers.map { answer in
+                ClusterVerifyDocument.PartitionReport(
+                    partition: answer.partition, checkpoint: answer.verify?.checkpoint ?? 0,
+                    differences: answer.verify?.differences ?? ["no report"], node: answer.node)
+            })
+    }
+
     /// ``gather(_:)``, with the key where a node's answer was cut to fit one message (see ``NodeAnswer``).
     private func gatherWithCut(_ query: PartitionQuery) async throws -> (answers: [PartitionAnswer], cut: String?) {
         var byPartition: [Int: PartitionAnswer] = [:]
@@ -279,7 +291,8 @@ extension ClusterNode {
             (try await leases.liveNodeNames().filter { $0 != settings.node }, try await session.jetStream().connection)
         }
         let payload = Array(try JSONEncoder().encode(query))
-        let timeout = readAfterTimeout + .seconds(25)
+        // A verification folds the partition again from its first event: as long as the admin socket's clients wait.
+        let timeout = query.kind == .verify ? Duration.seconds(3_600) : readAfterTimeout + .seconds(25)
         let nodeAnswers = await withTaskGroup(of: NodeAnswer?.self) { group in
             for node in others {
                 group.addTask {
@@ -370,6 +383,9 @@ extension ClusterNode {
                 let bounds = try await TallyEngine.scoreBounds(
                     query.list ?? ContactListQuery(), in: replica.projector.projections, blocking: blocking)
                 answer.bounds = bounds.map { [$0.lowerBound, $0.upperBound] }
+            case .verify:
+                answer.verify = try await blocking.run { try replica.verify() }
+                answer.node = settings.node
             case .histogram:
                 guard let span = query.span, span.count == 2, span[0] <= span[1] else {
                     throw EngineError(.invalid, "a histogram needs a span")

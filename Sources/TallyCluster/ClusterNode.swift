@@ -63,7 +63,8 @@ public actor ClusterNode {
 
     /// A node with `settings`, its partitions' copies and projections under `dataDirectory/partitions/`. With
     /// `delivery`, the partitions it holds deliver their outboxes with that configuration's integrations, SMTP relay
-    /// and retry settings; with `rulesFile`, it publishes that rules file at start (see ``publish(rulesFile:source:)``).
+    /// and retry settings; with `rulesFile`, it publishes that rules file at start
+    /// (see ``publish(rulesFile:source:)``).
     public init(
         settings: ClusterSettings, dataDirectory: String, sessionTimeout: Int64, mapSize: Int, logger: Logger,
         rulesFile: (text: String, source: String)? = nil, delivery: Configuration? = nil,
@@ -198,7 +199,10 @@ public actor ClusterNode {
         for partition in replicas.keys.sorted() {
             guard let replica = replicas[partition]?.replica else { continue }
             let report = try await blocking.run { try replica.verify() }
-            reports.append(.init(partition: partition, checkpoint: report.checkpoint, differences: report.differences))
+            reports.append(
+                .init(
+                    partition: partition, checkpoint: report.checkpoint, differences: report.differences,
+                    node: settings.node))
         }
         return ClusterVerifyDocument(node: settings.node, partitions: reports)
     }

@@ -30,6 +30,8 @@ struct PartitionQuery: Codable, Sendable {
         case scoreBounds
         /// The distribution of the score of ``list`` over ``span`` (L3): the same buckets in every partition.
         case histogram
+        /// A5: the partition's projections against a fresh fold of its copy, by the node that holds it.
+        case verify
     }
 
     var kind: Kind
@@ -73,6 +75,9 @@ struct PartitionAnswer: Codable, Sendable {
     /// The lowest and highest score within a list's bounds; nil when none.
     var bounds: [Int64]?
     var histogram: Histogram?
+    /// A5 in the partition, and the node that verified it.
+    var verify: VerifyReport?
+    var node: String?
 
     /// A partition's histogram (L3), its buckets those of the query's span.
     struct Histogram: Codable, Sendable {

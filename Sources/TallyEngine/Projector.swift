@@ -16,7 +16,8 @@ public import TallyStore
 /// before the rebuild event under the version it names, while the live projections go on being served and
 /// updated. Once the fresh fold has caught up with the log, the projector thread folds its last events, replaces
 /// the live store and points `CURRENT` at the fresh environment; the old one is deleted. Nothing is carried
-/// over: delivery outcomes are events in the log (T7), so the fresh fold's outbox knows every delivery. A crash before the switch leaves the old store live, and the rebuild starts again.
+/// over: delivery outcomes are events in the log (T7), so the fresh fold's outbox knows every delivery. A crash
+/// before the switch leaves the old store live, and the rebuild starts again.
 public final class Projector: Sendable {
     private struct State {
         var folder: ProjectionFolder
@@ -344,7 +345,7 @@ public final class Projector: Sendable {
     public func compactProjections() async throws {
         try await exclusively { [self] live in
             let path = try directories.freshCopy()
-            try live.store.environment.rewrite(to: path, maxDatabases: 32)
+            try live.store.environment.rewrite(to: path)
             let store = try ProjectionStore(directory: path, mapSize: mapSize)
             try store.environment.sync()  // on disk before CURRENT names it
             if durability == .log { try store.environment.deferSync() }

@@ -12,8 +12,8 @@ import TallyNATS
 /// The HTTP servers of a cluster node (SPEC §13; `Docs/cluster.md`): the same two sockets, with the API cluster mode
 /// has — ingest, the pixel and the Segment routes through the cluster's log (K1, K2); contacts, explain, changes by
 /// hand, merges, erasure, lists, the change feed, the admin UI, the email preview, rules, rebuilds, the clock, the
-/// outbox and imports across the partitions (K4); health, metrics, `GET /v1/cluster` and verify. The routes it does
-/// not have (backups, the single node's verify) answer 501.
+/// outbox, imports and verify across the partitions (K4); health, metrics, `GET /v1/cluster` and this node's verify.
+/// The route it does not have (backups: the stream is the log, `Docs/cluster.md`) answers 501.
 public enum ClusterServers {
     /// The two servers of `node`; `rules` is the rules file the node published, which checks changes by hand.
     public static func make(
@@ -106,6 +106,7 @@ struct ClusterRoutes: Sendable {
             router.post("/v1/import/points") { request, _ in try await self.importPoints(request) }
             router.get("/v1/cluster") { _, _ in try await self.status() }
             router.post("/v1/cluster/verify") { _, _ in try await self.verify() }
+            router.post("/v1/verify") { _, _ in JSONResponse.make(try await node.verifyCluster()) }
         }
         return router
     }

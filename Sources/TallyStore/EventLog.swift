@@ -51,15 +51,16 @@ public final class EventLog: Sendable {
     }
 
     /// I8: replaces the log's file with a copy that holds only the live records, written afresh
-    /// (``LMDBEnvironment/rewrite(to:maxDatabases:batch:)``) — no free page, no byte of a deleted record. Call it from
-    /// the one writing thread (nothing may append meanwhile). The copy is made beside the log (`DIR.compact`), the log directory moved to `DIR.old`, the copy moved in, and the old
-    /// files removed; a crash in between is finished by the next ``init(directory:mapSize:)``.
+    /// (``LMDBEnvironment/rewrite(to:batch:)``) — no free page, no byte of a deleted record. Call it from the one
+    /// writing thread (nothing may append meanwhile). The copy is made beside the log (`DIR.compact`), the log
+    /// directory moved to `DIR.old`, the copy moved in, and the old files removed; a crash in between is finished by
+    /// the next ``init(directory:mapSize:)``.
     public func compact() throws {
         let fresh = directory + ".compact"
         let old = directory + ".old"
         try? FileManager.default.removeItem(atPath: fresh)
         try FileManager.default.createDirectory(atPath: fresh, withIntermediateDirectories: false)
-        try environment.rewrite(to: fresh, maxDatabases: 16)
+        try environment.rewrite(to: fresh)
         try FileManager.default.moveItem(atPath: directory, toPath: old)
         try FileManager.default.moveItem(atPath: fresh, toPath: directory)
         let (environment, tables) = try Self.open(directory, mapSize: mapSize)

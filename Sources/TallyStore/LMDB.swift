@@ -40,11 +40,14 @@ public struct LMDBDatabase: Sendable, Equatable {
 public final class LMDBEnvironment: @unchecked Sendable {
     let handle: OpaquePointer
     public let path: String
+    /// The number of named tables the environment was opened for.
+    public let maxDatabases: UInt32
     private let resizeLock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
 
     /// Opens (creating if needed) the environment in directory `path`.
     public init(path: String, mapSize: Int, maxDatabases: UInt32 = 16) throws(LMDBError) {
         self.path = path
+        self.maxDatabases = maxDatabases
         mkdir(path, 0o750)
         var env: OpaquePointer?
         try check(mdb_env_create(&env), "mdb_env_create")
@@ -106,7 +109,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
     /// page whole, with whatever the buffer LMDB built it in held before past the value's end — the new pages hold
     /// nothing but the records: LMDB zeroes a page buffer it allocates, and reuses only the new environment's own.
     /// Reads one snapshot; writes transactions of `batch` records without syncing, then syncs once.
-    public func rewrite(to path: String, maxDatabases: UInt32, batch: Int = 50_000) throws {
+    public func rewrite(to path: String, batch: Int = 50_000) throws {
         let target = try LMDBEnvironment(path: path, mapSize: mapSize, maxDatabases: maxDatabases)
         try target.deferSync()
         try read { source in

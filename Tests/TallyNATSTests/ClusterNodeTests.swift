@@ -84,6 +84,15 @@ import Testing
             let report = try await node.verify()
             #expect(report.partitions.count == 2 && report.passed, "\(report)")
         }
+        // A5 for the whole cluster through one node: every partition, each verified by the node that holds it.
+        let whole = try await Self.askedAgain { try await nodes[1].verifyCluster() }
+        #expect(whole.passed && whole.partitions.map(\.partition) == Array(0..<6), "\(whole)")
+        var verifiers: [String] = []
+        for (index, node) in nodes.enumerated() {
+            for partition in await node.held { verifiers.append("\(partition) \(["a", "b", "c"][index])") }
+        }
+        #expect(whole.partitions.map { "\($0.partition) \($0.node ?? "")" } == verifiers.sorted())
+        #expect(whole.checkpoint == whole.partitions.map(\.checkpoint).max() && whole.checkpoint > 0)
 
         // c stops without handing over: its partitions move when their leases expire.
         let lost = await nodes[2].held
