@@ -269,9 +269,19 @@ extension ClusterNode {
     }
 
     /// A5 across the cluster (K4, `POST /v1/verify`): every partition settled at what the stream held when asked, then
-    /// verified by the node that holds it, each against a fresh fold of its copy.
+    /// verified by the node that holds it, each against a fresh fold of its copy. Asked again while a partition is
+    /// moving between nodes (for up to three lease times: an administrator's command, not a read that must be quick).
     public func verifyCluster() async throws -> ClusterVerifyReport {
-        let answers = try await gather(PartitionQuery(kind: .verify, settled: true))
+        let deadline = ContinuousClock.now + settings.leaseTime * 3
+        var answers: [PartitionAnswer]
+        while true {
+            do {
+                answers = try await gather(PartitionQuery(kind: .verify, settled: true))
+                break
+            } catch let error as EngineError where error.kind == .unavailable && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
         return ClusterVerifyReport(
             partitions: answers.map { answer in
                 ClusterVerifyDocument.PartitionReport(

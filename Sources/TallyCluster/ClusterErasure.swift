@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 public import TallyAPI
 import TallyCore
-public import TallyEngine
+import TallyEngine
 import TallyNATS
 import TallyStore
 
@@ -144,7 +144,7 @@ extension PartitionReplica {
         guard let (erasure, emails) = removed else { return nil }
         let stream = clusterLog.stream
         for position in erasure.positions {
-            try await clusterLog.session.retrying(for: .seconds(30)) { jetStream throws(NATSError) in
+            _ = try await clusterLog.session.retrying(for: .seconds(30)) { jetStream throws(NATSError) in
                 try await jetStream.deleteMessage(stream: stream, sequence: position)
             }
         }

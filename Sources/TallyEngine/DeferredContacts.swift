@@ -12,7 +12,8 @@ import TallyStore
 struct DeferredContacts {
     struct Entry {
         var state: ContactState
-        /// What the list indexes hold of the contact's stored record (``indexed(_:)``); nil when it has none.
+        /// What the list indexes hold of the contact's stored record (``ContactRecordWrite/indexed(_:)``); nil when it
+        /// has none.
         var stored: ContactState?
         /// Batches that changed the contact since the last flush; 0: ``state`` is what is stored.
         var uses: UInt32
@@ -51,7 +52,7 @@ struct DeferredContacts {
             entries.values[index].state = state
             entries.values[index].uses = max(entries.values[index].uses, entries.values[index].uses &+ 1)  // saturating
         } else {
-            entries[contact] = Entry(state: state, stored: stored.map(Self.indexed), uses: 1)
+            entries[contact] = Entry(state: state, stored: stored.map(ContactRecordWrite.indexed), uses: 1)
         }
     }
 
@@ -68,18 +69,11 @@ struct DeferredContacts {
             kept.reserveCapacity(keeping)
             for index in keys.indices.sorted(by: { values[$0].uses > values[$1].uses }).prefix(keeping) {
                 let state = values[index].state
-                kept[keys[index]] = Entry(state: state, stored: Self.indexed(state), uses: 0)
+                kept[keys[index]] = Entry(state: state, stored: ContactRecordWrite.indexed(state), uses: 0)
             }
         }
         entries = kept
         return writes
     }
 
-    /// The parts of a state the list indexes are made of (``ContactRecordWrite``): the scores and the memberships.
-    /// They share their storage with the state until it changes them; the rest is not kept twice.
-    static func indexed(_ state: ContactState) -> ContactState {
-        ContactState(
-            points: state.points, groups: state.groups, fired: state.fired, tags: state.tags, segments: state.segments,
-            campaigns: state.campaigns)
-    }
 }

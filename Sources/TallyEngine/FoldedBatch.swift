@@ -32,7 +32,7 @@ struct FoldedBatch: Sendable {
     var notes: [Note] = []
     /// The batch's contacts and open sessions, loaded and then folded.
     var working = Projection()
-    /// The batch's contacts as stored before it (the list indexes' diff).
+    /// What the list indexes hold of the batch's contacts as stored before it (``ContactRecordWrite/indexed(_:)``).
     var previous: [ByteString: ContactState] = [:]
     /// The batch's history links and audit entries (A1).
     var trails = TrailBatch()
@@ -83,7 +83,7 @@ extension ProjectionFolder {
             let contact = ByteString(batch.events[index].event.contact)
             if loaded.insert(contact).inserted {
                 if var state = try stored(contact) {
-                    batch.previous[contact] = state
+                    batch.previous[contact] = ContactRecordWrite.indexed(state)
                     try prepare(contact.string, &state)
                     batch.working.contacts[contact] = state
                 } else {

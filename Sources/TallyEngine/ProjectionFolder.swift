@@ -254,7 +254,7 @@ public final class ProjectionFolder: @unchecked Sendable {
                 if working[contact] == nil {
                     // Every aging award's contact is stored (it was awarded); one that is not has nothing to age.
                     guard var state = try contactCache.value(contact) ?? txn.contact(waiting.contact) else { continue }
-                    previous[contact] = state
+                    previous[contact] = ContactRecordWrite.indexed(state)
                     try bringUpToDate(waiting.contact, &state, existing: existing, txn: txn)
                     working[contact] = state
                 }

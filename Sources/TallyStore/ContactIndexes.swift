@@ -84,6 +84,15 @@ public struct ContactRecordWrite: Sendable {
     var removedMembers: [[UInt8]] = []
     var addedMembers: [[UInt8]] = []
 
+    /// The parts of a state the list indexes are made of, all a write needs of the `previous` record: the scores and
+    /// the memberships. They share their storage with the state until it changes them; the rest — the once-only
+    /// ledger, URL visits, caps, fields — is not shared, so the fold changes it in place instead of copying it.
+    public static func indexed(_ state: ContactState) -> ContactState {
+        ContactState(
+            points: state.points, groups: state.groups, fired: state.fired, tags: state.tags, segments: state.segments,
+            campaigns: state.campaigns)
+    }
+
     /// The write that takes contact `id`'s record from `previous` (nil for a new contact) to `state`.
     public init(_ id: String, _ state: ContactState, previous: ContactState?) {
         key = Array(id.utf8)

@@ -69,7 +69,8 @@ import Testing
 
         // A3: one version, the fixtures' publication, in every partition; a second published through node b.
         #expect(try await again { try await nodes[2].rulesVersions() }.versions.map(\.version) == [1])
-        let first = try String(contentsOf: ClusterFixtures.repository.appendingPathComponent("config/rules.yaml"))
+        let first = try String(
+            contentsOf: ClusterFixtures.repository.appendingPathComponent("config/rules.yaml"), encoding: .utf8)
         let whitepaper = try #require(first.range(of: "    delta: 10\n"))
         let second = first.replacingCharacters(in: whitepaper, with: "    delta: 25\n")
         let published = try await again { try await nodes[1].publishRules(text: second, source: "api: test") }
