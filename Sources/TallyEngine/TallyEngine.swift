@@ -34,6 +34,8 @@ public final class TallyEngine: Service, Sendable {
     let lastRebuildRequest = Mutex<UInt64>(0)
     /// Largest rules file, bytes (what the log's string encoding holds).
     public static let maximumRulesBytes = 1 << 20
+    /// The thread the outbox's deliveries run on, below the requests' priority (shared by every engine of the process).
+    public static let background: any TaskExecutor = BackgroundExecutor(name: "tally-outbox")
     private let lock: DirectoryLock
     let logger: Logger
 
@@ -118,7 +120,7 @@ public final class TallyEngine: Service, Sendable {
             "engine started",
             metadata: ["tally.log_head": "\(writer.head.value)", "tally.projected": "\(projector.projected.value)"])
         await finishPendingErasure()
-        let delivery = Task { await outbox.run() }
+        let delivery = Task(executorPreference: Self.background) { await self.outbox.run() }
         let clock = configuration.clockInterval.map { interval in Task { await runClock(every: interval) } }
         try? await gracefulShutdown()
         clock?.cancel()
