@@ -160,7 +160,8 @@ public final class PartitionReplica: Sendable {
     public func run() async {
         // Unstructured, so that neither is cancelled with this task: they are stopped in order below.
         let copying = Task { await follow() }
-        let delivering = outbox.map { outbox in Task(executorPreference: TallyEngine.background) { await outbox.run() }
+        let delivering = outbox.map { outbox in
+            Task(executorPreference: TallyEngine.background) { await outbox.run() }
         }
         let relaying = Task { await relay() }
         while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }

@@ -75,5 +75,4 @@ struct DeferredContacts {
         entries = kept
         return writes
     }
-
 }
