@@ -82,6 +82,15 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 
     public var description: String { name }
 
+    /// Looks a type up by its wire name's bytes (the ingest decoder's, which makes no `String` of it).
+    public init?(nameBytes bytes: UnsafeRawBufferPointer) {
+        guard let found = Self.names.first(where: { $0.bytes.count == bytes.count && $0.bytes.elementsEqual(bytes) })
+        else { return nil }
+        self = found.type
+    }
+
+    private static let names = allCases.map { (type: $0, bytes: Array($0.name.utf8)) }
+
     /// Looks a type up by its wire name.
     public init?(name: some StringProtocol) {
         switch String(name) {

@@ -199,24 +199,27 @@ struct Parser {
             repeat {
                 skipWhitespace()
                 guard peek == 0x22 else { throw fail(nil, "expected a field name in double quotes") }
-                let key = try string(field: nil)
-                guard consume(0x3A) else { throw fail(key, "expected ':' after the field name") }
+                // Field names and the type are matched as bytes: a `String` is made only for an error's message.
+                let name = try text(field: nil)
+                guard consume(0x3A) else { throw fail(string(name), "expected ':' after the field name") }
                 skipWhitespace()
-                guard let field = Field(key) else {
-                    try skipValue(field: key, depth: 0)
+                guard let field = withBytes(name, Field.init(bytes:)) else {
+                    try skipValue(field: string(name), depth: 0)
                     continue
                 }
+                let key = field.name
                 guard seen & field.rawValue == 0 else { throw fail(key, "given twice") }
                 seen |= field.rawValue
                 if consumeNull() { continue }
                 switch field {
                 case .type:
-                    let name = try stringValue(field: key)
-                    guard let value = EventType(name: name) else {
-                        throw fail(key, "unknown event type \"\(name)\"")
+                    guard peek == 0x22 else { throw fail(key, "must be a string") }
+                    let text = try text(field: key)
+                    guard let value = withBytes(text, EventType.init(nameBytes:)) else {
+                        throw fail(key, "unknown event type \"\(string(text))\"")
                     }
                     guard value.isBehaviour else {
-                        var error = fail(key, "\(name) is administrative: only the admin API creates it")
+                        var error = fail(key, "\(value.name) is administrative: only the admin API creates it")
                         error.isAdministrative = true
                         throw error
                     }
@@ -267,21 +270,31 @@ struct Parser {
 
     /// The fields SPEC §1 defines, each a bit of the mask that refuses a field given twice; other fields are
     /// skipped.
-    enum Field: UInt8 {
+    enum Field: UInt8, CaseIterable {
         case type = 1, contact = 2, at = 4, id = 8, item = 16, url = 32, session = 64
 
-        init?(_ key: String) {
-            switch key {
-            case "type": self = .type
-            case "contact": self = .contact
-            case "at": self = .at
-            case "id": self = .id
-            case "item": self = .item
-            case "url": self = .url
-            case "session": self = .session
-            default: return nil
+        /// The field's name in the wire format.
+        var name: String {
+            switch self {
+            case .type: "type"
+            case .contact: "contact"
+            case .at: "at"
+            case .id: "id"
+            case .item: "item"
+            case .url: "url"
+            case .session: "session"
             }
         }
+
+        /// The field named by `bytes`, compared as bytes; nil for a field SPEC §1 does not define.
+        init?(bytes: UnsafeRawBufferPointer) {
+            guard
+                let found = Self.names.first(where: { $0.bytes.count == bytes.count && $0.bytes.elementsEqual(bytes) })
+            else { return nil }
+            self = found.field
+        }
+
+        private static let names = allCases.map { (field: $0, bytes: Array($0.name.utf8)) }
     }
 
     mutating func consumeNull() -> Bool {
@@ -290,11 +303,6 @@ struct Parser {
         else { return false }
         index += 4
         return true
-    }
-
-    mutating func stringValue(field: String) throws(EventDecodingError) -> String {
-        guard peek == 0x22 else { throw fail(field, "must be a string") }
-        return try string(field: field)
     }
 
     /// A string field's bytes, checked to be `limit` bytes long.
