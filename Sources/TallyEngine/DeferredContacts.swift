@@ -10,7 +10,7 @@ import TallyStore
 /// indexes' changes, so that the records and indexes a flush leaves equal those of a batch-by-batch fold. The
 /// table is also the fold's cache of decoded states meanwhile: a flush keeps the states used most since the last one.
 struct DeferredContacts {
-    struct Entry {
+    struct Entry: Sendable {
         var state: ContactState
         /// What the list indexes hold of the contact's stored record (``ContactRecordWrite/indexed(_:)``); nil when it
         /// has none.
@@ -22,28 +22,23 @@ struct DeferredContacts {
     private(set) var entries: [ByteString: Entry] = [:]
     /// The open session hits (U5) the batches changed since the last flush.
     private var sessions: [SessionKey: OpenHit] = [:]
+    /// The flush being written on the pipeline's writer thread: until it has committed, the states it writes are
+    /// the newest of the contacts the table no longer holds.
+    private var writing: DeferredFlush?
 
     /// The number of contacts or of sessions held, whichever is greater.
     var count: Int { max(entries.count, sessions.count) }
 
-    /// The latest open hit of a session, when the table holds it.
-    func hit(_ session: SessionKey) -> OpenHit? { sessions[session] }
+    /// The latest open hit of a session, when the table or the flush being written holds it.
+    func hit(_ session: SessionKey) -> OpenHit? { sessions[session] ?? writing?.sessions[session] }
 
     /// Records a batch's open hit of a session.
     mutating func update(_ session: SessionKey, _ hit: OpenHit) { sessions[session] = hit }
 
-    /// The open hits to write, in key order; empties their table.
-    mutating func takeSessions() -> [(SessionKey, OpenHit)] {
-        defer { sessions.removeAll() }
-        return sessions.sorted { a, b in
-            ByteString.equal(a.key.contact, b.key.contact)
-                ? ByteString.precedes(a.key.session, b.key.session)
-                : ByteString.precedes(a.key.contact, b.key.contact)
-        }.map { ($0.key, $0.value) }
+    /// The latest folded state of `contact`, when the table or the flush being written holds it.
+    func state(_ contact: ByteString) -> ContactState? {
+        entries[contact]?.state ?? writing?.entries[contact]?.state
     }
-
-    /// The latest folded state of `contact`, when the table holds it.
-    func state(_ contact: ByteString) -> ContactState? { entries[contact]?.state }
 
     /// Records a batch's state of `contact`; `stored` is what the batch loaded it from, which is the stored record
     /// when the table did not hold the contact.
@@ -56,23 +51,49 @@ struct DeferredContacts {
         }
     }
 
-    /// The writes that bring the store to the table's states, in key order. Afterwards the table holds, as written,
-    /// the `keeping` states used most since the last flush.
-    mutating func takeWrites(keeping: Int) -> [ContactRecordWrite] {
-        // Positions are sorted, not entries, which would be copied.
-        let (keys, values) = (entries.keys, entries.values)
-        let writes = keys.indices.filter { values[$0].uses > 0 }.sorted { keys[$0] < keys[$1] }.map { index in
-            ContactRecordWrite(keys[index].string, values[index].state, previous: values[index].stored)
-        }
+    /// Takes the table's states and open hits out as a flush to write, leaving the `keeping` states used most since
+    /// the last flush (as the flush writes them). Until ``flushCommitted()``, the flush's states stay visible to
+    /// ``state(_:)`` and ``hit(_:)``, so that batches may be folded while it is written.
+    mutating func takeFlush(keeping: Int) -> DeferredFlush {
+        precondition(writing == nil, "a deferred flush is still being written")
         var kept: [ByteString: Entry] = [:]
         if keeping > 0 {
             kept.reserveCapacity(keeping)
+            let (keys, values) = (entries.keys, entries.values)
             for index in keys.indices.sorted(by: { values[$0].uses > values[$1].uses }).prefix(keeping) {
                 let state = values[index].state
                 kept[keys[index]] = Entry(state: state, stored: ContactRecordWrite.indexed(state), uses: 0)
             }
         }
-        entries = kept
-        return writes
+        let flush = DeferredFlush(entries: entries, sessions: sessions)
+        (entries, sessions, writing) = (kept, [:], flush)
+        return flush
+    }
+
+    /// Records that the flush last taken has committed: the store holds its states.
+    mutating func flushCommitted() { writing = nil }
+}
+
+/// The contact states and open hits a ``DeferredContacts`` table held at a flush, to be written in key order with
+/// the contacts' index changes. Written on the fold pipeline's writer thread (encoding the states and diffing the
+/// indexes there), while the folding thread goes on with the next batch.
+struct DeferredFlush: Sendable {
+    let entries: [ByteString: DeferredContacts.Entry]
+    let sessions: [SessionKey: OpenHit]
+
+    /// Writes the changed states and the open hits, each in key order.
+    func write(in txn: ProjectionTransaction) throws {
+        // Positions are sorted, not entries, which would be copied.
+        let (keys, values) = (entries.keys, entries.values)
+        for index in keys.indices.filter({ values[$0].uses > 0 }).sorted(by: { keys[$0] < keys[$1] }) {
+            try txn.setContact(
+                ContactRecordWrite(keys[index].string, values[index].state, previous: values[index].stored))
+        }
+        let hits = sessions.sorted { a, b in
+            ByteString.equal(a.key.contact, b.key.contact)
+                ? ByteString.precedes(a.key.session, b.key.session)
+                : ByteString.precedes(a.key.contact, b.key.contact)
+        }
+        for (key, hit) in hits { try txn.setOpenHit(key, hit) }
     }
 }

@@ -20,6 +20,7 @@ import TallyStore
 /// plain batches then write the history, audit and the other tables, and the contacts and open hits they changed
 /// wait in ``DeferredContacts`` until there are `deferring` of either, a step that reads the store comes, or the run
 /// ends — so a hot contact is written once per flush instead of once per batch, and a flush writes in key order.
+/// A flush for the table's size is written by the writer thread, like a batch, while the next batch is folded.
 /// Such a store is consistent only between runs (and whenever a step runs): nothing else may read it meanwhile.
 public final class FoldPipeline {
     /// Batches folded but not yet known committed, at most: one being written, one waiting for the writer.
@@ -31,8 +32,12 @@ public final class FoldPipeline {
 
     private let folder: ProjectionFolder
     private let writer: BatchWriter
-    /// The batches handed to the writer, in log order, whose commit has not been taken in yet.
-    private var writing: [FoldedBatch] = []
+    /// What was handed to the writer, in log order, whose commit has not been taken in yet.
+    private var writing: [WriterJob] = []
+    /// The batches of ``writing``, in log order.
+    private var batchesWriting: [FoldedBatch] {
+        writing.compactMap { if case .batch(let batch) = $0 { batch } else { nil } }
+    }
     /// At most how many contact states wait to be written; nil: none wait, every batch writes its contacts.
     private let deferring: Int?
 
@@ -57,16 +62,21 @@ public final class FoldPipeline {
             while proceed() {
                 try takeCommitted(waiting: writing.count >= Self.depth, progress: progress)
                 if let deferring, folder.deferred.count >= deferring {
+                    // Written on the writer thread while this one folds the next batch.
                     try takeAllCommitted(progress: progress)
-                    try folder.writeDeferred(keeping: deferring / 4)
+                    if let flush = folder.takeDeferred(keeping: deferring / 4) {
+                        writer.submit(.flush(flush))
+                        writing.append(.flush(flush))
+                    }
                 }
                 if writing.count >= Self.depth { continue }
+                let batches = batchesWriting
                 if let batch = try folder.foldAhead(
-                    after: writing.last?.last ?? folder.checkpoint, through: limit, size: size, writing: writing,
+                    after: batches.last?.last ?? folder.checkpoint, through: limit, size: size, writing: batches,
                     defersContacts: deferring != nil)
                 {
-                    writer.submit(batch)
-                    writing.append(batch)
+                    writer.submit(.batch(batch))
+                    writing.append(.batch(batch))
                     continue
                 }
                 try takeAllCommitted(progress: progress)
@@ -88,10 +98,20 @@ public final class FoldPipeline {
         var wait = waiting
         while !writing.isEmpty, let result = writer.result(waiting: wait) {
             wait = false
-            let batch = writing.removeFirst()
+            let job = writing.removeFirst()
             try result.get()
+            try committed(job, progress: progress)
+        }
+    }
+
+    /// Takes in a job the writer committed.
+    private func committed(_ job: WriterJob, progress: () throws -> Void) throws {
+        switch job {
+        case .batch(let batch):
             folder.committed(batch)
             try progress()
+        case .flush:
+            folder.deferred.flushCommitted()
         }
     }
 
@@ -99,11 +119,10 @@ public final class FoldPipeline {
     private func takeAllCommitted(progress: () throws -> Void) throws {
         var failure: (any Error)?
         while !writing.isEmpty {
-            let batch = writing.removeFirst()
+            let job = writing.removeFirst()
             do {
                 try writer.result(waiting: true)?.get()
-                folder.committed(batch)  // the writer commits nothing after a failure
-                try progress()
+                try committed(job, progress: progress)  // the writer commits nothing after a failure
             } catch {
                 failure = failure ?? error
             }
@@ -157,17 +176,23 @@ extension ProjectionFolder {
     }
 }
 
+/// What a ``FoldPipeline`` hands its writer: a folded batch, or a flush of the contact records the batches deferred.
+private enum WriterJob: Sendable {
+    case batch(FoldedBatch)
+    case flush(DeferredFlush)
+}
+
 /// The writer thread of a ``FoldPipeline``: writes and commits the batches handed to it, in order, each in a
 /// transaction of its own, and reports each one's result in the same order. After a failure it writes nothing more
 /// (the batches after it continue a checkpoint that was not reached).
 private final class BatchWriter: Sendable {
     private struct Queue {
-        var batches: [FoldedBatch] = []
+        var jobs: [WriterJob] = []
         var results: [Result<Void, any Error>] = []
     }
 
     private let queue = Mutex(Queue())
-    /// Signalled once per batch handed over, and once at close.
+    /// Signalled once per job handed over, and once at close.
     private let submitted = DispatchSemaphore(value: 0)
     /// Signalled once per result.
     private let finished = DispatchSemaphore(value: 0)
@@ -183,14 +208,21 @@ private final class BatchWriter: Sendable {
         var failed = false
         while true {
             submitted.wait()
-            guard let batch = queue.withLock({ $0.batches.isEmpty ? nil : $0.batches.removeFirst() }) else {
+            guard let job = queue.withLock({ $0.jobs.isEmpty ? nil : $0.jobs.removeFirst() }) else {
                 return  // closed
             }
             let result: Result<Void, any Error>
             if failed {
                 result = .failure(CorruptRecordError(table: "meta", message: "checkpoint moved under the projector"))
             } else {
-                result = Result { try store.update { txn in try ProjectionFolder.write(batch, in: txn) } }
+                result = Result {
+                    try store.update { txn in
+                        switch job {
+                        case .batch(let batch): try ProjectionFolder.write(batch, in: txn)
+                        case .flush(let flush): try flush.write(in: txn)
+                        }
+                    }
+                }
                 if case .failure = result { failed = true }
             }
             queue.withLock { $0.results.append(result) }
@@ -198,8 +230,8 @@ private final class BatchWriter: Sendable {
         }
     }
 
-    func submit(_ batch: FoldedBatch) {
-        queue.withLock { $0.batches.append(batch) }
+    func submit(_ job: WriterJob) {
+        queue.withLock { $0.jobs.append(job) }
         submitted.signal()
     }
 

@@ -221,18 +221,21 @@ public final class ProjectionFolder: @unchecked Sendable {
 
     /// Writes the contact states and open hits the batches deferred, in key order, with the contacts' index changes:
     /// afterwards the store holds every folded state, as a batch-by-batch fold would have left it, and ``deferred``
-    /// the `keeping` states used most (none before a step, whose writes it would not follow).
-    func writeDeferred(keeping: Int = 0) throws {
-        guard deferred.count > 0 else { return }
-        let writes = deferred.takeWrites(keeping: keeping)
-        let hits = deferred.takeSessions()
-        try store.update { txn in
-            for write in writes { try txn.setContact(write) }
-            for (key, hit) in hits { try txn.setOpenHit(key, hit) }
-        }
+    /// none (a step, which reads the store, follows).
+    func writeDeferred() throws {
+        guard let flush = takeDeferred(keeping: 0) else { return }
+        try store.update { txn in try flush.write(in: txn) }
+        deferred.flushCommitted()
+    }
+
+    /// Takes the deferred states and open hits out to be written (nil when there are none), keeping the `keeping`
+    /// states used most; ``deferred`` shows the flush's states until ``DeferredContacts/flushCommitted()``.
+    func takeDeferred(keeping: Int) -> DeferredFlush? {
+        guard deferred.count > 0 else { return nil }
         // A step's batches cached states that the deferred batches then changed behind the caches.
         contactCache.removeAll()
         sessionCache.removeAll()
+        return deferred.takeFlush(keeping: keeping)
     }
 
     /// One batch of a clock event's aging pass (D2–D4): ages the awards due by the clock's now, first due first,
