@@ -75,20 +75,29 @@ struct DeferredContacts {
 }
 
 /// The contact states and open hits a ``DeferredContacts`` table held at a flush, to be written in key order with
-/// the contacts' index changes. Written on the fold pipeline's writer thread (encoding the states and diffing the
-/// indexes there), while the folding thread goes on with the next batch.
+/// the contacts' index changes. Made on the folding thread, which encodes the states and diffs the indexes; written
+/// on the fold pipeline's writer thread while the folding thread goes on with the next batch (the two threads then
+/// take about equal shares of a rebuild, `performance.md`).
 struct DeferredFlush: Sendable {
+    /// The states as folded, for the batches folded while the flush is written.
     let entries: [ByteString: DeferredContacts.Entry]
     let sessions: [SessionKey: OpenHit]
+    /// The records of the states changed since they were stored, in key order.
+    private let writes: [ContactRecordWrite]
+
+    init(entries: [ByteString: DeferredContacts.Entry], sessions: [SessionKey: OpenHit]) {
+        self.entries = entries
+        self.sessions = sessions
+        // Positions are sorted, not entries, which would be copied.
+        let (keys, values) = (entries.keys, entries.values)
+        writes = keys.indices.filter { values[$0].uses > 0 }.sorted { keys[$0] < keys[$1] }.map { index in
+            ContactRecordWrite(keys[index].string, values[index].state, previous: values[index].stored)
+        }
+    }
 
     /// Writes the changed states and the open hits, each in key order.
     func write(in txn: ProjectionTransaction) throws {
-        // Positions are sorted, not entries, which would be copied.
-        let (keys, values) = (entries.keys, entries.values)
-        for index in keys.indices.filter({ values[$0].uses > 0 }).sorted(by: { keys[$0] < keys[$1] }) {
-            try txn.setContact(
-                ContactRecordWrite(keys[index].string, values[index].state, previous: values[index].stored))
-        }
+        for write in writes { try txn.setContact(write) }
         let hits = sessions.sorted { a, b in
             ByteString.equal(a.key.contact, b.key.contact)
                 ? ByteString.precedes(a.key.session, b.key.session)

@@ -61,9 +61,10 @@ public final class FoldPipeline {
         do {
             while proceed() {
                 try takeCommitted(waiting: writing.count >= Self.depth, progress: progress)
-                if let deferring, folder.deferred.count >= deferring {
-                    // Written on the writer thread while this one folds the next batch.
-                    try takeAllCommitted(progress: progress)
+                if let deferring, folder.deferred.count >= deferring, !writing.contains(where: \.isFlush) {
+                    // Written by the writer after the batches before it, while this thread folds the next. A batch
+                    // still being written takes its states into the table after the flush, as changes of what the
+                    // flush writes (it folded them from the table's states, or from the store's).
                     if let flush = folder.takeDeferred(keeping: deferring / 4) {
                         writer.submit(.flush(flush))
                         writing.append(.flush(flush))
@@ -180,6 +181,8 @@ extension ProjectionFolder {
 private enum WriterJob: Sendable {
     case batch(FoldedBatch)
     case flush(DeferredFlush)
+
+    var isFlush: Bool { if case .flush = self { true } else { false } }
 }
 
 /// The writer thread of a ``FoldPipeline``: writes and commits the batches handed to it, in order, each in a
