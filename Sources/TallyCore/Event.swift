@@ -84,38 +84,17 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 
     /// Looks a type up by its wire name's bytes (the ingest decoder's, which makes no `String` of it).
     public init?(nameBytes bytes: UnsafeRawBufferPointer) {
-        guard let found = Self.names.first(where: { $0.bytes.count == bytes.count && $0.bytes.elementsEqual(bytes) })
-        else { return nil }
-        self = found.type
+        guard let type = Self.names.value(named: bytes) else { return nil }
+        self = type
     }
 
-    private static let names = allCases.map { (type: $0, bytes: Array($0.name.utf8)) }
-
-    /// Looks a type up by its wire name.
+    /// Looks a type up by its wire name, compared as bytes.
     public init?(name: some StringProtocol) {
-        switch String(name) {
-        case "asset.download": self = .assetDownload
-        case "email.send": self = .emailSend
-        case "email.open": self = .emailOpen
-        case "form.submit": self = .formSubmit
-        case "page.hit": self = .pageHit
-        case "url.hit": self = .urlHit
-        case "contact.update": self = .contactUpdate
-        case "points.change": self = .pointsChange
-        case "points.set": self = .pointsSet
-        case "rules.published": self = .rulesPublished
-        case "rebuild": self = .rebuild
-        case "outbox.delivered": self = .outboxDelivered
-        case "outbox.attempt_failed": self = .outboxAttemptFailed
-        case "outbox.parked": self = .outboxParked
-        case "outbox.retried": self = .outboxRetried
-        case "clock": self = .clock
-        case "contact.merge": self = .contactMerge
-        case "contact.erased": self = .contactErased
-        case "partition.relayed": self = .partitionRelayed
-        default: return nil
-        }
+        guard let type = Self.names.value(named: name) else { return nil }
+        self = type
     }
+
+    private static let names = ByteNames(allCases, name: \.name)
 
     /// Whether events of this type name an `item` (asset, email, form or landing page id).
     public var requiresItem: Bool {

@@ -288,13 +288,11 @@ struct Parser {
 
         /// The field named by `bytes`, compared as bytes; nil for a field SPEC §1 does not define.
         init?(bytes: UnsafeRawBufferPointer) {
-            guard
-                let found = Self.names.first(where: { $0.bytes.count == bytes.count && $0.bytes.elementsEqual(bytes) })
-            else { return nil }
-            self = found.field
+            guard let field = Self.names.value(named: bytes) else { return nil }
+            self = field
         }
 
-        private static let names = allCases.map { (field: $0, bytes: Array($0.name.utf8)) }
+        private static let names = ByteNames(allCases, name: \.name)
     }
 
     mutating func consumeNull() -> Bool {
